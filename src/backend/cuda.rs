@@ -1,0 +1,1 @@
+//! The CUDA backend (feature `cuda`). Filled in by the GPU issue.

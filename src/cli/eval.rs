@@ -1,0 +1,70 @@
+//! `strom eval`: evaluate a saved model on test data.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use super::parse_name;
+use crate::backend::CpuBackend;
+use crate::data;
+use crate::engine::evaluate;
+use crate::job::DataFormat;
+use crate::nn::saved::SavedModel;
+use crate::storage::Location;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  strom eval --model strom-runs/fashion-mnist-demo --test builtin:fashion-mnist-demo/test"
+)]
+pub struct EvalArgs {
+    /// Model directory written by `strom train --output`.
+    #[arg(long, value_name = "DIR")]
+    pub model: String,
+    /// Test data [default: the model's job's data.test].
+    #[arg(long, value_name = "LOC")]
+    pub test: Option<String>,
+    /// Data format [default: the model's job's data.format].
+    #[arg(long, value_name = "idx|csv", value_parser = parse_name::<DataFormat>)]
+    pub format: Option<DataFormat>,
+    /// Minibatch size for the evaluation.
+    #[arg(long, default_value_t = 512)]
+    pub batch_size: usize,
+    /// Write the evaluation as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let dir = Location::parse(&args.model)?;
+    let model = SavedModel::load(&dir).with_context(|| format!("loading model {dir}"))?;
+    let test = args.test.clone().unwrap_or_else(|| model.meta.job.data.test.clone());
+    if test.trim().is_empty() {
+        bail!("no test data: pass --test LOC (the model's job has none)");
+    }
+    let format = args.format.unwrap_or(model.meta.job.data.format);
+    let loc = Location::parse(&test)?;
+    let dataset = data::load(&loc, format).with_context(|| format!("loading test data from {loc}"))?;
+    let arch = &model.meta.architecture;
+    if dataset.width != arch.inputs {
+        bail!("{loc} has {} features per example; the model expects {}", dataset.width, arch.inputs);
+    }
+    if dataset.output_width() > arch.outputs() {
+        bail!("{loc} has {} classes; the model predicts {}", dataset.output_width(), arch.outputs());
+    }
+    let mut backend =
+        CpuBackend::new(arch, &model.meta.job.updater(), 0.0, args.batch_size.max(1), &model.params);
+    let report = evaluate(&mut backend, &dataset, args.batch_size);
+    println!("model {} ({})\ndata  {loc}\n\n{}", dir, arch.describe(), report.table());
+    if let Some(path) = &args.summary_json {
+        let text = serde_json::json!({
+            "model": dir.to_string(),
+            "test": loc.to_string(),
+            "test_accuracy": report.accuracy(),
+            "test_loss": report.loss(),
+            "evaluation": report,
+        });
+        Location::local(path).write_atomic(serde_json::to_string_pretty(&text)?.as_bytes())?;
+    }
+    Ok(())
+}

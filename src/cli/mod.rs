@@ -1,0 +1,46 @@
+//! The `strom` command line: argument definitions and one module per command. `main.rs` parses
+//! and dispatches; these modules report errors with context (anyhow).
+
+pub mod eval;
+mod progress;
+pub mod train;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strom",
+    version,
+    about = "Distributed neural-network training by gradient sharing, with a terminal cockpit",
+    long_about = "Strom trains neural networks data-parallel across workers that share \
+threshold-encoded, residual-accumulated updates (Strom, Interspeech 2015).\n\n\
+Quick start:\n  strom train                  train on the built-in Fashion-MNIST demo subset\n  \
+strom train --workers 4      the same with 4 workers sharing sparse updates\n  \
+strom eval --model DIR       evaluate a saved model"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "pretty", value_name = "pretty|json")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model (the demo job when given no flags).
+    Train(Box<train::TrainArgs>),
+    /// Evaluate a saved model on test data.
+    Eval(eval::EvalArgs),
+}
+
+/// Parses a flag value through the same names the job file uses (`adam`, `threshold`, ...).
+pub(crate) fn parse_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| {
+        let msg = e.to_string();
+        let expected: Vec<&str> = msg.split('`').skip(1).step_by(2).skip(1).collect();
+        if expected.is_empty() { msg } else { format!("'{s}' is not one of: {}", expected.join(", ")) }
+    })
+}

@@ -1,0 +1,444 @@
+//! `strom train`: build the job from a file and flags, load the data, train, evaluate, save.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::json;
+
+use super::parse_name;
+use super::progress::TrainProgress;
+use crate::data::{self, Dataset, Features};
+use crate::engine::{self, EmbeddedOptions, EvalReport, TrainOutcome};
+use crate::job::{
+    Activation, BackendKind, DataFormat, Init, JobSpec, LauncherKind, Loss, SharingMode, ThresholdSpec,
+    UpdaterKind,
+};
+use crate::nn::saved::{ModelMeta, Preprocessing, Progress, SavedModel};
+use crate::nn::{Architecture, initialize};
+use crate::rng::Rng;
+use crate::storage::Location;
+
+/// Flags of `strom train`. Every flag overrides the job file key of the same name.
+#[derive(Debug, Args, Default)]
+#[command(
+    after_help = "Examples:\n  strom train\n  strom train --epochs 15 --train /usr/share/datasets/fashion-mnist/train \\\n      --test /usr/share/datasets/fashion-mnist/t10k --output runs/fmnist\n  strom train --workers 4 --sharing threshold --metrics-out metrics.jsonl\n  strom train --config assets/jobs/demo.toml --lr 5e-4"
+)]
+pub struct TrainArgs {
+    /// Job file (TOML); flags override its keys.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<String>,
+    /// Training data: local path, file://, hdfs://, viewfs:// or builtin: location [data.train].
+    #[arg(long, value_name = "LOC")]
+    pub train: Option<String>,
+    /// Test data, evaluated after every epoch; "" for none [data.test].
+    #[arg(long, value_name = "LOC")]
+    pub test: Option<String>,
+    /// Data format [data.format].
+    #[arg(long, value_name = "idx|csv", value_parser = parse_name::<DataFormat>)]
+    pub format: Option<DataFormat>,
+    /// Model preset [model.preset]; only "mlp" exists.
+    #[arg(long, value_name = "mlp")]
+    pub model: Option<String>,
+    /// Hidden layer widths, comma-separated [model.hidden].
+    #[arg(long, value_name = "N,N,..", value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// Hidden activation [model.activation].
+    #[arg(long, value_name = "relu|leaky_relu|tanh|sigmoid|identity", value_parser = parse_name::<Activation>)]
+    pub activation: Option<Activation>,
+    /// Dropout probability on hidden layers [model.dropout].
+    #[arg(long, value_name = "P")]
+    pub dropout: Option<f32>,
+    /// Loss [model.loss].
+    #[arg(long, value_name = "xent|mse", value_parser = parse_name::<Loss>)]
+    pub loss: Option<Loss>,
+    /// Weight initialisation [model.init].
+    #[arg(long, value_name = "he|xavier", value_parser = parse_name::<Init>)]
+    pub init: Option<Init>,
+    /// Epochs [train.epochs].
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<u32>,
+    /// Minibatch size per worker [train.batch_size].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Updater [train.updater.kind].
+    #[arg(long, value_name = "sgd|nesterov|adam|rmsprop", value_parser = parse_name::<UpdaterKind>)]
+    pub updater: Option<UpdaterKind>,
+    /// Learning rate [train.updater.lr].
+    #[arg(long, value_name = "F")]
+    pub lr: Option<f32>,
+    /// Nesterov momentum [train.updater.momentum].
+    #[arg(long, value_name = "F")]
+    pub momentum: Option<f32>,
+    /// L2 regularisation of the weights [train.l2].
+    #[arg(long, value_name = "F")]
+    pub l2: Option<f32>,
+    /// Random seed [train.seed].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Workers [cluster.workers].
+    #[arg(long, short = 'w', value_name = "N")]
+    pub workers: Option<usize>,
+    /// How workers share updates [sharing.mode]; default threshold with several workers.
+    #[arg(long, value_name = "threshold|averaging|none", value_parser = parse_name::<SharingMode>)]
+    pub sharing: Option<SharingMode>,
+    /// Use a fixed threshold tau instead of the adaptive one [sharing.algorithm].
+    #[arg(long, value_name = "F")]
+    pub tau: Option<f32>,
+    /// Minibatches between averages in averaging mode [sharing.averaging_frequency].
+    #[arg(long, value_name = "N")]
+    pub averaging_frequency: Option<u32>,
+    /// Where workers run [cluster.launcher].
+    #[arg(long, value_name = "embedded|local|ssh|spark|none", value_parser = parse_name::<LauncherKind>)]
+    pub launcher: Option<LauncherKind>,
+    /// Compute backend [cluster.backend].
+    #[arg(long, value_name = "cpu|cuda", value_parser = parse_name::<BackendKind>)]
+    pub backend: Option<BackendKind>,
+    /// Output directory for the model, summary and metrics [default: strom-runs/<job name>].
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<String>,
+    /// Write a JSON summary (accuracy, throughput, bytes, ...) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+    /// Write per-step, per-worker metrics as JSON lines to this file.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_out: Option<PathBuf>,
+    /// Continue training from a model directory (parameters, updater state, epochs done).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<String>,
+    /// Print the effective job as TOML and exit without training.
+    #[arg(long)]
+    pub print_job: bool,
+}
+
+impl TrainArgs {
+    /// The job: the file (or the demo job), then the flags on top, validated.
+    pub fn job(&self, base: Option<JobSpec>) -> Result<JobSpec> {
+        let mut job = match (&self.config, base) {
+            (Some(path), _) => {
+                JobSpec::load(&Location::parse(path)?).with_context(|| format!("loading job file {path}"))?
+            }
+            (None, Some(job)) => job,
+            (None, None) => JobSpec::default(),
+        };
+        let d = &mut job.data;
+        if let Some(v) = &self.train {
+            d.train = v.clone();
+        }
+        if let Some(v) = &self.test {
+            d.test = v.clone();
+        }
+        if let Some(v) = self.format {
+            d.format = v;
+        }
+        let m = &mut job.model;
+        if let Some(v) = &self.model
+            && v != "mlp"
+        {
+            bail!("--model: unknown preset '{v}'; the only preset is 'mlp' (set model.layers for others)");
+        }
+        if let Some(v) = &self.hidden {
+            m.hidden = v.clone();
+            m.layers = None;
+        }
+        if let Some(v) = self.activation {
+            m.activation = v;
+        }
+        if let Some(v) = self.dropout {
+            m.dropout = v;
+        }
+        if let Some(v) = self.loss {
+            m.loss = v;
+        }
+        if let Some(v) = self.init {
+            m.init = v;
+        }
+        let t = &mut job.train;
+        if let Some(v) = self.epochs {
+            t.epochs = v;
+        }
+        if let Some(v) = self.batch_size {
+            t.batch_size = v;
+        }
+        if let Some(v) = self.updater {
+            if Some(v) != t.updater.kind && self.lr.is_none() {
+                t.updater.lr = None; // the new updater's own default
+            }
+            t.updater.kind = Some(v);
+        }
+        if let Some(v) = self.lr {
+            t.updater.lr = Some(v);
+        }
+        if let Some(v) = self.momentum {
+            t.updater.momentum = v;
+        }
+        if let Some(v) = self.l2 {
+            t.l2 = v;
+        }
+        if let Some(v) = self.seed {
+            t.seed = v;
+        }
+        let s = &mut job.sharing;
+        if let Some(v) = self.sharing {
+            s.mode = Some(v);
+        }
+        if let Some(v) = self.tau {
+            s.algorithm = ThresholdSpec::Fixed { tau: v };
+        }
+        if let Some(v) = self.averaging_frequency {
+            s.averaging_frequency = v;
+        }
+        let c = &mut job.cluster;
+        if let Some(v) = self.workers {
+            c.workers = v;
+        }
+        if let Some(v) = self.launcher {
+            c.launcher = v;
+        }
+        if let Some(v) = self.backend {
+            c.backend = v;
+        }
+        job.validate().map_err(|errors| crate::job::JobError::Invalid { file: None, errors })?;
+        Ok(job)
+    }
+}
+
+/// The data a job trains and evaluates on.
+pub struct JobData {
+    pub train: Arc<Dataset>,
+    pub test: Option<Dataset>,
+}
+
+pub fn load_data(job: &JobSpec) -> Result<JobData> {
+    let train_loc = Location::parse(&job.data.train).context("data.train")?;
+    let t0 = std::time::Instant::now();
+    let train = data::load(&train_loc, job.data.format)
+        .with_context(|| format!("loading training data from {train_loc}"))?;
+    tracing::info!(
+        "training data: {} examples x {} features from {} ({:.1} MB in memory, {:.2} s)",
+        train.rows,
+        train.width,
+        train_loc,
+        train.memory_bytes() as f64 / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
+    let test = if job.data.test.trim().is_empty() {
+        None
+    } else {
+        let loc = Location::parse(&job.data.test).context("data.test")?;
+        let test =
+            data::load(&loc, job.data.format).with_context(|| format!("loading test data from {loc}"))?;
+        if test.width != train.width {
+            bail!(
+                "test data {loc} has {} features per example, training data has {}",
+                test.width,
+                train.width
+            );
+        }
+        if test.output_width() > train.output_width() {
+            bail!(
+                "test data {loc} has {} classes, training data only {}",
+                test.output_width(),
+                train.output_width()
+            );
+        }
+        tracing::info!("test data: {} examples from {}", test.rows, loc);
+        Some(test)
+    };
+    Ok(JobData { train: Arc::new(train), test })
+}
+
+pub fn preprocessing_of(dataset: &Dataset) -> Preprocessing {
+    match dataset.features {
+        Features::U8 { scale, .. } => Preprocessing::ImageScale { scale },
+        Features::F32(_) => Preprocessing::Identity,
+    }
+}
+
+/// The initial parameters of a fresh model.
+pub fn initial_params(job: &JobSpec, architecture: &Architecture) -> Vec<f32> {
+    let layout = architecture.layout();
+    let mut params = vec![0.0; layout.len];
+    initialize(&layout, architecture.init, &mut Rng::derive(job.train.seed, 0x494E_4954), &mut params);
+    params
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let resumed = match &args.resume {
+        Some(dir) => {
+            let loc = Location::parse(dir)?;
+            Some(SavedModel::load(&loc).with_context(|| format!("--resume {dir}"))?)
+        }
+        None => None,
+    };
+    let job = args.job(resumed.as_ref().map(|m| m.meta.job.clone()))?;
+    if args.print_job {
+        print!("{}", job.to_toml());
+        return Ok(());
+    }
+    match job.cluster.launcher {
+        LauncherKind::Embedded => {}
+        other => {
+            bail!("cluster.launcher = {:?} is not available in this build; use the embedded launcher", other)
+        }
+    }
+    let data = load_data(&job)?;
+    let classes = data.train.output_width();
+    let (architecture, options, done) = match &resumed {
+        Some(m) => {
+            let arch = m.meta.architecture.clone();
+            if arch.inputs != data.train.width || arch.outputs() != classes {
+                bail!(
+                    "--resume: the model takes {} inputs and gives {} outputs, the data has {} and {}",
+                    arch.inputs,
+                    arch.outputs(),
+                    data.train.width,
+                    classes
+                );
+            }
+            let done = m.meta.progress.epochs_completed;
+            if done >= job.train.epochs {
+                bail!(
+                    "--resume: the model already has {done} epochs; raise --epochs above {done} to train more"
+                );
+            }
+            let options = EmbeddedOptions {
+                optimizer: m.optimizer.clone(),
+                start_epoch: done,
+                ..EmbeddedOptions::fresh(m.params.clone())
+            };
+            (arch, options, done)
+        }
+        None => {
+            let arch = Architecture::from_job(&job.model, data.train.width, classes);
+            let params = initial_params(&job, &arch);
+            (arch, EmbeddedOptions::fresh(params), 0)
+        }
+    };
+    let output = Location::parse(args.output.as_deref().unwrap_or(&format!("strom-runs/{}", job.name)))?;
+    let updater = job.updater();
+    tracing::info!(
+        "model {}; {} worker(s), sharing {:?}, {} epochs of batch {}, {:?} lr {}",
+        architecture.describe(),
+        job.cluster.workers,
+        job.sharing_mode(),
+        job.train.epochs - done,
+        job.train.batch_size,
+        updater.kind(),
+        updater.learning_rate()
+    );
+    let mut progress = TrainProgress::new(&job, data.train.rows, done, args.metrics_out.as_deref())?;
+    let outcome = engine::run_embedded(
+        &job,
+        &architecture,
+        data.train.clone(),
+        data.test.as_ref(),
+        options,
+        &mut progress,
+    );
+    progress.finish();
+    let outcome = outcome?;
+    let final_report = outcome.epochs.last().and_then(|e| e.test.clone());
+    if let Some(report) = &final_report {
+        println!("\nTest evaluation after {} epochs:\n{}", job.train.epochs, report.table());
+    }
+    let epochs_completed = done + outcome.epochs.len() as u32;
+    let model = SavedModel {
+        meta: ModelMeta::new(
+            architecture.clone(),
+            preprocessing_of(&data.train),
+            data.train.class_names.clone(),
+            Progress { epochs_completed, steps: outcome.totals.steps },
+            job.clone(),
+        ),
+        params: outcome.params.clone(),
+        optimizer: outcome.optimizer.clone(),
+    };
+    model.save(&output).with_context(|| format!("saving the model to {output}"))?;
+    let summary =
+        summary_json(&job, &architecture, &outcome, final_report.as_ref(), epochs_completed, &output);
+    let text = serde_json::to_string_pretty(&summary)?;
+    output.join("summary.json").write_atomic(text.as_bytes())?;
+    if let Some(path) = &args.summary_json {
+        Location::local(path)
+            .write_atomic(text.as_bytes())
+            .with_context(|| format!("--summary-json {}", path.display()))?;
+    }
+    let t = &outcome.totals;
+    println!(
+        "trained {} steps in {:.1} s ({:.0} samples/s); model saved to {output}",
+        t.steps,
+        t.train_seconds,
+        t.samples_per_sec()
+    );
+    if job.sharing_mode() != SharingMode::None {
+        println!(
+            "sent {} of updates, {:.0}x less than dense f32 ({}); final tau {:.2e}, mean sparsity {:.2e}",
+            human_bytes(t.bytes_sent),
+            t.compression_ratio(),
+            human_bytes(t.dense_bytes),
+            t.final_tau,
+            t.mean_sparsity
+        );
+    }
+    Ok(())
+}
+
+pub fn human_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.2} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b} B")
+    }
+}
+
+fn summary_json(
+    job: &JobSpec,
+    architecture: &Architecture,
+    outcome: &TrainOutcome,
+    report: Option<&EvalReport>,
+    epochs_completed: u32,
+    output: &Location,
+) -> serde_json::Value {
+    let t = &outcome.totals;
+    json!({
+        "job": job.name,
+        "test_accuracy": report.and_then(|r| r.accuracy()),
+        "test_loss": report.map(|r| r.loss()),
+        "epochs": epochs_completed,
+        "steps": t.steps,
+        "samples": t.samples,
+        "train_seconds": t.train_seconds,
+        "eval_seconds": t.eval_seconds,
+        "samples_per_sec": t.samples_per_sec(),
+        "parameters": architecture.param_count(),
+        "architecture": architecture.describe(),
+        "workers": job.cluster.workers,
+        "sharing": job.sharing_mode(),
+        "bytes_sent": t.bytes_sent,
+        "bytes_received": t.bytes_received,
+        "dense_bytes": t.dense_bytes,
+        "compression_ratio": t.compression_ratio(),
+        "final_tau": t.final_tau,
+        "mean_sparsity": t.mean_sparsity,
+        "messages_merged": t.messages_merged,
+        "messages_rejected": t.messages_rejected,
+        "replica_drift": outcome.epochs.last().map(|e| e.replica_drift),
+        "per_epoch": outcome.epochs.iter().map(|e| json!({
+            "epoch": e.epoch,
+            "train_loss": e.train_loss,
+            "test_accuracy": e.test_accuracy(),
+            "seconds": e.seconds,
+            "replica_drift": e.replica_drift,
+            "bytes_sent": e.bytes_sent,
+        })).collect::<Vec<_>>(),
+        "evaluation": report,
+        "model_dir": output.to_string(),
+    })
+}

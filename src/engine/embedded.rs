@@ -1,0 +1,347 @@
+//! The embedded runner: N worker threads in this process, each with its own replica, shard of
+//! the work queue, updater and residual, exchanging encoded updates through a hub
+//! asynchronously (as in the paper). The calling thread drives: it feeds the observer,
+//! evaluates at every epoch barrier and collects the workers' results.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::hub::{EpochNext, EpochReady, Hub, HubConfig, Work};
+use super::inbox::{Inbox, SharedMessage};
+use super::metrics::{EpochSummary, Observer, StepStats, Totals};
+use super::partition::{Partition, Plan};
+use super::worker::{Transport, TransportError, WorkerLoop, WorkerSummary};
+use super::{EngineError, evaluate};
+use crate::backend::{self, CpuBackend};
+use crate::data::Dataset;
+use crate::job::{JobSpec, SharingMode};
+use crate::nn::{Architecture, UpdaterState};
+
+/// Where a run starts from.
+pub struct EmbeddedOptions {
+    pub initial_params: Vec<f32>,
+    /// Updater state to continue from (`--resume`).
+    pub optimizer: Option<UpdaterState>,
+    pub start_epoch: u32,
+    pub tau: Option<f32>,
+    /// Messages a worker may have waiting before further ones are merged.
+    pub inbox_capacity: usize,
+}
+
+impl EmbeddedOptions {
+    pub fn fresh(initial_params: Vec<f32>) -> Self {
+        EmbeddedOptions { initial_params, optimizer: None, start_epoch: 0, tau: None, inbox_capacity: 64 }
+    }
+}
+
+pub struct TrainOutcome {
+    /// The job's model at the end.
+    pub params: Vec<f32>,
+    /// Worker 0's updater state, for `--resume`.
+    pub optimizer: Option<UpdaterState>,
+    pub epochs: Vec<EpochSummary>,
+    pub totals: Totals,
+}
+
+enum Event {
+    Stats(StepStats),
+    EpochReady(EpochReady),
+    Exited(u32, Box<Result<WorkerSummary, EngineError>>),
+}
+
+struct Shared {
+    hub: Mutex<Hub>,
+    changed: Condvar,
+    inboxes: Vec<Mutex<Inbox>>,
+}
+
+impl Shared {
+    fn hub(&self) -> MutexGuard<'_, Hub> {
+        self.hub.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn wait<'a>(&self, guard: MutexGuard<'a, Hub>) -> MutexGuard<'a, Hub> {
+        match self.changed.wait_timeout(guard, Duration::from_millis(200)) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        }
+    }
+}
+
+struct EmbeddedTransport {
+    shared: Arc<Shared>,
+    events: mpsc::Sender<Event>,
+    id: u32,
+}
+
+impl EmbeddedTransport {
+    fn send(&self, e: Event) -> Result<(), TransportError> {
+        self.events.send(e).map_err(|_| TransportError::Closed("the driver has stopped".into()))
+    }
+}
+
+impl Transport for EmbeddedTransport {
+    fn next_work(&mut self) -> Result<Work, TransportError> {
+        let mut hub = self.shared.hub();
+        loop {
+            match hub.next_work(self.id) {
+                Work::Wait => hub = self.shared.wait(hub),
+                w => return Ok(w),
+            }
+        }
+    }
+
+    fn partition_done(&mut self, partition: &Partition) -> Result<(), TransportError> {
+        self.shared.hub().partition_done(self.id, partition);
+        Ok(())
+    }
+
+    fn send_update(&mut self, message: &[u8]) -> Result<(), TransportError> {
+        if self.shared.hub().on_update(self.id, message).is_err() {
+            return Ok(()); // rejected and counted by the hub
+        }
+        let shared: SharedMessage = Arc::from(message);
+        for (j, inbox) in self.shared.inboxes.iter().enumerate() {
+            if j as u32 != self.id {
+                inbox.lock().unwrap_or_else(|p| p.into_inner()).push(shared.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn take_updates(
+        &mut self,
+        out: &mut VecDeque<SharedMessage>,
+        merged: &mut Vec<f32>,
+    ) -> Result<bool, TransportError> {
+        Ok(self.shared.inboxes[self.id as usize].lock().unwrap_or_else(|p| p.into_inner()).take(out, merged))
+    }
+
+    fn average(&mut self, params: &mut [f32]) -> Result<(), TransportError> {
+        let mut hub = self.shared.hub();
+        let round = hub.submit_average(self.id, params);
+        self.shared.changed.notify_all();
+        loop {
+            if let Some(avg) = hub.average_result(round) {
+                params.copy_from_slice(&avg);
+                return Ok(());
+            }
+            hub = self.shared.wait(hub);
+        }
+    }
+
+    fn end_epoch(&mut self, epoch: u32, params: &[f32]) -> Result<EpochNext, TransportError> {
+        let mut hub = self.shared.hub();
+        if let Some(ready) = hub.submit_epoch_end(self.id, epoch, params.to_vec()) {
+            self.send(Event::EpochReady(ready))?;
+        }
+        self.shared.changed.notify_all();
+        loop {
+            if let Some(next) = hub.epoch_result(epoch) {
+                return Ok(next);
+            }
+            hub = self.shared.wait(hub);
+        }
+    }
+
+    fn report(&mut self, stats: &StepStats) -> Result<(), TransportError> {
+        self.send(Event::Stats(stats.clone()))
+    }
+
+    fn merged_total(&self) -> u64 {
+        self.shared.inboxes[self.id as usize].lock().unwrap_or_else(|p| p.into_inner()).merged_total()
+    }
+}
+
+/// Per-epoch accumulation from the stats stream.
+#[derive(Default)]
+struct EpochAccumulator {
+    loss_sum: f64,
+    steps: u64,
+    started: Option<Instant>,
+    bytes_at_start: u64,
+    last_bytes: Vec<u64>,
+}
+
+/// Trains `job` with `job.cluster.workers` threads. `test`, when given, is evaluated at the
+/// end of every epoch.
+pub fn run_embedded(
+    job: &JobSpec,
+    architecture: &Architecture,
+    train: Arc<Dataset>,
+    test: Option<&Dataset>,
+    options: EmbeddedOptions,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, EngineError> {
+    if train.width != architecture.inputs {
+        return Err(EngineError::Shape { data: train.width, model: architecture.inputs });
+    }
+    let n = architecture.param_count();
+    let workers = job.cluster.workers.max(1);
+    let mode = job.sharing_mode();
+    let batch = job.train.batch_size;
+    let cfg = HubConfig {
+        mode,
+        params: n,
+        epochs: job.train.epochs,
+        start_epoch: options.start_epoch,
+        plan: Plan::new(train.rows, batch, job.train.batches_per_partition),
+    };
+    let mut hub = Hub::new(cfg, options.initial_params.clone());
+    for _ in 0..workers {
+        hub.join();
+    }
+    let shared = Arc::new(Shared {
+        hub: Mutex::new(hub),
+        changed: Condvar::new(),
+        inboxes: (0..workers).map(|_| Mutex::new(Inbox::new(options.inbox_capacity, n))).collect(),
+    });
+    // Backends are created up front so a missing device fails before any thread starts.
+    let mut backends = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let mut b = backend::create(job, architecture, batch, &options.initial_params)?;
+        if let Some(state) = &options.optimizer
+            && let Err(e) = b.restore_updater(state)
+        {
+            tracing::warn!("not restoring the updater state: {e}");
+        }
+        backends.push(b);
+    }
+    let mut evaluator = CpuBackend::new(architecture, &job.updater(), 0.0, 512, &options.initial_params);
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel::<Event>();
+
+    let mut epochs = Vec::new();
+    let mut summaries: Vec<Option<WorkerSummary>> = (0..workers).map(|_| None).collect();
+    let mut first_error: Option<EngineError> = None;
+    let mut last_model: Option<Arc<Vec<f32>>> = None;
+    let mut eval_seconds = 0.0;
+    let mut acc = EpochAccumulator { last_bytes: vec![0; workers], ..Default::default() };
+
+    std::thread::scope(|scope| {
+        for (id, backend) in backends.into_iter().enumerate() {
+            let transport = EmbeddedTransport { shared: shared.clone(), events: tx.clone(), id: id as u32 };
+            let events = tx.clone();
+            let dataset = train.clone();
+            let tau = options.tau;
+            std::thread::Builder::new()
+                .name(format!("strom-worker-{id}"))
+                .spawn_scoped(scope, move || {
+                    let mut worker = WorkerLoop::new(id as u32, job, dataset, backend, transport, 0.0);
+                    if let Some(t) = tau {
+                        worker.set_tau(t);
+                    }
+                    let result = worker.run();
+                    let _ = events.send(Event::Exited(id as u32, Box::new(result)));
+                })
+                .map_err(|e| EngineError::Worker {
+                    worker: id as u32,
+                    message: format!("cannot start thread: {e}"),
+                })?;
+        }
+        drop(tx);
+        let mut exited = 0;
+        while exited < workers {
+            let Ok(event) = rx.recv() else { break };
+            match event {
+                Event::Stats(s) => {
+                    acc.started.get_or_insert_with(Instant::now);
+                    acc.loss_sum += s.loss as f64;
+                    acc.steps += 1;
+                    acc.last_bytes[s.worker as usize] = s.bytes_sent;
+                    observer.step(&s);
+                    shared.hub().record_stats(s);
+                }
+                Event::EpochReady(ready) => {
+                    let t0 = Instant::now();
+                    let test_report = test.map(|t| {
+                        use crate::backend::Backend as _;
+                        evaluator.write_params(&ready.model);
+                        evaluate(&mut evaluator, t, 512)
+                    });
+                    eval_seconds += t0.elapsed().as_secs_f64();
+                    let bytes_now: u64 = acc.last_bytes.iter().sum();
+                    let summary = EpochSummary {
+                        epoch: ready.epoch,
+                        seconds: acc.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
+                        train_loss: if acc.steps > 0 { acc.loss_sum / acc.steps as f64 } else { f64::NAN },
+                        samples: train.rows as u64,
+                        steps: acc.steps,
+                        replica_drift: ready.drift,
+                        test: test_report,
+                        bytes_sent: bytes_now - acc.bytes_at_start,
+                        dense_bytes: if mode == SharingMode::None { 0 } else { acc.steps * n as u64 * 4 },
+                    };
+                    observer.epoch(&summary);
+                    epochs.push(summary);
+                    acc = EpochAccumulator {
+                        bytes_at_start: bytes_now,
+                        last_bytes: acc.last_bytes.clone(),
+                        ..Default::default()
+                    };
+                    last_model = Some(ready.model.clone());
+                    shared.hub().finish_epoch();
+                    shared.changed.notify_all();
+                }
+                Event::Exited(id, result) => {
+                    exited += 1;
+                    match *result {
+                        Ok(s) => summaries[id as usize] = Some(s),
+                        Err(e) => {
+                            shared.hub().fail(e.to_string());
+                            shared.changed.notify_all();
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+        }
+        Ok::<(), EngineError>(())
+    })?;
+
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let summaries: Vec<WorkerSummary> = summaries.into_iter().flatten().collect();
+    let params = match (mode, &last_model) {
+        (SharingMode::Threshold, _) => shared.hub().replica().to_vec(),
+        (_, Some(m)) if summaries.iter().all(|s| s.steps == 0) => m.to_vec(),
+        _ => mean_params(&summaries, n).unwrap_or_else(|| options.initial_params.clone()),
+    };
+    let steps: u64 = summaries.iter().map(|s| s.steps).sum();
+    let totals = Totals {
+        steps,
+        samples: summaries.iter().map(|s| s.samples).sum(),
+        train_seconds: started.elapsed().as_secs_f64(),
+        eval_seconds,
+        bytes_sent: summaries.iter().map(|s| s.bytes_sent).sum(),
+        bytes_received: summaries.iter().map(|s| s.bytes_received).sum(),
+        dense_bytes: if mode == SharingMode::None { 0 } else { steps * n as u64 * 4 },
+        final_tau: summaries.first().map(|s| s.tau).unwrap_or(0.0),
+        mean_sparsity: if steps > 0 && mode == SharingMode::Threshold {
+            summaries.iter().map(|s| s.sparsity_sum).sum::<f64>() / steps as f64
+        } else {
+            0.0
+        },
+        messages_merged: summaries.iter().map(|s| s.merged).sum(),
+        messages_rejected: summaries.iter().map(|s| s.rejected).sum::<u64>()
+            + shared.hub().counters.updates_rejected,
+    };
+    let optimizer = summaries.into_iter().find(|s| s.id == 0).map(|s| s.updater);
+    Ok(TrainOutcome { params, optimizer, epochs, totals })
+}
+
+fn mean_params(summaries: &[WorkerSummary], n: usize) -> Option<Vec<f32>> {
+    if summaries.is_empty() {
+        return None;
+    }
+    let mut mean = vec![0.0f64; n];
+    for s in summaries {
+        for (m, &p) in mean.iter_mut().zip(&s.params) {
+            *m += p as f64;
+        }
+    }
+    let inv = 1.0 / summaries.len() as f64;
+    Some(mean.into_iter().map(|m| (m * inv) as f32).collect())
+}

@@ -1,0 +1,536 @@
+//! The hub: the job's side of training, whatever the transport. It keeps the replica of the
+//! parameters (every relayed update applied), validates updates, runs the work queue of data
+//! partitions, the epoch barrier and the averaging rounds. It never blocks: callers wait on
+//! their own condition (a Condvar in-process, a watch channel in the coordinator) and ask again.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use super::metrics::StepStats;
+use super::partition::{Partition, Plan};
+use crate::job::SharingMode;
+use crate::sharing::{DecodeError, Format, Header, MessageView};
+
+pub type WorkerId = u32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// Train on this partition.
+    Partition(Partition),
+    /// No partition is left in this epoch: submit parameters at the barrier.
+    EpochEnd { epoch: u32 },
+    /// Nothing to do now (paused, or waiting for the others); ask again later.
+    Wait,
+    /// The job is over.
+    Finished,
+}
+
+/// What a worker does after the epoch barrier.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EpochNext {
+    /// Go on; load these parameters first when given (averaging, single worker).
+    Continue {
+        epoch: u32,
+        load: Option<Arc<Vec<f32>>>,
+    },
+    Finished,
+}
+
+/// The barrier is complete: the driver evaluates `model`, then calls [`Hub::finish_epoch`].
+#[derive(Clone, Debug)]
+pub struct EpochReady {
+    pub epoch: u32,
+    /// The job's model after this epoch.
+    pub model: Arc<Vec<f32>>,
+    pub drift: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    pub mode: SharingMode,
+    pub params: usize,
+    pub epochs: u32,
+    /// First epoch to run (resume).
+    pub start_epoch: u32,
+    pub plan: Plan,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HubState {
+    Running,
+    Paused,
+    /// Barrier complete, evaluation in progress.
+    Evaluating,
+    Finished,
+    Failed(String),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WorkerRecord {
+    pub last_stats: Option<StepStats>,
+    pub partitions_done: u64,
+    pub at_barrier: bool,
+    pub lost: bool,
+}
+
+/// Counters over the job, for stats and the cockpit.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HubCounters {
+    pub updates_applied: u64,
+    pub updates_rejected: u64,
+    pub update_bytes_in: u64,
+    pub averaging_rounds: u64,
+    pub partitions_requeued: u64,
+    pub workers_lost: u64,
+}
+
+struct AverageRound {
+    round: u64,
+    sum: Vec<f32>,
+    contributors: BTreeSet<WorkerId>,
+    last: Option<(u64, Arc<Vec<f32>>)>,
+}
+
+pub struct Hub {
+    cfg: HubConfig,
+    replica: Vec<f32>,
+    epoch: u32,
+    state: HubState,
+    pending: VecDeque<u32>,
+    in_flight: BTreeMap<u32, WorkerId>,
+    workers: BTreeMap<WorkerId, WorkerRecord>,
+    barrier: BTreeMap<WorkerId, Vec<f32>>,
+    avg: AverageRound,
+    /// Result of the last finished epoch, for workers waiting at the barrier.
+    last_epoch: Option<(u32, Option<Arc<Vec<f32>>>)>,
+    next_id: WorkerId,
+    pub counters: HubCounters,
+}
+
+impl Hub {
+    pub fn new(cfg: HubConfig, params: Vec<f32>) -> Hub {
+        assert_eq!(params.len(), cfg.params);
+        let finished = cfg.start_epoch >= cfg.epochs;
+        let mut hub = Hub {
+            replica: params,
+            epoch: cfg.start_epoch,
+            state: if finished { HubState::Finished } else { HubState::Running },
+            pending: VecDeque::new(),
+            in_flight: BTreeMap::new(),
+            workers: BTreeMap::new(),
+            barrier: BTreeMap::new(),
+            avg: AverageRound { round: 0, sum: Vec::new(), contributors: BTreeSet::new(), last: None },
+            last_epoch: None,
+            next_id: 0,
+            counters: HubCounters::default(),
+            cfg,
+        };
+        hub.fill_queue();
+        hub
+    }
+
+    fn fill_queue(&mut self) {
+        self.pending = (0..self.cfg.plan.count()).collect();
+        self.in_flight.clear();
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.cfg
+    }
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+    pub fn state(&self) -> &HubState {
+        &self.state
+    }
+    pub fn replica(&self) -> &[f32] {
+        &self.replica
+    }
+    pub fn workers(&self) -> &BTreeMap<WorkerId, WorkerRecord> {
+        &self.workers
+    }
+    /// Partitions of the current epoch: (done, total).
+    pub fn epoch_progress(&self) -> (u32, u32) {
+        let total = self.cfg.plan.count();
+        (total - self.pending.len() as u32 - self.in_flight.len() as u32, total)
+    }
+    pub fn live_workers(&self) -> usize {
+        self.workers.values().filter(|w| !w.lost).count()
+    }
+    pub fn is_over(&self) -> bool {
+        matches!(self.state, HubState::Finished | HubState::Failed(_))
+    }
+
+    /// Registers a worker.
+    pub fn join(&mut self) -> WorkerId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.workers.insert(id, WorkerRecord::default());
+        id
+    }
+
+    /// Registers a worker under a known id (a restarted worker keeping its identity).
+    pub fn rejoin(&mut self, id: WorkerId) {
+        self.next_id = self.next_id.max(id + 1);
+        self.workers.insert(id, WorkerRecord::default());
+    }
+
+    pub fn next_work(&mut self, w: WorkerId) -> Work {
+        match self.workers.get(&w) {
+            None => return Work::Finished,
+            Some(rec) if rec.lost => return Work::Finished,
+            _ => {}
+        }
+        match &self.state {
+            HubState::Finished | HubState::Failed(_) => return Work::Finished,
+            HubState::Paused | HubState::Evaluating => return Work::Wait,
+            HubState::Running => {}
+        }
+        if self.workers.get(&w).is_some_and(|rec| rec.at_barrier) {
+            return Work::Wait;
+        }
+        match self.pending.pop_front() {
+            Some(index) => {
+                self.in_flight.insert(index, w);
+                Work::Partition(self.cfg.plan.partition(self.epoch, index))
+            }
+            None => Work::EpochEnd { epoch: self.epoch },
+        }
+    }
+
+    pub fn partition_done(&mut self, w: WorkerId, p: &Partition) {
+        if p.epoch == self.epoch && self.in_flight.get(&p.index) == Some(&w) {
+            self.in_flight.remove(&p.index);
+            if let Some(rec) = self.workers.get_mut(&w) {
+                rec.partitions_done += 1;
+            }
+        }
+    }
+
+    /// Validates an update from worker `origin` and applies it to the replica. The caller
+    /// relays it to the other workers only when this returns `Ok`.
+    pub fn on_update(&mut self, origin: WorkerId, bytes: &[u8]) -> Result<Header, DecodeError> {
+        let result = MessageView::parse(bytes, self.cfg.params).and_then(|view| {
+            if view.header.format == Format::Dense {
+                // Only sparse and bitmap quanta travel between workers; dense is for averaging.
+                return Err(DecodeError::UnknownFormat(Format::Dense as u8));
+            }
+            view.subtract_from(&mut self.replica, 1.0);
+            Ok(view.header)
+        });
+        match &result {
+            Ok(_) => {
+                self.counters.updates_applied += 1;
+                self.counters.update_bytes_in += bytes.len() as u64;
+            }
+            Err(e) => {
+                self.counters.updates_rejected += 1;
+                tracing::warn!(worker = origin, error = %e, "rejected an update");
+            }
+        }
+        result
+    }
+
+    pub fn record_stats(&mut self, stats: StepStats) {
+        if let Some(rec) = self.workers.get_mut(&stats.worker) {
+            rec.last_stats = Some(stats);
+        }
+    }
+
+    /// Worker `w` reached the barrier of `epoch` with `params`.
+    pub fn submit_epoch_end(&mut self, w: WorkerId, epoch: u32, params: Vec<f32>) -> Option<EpochReady> {
+        if epoch != self.epoch || params.len() != self.cfg.params || self.is_over() {
+            return None;
+        }
+        let rec = self.workers.get_mut(&w)?;
+        rec.at_barrier = true;
+        self.barrier.insert(w, params);
+        self.check_average_complete();
+        self.check_barrier()
+    }
+
+    fn check_barrier(&mut self) -> Option<EpochReady> {
+        if self.state != HubState::Running || !self.pending.is_empty() || !self.in_flight.is_empty() {
+            return None;
+        }
+        let live: Vec<WorkerId> = self.workers.iter().filter(|(_, r)| !r.lost).map(|(&id, _)| id).collect();
+        if live.is_empty() || !live.iter().all(|id| self.barrier.contains_key(id)) {
+            return None;
+        }
+        let n = self.cfg.params;
+        let mut mean = vec![0.0f64; n];
+        for id in &live {
+            for (m, &p) in mean.iter_mut().zip(&self.barrier[id]) {
+                *m += p as f64;
+            }
+        }
+        let inv = 1.0 / live.len() as f64;
+        mean.iter_mut().for_each(|m| *m *= inv);
+        let mean_norm = mean.iter().map(|m| m * m).sum::<f64>().sqrt().max(1e-30);
+        let drift = live
+            .iter()
+            .map(|id| {
+                let d: f64 = self.barrier[id].iter().zip(&mean).map(|(&p, m)| (p as f64 - m).powi(2)).sum();
+                d.sqrt() / mean_norm
+            })
+            .fold(0.0, f64::max);
+        match self.cfg.mode {
+            SharingMode::Threshold => {}
+            SharingMode::Averaging | SharingMode::None => {
+                for (r, m) in self.replica.iter_mut().zip(&mean) {
+                    *r = *m as f32;
+                }
+            }
+        }
+        self.state = HubState::Evaluating;
+        Some(EpochReady { epoch: self.epoch, model: Arc::new(self.replica.clone()), drift })
+    }
+
+    /// After evaluation: start the next epoch or finish. Returns what waiting workers get.
+    pub fn finish_epoch(&mut self) -> EpochNext {
+        let load = match self.cfg.mode {
+            SharingMode::Threshold => None,
+            SharingMode::Averaging | SharingMode::None => Some(Arc::new(self.replica.clone())),
+        };
+        self.last_epoch = Some((self.epoch, load.clone()));
+        self.barrier.clear();
+        for rec in self.workers.values_mut() {
+            rec.at_barrier = false;
+        }
+        self.epoch += 1;
+        if self.epoch >= self.cfg.epochs {
+            self.state = HubState::Finished;
+            return EpochNext::Finished;
+        }
+        if self.state == HubState::Evaluating {
+            self.state = HubState::Running;
+        }
+        self.fill_queue();
+        EpochNext::Continue { epoch: self.epoch, load }
+    }
+
+    /// For a worker waiting at the barrier of `epoch`: the outcome, once there is one.
+    pub fn epoch_result(&self, epoch: u32) -> Option<EpochNext> {
+        if let HubState::Failed(_) = self.state {
+            return Some(EpochNext::Finished);
+        }
+        if self.epoch <= epoch && !self.is_over() {
+            return None;
+        }
+        match &self.last_epoch {
+            Some((e, load)) if *e == epoch => {
+                if self.is_over() {
+                    Some(EpochNext::Finished)
+                } else {
+                    Some(EpochNext::Continue { epoch: self.epoch, load: load.clone() })
+                }
+            }
+            _ => Some(if self.is_over() {
+                EpochNext::Finished
+            } else {
+                EpochNext::Continue { epoch: self.epoch, load: None }
+            }),
+        }
+    }
+
+    /// Contributes to the current averaging round; returns the round number to wait for.
+    pub fn submit_average(&mut self, w: WorkerId, params: &[f32]) -> u64 {
+        if self.avg.sum.len() != self.cfg.params {
+            self.avg.sum = vec![0.0; self.cfg.params];
+        }
+        if params.len() == self.cfg.params && self.avg.contributors.insert(w) {
+            for (s, &p) in self.avg.sum.iter_mut().zip(params) {
+                *s += p;
+            }
+        }
+        let round = self.avg.round;
+        self.check_average_complete();
+        round
+    }
+
+    /// The average of `round`, once every participating worker contributed.
+    pub fn average_result(&self, round: u64) -> Option<Arc<Vec<f32>>> {
+        match &self.avg.last {
+            Some((r, avg)) if *r == round => Some(avg.clone()),
+            _ if self.is_over() => Some(Arc::new(self.replica.clone())),
+            _ => None,
+        }
+    }
+
+    fn check_average_complete(&mut self) {
+        if self.avg.contributors.is_empty() {
+            return;
+        }
+        let participants = self.workers.iter().filter(|(_, r)| !r.lost && !r.at_barrier).map(|(id, _)| id);
+        if participants.clone().any(|id| !self.avg.contributors.contains(id)) {
+            return;
+        }
+        let inv = 1.0 / self.avg.contributors.len() as f32;
+        let avg: Vec<f32> = self.avg.sum.iter().map(|s| s * inv).collect();
+        self.replica.copy_from_slice(&avg);
+        self.avg.last = Some((self.avg.round, Arc::new(avg)));
+        self.avg.round += 1;
+        self.avg.sum.fill(0.0);
+        self.avg.contributors.clear();
+        self.counters.averaging_rounds += 1;
+    }
+
+    /// A worker is gone (crashed, timed out, removed): its partitions go back to the queue
+    /// and it no longer holds up averaging or the barrier.
+    pub fn remove_worker(&mut self, w: WorkerId) -> Option<EpochReady> {
+        let rec = self.workers.get_mut(&w)?;
+        if rec.lost {
+            return None;
+        }
+        rec.lost = true;
+        self.counters.workers_lost += 1;
+        let lost: Vec<u32> = self.in_flight.iter().filter(|&(_, &o)| o == w).map(|(&p, _)| p).collect();
+        for p in lost.iter().rev() {
+            self.in_flight.remove(p);
+            self.pending.push_front(*p);
+        }
+        self.counters.partitions_requeued += lost.len() as u64;
+        self.barrier.remove(&w);
+        if self.avg.contributors.remove(&w) {
+            // Its contribution is in the sum; restart the round without it.
+            self.avg.sum.fill(0.0);
+            self.avg.contributors.clear();
+        }
+        self.check_average_complete();
+        self.check_barrier()
+    }
+
+    pub fn pause(&mut self) {
+        if self.state == HubState::Running {
+            self.state = HubState::Paused;
+        }
+    }
+
+    pub fn resume(&mut self) -> Option<EpochReady> {
+        if self.state == HubState::Paused {
+            self.state = HubState::Running;
+            return self.check_barrier();
+        }
+        None
+    }
+
+    pub fn fail(&mut self, reason: impl Into<String>) {
+        if !self.is_over() {
+            self.state = HubState::Failed(reason.into());
+        }
+    }
+
+    /// Ends the job after the current step (the model so far stands).
+    pub fn stop(&mut self) {
+        if !self.is_over() {
+            self.state = HubState::Finished;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sharing::ThresholdEncoder;
+
+    fn hub(mode: SharingMode, workers: usize) -> (Hub, Vec<WorkerId>) {
+        let cfg = HubConfig { mode, params: 4, epochs: 2, start_epoch: 0, plan: Plan::new(10, 2, 1) };
+        let mut h = Hub::new(cfg, vec![0.0; 4]);
+        let ids = (0..workers).map(|_| h.join()).collect();
+        (h, ids)
+    }
+
+    fn drain(h: &mut Hub, w: WorkerId) -> Vec<Partition> {
+        let mut got = Vec::new();
+        while let Work::Partition(p) = h.next_work(w) {
+            h.partition_done(w, &p);
+            got.push(p);
+        }
+        got
+    }
+
+    #[test]
+    fn epoch_barrier_waits_for_everyone_then_moves_on() {
+        let (mut h, ids) = hub(SharingMode::Threshold, 2);
+        let p = match h.next_work(ids[1]) {
+            Work::Partition(p) => p,
+            other => panic!("{other:?}"),
+        };
+        let got = drain(&mut h, ids[0]);
+        assert_eq!(got.len(), 4, "worker 0 took the other four of five partitions");
+        assert_eq!(h.next_work(ids[0]), Work::EpochEnd { epoch: 0 });
+        assert!(h.submit_epoch_end(ids[0], 0, vec![1.0; 4]).is_none(), "a partition is still in flight");
+        assert_eq!(h.next_work(ids[0]), Work::Wait);
+        h.partition_done(ids[1], &p);
+        let ready = h.submit_epoch_end(ids[1], 0, vec![3.0; 4]).expect("barrier complete");
+        assert!((ready.drift - 0.5).abs() < 1e-9, "{}", ready.drift);
+        assert_eq!(h.epoch_result(0), None, "not before the driver finishes the epoch");
+        assert_eq!(h.finish_epoch(), EpochNext::Continue { epoch: 1, load: None });
+        assert_eq!(h.epoch_result(0), Some(EpochNext::Continue { epoch: 1, load: None }));
+        assert!(matches!(h.next_work(ids[0]), Work::Partition(p) if p.epoch == 1));
+    }
+
+    #[test]
+    fn lost_worker_partitions_are_requeued() {
+        let (mut h, ids) = hub(SharingMode::Threshold, 2);
+        let Work::Partition(p) = h.next_work(ids[1]) else { panic!() };
+        assert!(h.remove_worker(ids[1]).is_none());
+        let got = drain(&mut h, ids[0]);
+        assert!(got.contains(&p), "the lost partition was re-trained");
+        assert_eq!(got.len(), 5);
+        assert!(h.submit_epoch_end(ids[0], 0, vec![0.0; 4]).is_some());
+        assert_eq!(h.counters.partitions_requeued, 1);
+        assert_eq!(h.next_work(ids[1]), Work::Finished);
+    }
+
+    #[test]
+    fn updates_are_validated_before_touching_the_replica() {
+        let (mut h, ids) = hub(SharingMode::Threshold, 1);
+        let mut enc = ThresholdEncoder::new(4);
+        let mut r = vec![0.0; 4];
+        enc.encode(&mut r, &[1.0, 0.0, -1.0, 0.0], 0.5, ids[0], 1);
+        h.on_update(ids[0], enc.message()).unwrap();
+        assert_eq!(h.replica(), &[-0.5, 0.0, 0.5, 0.0]);
+        assert!(h.on_update(ids[0], b"garbage").is_err());
+        let mut wrong = ThresholdEncoder::new(5);
+        wrong.encode(&mut [0.0; 5], &[1.0; 5], 0.5, 0, 1);
+        assert!(matches!(h.on_update(ids[0], wrong.message()), Err(DecodeError::ParamCount { .. })));
+        assert_eq!(h.replica(), &[-0.5, 0.0, 0.5, 0.0]);
+        assert_eq!(h.counters.updates_rejected, 2);
+    }
+
+    #[test]
+    fn averaging_rounds_complete_without_workers_at_the_barrier() {
+        let (mut h, ids) = hub(SharingMode::Averaging, 2);
+        let r = h.submit_average(ids[0], &[2.0; 4]);
+        assert!(h.average_result(r).is_none());
+        h.submit_average(ids[1], &[4.0; 4]);
+        assert_eq!(*h.average_result(r).unwrap(), vec![3.0; 4]);
+        let r2 = h.submit_average(ids[0], &[1.0; 4]);
+        // Worker 1 runs out of partitions and goes to the barrier: round r2 completes without it.
+        drain(&mut h, ids[1]);
+        h.submit_epoch_end(ids[1], 0, vec![5.0; 4]);
+        assert_eq!(*h.average_result(r2).unwrap(), vec![1.0; 4]);
+        let ready = h.submit_epoch_end(ids[0], 0, vec![1.0; 4]).unwrap();
+        assert_eq!(*ready.model, vec![3.0; 4], "the epoch ends on the average of both");
+        match h.finish_epoch() {
+            EpochNext::Continue { load: Some(p), .. } => assert_eq!(*p, vec![3.0; 4]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn finishes_after_the_last_epoch_and_pause_holds_work() {
+        let (mut h, ids) = hub(SharingMode::None, 1);
+        h.pause();
+        assert_eq!(h.next_work(ids[0]), Work::Wait);
+        h.resume();
+        for e in 0..2 {
+            drain(&mut h, ids[0]);
+            assert!(h.submit_epoch_end(ids[0], e, vec![e as f32; 4]).is_some());
+            h.finish_epoch();
+        }
+        assert_eq!(h.next_work(ids[0]), Work::Finished);
+        assert_eq!(h.epoch_result(1), Some(EpochNext::Finished));
+    }
+}

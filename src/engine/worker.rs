@@ -1,0 +1,279 @@
+//! One worker's training loop, independent of how it reaches the rest of the job: take a
+//! partition, train its minibatches (forward, backward, updater, then per mode: apply, encode
+//! and send, or average), apply what the others sent, report stats, meet the others at the end
+//! of each epoch.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::EngineError;
+use super::hub::{EpochNext, Work};
+use super::inbox::SharedMessage;
+use super::metrics::StepStats;
+use super::partition::{EpochOrder, Partition};
+use crate::backend::Backend;
+use crate::data::{BatchBuffer, Dataset};
+use crate::job::{JobSpec, SharingMode};
+use crate::nn::UpdaterState;
+use crate::rng::Rng;
+use crate::sharing::{MessageView, ResidualClip, Threshold, ThresholdEncoder, codec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("the job is gone: {0}")]
+    Closed(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// How a worker reaches the hub: in-process channels, or gRPC.
+pub trait Transport {
+    fn next_work(&mut self) -> Result<Work, TransportError>;
+    fn partition_done(&mut self, partition: &Partition) -> Result<(), TransportError>;
+    /// Sends this worker's encoded update to the others.
+    fn send_update(&mut self, message: &[u8]) -> Result<(), TransportError>;
+    /// Moves received updates into `out`, and the dense sum of merged ones into `merged`
+    /// (returns whether there was one).
+    fn take_updates(
+        &mut self,
+        out: &mut VecDeque<SharedMessage>,
+        merged: &mut Vec<f32>,
+    ) -> Result<bool, TransportError>;
+    /// Parameter averaging: replaces `params` with the average over the participating workers.
+    fn average(&mut self, params: &mut [f32]) -> Result<(), TransportError>;
+    /// Meets the others at the end of `epoch`.
+    fn end_epoch(&mut self, epoch: u32, params: &[f32]) -> Result<EpochNext, TransportError>;
+    fn report(&mut self, stats: &StepStats) -> Result<(), TransportError>;
+    /// Incoming messages merged so far because this worker fell behind.
+    fn merged_total(&self) -> u64 {
+        0
+    }
+}
+
+/// What a worker hands back when it ends.
+pub struct WorkerSummary {
+    pub id: u32,
+    pub steps: u64,
+    pub samples: u64,
+    pub updater: UpdaterState,
+    pub tau: f32,
+    pub sparsity_sum: f64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub rejected: u64,
+    pub merged: u64,
+    /// The worker's parameters when it ended.
+    pub params: Vec<f32>,
+}
+
+pub struct WorkerLoop<T: Transport> {
+    id: u32,
+    mode: SharingMode,
+    seed: u64,
+    batch_size: usize,
+    averaging_frequency: u32,
+    lr: f32,
+    dataset: Arc<Dataset>,
+    backend: Box<dyn Backend>,
+    transport: T,
+    encoder: ThresholdEncoder,
+    threshold: Threshold,
+    clip: ResidualClip,
+    rng: Rng,
+    batch: BatchBuffer,
+    order: EpochOrder,
+    params: Vec<f32>,
+    incoming: VecDeque<SharedMessage>,
+    merged: Vec<f32>,
+    dense_scratch: Vec<u8>,
+    started: Instant,
+    time_offset: f64,
+    stats: StepStats,
+    sparsity_sum: f64,
+    samples: u64,
+    since_average: u32,
+}
+
+impl<T: Transport> WorkerLoop<T> {
+    /// `time_offset` aligns this worker's clock with the job's start.
+    pub fn new(
+        id: u32,
+        job: &JobSpec,
+        dataset: Arc<Dataset>,
+        backend: Box<dyn Backend>,
+        transport: T,
+        time_offset: f64,
+    ) -> Self {
+        let n = backend.param_count();
+        let threshold = Threshold::new(&job.sharing.algorithm);
+        WorkerLoop {
+            id,
+            mode: job.sharing_mode(),
+            seed: job.train.seed,
+            batch_size: job.train.batch_size,
+            averaging_frequency: job.sharing.averaging_frequency.max(1),
+            lr: job.updater().learning_rate(),
+            batch: BatchBuffer::with_capacity(&dataset, job.train.batch_size),
+            dataset,
+            backend,
+            transport,
+            encoder: ThresholdEncoder::new(n),
+            stats: StepStats { worker: id, tau: threshold.tau(), ..StepStats::default() },
+            threshold,
+            clip: ResidualClip::new(&job.sharing.residual_clip),
+            rng: Rng::derive(job.train.seed, 0x574B_0000 + id as u64),
+            order: EpochOrder::default(),
+            params: vec![0.0; n],
+            incoming: VecDeque::new(),
+            merged: Vec::new(),
+            dense_scratch: Vec::new(),
+            started: Instant::now(),
+            time_offset,
+            sparsity_sum: 0.0,
+            samples: 0,
+            since_average: 0,
+        }
+    }
+
+    /// Continue from a checkpoint's tau.
+    pub fn set_tau(&mut self, tau: f32) {
+        self.threshold.set_tau(tau);
+        self.stats.tau = self.threshold.tau();
+    }
+
+    /// Runs until the job finishes.
+    pub fn run(mut self) -> Result<WorkerSummary, EngineError> {
+        let fail = |e: TransportError, id| EngineError::Worker { worker: id, message: e.to_string() };
+        loop {
+            match self.transport.next_work().map_err(|e| fail(e, self.id))? {
+                Work::Partition(p) => {
+                    self.train_partition(&p)?;
+                    self.transport.partition_done(&p).map_err(|e| fail(e, self.id))?;
+                }
+                Work::EpochEnd { epoch } => {
+                    self.apply_incoming().map_err(|e| fail(e, self.id))?;
+                    self.backend.read_params(&mut self.params);
+                    match self.transport.end_epoch(epoch, &self.params).map_err(|e| fail(e, self.id))? {
+                        EpochNext::Continue { load, .. } => {
+                            if let Some(p) = load {
+                                self.backend.write_params(&p);
+                            }
+                        }
+                        EpochNext::Finished => break,
+                    }
+                }
+                Work::Wait => std::thread::sleep(std::time::Duration::from_millis(5)),
+                Work::Finished => break,
+            }
+        }
+        self.backend.read_params(&mut self.params);
+        Ok(WorkerSummary {
+            id: self.id,
+            steps: self.stats.step,
+            samples: self.samples,
+            updater: self.backend.updater_state(),
+            tau: self.threshold.tau(),
+            sparsity_sum: self.sparsity_sum,
+            bytes_sent: self.stats.bytes_sent,
+            bytes_received: self.stats.bytes_received,
+            rejected: self.stats.rejected,
+            merged: self.transport.merged_total(),
+            params: self.params,
+        })
+    }
+
+    fn train_partition(&mut self, p: &Partition) -> Result<(), EngineError> {
+        let fail = |e: TransportError, id| EngineError::Worker { worker: id, message: e.to_string() };
+        let (start, end) = (p.start as usize, p.end as usize);
+        let mut at = start;
+        while at < end {
+            let stop = (at + self.batch_size).min(end);
+            let t0 = Instant::now();
+            let order = self.order.get(self.seed, p.epoch, self.dataset.rows);
+            let batch = self.batch.gather(&self.dataset, &order[at..stop]);
+            let rows = batch.rows;
+            let loss = self.backend.forward_backward(&batch, &mut self.rng);
+            if !loss.is_finite() {
+                return Err(EngineError::Diverged {
+                    worker: self.id,
+                    epoch: p.epoch,
+                    step: self.stats.step,
+                    value: loss,
+                    lr: self.lr,
+                });
+            }
+            self.backend.compute_update();
+            self.stats.step += 1;
+            match self.mode {
+                SharingMode::None => self.backend.apply_update(),
+                SharingMode::Averaging => {
+                    self.backend.apply_update();
+                    self.since_average += 1;
+                    if self.since_average >= self.averaging_frequency {
+                        self.since_average = 0;
+                        self.backend.read_params(&mut self.params);
+                        self.transport.average(&mut self.params).map_err(|e| fail(e, self.id))?;
+                        self.backend.write_params(&self.params);
+                        // A dense exchange each way.
+                        let bytes = (codec::HEADER_LEN + 4 * self.params.len()) as u64;
+                        self.stats.bytes_sent += bytes;
+                        self.stats.bytes_received += bytes;
+                    }
+                }
+                SharingMode::Threshold => {
+                    let tau = self.threshold.tau();
+                    let s = self.backend.encode_and_apply(&mut self.encoder, tau, self.id, self.stats.step);
+                    if s.entries > 0 {
+                        self.transport.send_update(self.encoder.message()).map_err(|e| fail(e, self.id))?;
+                        self.stats.bytes_sent += s.bytes as u64;
+                    }
+                    self.threshold.observe(&s);
+                    if let Some(limit) = self.clip.step(tau) {
+                        self.backend.clip_residual(limit);
+                    }
+                    self.stats.sparsity = s.sparsity;
+                    self.stats.residual_norm = s.residual_norm;
+                    self.stats.tau = self.threshold.tau();
+                    self.sparsity_sum += s.sparsity;
+                }
+            }
+            self.apply_incoming().map_err(|e| fail(e, self.id))?;
+            self.samples += rows as u64;
+            let dt = t0.elapsed().as_secs_f64().max(1e-9);
+            let rate = rows as f64 / dt;
+            self.stats.samples_per_sec =
+                if self.stats.step <= 1 { rate } else { 0.9 * self.stats.samples_per_sec + 0.1 * rate };
+            self.stats.loss = loss;
+            self.stats.epoch = p.epoch;
+            self.stats.time = self.time_offset + self.started.elapsed().as_secs_f64();
+            self.stats.merged = self.transport.merged_total();
+            self.transport.report(&self.stats).map_err(|e| fail(e, self.id))?;
+            at = stop;
+        }
+        Ok(())
+    }
+
+    /// Applies every update that has arrived; invalid ones are counted, never applied.
+    fn apply_incoming(&mut self) -> Result<(), TransportError> {
+        let had_merged = self.transport.take_updates(&mut self.incoming, &mut self.merged)?;
+        let n = self.backend.param_count();
+        self.stats.pending = self.incoming.len() as u32;
+        while let Some(m) = self.incoming.pop_front() {
+            match MessageView::parse(&m, n) {
+                Ok(view) => {
+                    self.backend.apply_message(&view);
+                    self.stats.bytes_received += m.len() as u64;
+                }
+                Err(_) => self.stats.rejected += 1,
+            }
+        }
+        if had_merged {
+            codec::encode_dense(&mut self.dense_scratch, &self.merged, u32::MAX, 0);
+            if let Ok(view) = MessageView::parse(&self.dense_scratch, n) {
+                self.backend.apply_message(&view);
+            }
+        }
+        Ok(())
+    }
+}

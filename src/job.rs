@@ -1,0 +1,759 @@
+//! `JobSpec`: the one description of a training job. It is read from TOML job files, overridden
+//! by `strom train` flags, edited in the cockpit's Setup form and carried in the wire protocol.
+//! Loading validates everything and names the key of every problem.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::nn::{Activation, Init, Loss};
+use crate::storage::{Location, StorageError};
+
+/// The demo job: the Fashion-MNIST subset compiled into the binary.
+pub const DEMO_TRAIN: &str = "builtin:fashion-mnist-demo/train";
+pub const DEMO_TEST: &str = "builtin:fashion-mnist-demo/test";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobSpec {
+    /// A name for logs, the cockpit and checkpoints.
+    pub name: String,
+    pub data: DataSpec,
+    pub model: ModelSpec,
+    pub train: TrainSpec,
+    pub sharing: SharingSpec,
+    pub cluster: ClusterSpec,
+}
+
+impl Default for JobSpec {
+    fn default() -> Self {
+        JobSpec {
+            name: "fashion-mnist-demo".into(),
+            data: DataSpec::default(),
+            model: ModelSpec::default(),
+            train: TrainSpec::default(),
+            sharing: SharingSpec::default(),
+            cluster: ClusterSpec::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataFormat {
+    Idx,
+    Csv,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSpec {
+    /// Training data: a local path, file://, hdfs://, viewfs:// or builtin: location.
+    pub train: String,
+    /// Test data, evaluated after every epoch. Empty: no evaluation.
+    pub test: String,
+    pub format: DataFormat,
+}
+
+impl Default for DataSpec {
+    fn default() -> Self {
+        DataSpec { train: DEMO_TRAIN.into(), test: DEMO_TEST.into(), format: DataFormat::Idx }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelPreset {
+    Mlp,
+}
+
+/// One hidden layer given explicitly (`model.layers`), instead of `hidden` + `activation`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerSpec {
+    pub units: usize,
+    #[serde(default = "default_activation")]
+    pub activation: Activation,
+    /// Probability of dropping each of this layer's outputs while training.
+    #[serde(default)]
+    pub dropout: f32,
+}
+
+fn default_activation() -> Activation {
+    Activation::Relu
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSpec {
+    pub preset: ModelPreset,
+    /// Hidden layer widths of the MLP preset.
+    pub hidden: Vec<usize>,
+    /// Activation of the hidden layers.
+    pub activation: Activation,
+    /// Dropout probability on the hidden layers' outputs.
+    pub dropout: f32,
+    /// Explicit hidden layers; when set, `hidden`, `activation` and `dropout` are ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<LayerSpec>>,
+    pub loss: Loss,
+    pub init: Init,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        ModelSpec {
+            preset: ModelPreset::Mlp,
+            hidden: vec![256, 128],
+            activation: Activation::Relu,
+            dropout: 0.0,
+            layers: None,
+            loss: Loss::Xent,
+            init: Init::He,
+        }
+    }
+}
+
+impl ModelSpec {
+    /// The hidden layers, whichever way they were given.
+    pub fn hidden_layers(&self) -> Vec<LayerSpec> {
+        match &self.layers {
+            Some(layers) => layers.clone(),
+            None => self
+                .hidden
+                .iter()
+                .map(|&units| LayerSpec { units, activation: self.activation, dropout: self.dropout })
+                .collect(),
+        }
+    }
+
+    /// The output activation that goes with the loss.
+    pub fn output_activation(&self) -> Activation {
+        match self.loss {
+            Loss::Xent => Activation::Softmax,
+            Loss::Mse => Activation::Identity,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdaterKind {
+    Sgd,
+    Nesterov,
+    Adam,
+    Rmsprop,
+}
+
+impl UpdaterKind {
+    pub fn default_lr(self) -> f32 {
+        match self {
+            UpdaterKind::Sgd => 0.1,
+            UpdaterKind::Nesterov => 0.01,
+            UpdaterKind::Adam | UpdaterKind::Rmsprop => 1e-3,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdaterSpec {
+    /// sgd | nesterov | adam | rmsprop. Unset: nesterov with threshold sharing (Adam's
+    /// per-entry scaling defeats threshold sparsification), adam otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<UpdaterKind>,
+    /// Learning rate; default 0.1 for sgd, 0.01 for nesterov, 1e-3 for adam and rmsprop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f32>,
+    /// Nesterov momentum.
+    pub momentum: f32,
+    /// Adam's first and second moment decay.
+    pub beta1: f32,
+    pub beta2: f32,
+    /// RMSProp's decay of the squared-gradient average.
+    pub rho: f32,
+    pub epsilon: f32,
+}
+
+impl Default for UpdaterSpec {
+    fn default() -> Self {
+        UpdaterSpec {
+            kind: None,
+            lr: None,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            rho: 0.95,
+            epsilon: 1e-8,
+        }
+    }
+}
+
+impl UpdaterSpec {
+    /// The updater kind; must be resolved (see [`JobSpec::updater`]).
+    pub fn kind(&self) -> UpdaterKind {
+        self.kind.unwrap_or(UpdaterKind::Adam)
+    }
+
+    pub fn learning_rate(&self) -> f32 {
+        self.lr.unwrap_or_else(|| self.kind().default_lr())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSpec {
+    pub epochs: u32,
+    /// Minibatch size, per worker.
+    pub batch_size: usize,
+    pub updater: UpdaterSpec,
+    /// L2 regularisation of the weights (not biases), added to the gradient.
+    pub l2: f32,
+    pub seed: u64,
+    /// Minibatches per data partition of the work queue that feeds the workers.
+    pub batches_per_partition: usize,
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        TrainSpec {
+            epochs: 5,
+            batch_size: 64,
+            updater: UpdaterSpec::default(),
+            l2: 0.0,
+            seed: 42,
+            batches_per_partition: 8,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharingMode {
+    /// Threshold-encoded, residual-accumulated updates (Strom 2015).
+    Threshold,
+    /// Parameter averaging every `averaging_frequency` minibatches.
+    Averaging,
+    /// A single worker, no exchange.
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ThresholdSpec {
+    /// Keep tau constant.
+    Fixed { tau: f32 },
+    /// Move tau so the fraction of entries sent stays within [min_sparsity, max_sparsity].
+    Adaptive {
+        #[serde(default = "default_tau")]
+        initial: f32,
+        #[serde(default = "default_min_sparsity")]
+        min_sparsity: f32,
+        #[serde(default = "default_max_sparsity")]
+        max_sparsity: f32,
+    },
+    /// Move tau toward one target fraction of entries sent.
+    Target {
+        #[serde(default = "default_tau")]
+        initial: f32,
+        #[serde(default = "default_target")]
+        target: f32,
+    },
+}
+
+fn default_tau() -> f32 {
+    1e-3
+}
+fn default_min_sparsity() -> f32 {
+    1e-4
+}
+fn default_max_sparsity() -> f32 {
+    1e-2
+}
+fn default_target() -> f32 {
+    1e-3
+}
+
+impl Default for ThresholdSpec {
+    fn default() -> Self {
+        ThresholdSpec::Adaptive {
+            initial: default_tau(),
+            min_sparsity: default_min_sparsity(),
+            max_sparsity: default_max_sparsity(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResidualClipSpec {
+    /// Clip the residual to ±multiple·tau ...
+    pub multiple: f32,
+    /// ... every this many steps; 0 turns clipping off.
+    pub every: u32,
+}
+
+impl Default for ResidualClipSpec {
+    fn default() -> Self {
+        ResidualClipSpec { multiple: 5.0, every: 5 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharingSpec {
+    /// threshold | averaging | none. Unset: threshold with several workers, none with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SharingMode>,
+    pub algorithm: ThresholdSpec,
+    pub residual_clip: ResidualClipSpec,
+    /// Minibatches between parameter averages (averaging mode).
+    pub averaging_frequency: u32,
+}
+
+impl Default for SharingSpec {
+    fn default() -> Self {
+        SharingSpec {
+            mode: None,
+            algorithm: ThresholdSpec::default(),
+            residual_clip: ResidualClipSpec::default(),
+            averaging_frequency: 5,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LauncherKind {
+    /// Workers are threads of this process.
+    Embedded,
+    /// Workers are `strom worker` processes on this machine.
+    Local,
+    /// Workers are started on SSH hosts.
+    Ssh,
+    /// Workers are Spark barrier tasks.
+    Spark,
+    /// Nothing is started; workers join by themselves.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSpec {
+    pub launcher: LauncherKind,
+    pub workers: usize,
+    pub backend: BackendKind,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec { launcher: LauncherKind::Embedded, workers: 1, backend: BackendKind::Cpu }
+    }
+}
+
+impl JobSpec {
+    /// The sharing mode in effect (see [`SharingSpec::mode`]).
+    pub fn sharing_mode(&self) -> SharingMode {
+        self.sharing.mode.unwrap_or(if self.cluster.workers > 1 {
+            SharingMode::Threshold
+        } else {
+            SharingMode::None
+        })
+    }
+
+    /// The updater with its kind and learning rate resolved from the defaults.
+    pub fn updater(&self) -> UpdaterSpec {
+        let mut u = self.train.updater.clone();
+        let kind = u.kind.unwrap_or(match self.sharing_mode() {
+            SharingMode::Threshold => UpdaterKind::Nesterov,
+            SharingMode::Averaging | SharingMode::None => UpdaterKind::Adam,
+        });
+        u.kind = Some(kind);
+        u.lr = Some(u.lr.unwrap_or(kind.default_lr()));
+        u
+    }
+
+    /// Parses a job file's text; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<JobSpec, JobError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| JobError::Syntax {
+            file: file.to_string(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().to_string(),
+        })?;
+        let job: JobSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.span().map(|s| line_of(text, s.start));
+            let (key, message) = explain_serde_error(&key, inner.message());
+            JobError::Invalid { file: Some(file.to_string()), errors: vec![KeyError { key, line, message }] }
+        })?;
+        job.validate().map_err(|errors| JobError::Invalid { file: Some(file.to_string()), errors })?;
+        Ok(job)
+    }
+
+    /// Reads and validates a job file.
+    pub fn load(location: &Location) -> Result<JobSpec, JobError> {
+        let bytes =
+            location.read().map_err(|source| JobError::Read { file: location.to_string(), source })?;
+        let text = String::from_utf8(bytes).map_err(|_| JobError::Syntax {
+            file: location.to_string(),
+            line: None,
+            message: "not UTF-8 text".into(),
+        })?;
+        JobSpec::from_toml(&text, &location.to_string())
+    }
+
+    /// The job as TOML text (what `--save-job` and the cockpit write).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render job: {e}\n"))
+    }
+
+    /// Range and consistency checks; every problem names its key.
+    pub fn validate(&self) -> Result<(), Vec<KeyError>> {
+        let mut v = Checks::default();
+        v.check("data.train", !self.data.train.trim().is_empty(), || "must name the training data".into());
+        for (key, value) in [("data.train", &self.data.train), ("data.test", &self.data.test)] {
+            if !value.trim().is_empty()
+                && let Err(e) = Location::parse(value)
+            {
+                v.fail(key, e.to_string());
+            }
+        }
+        let m = &self.model;
+        let layers = m.hidden_layers();
+        v.check("model.hidden", layers.len() <= 16, || {
+            format!("at most 16 hidden layers (got {})", layers.len())
+        });
+        for (i, l) in layers.iter().enumerate() {
+            let key = if m.layers.is_some() { format!("model.layers[{i}]") } else { "model.hidden".into() };
+            v.check(&key, (1..=65_536).contains(&l.units), || {
+                format!("layer widths must be 1..=65536 (got {})", l.units)
+            });
+            v.check(&key, (0.0..1.0).contains(&l.dropout), || {
+                format!("dropout must be in [0, 1) (got {})", l.dropout)
+            });
+            v.check(&key, l.activation != Activation::Softmax || m.layers.is_some(), || {
+                "softmax as a hidden activation must be given per layer in model.layers".into()
+            });
+        }
+        v.check("model.dropout", (0.0..1.0).contains(&m.dropout), || {
+            format!("must be in [0, 1) (got {})", m.dropout)
+        });
+
+        let t = &self.train;
+        v.check("train.epochs", (1..=100_000).contains(&t.epochs), || {
+            format!("must be 1..=100000 (got {})", t.epochs)
+        });
+        v.check("train.batch_size", (1..=65_536).contains(&t.batch_size), || {
+            format!("must be 1..=65536 (got {})", t.batch_size)
+        });
+        v.check("train.batches_per_partition", t.batches_per_partition >= 1, || "must be at least 1".into());
+        let u = &self.updater();
+        let lr = u.learning_rate();
+        v.check("train.updater.lr", lr.is_finite() && lr > 0.0 && lr <= 10.0, || {
+            format!("must be in (0, 10] (got {lr})")
+        });
+        v.check("train.updater.momentum", (0.0..1.0).contains(&u.momentum), || {
+            format!("must be in [0, 1) (got {})", u.momentum)
+        });
+        v.check("train.updater.beta1", (0.0..1.0).contains(&u.beta1), || {
+            format!("must be in [0, 1) (got {})", u.beta1)
+        });
+        v.check("train.updater.beta2", (0.0..1.0).contains(&u.beta2), || {
+            format!("must be in [0, 1) (got {})", u.beta2)
+        });
+        v.check("train.updater.rho", (0.0..1.0).contains(&u.rho), || {
+            format!("must be in [0, 1) (got {})", u.rho)
+        });
+        v.check("train.updater.epsilon", u.epsilon.is_finite() && u.epsilon > 0.0, || {
+            format!("must be positive (got {})", u.epsilon)
+        });
+        v.check("train.l2", t.l2.is_finite() && t.l2 >= 0.0, || format!("must be ≥ 0 (got {})", t.l2));
+
+        let s = &self.sharing;
+        let positive = |x: f32| x.is_finite() && x > 0.0;
+        let fraction = |x: f32| x.is_finite() && x > 0.0 && x <= 1.0;
+        match s.algorithm {
+            ThresholdSpec::Fixed { tau } => {
+                v.check("sharing.algorithm.tau", positive(tau), || format!("must be positive (got {tau})"))
+            }
+            ThresholdSpec::Adaptive { initial, min_sparsity, max_sparsity } => {
+                v.check("sharing.algorithm.initial", positive(initial), || {
+                    format!("must be positive (got {initial})")
+                });
+                v.check("sharing.algorithm.min_sparsity", fraction(min_sparsity), || {
+                    format!("must be in (0, 1] (got {min_sparsity})")
+                });
+                v.check("sharing.algorithm.max_sparsity", fraction(max_sparsity), || {
+                    format!("must be in (0, 1] (got {max_sparsity})")
+                });
+                v.check("sharing.algorithm.max_sparsity", min_sparsity < max_sparsity, || {
+                    format!("must be above min_sparsity ({max_sparsity} ≤ {min_sparsity})")
+                });
+            }
+            ThresholdSpec::Target { initial, target } => {
+                v.check("sharing.algorithm.initial", positive(initial), || {
+                    format!("must be positive (got {initial})")
+                });
+                v.check("sharing.algorithm.target", fraction(target), || {
+                    format!("must be in (0, 1] (got {target})")
+                });
+            }
+        }
+        v.check("sharing.residual_clip.multiple", positive(s.residual_clip.multiple), || {
+            format!("must be positive (got {})", s.residual_clip.multiple)
+        });
+        v.check("sharing.averaging_frequency", s.averaging_frequency >= 1, || "must be at least 1".into());
+
+        let c = &self.cluster;
+        v.check("cluster.workers", (1..=1024).contains(&c.workers), || {
+            format!("must be 1..=1024 (got {})", c.workers)
+        });
+        v.check("sharing.mode", !(s.mode == Some(SharingMode::None) && c.workers > 1), || {
+            format!(
+                "'none' trains a single worker but cluster.workers = {}; use threshold or averaging",
+                c.workers
+            )
+        });
+        v.finish()
+    }
+
+    /// Checks that the data locations exist and are readable (the cockpit's and `Validate`'s
+    /// "does this path exist"); slow for remote locations.
+    pub fn check_paths(&self) -> Vec<KeyError> {
+        let mut errors = Vec::new();
+        for (key, value) in [("data.train", &self.data.train), ("data.test", &self.data.test)] {
+            if value.trim().is_empty() {
+                continue;
+            }
+            let problem = match Location::parse(value) {
+                Err(e) => Some(e.to_string()),
+                Ok(loc) => match crate::data::resolve_inputs(&loc, self.data.format) {
+                    Ok(_) => None,
+                    Err(e) => Some(e.to_string()),
+                },
+            };
+            if let Some(message) = problem {
+                errors.push(KeyError { key: key.into(), line: None, message });
+            }
+        }
+        errors
+    }
+}
+
+#[derive(Default)]
+struct Checks {
+    errors: Vec<KeyError>,
+}
+
+impl Checks {
+    fn check(&mut self, key: &str, ok: bool, message: impl FnOnce() -> String) {
+        if !ok {
+            self.fail(key, message());
+        }
+    }
+    fn fail(&mut self, key: &str, message: String) {
+        self.errors.push(KeyError { key: key.into(), line: None, message });
+    }
+    fn finish(self) -> Result<(), Vec<KeyError>> {
+        if self.errors.is_empty() { Ok(()) } else { Err(self.errors) }
+    }
+}
+
+/// A problem with one key of a job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyError {
+    /// Dotted key path, e.g. `train.batch_size`.
+    pub key: String,
+    /// Line in the job file, when known.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: `{}`: {}", self.key, self.message),
+            None => write!(f, "`{}`: {}", self.key, self.message),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("cannot read job file {file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Syntax { file: String, line: Option<usize>, message: String },
+    #[error("{}invalid job:\n{}", file.as_ref().map(|f| format!("{f}: ")).unwrap_or_default(), list(errors))]
+    Invalid { file: Option<String>, errors: Vec<KeyError> },
+}
+
+fn list(errors: &[KeyError]) -> String {
+    errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n")
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Turns serde's "unknown field `x`, expected one of `a`, `b`" into a key path and a message
+/// that suggests the nearest valid name.
+fn explain_serde_error(path: &str, message: &str) -> (String, String) {
+    let path = if path == "." { String::new() } else { path.to_string() };
+    let backticked: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    for (prefix, what) in [("unknown field", "key"), ("unknown variant", "value")] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let got = backticked.first().copied().unwrap_or_default();
+            let expected: Vec<&str> =
+                if rest.contains("expected") { backticked[1..].to_vec() } else { vec![] };
+            // serde_path_to_error's path already ends with the offending key.
+            let key = if path.is_empty() { got.to_string() } else { path.clone() };
+            let mut msg = format!("unknown {what} '{got}'");
+            match nearest(got, &expected) {
+                Some(best) => msg.push_str(&format!("; did you mean '{best}'?")),
+                None if !expected.is_empty() => {
+                    msg.push_str(&format!("; expected one of: {}", expected.join(", ")))
+                }
+                None => {}
+            }
+            return (key, msg);
+        }
+    }
+    let key = if path.is_empty() { "(top level)".into() } else { path };
+    (key, message.to_string())
+}
+
+/// The candidate closest to `got`, if it is close enough to be a plausible typo.
+pub fn nearest<'a>(got: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(got, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        JobSpec::from_toml(text, "job.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_is_the_demo_job() {
+        let job = JobSpec::from_toml("", "job.toml").unwrap();
+        assert_eq!(job, JobSpec::default());
+        assert_eq!(job.data.train, DEMO_TRAIN);
+        assert_eq!(job.sharing_mode(), SharingMode::None);
+    }
+
+    #[test]
+    fn full_job_round_trips_through_toml() {
+        let text = r#"
+name = "fmnist"
+[data]
+train = "hdfs://namenode:9000/datasets/fashion/train"
+test = "assets/x/test"
+format = "idx"
+[model]
+preset = "mlp"
+hidden = [64, 32]
+dropout = 0.1
+init = "xavier"
+[train]
+epochs = 3
+batch_size = 64
+updater = { kind = "nesterov", lr = 0.05, momentum = 0.8 }
+l2 = 1e-4
+[sharing]
+mode = "threshold"
+algorithm = { kind = "target", initial = 2e-3, target = 1e-3 }
+residual_clip = { multiple = 4.0, every = 10 }
+[cluster]
+workers = 4
+"#;
+        let job = JobSpec::from_toml(text, "job.toml").unwrap();
+        assert_eq!(job.train.updater.kind, Some(UpdaterKind::Nesterov));
+        assert_eq!(job.updater().learning_rate(), 0.05);
+        assert_eq!(job.sharing.algorithm, ThresholdSpec::Target { initial: 2e-3, target: 1e-3 });
+        let again = JobSpec::from_toml(&job.to_toml(), "again.toml").unwrap();
+        assert_eq!(again, job);
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_nearest_and_name_the_line() {
+        let e = err("[train]\nepochs = 2\nbatchsize = 3\n");
+        assert!(e.contains("`train.batchsize`"), "{e}");
+        assert!(e.contains("did you mean 'batch_size'"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        let e = err("[trian]\nepochs = 2\n");
+        assert!(e.contains("did you mean 'train'"), "{e}");
+        let e = err("[train]\nupdater = { kind = \"adma\" }\n");
+        assert!(e.contains("`train.updater.kind`") && e.contains("did you mean 'adam'"), "{e}");
+        let e = err("[sharing]\nalgorithm = { kind = \"adaptive\", intial = 1e-3 }\n");
+        assert!(e.contains("did you mean 'initial'"), "{e}");
+        let e = err("[model]\nzzzz = 1\n");
+        assert!(e.contains("expected one of"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_syntax_name_the_key_or_line() {
+        let e = err("[train]\nepochs = \"ten\"\n");
+        assert!(e.contains("`train.epochs`") && e.contains("line 2"), "{e}");
+        let e = err("[train\nepochs = 1\n");
+        assert!(e.starts_with("job.toml:1"), "{e}");
+    }
+
+    #[test]
+    fn ranges_are_checked_and_every_error_is_listed() {
+        let e = err("[train]\nepochs = 0\nbatch_size = 0\nupdater = { kind = \"adam\", lr = -1.0 }\n");
+        assert!(e.contains("`train.epochs`: must be 1..=100000 (got 0)"), "{e}");
+        assert!(e.contains("`train.batch_size`"), "{e}");
+        assert!(e.contains("`train.updater.lr`"), "{e}");
+        let e =
+            err("[sharing]\nalgorithm = { kind = \"adaptive\", min_sparsity = 0.1, max_sparsity = 0.01 }\n");
+        assert!(e.contains("`sharing.algorithm.max_sparsity`: must be above"), "{e}");
+        let e = err("[sharing]\nmode = \"none\"\n[cluster]\nworkers = 3\n");
+        assert!(e.contains("`sharing.mode`"), "{e}");
+        let e = err("[data]\ntrain = \"s3://bucket/x\"\n");
+        assert!(e.contains("`data.train`") && e.contains("unsupported scheme"), "{e}");
+        let e = err("[model]\nhidden = [0]\ndropout = 1.0\n");
+        assert!(e.contains("`model.hidden`") && e.contains("`model.dropout`"), "{e}");
+    }
+
+    #[test]
+    fn mode_and_updater_defaults_follow_the_worker_count() {
+        let job = JobSpec::from_toml("[cluster]\nworkers = 2\n", "j").unwrap();
+        assert_eq!(job.sharing_mode(), SharingMode::Threshold);
+        assert_eq!(job.updater().kind, Some(UpdaterKind::Nesterov));
+        assert_eq!(job.updater().lr, Some(0.01));
+        let single = JobSpec::default();
+        assert_eq!(single.updater().kind, Some(UpdaterKind::Adam));
+        assert_eq!(single.updater().lr, Some(1e-3));
+        let explicit =
+            JobSpec::from_toml("[train]\nupdater = { kind = \"sgd\" }\n[cluster]\nworkers = 2\n", "j")
+                .unwrap();
+        assert_eq!(explicit.updater().kind, Some(UpdaterKind::Sgd));
+        assert_eq!(explicit.updater().lr, Some(0.1));
+    }
+
+    #[test]
+    fn nearest_only_for_plausible_typos() {
+        assert_eq!(nearest("epoch", &["epochs", "seed"]), Some("epochs"));
+        assert_eq!(nearest("completely", &["epochs", "seed"]), None);
+    }
+}

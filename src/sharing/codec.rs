@@ -1,0 +1,415 @@
+//! The update wire format, version 1. All integers little-endian.
+//!
+//! ```text
+//! offset size field
+//!  0     2    magic "SU"
+//!  2     1    version (1)
+//!  3     1    format: 0 sparse, 1 bitmap, 2 dense f32
+//!  4     4    parameter count n (u32)
+//!  8     4    tau (f32; unused by dense)
+//! 12     4    entry count: quanta carried (sparse, bitmap) or n (dense)
+//! 16     4    origin worker id (u32)
+//! 20     8    step (u64)
+//! 28     ...  payload
+//! ```
+//!
+//! Sparse payload: for each sent index, ascending, the gap to the previous one (`i - prev - 1`,
+//! with `prev = -1` at the start) shifted left by one with the sign in bit 0 (1 = -tau), as an
+//! LEB128 varint. Bitmap payload: 2 bits per parameter (00 nothing, 01 +tau, 10 -tau), four per
+//! byte from the low bits up. Dense payload: n f32 values.
+//!
+//! A message stands for the update `u` that receivers subtract: `params -= u`.
+//! Decoding validates the whole message before anything is applied; any byte string either
+//! yields a valid message or a [`DecodeError`], never a panic or an out-of-bounds write.
+
+pub const MAGIC: [u8; 2] = *b"SU";
+pub const VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 28;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Sparse = 0,
+    Bitmap = 1,
+    Dense = 2,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Sparse => "sparse",
+            Format::Bitmap => "bitmap",
+            Format::Dense => "dense",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Header {
+    pub format: Format,
+    pub params: u32,
+    pub tau: f32,
+    pub entries: u32,
+    pub origin: u32,
+    pub step: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message of {0} bytes is shorter than the {HEADER_LEN}-byte header")]
+    Short(usize),
+    #[error("bad magic {0:02x?}; not a Strom update")]
+    Magic([u8; 2]),
+    #[error("unsupported version {0} (this build reads version {VERSION})")]
+    Version(u8),
+    #[error("unknown format {0}")]
+    UnknownFormat(u8),
+    #[error("message is for {got} parameters, this model has {expected}")]
+    ParamCount { expected: u32, got: u32 },
+    #[error("tau {0} is not a positive finite number")]
+    Tau(f32),
+    #[error("entry count {entries} is impossible for {params} parameters")]
+    EntryCount { entries: u32, params: u32 },
+    #[error("payload is {got} bytes, expected {expected}")]
+    PayloadLength { expected: usize, got: usize },
+    #[error("index {index} is out of range for {params} parameters")]
+    IndexOutOfRange { index: u64, params: u32 },
+    #[error("varint at byte {0} is malformed or too long")]
+    Varint(usize),
+    #[error("payload ended after {found} of {expected} entries")]
+    Truncated { expected: u32, found: u32 },
+    #[error("{0} bytes after the last entry")]
+    Trailing(usize),
+    #[error("bitmap holds the invalid code 11 at parameter {0}")]
+    BitmapCode(usize),
+    #[error("bitmap padding bits are not zero")]
+    BitmapPadding,
+    #[error("dense value at {0} is not finite")]
+    NotFinite(usize),
+}
+
+/// Appends a header to `out`.
+pub fn write_header(out: &mut Vec<u8>, h: &Header) {
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(h.format as u8);
+    out.extend_from_slice(&h.params.to_le_bytes());
+    out.extend_from_slice(&h.tau.to_le_bytes());
+    out.extend_from_slice(&h.entries.to_le_bytes());
+    out.extend_from_slice(&h.origin.to_le_bytes());
+    out.extend_from_slice(&h.step.to_le_bytes());
+}
+
+#[inline]
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[inline]
+fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+    let start = *pos;
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let Some(&b) = bytes.get(*pos) else {
+            return Err(DecodeError::Varint(start));
+        };
+        *pos += 1;
+        if shift == 63 && b > 1 {
+            return Err(DecodeError::Varint(start));
+        }
+        v |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(DecodeError::Varint(start))
+}
+
+/// Bytes of a bitmap payload for `n` parameters.
+pub fn bitmap_len(n: usize) -> usize {
+    n.div_ceil(4)
+}
+
+/// Builds a dense message (parameter averaging, replica snapshots).
+pub fn encode_dense(out: &mut Vec<u8>, values: &[f32], origin: u32, step: u64) {
+    out.clear();
+    out.reserve(HEADER_LEN + 4 * values.len());
+    write_header(
+        out,
+        &Header {
+            format: Format::Dense,
+            params: values.len() as u32,
+            tau: 0.0,
+            entries: values.len() as u32,
+            origin,
+            step,
+        },
+    );
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// A message whose every byte has been checked against a parameter count.
+#[derive(Clone, Copy, Debug)]
+pub struct MessageView<'a> {
+    pub header: Header,
+    payload: &'a [u8],
+}
+
+/// Reads only the header (for routing); see [`MessageView::parse`] for full validation.
+pub fn peek_header(bytes: &[u8]) -> Result<Header, DecodeError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(DecodeError::Short(bytes.len()));
+    }
+    let magic = [bytes[0], bytes[1]];
+    if magic != MAGIC {
+        return Err(DecodeError::Magic(magic));
+    }
+    if bytes[2] != VERSION {
+        return Err(DecodeError::Version(bytes[2]));
+    }
+    let format = match bytes[3] {
+        0 => Format::Sparse,
+        1 => Format::Bitmap,
+        2 => Format::Dense,
+        other => return Err(DecodeError::UnknownFormat(other)),
+    };
+    let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+    let mut step = [0u8; 8];
+    step.copy_from_slice(&bytes[20..28]);
+    Ok(Header {
+        format,
+        params: u32_at(4),
+        tau: f32::from_le_bytes(u32_at(8).to_le_bytes()),
+        entries: u32_at(12),
+        origin: u32_at(16),
+        step: u64::from_le_bytes(step),
+    })
+}
+
+impl<'a> MessageView<'a> {
+    /// Validates `bytes` completely as an update for `params` parameters.
+    pub fn parse(bytes: &'a [u8], params: usize) -> Result<MessageView<'a>, DecodeError> {
+        let header = peek_header(bytes)?;
+        if header.params as usize != params {
+            return Err(DecodeError::ParamCount { expected: params as u32, got: header.params });
+        }
+        let payload = &bytes[HEADER_LEN..];
+        let view = MessageView { header, payload };
+        match header.format {
+            Format::Sparse | Format::Bitmap => {
+                if !(header.tau.is_finite() && header.tau > 0.0) {
+                    return Err(DecodeError::Tau(header.tau));
+                }
+                if header.entries > header.params {
+                    return Err(DecodeError::EntryCount { entries: header.entries, params: header.params });
+                }
+            }
+            Format::Dense => {
+                if header.entries != header.params {
+                    return Err(DecodeError::EntryCount { entries: header.entries, params: header.params });
+                }
+            }
+        }
+        match header.format {
+            Format::Sparse => view.walk_sparse(|_, _| {})?,
+            Format::Bitmap => view.walk_bitmap(|_, _| {})?,
+            Format::Dense => {
+                let expected = 4 * params;
+                if payload.len() != expected {
+                    return Err(DecodeError::PayloadLength { expected, got: payload.len() });
+                }
+                if let Some(i) = payload
+                    .chunks_exact(4)
+                    .position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
+                {
+                    return Err(DecodeError::NotFinite(i));
+                }
+            }
+        }
+        Ok(view)
+    }
+
+    fn walk_sparse(&self, mut f: impl FnMut(usize, bool)) -> Result<(), DecodeError> {
+        let (n, count) = (self.header.params as u64, self.header.entries);
+        let mut pos = 0;
+        let mut next: u64 = 0; // smallest index the next entry may have
+        for found in 0..count {
+            if pos >= self.payload.len() {
+                return Err(DecodeError::Truncated { expected: count, found });
+            }
+            let v = get_varint(self.payload, &mut pos)?;
+            let index = next + (v >> 1);
+            if index >= n {
+                return Err(DecodeError::IndexOutOfRange { index, params: self.header.params });
+            }
+            f(index as usize, v & 1 == 1);
+            next = index + 1;
+        }
+        if pos != self.payload.len() {
+            return Err(DecodeError::Trailing(self.payload.len() - pos));
+        }
+        Ok(())
+    }
+
+    fn walk_bitmap(&self, mut f: impl FnMut(usize, bool)) -> Result<(), DecodeError> {
+        let n = self.header.params as usize;
+        let expected = bitmap_len(n);
+        if self.payload.len() != expected {
+            return Err(DecodeError::PayloadLength { expected, got: self.payload.len() });
+        }
+        let mut count: u32 = 0;
+        for (bi, &byte) in self.payload.iter().enumerate() {
+            if byte == 0 {
+                continue;
+            }
+            for k in 0..4 {
+                let code = (byte >> (2 * k)) & 3;
+                if code == 0 {
+                    continue;
+                }
+                let i = bi * 4 + k;
+                if i >= n {
+                    return Err(DecodeError::BitmapPadding);
+                }
+                if code == 3 {
+                    return Err(DecodeError::BitmapCode(i));
+                }
+                count += 1;
+                f(i, code == 2);
+            }
+        }
+        if count != self.header.entries {
+            return Err(DecodeError::EntryCount { entries: self.header.entries, params: self.header.params });
+        }
+        Ok(())
+    }
+
+    /// Calls `f(index, negative)` for every quantum of a sparse or bitmap message.
+    pub fn for_each_quantum(&self, f: impl FnMut(usize, bool)) {
+        // Already validated by `parse`, so these cannot fail.
+        let _ = match self.header.format {
+            Format::Sparse => self.walk_sparse(f),
+            Format::Bitmap => self.walk_bitmap(f),
+            Format::Dense => Ok(()),
+        };
+    }
+
+    /// Dense values of a dense message.
+    pub fn dense_values(&self) -> impl Iterator<Item = f32> + '_ {
+        let dense = self.header.format == Format::Dense;
+        self.payload
+            .chunks_exact(4)
+            .take_while(move |_| dense)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    }
+
+    /// `params -= scale * update`.
+    pub fn subtract_from(&self, params: &mut [f32], scale: f32) {
+        debug_assert_eq!(params.len(), self.header.params as usize);
+        match self.header.format {
+            Format::Dense => {
+                for (p, v) in params.iter_mut().zip(self.dense_values()) {
+                    *p -= scale * v;
+                }
+            }
+            _ => {
+                let q = self.header.tau * scale;
+                self.for_each_quantum(|i, neg| params[i] -= if neg { -q } else { q });
+            }
+        }
+    }
+
+    /// The update as a dense vector (tests and tools).
+    pub fn to_dense(&self) -> Vec<f32> {
+        let mut v = vec![0.0; self.header.params as usize];
+        self.subtract_from(&mut v, -1.0);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(format: Format, params: u32, entries: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        write_header(&mut v, &Header { format, params, tau: 0.5, entries, origin: 3, step: 9 });
+        v
+    }
+
+    #[test]
+    fn sparse_message_by_hand() {
+        // +tau at 2, -tau at 3, +tau at 200 of 300.
+        let mut m = header(Format::Sparse, 300, 3);
+        put_varint(&mut m, 2 << 1);
+        put_varint(&mut m, 1);
+        put_varint(&mut m, 196 << 1);
+        assert_eq!(m.len(), HEADER_LEN + 4, "gap 196 needs a 2-byte varint");
+        let v = MessageView::parse(&m, 300).unwrap();
+        assert_eq!((v.header.origin, v.header.step), (3, 9));
+        let d = v.to_dense();
+        assert_eq!((d[2], d[3], d[200]), (0.5, -0.5, 0.5));
+        assert_eq!(d.iter().filter(|x| **x != 0.0).count(), 3);
+    }
+
+    #[test]
+    fn every_kind_of_damage_is_a_typed_error() {
+        let mut ok = header(Format::Sparse, 10, 1);
+        put_varint(&mut ok, 4);
+        assert!(MessageView::parse(&ok, 10).is_ok());
+        assert_eq!(MessageView::parse(&ok[..5], 10).unwrap_err(), DecodeError::Short(5));
+        assert!(matches!(MessageView::parse(&ok, 11), Err(DecodeError::ParamCount { .. })));
+        let mut bad = ok.clone();
+        bad[0] = b'X';
+        assert!(matches!(MessageView::parse(&bad, 10), Err(DecodeError::Magic(_))));
+        let mut bad = ok.clone();
+        bad[2] = 7;
+        assert_eq!(MessageView::parse(&bad, 10).unwrap_err(), DecodeError::Version(7));
+        let mut bad = ok.clone();
+        bad[3] = 9;
+        assert_eq!(MessageView::parse(&bad, 10).unwrap_err(), DecodeError::UnknownFormat(9));
+        let mut bad = header(Format::Sparse, 10, 1);
+        put_varint(&mut bad, 40 << 1);
+        assert!(matches!(MessageView::parse(&bad, 10), Err(DecodeError::IndexOutOfRange { index: 40, .. })));
+        let mut bad = ok.clone();
+        bad.push(0);
+        assert_eq!(MessageView::parse(&bad, 10).unwrap_err(), DecodeError::Trailing(1));
+        let bad = header(Format::Sparse, 10, 2);
+        assert!(matches!(MessageView::parse(&bad, 10), Err(DecodeError::Truncated { .. })));
+        let mut bad = header(Format::Sparse, 10, 1);
+        bad.extend_from_slice(&[0xff; 11]);
+        assert!(matches!(MessageView::parse(&bad, 10), Err(DecodeError::Varint(_))));
+        let mut bad = header(Format::Bitmap, 5, 1);
+        bad.extend_from_slice(&[0b11, 0]);
+        assert_eq!(MessageView::parse(&bad, 5).unwrap_err(), DecodeError::BitmapCode(0));
+        let mut bad = header(Format::Bitmap, 5, 1);
+        bad.extend_from_slice(&[0, 0b0100]);
+        assert_eq!(MessageView::parse(&bad, 5).unwrap_err(), DecodeError::BitmapPadding);
+        let mut bad = header(Format::Bitmap, 5, 11);
+        bad.extend_from_slice(&[0, 0]);
+        assert!(matches!(MessageView::parse(&bad, 5), Err(DecodeError::EntryCount { .. })));
+        let mut dense = Vec::new();
+        encode_dense(&mut dense, &[1.0, f32::NAN], 0, 0);
+        assert_eq!(MessageView::parse(&dense, 2).unwrap_err(), DecodeError::NotFinite(1));
+        let mut bad = header(Format::Sparse, 10, 1);
+        bad[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+        put_varint(&mut bad, 4);
+        assert!(matches!(MessageView::parse(&bad, 10), Err(DecodeError::Tau(_))));
+    }
+
+    #[test]
+    fn dense_round_trip() {
+        let mut m = Vec::new();
+        encode_dense(&mut m, &[1.5, -2.0, 0.0], 1, 2);
+        let v = MessageView::parse(&m, 3).unwrap();
+        assert_eq!(v.to_dense(), vec![1.5, -2.0, 0.0]);
+        let mut p = vec![1.0; 3];
+        v.subtract_from(&mut p, 0.5);
+        assert_eq!(p, vec![0.25, 2.0, 1.0]);
+    }
+}

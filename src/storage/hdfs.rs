@@ -1,0 +1,219 @@
+//! HDFS and ViewFS through hdfs-native (no JVM, no Hadoop install). `HADOOP_CONF_DIR` (or
+//! `HADOOP_HOME/etc/hadoop`) is honoured by the client itself.
+//!
+//! hdfs-native is async and retries an unreachable namenode for 20 s or more; the engine is
+//! synchronous and a user deserves a fast answer, so every call runs on one shared runtime
+//! under a deadline, with failover retries turned down.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Read;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use hdfs_native::client::FileStatus;
+use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
+
+use super::{Entry, Location, StorageError, hdfs_timeout};
+
+/// Reading the bytes of a large file may take much longer than a metadata call.
+const DATA_TIMEOUT: Duration = Duration::from_secs(600);
+/// Chunk size of streamed reads.
+const CHUNK: usize = 8 << 20;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("strom-hdfs")
+            .enable_all()
+            .build()
+            .expect("the HDFS I/O runtime cannot be created (out of threads?)")
+    })
+}
+
+fn client(location: &Location, namenode: &str) -> Result<Client, StorageError> {
+    static CLIENTS: OnceLock<Mutex<HashMap<String, Client>>> = OnceLock::new();
+    let clients = CLIENTS.get_or_init(Default::default);
+    let mut guard = clients.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = guard.get(namenode) {
+        return Ok(c.clone());
+    }
+    let mut builder = ClientBuilder::new()
+        .with_config(vec![("dfs.client.failover.max.attempts", "1")])
+        .with_io_runtime(runtime().handle().clone());
+    // `hdfs:///path` means the default file system of the loaded configuration.
+    if namenode != "hdfs://" {
+        builder = builder.with_url(namenode);
+    }
+    let c = builder.build().map_err(|e| hdfs_error(location, namenode, e))?;
+    guard.insert(namenode.to_string(), c.clone());
+    Ok(c)
+}
+
+fn hdfs_error(location: &Location, namenode: &str, e: HdfsError) -> StorageError {
+    match e {
+        HdfsError::FileNotFound(_) => StorageError::NotFound { location: location.to_string() },
+        other => StorageError::Hdfs {
+            location: location.to_string(),
+            namenode: namenode.to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Runs `fut` on the HDFS runtime and waits for it, from any thread (also from inside another
+/// tokio runtime's blocking section), under `limit`.
+fn run<T, F>(location: &Location, namenode: &str, limit: Duration, fut: F) -> Result<T, StorageError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, HdfsError>> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime().spawn(async move {
+        let _ = tx.send(tokio::time::timeout(limit, fut).await);
+    });
+    match rx.recv() {
+        Ok(Ok(Ok(v))) => Ok(v),
+        Ok(Ok(Err(e))) => Err(hdfs_error(location, namenode, e)),
+        Ok(Err(_elapsed)) => Err(StorageError::Timeout {
+            location: location.to_string(),
+            namenode: namenode.to_string(),
+            seconds: limit.as_secs(),
+        }),
+        Err(_) => Err(StorageError::Hdfs {
+            location: location.to_string(),
+            namenode: namenode.to_string(),
+            message: "the HDFS task ended without an answer".into(),
+        }),
+    }
+}
+
+fn entry(namenode: &str, status: &FileStatus) -> Entry {
+    Entry {
+        location: Location::Hdfs { namenode: namenode.to_string(), path: status.path.clone() },
+        is_dir: status.isdir,
+        len: status.length as u64,
+    }
+}
+
+pub(super) fn stat(location: &Location, namenode: &str, path: &str) -> Result<Entry, StorageError> {
+    let c = client(location, namenode)?;
+    let p = path.to_string();
+    let status = run(location, namenode, hdfs_timeout(), async move { c.get_file_info(&p).await })?;
+    let mut e = entry(namenode, &status);
+    e.location = location.clone();
+    Ok(e)
+}
+
+pub(super) fn list(location: &Location, namenode: &str, path: &str) -> Result<Vec<Entry>, StorageError> {
+    let c = client(location, namenode)?;
+    let p = path.to_string();
+    let statuses = run(location, namenode, hdfs_timeout(), async move { c.list_status(&p, false).await })?;
+    Ok(statuses.iter().map(|s| entry(namenode, s)).collect())
+}
+
+pub(super) fn read_all(location: &Location, namenode: &str, path: &str) -> Result<Vec<u8>, StorageError> {
+    let mut out = Vec::new();
+    open(location, namenode, path)?
+        .read_to_end(&mut out)
+        .map_err(|e| StorageError::Io { location: location.to_string(), source: e })?;
+    Ok(out)
+}
+
+pub(super) fn open(
+    location: &Location,
+    namenode: &str,
+    path: &str,
+) -> Result<Box<dyn Read + Send>, StorageError> {
+    // The metadata call fails fast when the namenode is unreachable; the reads that follow go
+    // to datanodes and get the longer deadline.
+    let c = client(location, namenode)?;
+    let p = path.to_string();
+    let reader = run(location, namenode, hdfs_timeout(), async move { c.read(&p).await })?;
+    Ok(Box::new(HdfsReader {
+        location: location.clone(),
+        namenode: namenode.to_string(),
+        len: reader.file_length(),
+        reader: Arc::new(reader),
+        pos: 0,
+        buf: Vec::new(),
+        buf_pos: 0,
+    }))
+}
+
+/// A `Read` over an HDFS file, fetched in chunks so memory stays bounded.
+struct HdfsReader {
+    location: Location,
+    namenode: String,
+    reader: Arc<hdfs_native::file::FileReader>,
+    len: usize,
+    pos: usize,
+    buf: Vec<u8>,
+    buf_pos: usize,
+}
+
+impl Read for HdfsReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.buf_pos == self.buf.len() {
+            if self.pos >= self.len {
+                return Ok(0);
+            }
+            let n = CHUNK.min(self.len - self.pos);
+            let (r, offset) = (self.reader.clone(), self.pos);
+            let bytes =
+                run(
+                    &self.location,
+                    &self.namenode,
+                    DATA_TIMEOUT,
+                    async move { r.read_range(offset, n).await },
+                )
+                .map_err(std::io::Error::other)?;
+            self.buf.clear();
+            self.buf.extend_from_slice(&bytes);
+            self.buf_pos = 0;
+            self.pos += bytes.len();
+            if bytes.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{}: file ended early", self.location),
+                ));
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.buf_pos);
+        out[..n].copy_from_slice(&self.buf[self.buf_pos..self.buf_pos + n]);
+        self.buf_pos += n;
+        Ok(n)
+    }
+}
+
+pub(super) fn write_atomic(
+    location: &Location,
+    namenode: &str,
+    path: &str,
+    bytes: &[u8],
+) -> Result<(), StorageError> {
+    let c = client(location, namenode)?;
+    let tmp = format!("{path}.{}.tmp", std::process::id());
+    let (dst, data) = (path.to_string(), bytes::Bytes::copy_from_slice(bytes));
+    run(location, namenode, DATA_TIMEOUT, async move {
+        let mut writer = c.create(&tmp, WriteOptions::default()).await?;
+        writer.write_bytes(data).await?;
+        // close() commits the last block; without it the file is incomplete.
+        writer.close().await?;
+        c.rename(&tmp, &dst, true).await
+    })
+}
+
+pub(super) fn mkdirs(location: &Location, namenode: &str, path: &str) -> Result<(), StorageError> {
+    let c = client(location, namenode)?;
+    let p = path.to_string();
+    run(location, namenode, hdfs_timeout(), async move { c.mkdirs(&p, 0o755, true).await })
+}
+
+pub(super) fn remove(location: &Location, namenode: &str, path: &str) -> Result<(), StorageError> {
+    let c = client(location, namenode)?;
+    let p = path.to_string();
+    run(location, namenode, hdfs_timeout(), async move { c.delete(&p, false).await.map(|_| ()) })
+}
