@@ -72,6 +72,24 @@ impl ThresholdEncoder {
         assert_eq!(residual.len(), self.params);
         assert_eq!(update.len(), self.params);
         self.selected.clear();
+        // One portable binary (it is copied to SSH hosts and Spark executors), with the loop
+        // compiled a second time for AVX2 and chosen at run time.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.select_avx2(residual, update, tau) };
+        }
+        self.select(residual, update, tau)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn select_avx2(&mut self, residual: &mut [f32], update: &[f32], tau: f32) -> f64 {
+        self.select(residual, update, tau)
+    }
+
+    #[inline(always)]
+    fn select(&mut self, residual: &mut [f32], update: &[f32], tau: f32) -> f64 {
         let mut total_sq = 0.0f64;
         let (r_chunks, r_tail) = residual.as_chunks_mut::<LANES>();
         let (u_chunks, u_tail) = update.as_chunks::<LANES>();

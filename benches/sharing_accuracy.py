@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Gradient sharing against its baselines on full Fashion-MNIST (issue 3's table).
+
+For each updater: 1 worker without sharing, 4 in-process workers with threshold sharing
+(adaptive tau, the defaults) and 4 with parameter averaging, same epochs, several seeds.
+Prints final test accuracy (mean and spread over seeds), bytes sent and compression ratio.
+
+    cargo build --release
+    python3 benches/sharing_accuracy.py [--epochs 15] [--seeds 1,2,3] [--data /usr/share/datasets/fashion-mnist]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+p = argparse.ArgumentParser()
+p.add_argument("--epochs", type=int, default=15)
+p.add_argument("--seeds", default="1,2,3")
+p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+p.add_argument("--binary", default="target/release/strom")
+p.add_argument("--updaters", default="nesterov,adam")
+args = p.parse_args()
+
+if not os.path.exists(os.path.join(args.data, "train-images-idx3-ubyte.gz")):
+    sys.exit(f"no Fashion-MNIST in {args.data}: apt-get install dataset-fashion-mnist")
+
+MODES = [("1 worker, none", ["--workers", "1"]),
+         ("4 workers, threshold", ["--workers", "4", "--sharing", "threshold"]),
+         ("4 workers, averaging", ["--workers", "4", "--sharing", "averaging"])]
+
+
+def run(extra, seed):
+    with tempfile.TemporaryDirectory() as d:
+        summary = os.path.join(d, "s.json")
+        cmd = [args.binary, "--log-format", "json", "train",
+               "--train", f"{args.data}/train", "--test", f"{args.data}/t10k",
+               "--epochs", str(args.epochs), "--seed", str(seed),
+               "--output", os.path.join(d, "m"), "--summary-json", summary] + extra
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(summary) as f:
+            return json.load(f)
+
+
+print(f"Fashion-MNIST 60k/10k, MLP 784-256-128-10, batch 64 per worker, {args.epochs} epochs, "
+      f"seeds {args.seeds}")
+print(f"{'updater':<9} {'mode':<22} {'accuracy':>17} {'bytes sent':>12} {'compression':>12} {'mean sparsity':>14}")
+for updater in args.updaters.split(","):
+    for name, extra in MODES:
+        runs = [run(extra + ["--updater", updater], int(s)) for s in args.seeds.split(",")]
+        accs = [r["test_accuracy"] for r in runs]
+        sent = statistics.mean(r["bytes_sent"] for r in runs)
+        ratio = statistics.mean(r["compression_ratio"] for r in runs)
+        spars = statistics.mean(r["mean_sparsity"] for r in runs)
+        spread = f"{statistics.mean(accs):.4f} ±{(max(accs) - min(accs)) / 2:.4f}"
+        cr = f"{ratio:.0f}x" if ratio else "-"
+        sp = f"{spars:.2e}" if spars else "-"
+        print(f"{updater:<9} {name:<22} {spread:>17} {sent / 1e6:>10.1f}MB {cr:>12} {sp:>14}", flush=True)

@@ -1,0 +1,12 @@
+//! `strom-proto`: the wire protocol shared by the coordinator, the workers and the cockpit.
+//! The cockpit links only this crate, never the engine.
+
+pub mod v1 {
+    tonic::include_proto!("strom.v1");
+}
+
+/// Bumped when the Cluster protocol changes incompatibly; workers send theirs in `Join`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Metadata key of the bearer token.
+pub const AUTHORIZATION: &str = "authorization";
