@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Gradient sharing against its baselines on full Fashion-MNIST (issue 3's table).
+"""Gradient sharing against its baselines on full Fashion-MNIST.
 
 For each updater: 1 worker without sharing, 4 in-process workers with threshold sharing
-(adaptive tau, the defaults) and 4 with parameter averaging, same epochs, several seeds.
+(adaptive tau, the defaults), 4 with parameter averaging, and 4 worker processes over gRPC
+(`--launcher local`), same epochs, several seeds.
 Prints final test accuracy (mean and spread over seeds), bytes sent and compression ratio.
 
     cargo build --release
@@ -22,6 +23,7 @@ p.add_argument("--seeds", default="1,2,3")
 p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
 p.add_argument("--binary", default="target/release/strom")
 p.add_argument("--updaters", default="nesterov,adam")
+p.add_argument("--modes", default="", help="comma-separated mode numbers (0-3); default: all")
 args = p.parse_args()
 
 if not os.path.exists(os.path.join(args.data, "train-images-idx3-ubyte.gz")):
@@ -29,7 +31,8 @@ if not os.path.exists(os.path.join(args.data, "train-images-idx3-ubyte.gz")):
 
 MODES = [("1 worker, none", ["--workers", "1"]),
          ("4 workers, threshold", ["--workers", "4", "--sharing", "threshold"]),
-         ("4 workers, averaging", ["--workers", "4", "--sharing", "averaging"])]
+         ("4 workers, averaging", ["--workers", "4", "--sharing", "averaging"]),
+         ("4 processes, threshold", ["--workers", "4", "--sharing", "threshold", "--launcher", "local"])]
 
 
 def run(extra, seed):
@@ -48,7 +51,8 @@ print(f"Fashion-MNIST 60k/10k, MLP 784-256-128-10, batch 64 per worker, {args.ep
       f"seeds {args.seeds}")
 print(f"{'updater':<9} {'mode':<22} {'accuracy':>17} {'bytes sent':>12} {'compression':>12} {'mean sparsity':>14}")
 for updater in args.updaters.split(","):
-    for name, extra in MODES:
+    chosen = [MODES[int(i)] for i in args.modes.split(",")] if args.modes else MODES
+    for name, extra in chosen:
         runs = [run(extra + ["--updater", updater], int(s)) for s in args.seeds.split(",")]
         accs = [r["test_accuracy"] for r in runs]
         sent = statistics.mean(r["bytes_sent"] for r in runs)

@@ -29,7 +29,7 @@ fn step(c: &mut Criterion) {
     group.bench_function("mlp_784_256_128_10_batch128", |bench| {
         bench.iter(|| {
             let loss = backend.forward_backward(&b, &mut rng);
-            backend.compute_update();
+            backend.compute_update(1.0);
             backend.apply_update();
             loss
         })

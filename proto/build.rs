@@ -6,6 +6,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={f}");
     }
     let descriptors = protox::compile(files, ["."])?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    tonic_prost_build::configure()
+        // Relayed updates fan out to every worker: share the buffer instead of copying it.
+        .bytes(".strom.v1.Update.payload")
+        .compile_fds(descriptors)?;
     Ok(())
 }

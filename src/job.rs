@@ -212,6 +212,29 @@ pub struct TrainSpec {
     pub seed: u64,
     /// Minibatches per data partition of the work queue that feeds the workers.
     pub batches_per_partition: usize,
+    /// How the learning rate moves over the job.
+    pub lr_schedule: LrSchedule,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// The learning rate throughout.
+    Constant,
+    /// Half a cosine from the learning rate down to zero over all epochs.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The factor on the learning rate at `progress` (0 at the start of the job, 1 at the end).
+    pub fn scale(self, progress: f64) -> f32 {
+        match self {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::Cosine => {
+                (0.5 * (1.0 + (std::f64::consts::PI * progress.clamp(0.0, 1.0)).cos())) as f32
+            }
+        }
+    }
 }
 
 impl Default for TrainSpec {
@@ -223,6 +246,7 @@ impl Default for TrainSpec {
             l2: 0.0,
             seed: 42,
             batches_per_partition: 8,
+            lr_schedule: LrSchedule::Cosine,
         }
     }
 }
@@ -242,7 +266,10 @@ pub enum SharingMode {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ThresholdSpec {
     /// Keep tau constant.
-    Fixed { tau: f32 },
+    Fixed {
+        #[serde(default = "default_tau")]
+        tau: f32,
+    },
     /// Move tau so the fraction of entries sent stays within [min_sparsity, max_sparsity].
     Adaptive {
         #[serde(default = "default_tau")]
@@ -350,11 +377,22 @@ pub struct ClusterSpec {
     pub launcher: LauncherKind,
     pub workers: usize,
     pub backend: BackendKind,
+    /// A worker that sends nothing for this long is lost; its partitions go back to the queue.
+    pub heartbeat_timeout_secs: u64,
+    /// With a checkpoint directory: write a checkpoint every this many steps (all workers'
+    /// steps together), besides every epoch end. 0: epoch ends only.
+    pub checkpoint_every: u64,
 }
 
 impl Default for ClusterSpec {
     fn default() -> Self {
-        ClusterSpec { launcher: LauncherKind::Embedded, workers: 1, backend: BackendKind::Cpu }
+        ClusterSpec {
+            launcher: LauncherKind::Embedded,
+            workers: 1,
+            backend: BackendKind::Cpu,
+            heartbeat_timeout_secs: 10,
+            checkpoint_every: 200,
+        }
     }
 }
 
@@ -380,8 +418,15 @@ impl JobSpec {
         u
     }
 
-    /// Parses a job file's text; `file` names it in errors.
+    /// Parses and validates a job file's text; `file` names it in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<JobSpec, JobError> {
+        let job = JobSpec::parse_toml(text, file)?;
+        job.validate().map_err(|errors| JobError::Invalid { file: Some(file.to_string()), errors })?;
+        Ok(job)
+    }
+
+    /// Parses a job file's text without the range checks of [`JobSpec::validate`].
+    pub fn parse_toml(text: &str, file: &str) -> Result<JobSpec, JobError> {
         let de = toml::Deserializer::parse(text).map_err(|e| JobError::Syntax {
             file: file.to_string(),
             line: e.span().map(|s| line_of(text, s.start)),
@@ -394,7 +439,6 @@ impl JobSpec {
             let (key, message) = explain_serde_error(&key, inner.message());
             JobError::Invalid { file: Some(file.to_string()), errors: vec![KeyError { key, line, message }] }
         })?;
-        job.validate().map_err(|errors| JobError::Invalid { file: Some(file.to_string()), errors })?;
         Ok(job)
     }
 
@@ -516,6 +560,9 @@ impl JobSpec {
         v.check("cluster.workers", (1..=1024).contains(&c.workers), || {
             format!("must be 1..=1024 (got {})", c.workers)
         });
+        v.check("cluster.heartbeat_timeout_secs", (1..=3600).contains(&c.heartbeat_timeout_secs), || {
+            format!("must be 1..=3600 (got {})", c.heartbeat_timeout_secs)
+        });
         v.check("sharing.mode", !(s.mode == Some(SharingMode::None) && c.workers > 1), || {
             format!(
                 "'none' trains a single worker but cluster.workers = {}; use threshold or averaging",
@@ -582,6 +629,21 @@ impl fmt::Display for KeyError {
         match self.line {
             Some(line) => write!(f, "line {line}: `{}`: {}", self.key, self.message),
             None => write!(f, "`{}`: {}", self.key, self.message),
+        }
+    }
+}
+
+impl JobError {
+    /// The problems as key errors (syntax and read errors under the key "(file)").
+    pub fn key_errors(&self) -> Vec<KeyError> {
+        match self {
+            JobError::Invalid { errors, .. } => errors.clone(),
+            JobError::Syntax { line, message, .. } => {
+                vec![KeyError { key: "(file)".into(), line: *line, message: message.clone() }]
+            }
+            JobError::Read { source, .. } => {
+                vec![KeyError { key: "(file)".into(), line: None, message: source.to_string() }]
+            }
         }
     }
 }

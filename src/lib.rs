@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod cluster;
 pub mod data;
 pub mod engine;
 pub mod job;

@@ -9,6 +9,8 @@ fn main() -> std::process::ExitCode {
     let result = match args.command {
         Some(Command::Train(a)) => cli::train::run(*a),
         Some(Command::Eval(a)) => cli::eval::run(a),
+        Some(Command::Coordinator(a)) => cli::coordinator::run(*a),
+        Some(Command::Worker(a)) => cli::worker::run(a),
         None => {
             let _ = Cli::command().print_help();
             Ok(())

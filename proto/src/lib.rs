@@ -1,6 +1,8 @@
 //! `strom-proto`: the wire protocol shared by the coordinator, the workers and the cockpit.
 //! The cockpit links only this crate, never the engine.
 
+pub use bytes::Bytes;
+
 pub mod v1 {
     tonic::include_proto!("strom.v1");
 }

@@ -81,8 +81,8 @@ impl Backend for CpuBackend {
         self.workspace.backward(&self.layout, &self.params, &mut self.grads, rows, batch.targets, true)
     }
 
-    fn compute_update(&mut self) {
-        self.updater.apply(&self.params, &mut self.grads);
+    fn compute_update(&mut self, lr_scale: f32) {
+        self.updater.apply(&self.params, &mut self.grads, lr_scale);
     }
 
     fn apply_update(&mut self) {

@@ -48,8 +48,9 @@ pub trait Backend: Send {
     /// Forward and backward pass; leaves the gradient of the mean loss in the gradient buffer
     /// and returns that loss.
     fn forward_backward(&mut self, batch: &Batch<'_>, rng: &mut Rng) -> f32;
-    /// Turns the gradient into the update (updater, learning rate, L2), in place.
-    fn compute_update(&mut self);
+    /// Turns the gradient into the update (updater, learning rate times `lr_scale`, L2), in
+    /// place.
+    fn compute_update(&mut self, lr_scale: f32);
     /// `params -= update` (no sharing, or parameter averaging between averages).
     fn apply_update(&mut self);
     /// Gradient sharing's step: `residual += update`, select the quanta at `tau`, subtract them

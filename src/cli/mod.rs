@@ -1,9 +1,11 @@
 //! The `strom` command line: argument definitions and one module per command. `main.rs` parses
 //! and dispatches; these modules report errors with context (anyhow).
 
+pub mod coordinator;
 pub mod eval;
 mod progress;
 pub mod train;
+pub mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +36,10 @@ pub enum Command {
     Train(Box<train::TrainArgs>),
     /// Evaluate a saved model on test data.
     Eval(eval::EvalArgs),
+    /// Run a coordinator: workers join it, the cockpit attaches to it.
+    Coordinator(Box<coordinator::CoordinatorArgs>),
+    /// Join a coordinator and train until its job ends.
+    Worker(worker::WorkerArgs),
 }
 
 /// Parses a flag value through the same names the job file uses (`adam`, `threshold`, ...).

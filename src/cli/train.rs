@@ -15,9 +15,8 @@ use crate::job::{
     Activation, BackendKind, DataFormat, Init, JobSpec, LauncherKind, Loss, SharingMode, ThresholdSpec,
     UpdaterKind,
 };
+use crate::nn::Architecture;
 use crate::nn::saved::{ModelMeta, Preprocessing, Progress, SavedModel};
-use crate::nn::{Architecture, initialize};
-use crate::rng::Rng;
 use crate::storage::Location;
 
 /// Flags of `strom train`. Every flag overrides the job file key of the same name.
@@ -110,6 +109,13 @@ pub struct TrainArgs {
     /// Print the effective job as TOML and exit without training.
     #[arg(long)]
     pub print_job: bool,
+    /// With a launcher other than embedded: where the in-process coordinator listens
+    /// [default: 127.0.0.1 on a free port].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// With a launcher other than embedded: checkpoint directory (local or HDFS).
+    #[arg(long, value_name = "LOC")]
+    pub checkpoint_dir: Option<String>,
 }
 
 impl TrainArgs {
@@ -207,7 +213,7 @@ impl TrainArgs {
 /// The data a job trains and evaluates on.
 pub struct JobData {
     pub train: Arc<Dataset>,
-    pub test: Option<Dataset>,
+    pub test: Option<Arc<Dataset>>,
 }
 
 pub fn load_data(job: &JobSpec) -> Result<JobData> {
@@ -246,7 +252,7 @@ pub fn load_data(job: &JobSpec) -> Result<JobData> {
         tracing::info!("test data: {} examples from {}", test.rows, loc);
         Some(test)
     };
-    Ok(JobData { train: Arc::new(train), test })
+    Ok(JobData { train: Arc::new(train), test: test.map(Arc::new) })
 }
 
 pub fn preprocessing_of(dataset: &Dataset) -> Preprocessing {
@@ -254,14 +260,6 @@ pub fn preprocessing_of(dataset: &Dataset) -> Preprocessing {
         Features::U8 { scale, .. } => Preprocessing::ImageScale { scale },
         Features::F32(_) => Preprocessing::Identity,
     }
-}
-
-/// The initial parameters of a fresh model.
-pub fn initial_params(job: &JobSpec, architecture: &Architecture) -> Vec<f32> {
-    let layout = architecture.layout();
-    let mut params = vec![0.0; layout.len];
-    initialize(&layout, architecture.init, &mut Rng::derive(job.train.seed, 0x494E_4954), &mut params);
-    params
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -277,11 +275,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         print!("{}", job.to_toml());
         return Ok(());
     }
-    match job.cluster.launcher {
-        LauncherKind::Embedded => {}
-        other => {
-            bail!("cluster.launcher = {:?} is not available in this build; use the embedded launcher", other)
+    let output = Location::parse(args.output.as_deref().unwrap_or(&format!("strom-runs/{}", job.name)))?;
+    if job.cluster.launcher != LauncherKind::Embedded {
+        if resumed.is_some() {
+            bail!("--resume works with the embedded launcher; cluster jobs resume from --checkpoint-dir");
         }
+        return super::coordinator::train_with_coordinator(&args, job, &output);
     }
     let data = load_data(&job)?;
     let classes = data.train.output_width();
@@ -312,11 +311,34 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         None => {
             let arch = Architecture::from_job(&job.model, data.train.width, classes);
-            let params = initial_params(&job, &arch);
+            let params = crate::nn::initial_params(&arch, job.train.seed);
             (arch, EmbeddedOptions::fresh(params), 0)
         }
     };
-    let output = Location::parse(args.output.as_deref().unwrap_or(&format!("strom-runs/{}", job.name)))?;
+    log_plan(&job, &architecture, done);
+    let mut progress = TrainProgress::new(&job, data.train.rows, done, args.metrics_out.as_deref())?;
+    let outcome = engine::run_embedded(
+        &job,
+        &architecture,
+        data.train.clone(),
+        data.test.clone(),
+        options,
+        &mut progress,
+    );
+    progress.finish();
+    let outcome = outcome?;
+    let finished = FinishedRun {
+        job: &job,
+        architecture: &architecture,
+        preprocessing: preprocessing_of(&data.train),
+        class_names: data.train.class_names.clone(),
+        epochs_before: done,
+        outcome: &outcome,
+    };
+    finished.report(&output, args.summary_json.as_deref())
+}
+
+pub(crate) fn log_plan(job: &JobSpec, architecture: &Architecture, done: u32) {
     let updater = job.updater();
     tracing::info!(
         "model {}; {} worker(s), sharing {:?}, {} epochs of batch {}, {:?} lr {}",
@@ -328,61 +350,69 @@ pub fn run(args: TrainArgs) -> Result<()> {
         updater.kind(),
         updater.learning_rate()
     );
-    let mut progress = TrainProgress::new(&job, data.train.rows, done, args.metrics_out.as_deref())?;
-    let outcome = engine::run_embedded(
-        &job,
-        &architecture,
-        data.train.clone(),
-        data.test.as_ref(),
-        options,
-        &mut progress,
-    );
-    progress.finish();
-    let outcome = outcome?;
-    let final_report = outcome.epochs.last().and_then(|e| e.test.clone());
-    if let Some(report) = &final_report {
-        println!("\nTest evaluation after {} epochs:\n{}", job.train.epochs, report.table());
-    }
-    let epochs_completed = done + outcome.epochs.len() as u32;
-    let model = SavedModel {
-        meta: ModelMeta::new(
-            architecture.clone(),
-            preprocessing_of(&data.train),
-            data.train.class_names.clone(),
-            Progress { epochs_completed, steps: outcome.totals.steps },
-            job.clone(),
-        ),
-        params: outcome.params.clone(),
-        optimizer: outcome.optimizer.clone(),
-    };
-    model.save(&output).with_context(|| format!("saving the model to {output}"))?;
-    let summary =
-        summary_json(&job, &architecture, &outcome, final_report.as_ref(), epochs_completed, &output);
-    let text = serde_json::to_string_pretty(&summary)?;
-    output.join("summary.json").write_atomic(text.as_bytes())?;
-    if let Some(path) = &args.summary_json {
-        Location::local(path)
-            .write_atomic(text.as_bytes())
-            .with_context(|| format!("--summary-json {}", path.display()))?;
-    }
-    let t = &outcome.totals;
-    println!(
-        "trained {} steps in {:.1} s ({:.0} samples/s); model saved to {output}",
-        t.steps,
-        t.train_seconds,
-        t.samples_per_sec()
-    );
-    if job.sharing_mode() != SharingMode::None {
+}
+
+/// A run that ended: what is printed, saved and summarised, whoever ran it.
+pub(crate) struct FinishedRun<'a> {
+    pub job: &'a JobSpec,
+    pub architecture: &'a Architecture,
+    pub preprocessing: Preprocessing,
+    pub class_names: Vec<String>,
+    /// Epochs the model had before this run (resume).
+    pub epochs_before: u32,
+    pub outcome: &'a TrainOutcome,
+}
+
+impl FinishedRun<'_> {
+    /// Prints the evaluation, saves the model into `output` and writes the summary JSON.
+    pub fn report(&self, output: &Location, summary_path: Option<&std::path::Path>) -> Result<()> {
+        let (job, outcome) = (self.job, self.outcome);
+        let final_report = outcome.epochs.last().and_then(|e| e.test.clone());
+        // Epoch numbers are absolute (a resumed run continues the count).
+        let epochs_completed = outcome.epochs.last().map(|e| e.epoch + 1).unwrap_or(self.epochs_before);
+        if let Some(report) = &final_report {
+            println!("\nTest evaluation after {epochs_completed} epochs:\n{}", report.table());
+        }
+        let model = SavedModel {
+            meta: ModelMeta::new(
+                self.architecture.clone(),
+                self.preprocessing.clone(),
+                self.class_names.clone(),
+                Progress { epochs_completed, steps: outcome.totals.steps },
+                job.clone(),
+            ),
+            params: outcome.params.clone(),
+            optimizer: outcome.optimizer.clone(),
+        };
+        model.save(output).with_context(|| format!("saving the model to {output}"))?;
+        let summary =
+            summary_json(job, self.architecture, outcome, final_report.as_ref(), epochs_completed, output);
+        let text = serde_json::to_string_pretty(&summary)?;
+        output.join("summary.json").write_atomic(text.as_bytes())?;
+        if let Some(path) = summary_path {
+            Location::local(path)
+                .write_atomic(text.as_bytes())
+                .with_context(|| format!("--summary-json {}", path.display()))?;
+        }
+        let t = &outcome.totals;
         println!(
-            "sent {} of updates, {:.0}x less than dense f32 ({}); final tau {:.2e}, mean sparsity {:.2e}",
-            human_bytes(t.bytes_sent),
-            t.compression_ratio(),
-            human_bytes(t.dense_bytes),
-            t.final_tau,
-            t.mean_sparsity
+            "trained {} steps in {:.1} s ({:.0} samples/s); model saved to {output}",
+            t.steps,
+            t.train_seconds,
+            t.samples_per_sec()
         );
+        if job.sharing_mode() != SharingMode::None {
+            println!(
+                "sent {} of updates, {:.0}x less than dense f32 ({}); final tau {:.2e}, mean sparsity {:.2e}",
+                human_bytes(t.bytes_sent),
+                t.compression_ratio(),
+                human_bytes(t.dense_bytes),
+                t.final_tau,
+                t.mean_sparsity
+            );
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 pub fn human_bytes(b: u64) -> String {
@@ -429,6 +459,8 @@ fn summary_json(
         "mean_sparsity": t.mean_sparsity,
         "messages_merged": t.messages_merged,
         "messages_rejected": t.messages_rejected,
+        "workers_lost": t.workers_lost,
+        "partitions_requeued": t.partitions_requeued,
         "replica_drift": outcome.epochs.last().map(|e| e.replica_drift),
         "per_epoch": outcome.epochs.iter().map(|e| json!({
             "epoch": e.epoch,

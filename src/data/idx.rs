@@ -154,6 +154,61 @@ pub fn parse(file: &str, bytes: &[u8], expected_dims: usize) -> Result<IdxArray,
     Ok(IdxArray { dims, data: bytes[header..].to_vec() })
 }
 
+/// Reads the image header and the (small) label file: the shape without the pixels.
+pub fn describe(images: &Location, labels: &Location) -> Result<super::DataShape, DataError> {
+    let img_name = images.to_string();
+    let mut head = [0u8; 16];
+    let raw = images.open()?;
+    let mut peek = std::io::BufReader::new(raw);
+    let gz = {
+        use std::io::BufRead;
+        let buf = peek
+            .fill_buf()
+            .map_err(|e| DataError::Format { file: img_name.clone(), message: e.to_string() })?;
+        buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b
+    };
+    let mut reader: Box<dyn Read> =
+        if gz { Box::new(flate2::read::MultiGzDecoder::new(peek)) } else { Box::new(peek) };
+    reader.read_exact(&mut head).map_err(|e| DataError::Format {
+        file: img_name.clone(),
+        message: format!("cannot read the 16-byte IDX header: {e}"),
+    })?;
+    if head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] != 3 {
+        return Err(DataError::Format {
+            file: img_name,
+            message: format!("not an IDX image file (header {:02x?}); expected 00 00 08 03", &head[..4]),
+        });
+    }
+    let dim = |i: usize| {
+        u32::from_be_bytes([head[4 + 4 * i], head[5 + 4 * i], head[6 + 4 * i], head[7 + 4 * i]]) as usize
+    };
+    let (rows, width) = (dim(0), dim(1) * dim(2));
+    let lbl_name = labels.to_string();
+    let lbl = parse(&lbl_name, &maybe_gunzip(&lbl_name, labels.read()?)?, 1)?;
+    if lbl.dims[0] != rows {
+        return Err(DataError::Mismatch(format!(
+            "{img_name} has {rows} images but {lbl_name} has {} labels",
+            lbl.dims[0]
+        )));
+    }
+    let classes = (lbl.data.iter().copied().max().unwrap_or(0) as usize + 1).max(2);
+    Ok(super::DataShape {
+        rows,
+        width,
+        outputs: classes,
+        classification: true,
+        class_names: class_names(images, classes),
+    })
+}
+
+fn class_names(images: &Location, classes: usize) -> Vec<String> {
+    if matches!(images, Location::Builtin(n) if n.starts_with("fashion-mnist")) {
+        FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect()
+    } else {
+        (0..classes).map(|c| c.to_string()).collect()
+    }
+}
+
 /// Loads an image file and its label file into a dataset; images stay u8.
 pub fn load(images: &Location, labels: &Location) -> Result<Dataset, DataError> {
     let (img_name, lbl_name) = (images.to_string(), labels.to_string());
@@ -172,11 +227,7 @@ pub fn load(images: &Location, labels: &Location) -> Result<Dataset, DataError> 
     let width = img.dims[1] * img.dims[2];
     let labels: Vec<u32> = lbl.data.iter().map(|&l| l as u32).collect();
     let classes = (labels.iter().copied().max().unwrap_or(0) as usize + 1).max(2);
-    let class_names = if matches!(images, Location::Builtin(n) if n.starts_with("fashion-mnist")) {
-        FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect()
-    } else {
-        (0..classes).map(|c| c.to_string()).collect()
-    };
+    let class_names = class_names(images, classes);
     Ok(Dataset {
         source: images.to_string(),
         features: Features::U8 { data: img.data, scale: 1.0 / 255.0 },
@@ -237,6 +288,15 @@ mod tests {
         assert_eq!(ds.class_names[9], "Ankle boot");
         let Targets::Classes { classes, .. } = ds.targets else { panic!() };
         assert_eq!(classes, 10);
+    }
+
+    #[test]
+    fn describe_matches_load() {
+        let loc = Location::parse("builtin:fashion-mnist-demo/train").unwrap();
+        let shape = crate::data::describe(&loc, crate::job::DataFormat::Idx).unwrap();
+        let ds = crate::data::load(&loc, crate::job::DataFormat::Idx).unwrap();
+        assert_eq!((shape.rows, shape.width, shape.outputs), (ds.rows, ds.width, ds.output_width()));
+        assert_eq!(shape.to_string(), "10000 examples x 784 features, 10 classes");
     }
 
     #[test]

@@ -43,6 +43,36 @@ pub fn resolve_inputs(location: &Location, format: DataFormat) -> Result<DataInp
     }
 }
 
+/// The shape of a dataset, found without loading all of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataShape {
+    pub rows: usize,
+    pub width: usize,
+    /// Classes, or regression targets.
+    pub outputs: usize,
+    pub classification: bool,
+    pub class_names: Vec<String>,
+}
+
+impl std::fmt::Display for DataShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} examples x {} features, ", self.rows, self.width)?;
+        if self.classification {
+            write!(f, "{} classes", self.outputs)
+        } else {
+            write!(f, "{} targets", self.outputs)
+        }
+    }
+}
+
+/// Reads just enough of a dataset to know its shape (the coordinator plans partitions and
+/// builds the model from it; the workers load the data itself).
+pub fn describe(location: &Location, format: DataFormat) -> Result<DataShape, DataError> {
+    match resolve_inputs(location, format)? {
+        DataInputs::Idx { images, labels } => idx::describe(&images, &labels),
+    }
+}
+
 /// Loads a dataset from a location.
 pub fn load(location: &Location, format: DataFormat) -> Result<Dataset, DataError> {
     match resolve_inputs(location, format)? {

@@ -6,15 +6,16 @@
 use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::EngineError;
+use super::driver::Driver;
 use super::hub::{EpochNext, EpochReady, Hub, HubConfig, Work};
 use super::inbox::{Inbox, SharedMessage};
 use super::metrics::{EpochSummary, Observer, StepStats, Totals};
 use super::partition::{Partition, Plan};
 use super::worker::{Transport, TransportError, WorkerLoop, WorkerSummary};
-use super::{EngineError, evaluate};
-use crate::backend::{self, CpuBackend};
+use crate::backend;
 use crate::data::Dataset;
 use crate::job::{JobSpec, SharingMode};
 use crate::nn::{Architecture, UpdaterState};
@@ -101,7 +102,7 @@ impl Transport for EmbeddedTransport {
         if self.shared.hub().on_update(self.id, message).is_err() {
             return Ok(()); // rejected and counted by the hub
         }
-        let shared: SharedMessage = Arc::from(message);
+        let shared = SharedMessage::copy_from_slice(message);
         for (j, inbox) in self.shared.inboxes.iter().enumerate() {
             if j as u32 != self.id {
                 inbox.lock().unwrap_or_else(|p| p.into_inner()).push(shared.clone());
@@ -154,23 +155,13 @@ impl Transport for EmbeddedTransport {
     }
 }
 
-/// Per-epoch accumulation from the stats stream.
-#[derive(Default)]
-struct EpochAccumulator {
-    loss_sum: f64,
-    steps: u64,
-    started: Option<Instant>,
-    bytes_at_start: u64,
-    last_bytes: Vec<u64>,
-}
-
 /// Trains `job` with `job.cluster.workers` threads. `test`, when given, is evaluated at the
 /// end of every epoch.
 pub fn run_embedded(
     job: &JobSpec,
     architecture: &Architecture,
     train: Arc<Dataset>,
-    test: Option<&Dataset>,
+    test: Option<Arc<Dataset>>,
     options: EmbeddedOptions,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, EngineError> {
@@ -208,16 +199,10 @@ pub fn run_embedded(
         }
         backends.push(b);
     }
-    let mut evaluator = CpuBackend::new(architecture, &job.updater(), 0.0, 512, &options.initial_params);
-    let started = Instant::now();
+    let mut driver = Driver::new(job, architecture, train.rows, test, &options.initial_params);
     let (tx, rx) = mpsc::channel::<Event>();
-
-    let mut epochs = Vec::new();
     let mut summaries: Vec<Option<WorkerSummary>> = (0..workers).map(|_| None).collect();
     let mut first_error: Option<EngineError> = None;
-    let mut last_model: Option<Arc<Vec<f32>>> = None;
-    let mut eval_seconds = 0.0;
-    let mut acc = EpochAccumulator { last_bytes: vec![0; workers], ..Default::default() };
 
     std::thread::scope(|scope| {
         for (id, backend) in backends.into_iter().enumerate() {
@@ -246,41 +231,13 @@ pub fn run_embedded(
             let Ok(event) = rx.recv() else { break };
             match event {
                 Event::Stats(s) => {
-                    acc.started.get_or_insert_with(Instant::now);
-                    acc.loss_sum += s.loss as f64;
-                    acc.steps += 1;
-                    acc.last_bytes[s.worker as usize] = s.bytes_sent;
+                    driver.on_stats(&s);
                     observer.step(&s);
                     shared.hub().record_stats(s);
                 }
                 Event::EpochReady(ready) => {
-                    let t0 = Instant::now();
-                    let test_report = test.map(|t| {
-                        use crate::backend::Backend as _;
-                        evaluator.write_params(&ready.model);
-                        evaluate(&mut evaluator, t, 512)
-                    });
-                    eval_seconds += t0.elapsed().as_secs_f64();
-                    let bytes_now: u64 = acc.last_bytes.iter().sum();
-                    let summary = EpochSummary {
-                        epoch: ready.epoch,
-                        seconds: acc.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
-                        train_loss: if acc.steps > 0 { acc.loss_sum / acc.steps as f64 } else { f64::NAN },
-                        samples: train.rows as u64,
-                        steps: acc.steps,
-                        replica_drift: ready.drift,
-                        test: test_report,
-                        bytes_sent: bytes_now - acc.bytes_at_start,
-                        dense_bytes: if mode == SharingMode::None { 0 } else { acc.steps * n as u64 * 4 },
-                    };
+                    let summary = driver.on_epoch_ready(&ready);
                     observer.epoch(&summary);
-                    epochs.push(summary);
-                    acc = EpochAccumulator {
-                        bytes_at_start: bytes_now,
-                        last_bytes: acc.last_bytes.clone(),
-                        ..Default::default()
-                    };
-                    last_model = Some(ready.model.clone());
                     shared.hub().finish_epoch();
                     shared.changed.notify_all();
                 }
@@ -304,32 +261,14 @@ pub fn run_embedded(
         return Err(e);
     }
     let summaries: Vec<WorkerSummary> = summaries.into_iter().flatten().collect();
-    let params = match (mode, &last_model) {
-        (SharingMode::Threshold, _) => shared.hub().replica().to_vec(),
-        (_, Some(m)) if summaries.iter().all(|s| s.steps == 0) => m.to_vec(),
+    let params = match mode {
+        SharingMode::Threshold => shared.hub().replica().to_vec(),
         _ => mean_params(&summaries, n).unwrap_or_else(|| options.initial_params.clone()),
     };
-    let steps: u64 = summaries.iter().map(|s| s.steps).sum();
-    let totals = Totals {
-        steps,
-        samples: summaries.iter().map(|s| s.samples).sum(),
-        train_seconds: started.elapsed().as_secs_f64(),
-        eval_seconds,
-        bytes_sent: summaries.iter().map(|s| s.bytes_sent).sum(),
-        bytes_received: summaries.iter().map(|s| s.bytes_received).sum(),
-        dense_bytes: if mode == SharingMode::None { 0 } else { steps * n as u64 * 4 },
-        final_tau: summaries.first().map(|s| s.tau).unwrap_or(0.0),
-        mean_sparsity: if steps > 0 && mode == SharingMode::Threshold {
-            summaries.iter().map(|s| s.sparsity_sum).sum::<f64>() / steps as f64
-        } else {
-            0.0
-        },
-        messages_merged: summaries.iter().map(|s| s.merged).sum(),
-        messages_rejected: summaries.iter().map(|s| s.rejected).sum::<u64>()
-            + shared.hub().counters.updates_rejected,
-    };
+    let mut totals = driver.totals();
+    totals.messages_rejected += shared.hub().counters.updates_rejected;
     let optimizer = summaries.into_iter().find(|s| s.id == 0).map(|s| s.updater);
-    Ok(TrainOutcome { params, optimizer, epochs, totals })
+    Ok(TrainOutcome { params, optimizer, epochs: driver.epochs, totals })
 }
 
 fn mean_params(summaries: &[WorkerSummary], n: usize) -> Option<Vec<f32>> {

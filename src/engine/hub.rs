@@ -134,6 +134,18 @@ impl Hub {
         self.in_flight.clear();
     }
 
+    /// Marks partitions of the current epoch as already trained (resume from a checkpoint).
+    pub fn restore_progress(&mut self, done: &[u32]) {
+        self.pending.retain(|p| !done.contains(p));
+    }
+
+    /// Partitions of the current epoch trained so far.
+    pub fn partitions_done(&self) -> Vec<u32> {
+        (0..self.cfg.plan.count())
+            .filter(|p| !self.pending.contains(p) && !self.in_flight.contains_key(p))
+            .collect()
+    }
+
     pub fn config(&self) -> &HubConfig {
         &self.cfg
     }
@@ -468,6 +480,15 @@ mod tests {
         assert_eq!(h.finish_epoch(), EpochNext::Continue { epoch: 1, load: None });
         assert_eq!(h.epoch_result(0), Some(EpochNext::Continue { epoch: 1, load: None }));
         assert!(matches!(h.next_work(ids[0]), Work::Partition(p) if p.epoch == 1));
+    }
+
+    #[test]
+    fn progress_restores_from_a_checkpoint() {
+        let (mut h, ids) = hub(SharingMode::Threshold, 1);
+        h.restore_progress(&[0, 2]);
+        assert_eq!(h.partitions_done(), vec![0, 2]);
+        let got: Vec<u32> = drain(&mut h, ids[0]).iter().map(|p| p.index).collect();
+        assert_eq!(got, vec![1, 3, 4]);
     }
 
     #[test]

@@ -3,12 +3,11 @@
 //! lost), and the merges are counted.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use crate::sharing::MessageView;
 
-/// A relayed, already validated message.
-pub type SharedMessage = Arc<[u8]>;
+/// A relayed, already validated message; clones share the buffer.
+pub type SharedMessage = bytes::Bytes;
 
 pub struct Inbox {
     capacity: usize,
@@ -90,7 +89,7 @@ mod tests {
         let mut u = vec![0.0; n];
         u[at] = 1.0;
         e.encode(&mut r, &u, 0.5, 0, 0);
-        Arc::from(e.message())
+        SharedMessage::copy_from_slice(e.message())
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub struct StepStats {
     pub epoch: u32,
     /// Steps this worker has taken.
     pub step: u64,
+    /// Examples this worker has trained on.
+    pub samples: u64,
     /// Seconds since the job started.
     pub time: f64,
     pub loss: f32,
@@ -68,6 +70,10 @@ pub struct Totals {
     pub mean_sparsity: f64,
     pub messages_merged: u64,
     pub messages_rejected: u64,
+    /// Workers declared lost (cluster runs).
+    pub workers_lost: u64,
+    /// Partitions re-queued because their worker was lost.
+    pub partitions_requeued: u64,
 }
 
 impl Totals {

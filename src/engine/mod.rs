@@ -3,6 +3,7 @@
 //! data partitions and runs the epoch barrier and averaging rounds. `embedded` wires N worker
 //! threads to a hub in one process; the gRPC cluster wires processes to the same hub.
 
+pub mod driver;
 pub mod embedded;
 mod evaluate;
 pub mod hub;

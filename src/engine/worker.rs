@@ -14,7 +14,7 @@ use super::metrics::StepStats;
 use super::partition::{EpochOrder, Partition};
 use crate::backend::Backend;
 use crate::data::{BatchBuffer, Dataset};
-use crate::job::{JobSpec, SharingMode};
+use crate::job::{JobSpec, LrSchedule, SharingMode};
 use crate::nn::UpdaterState;
 use crate::rng::Rng;
 use crate::sharing::{MessageView, ResidualClip, Threshold, ThresholdEncoder, codec};
@@ -49,6 +49,12 @@ pub trait Transport {
     fn merged_total(&self) -> u64 {
         0
     }
+    /// Parameters to continue from after the transport re-joined the job (the replica).
+    fn take_reset(&mut self) -> Option<Arc<Vec<f32>>> {
+        None
+    }
+    /// The loop is ending, with the reason when it failed.
+    fn finish(&mut self, _failure: Option<&str>) {}
 }
 
 /// What a worker hands back when it ends.
@@ -74,6 +80,8 @@ pub struct WorkerLoop<T: Transport> {
     batch_size: usize,
     averaging_frequency: u32,
     lr: f32,
+    lr_schedule: LrSchedule,
+    epochs: u32,
     dataset: Arc<Dataset>,
     backend: Box<dyn Backend>,
     transport: T,
@@ -114,6 +122,8 @@ impl<T: Transport> WorkerLoop<T> {
             batch_size: job.train.batch_size,
             averaging_frequency: job.sharing.averaging_frequency.max(1),
             lr: job.updater().learning_rate(),
+            lr_schedule: job.train.lr_schedule,
+            epochs: job.train.epochs,
             batch: BatchBuffer::with_capacity(&dataset, job.train.batch_size),
             dataset,
             backend,
@@ -144,9 +154,38 @@ impl<T: Transport> WorkerLoop<T> {
 
     /// Runs until the job finishes.
     pub fn run(mut self) -> Result<WorkerSummary, EngineError> {
+        let result = self.run_loop();
+        let failure = result.as_ref().err().map(|e| e.to_string());
+        self.transport.finish(failure.as_deref());
+        result?;
+        self.backend.read_params(&mut self.params);
+        Ok(WorkerSummary {
+            id: self.id,
+            steps: self.stats.step,
+            samples: self.samples,
+            updater: self.backend.updater_state(),
+            tau: self.threshold.tau(),
+            sparsity_sum: self.sparsity_sum,
+            bytes_sent: self.stats.bytes_sent,
+            bytes_received: self.stats.bytes_received,
+            rejected: self.stats.rejected,
+            merged: self.transport.merged_total(),
+            params: self.params,
+        })
+    }
+
+    fn reset_if_rejoined(&mut self) {
+        if let Some(p) = self.transport.take_reset() {
+            self.backend.write_params(&p);
+        }
+    }
+
+    fn run_loop(&mut self) -> Result<(), EngineError> {
         let fail = |e: TransportError, id| EngineError::Worker { worker: id, message: e.to_string() };
         loop {
-            match self.transport.next_work().map_err(|e| fail(e, self.id))? {
+            let work = self.transport.next_work().map_err(|e| fail(e, self.id))?;
+            self.reset_if_rejoined();
+            match work {
                 Work::Partition(p) => {
                     self.train_partition(&p)?;
                     self.transport.partition_done(&p).map_err(|e| fail(e, self.id))?;
@@ -167,20 +206,7 @@ impl<T: Transport> WorkerLoop<T> {
                 Work::Finished => break,
             }
         }
-        self.backend.read_params(&mut self.params);
-        Ok(WorkerSummary {
-            id: self.id,
-            steps: self.stats.step,
-            samples: self.samples,
-            updater: self.backend.updater_state(),
-            tau: self.threshold.tau(),
-            sparsity_sum: self.sparsity_sum,
-            bytes_sent: self.stats.bytes_sent,
-            bytes_received: self.stats.bytes_received,
-            rejected: self.stats.rejected,
-            merged: self.transport.merged_total(),
-            params: self.params,
-        })
+        Ok(())
     }
 
     fn train_partition(&mut self, p: &Partition) -> Result<(), EngineError> {
@@ -203,7 +229,10 @@ impl<T: Transport> WorkerLoop<T> {
                     lr: self.lr,
                 });
             }
-            self.backend.compute_update();
+            // `at` indexes this epoch's order, so it says how far into the epoch this step is.
+            let progress =
+                (p.epoch as f64 + at as f64 / self.dataset.rows.max(1) as f64) / self.epochs.max(1) as f64;
+            self.backend.compute_update(self.lr_schedule.scale(progress));
             self.stats.step += 1;
             match self.mode {
                 SharingMode::None => self.backend.apply_update(),
@@ -239,7 +268,9 @@ impl<T: Transport> WorkerLoop<T> {
                 }
             }
             self.apply_incoming().map_err(|e| fail(e, self.id))?;
+            self.reset_if_rejoined();
             self.samples += rows as u64;
+            self.stats.samples = self.samples;
             let dt = t0.elapsed().as_secs_f64().max(1e-9);
             let rate = rows as f64 / dt;
             self.stats.samples_per_sec =

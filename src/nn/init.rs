@@ -14,6 +14,14 @@ pub enum Init {
     Xavier,
 }
 
+/// The initial parameters of a fresh model, from the job's seed.
+pub fn initial_params(architecture: &super::Architecture, seed: u64) -> Vec<f32> {
+    let layout = architecture.layout();
+    let mut params = vec![0.0; layout.len];
+    initialize(&layout, architecture.init, &mut Rng::derive(seed, 0x494E_4954), &mut params);
+    params
+}
+
 /// Fills weights from the chosen distribution and zeroes biases.
 pub fn initialize(layout: &Layout, init: Init, rng: &mut Rng, params: &mut [f32]) {
     for slot in &layout.layers {

@@ -12,7 +12,7 @@ pub mod updater;
 
 pub use activation::Activation;
 pub use eval::Evaluation;
-pub use init::{Init, initialize};
+pub use init::{Init, initial_params, initialize};
 pub use loss::Loss;
 pub use network::{Architecture, DenseSpec, LayerSlot, Layout, Workspace};
 pub use real::Real;

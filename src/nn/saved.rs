@@ -83,11 +83,17 @@ fn invalid(file: &Location, message: impl Into<String>) -> ModelFileError {
     ModelFileError::Invalid { file: file.to_string(), message: message.into() }
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
+/// An f32 buffer as little-endian bytes (model files, checkpoints, the wire).
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn tensor_f32(
+/// Little-endian bytes back to f32; the length must be a multiple of 4.
+pub fn f32_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+pub(crate) fn tensor_f32(
     st: &SafeTensors<'_>,
     name: &str,
     shape: &[usize],
@@ -100,7 +106,7 @@ fn tensor_f32(
     if t.shape() != shape {
         return Err(invalid(file, format!("tensor '{name}' has shape {:?}, expected {shape:?}", t.shape())));
     }
-    Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Ok(f32_from_bytes(t.data()))
 }
 
 impl SavedModel {
@@ -225,7 +231,7 @@ fn read_optimizer(file: &Location, bytes: &[u8], len: usize) -> Result<UpdaterSt
     Ok(UpdaterState { kind, step, first: get("first")?, second: get("second")? })
 }
 
-fn serialize(
+pub(crate) fn serialize(
     tensors: &[(String, Vec<usize>, Vec<u8>)],
     info: Option<HashMap<String, String>>,
 ) -> Result<Vec<u8>, String> {

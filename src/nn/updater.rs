@@ -66,8 +66,9 @@ impl Updater {
         self.step
     }
 
-    /// Turns `grad` into the update, in place.
-    pub fn apply(&mut self, params: &[f32], grad: &mut [f32]) {
+    /// Turns `grad` into the update, in place, with the learning rate scaled by `lr_scale`
+    /// (the schedule).
+    pub fn apply(&mut self, params: &[f32], grad: &mut [f32], lr_scale: f32) {
         if self.l2 > 0.0 {
             for r in &self.weight_ranges {
                 for (g, &p) in grad[r.clone()].iter_mut().zip(&params[r.clone()]) {
@@ -76,7 +77,7 @@ impl Updater {
             }
         }
         self.step += 1;
-        let lr = self.lr;
+        let lr = self.lr * lr_scale;
         match self.kind {
             UpdaterKind::Sgd => grad.iter_mut().for_each(|g| *g *= lr),
             UpdaterKind::Nesterov => {
@@ -155,7 +156,7 @@ mod tests {
     fn sgd_with_l2_on_weights_only() {
         let mut u = updater(UpdaterKind::Sgd, 0.1, 0.5);
         let mut g = [1.0, 1.0];
-        u.apply(&[2.0, 2.0], &mut g);
+        u.apply(&[2.0, 2.0], &mut g, 1.0);
         close(g[0], 0.1 * (1.0 + 0.5 * 2.0)); // weight: l2 applied
         close(g[1], 0.1); // bias: no l2
     }
@@ -164,12 +165,12 @@ mod tests {
     fn nesterov_two_steps_by_hand() {
         let mut u = updater(UpdaterKind::Nesterov, 0.1, 0.0);
         let mut g = [1.0, -2.0];
-        u.apply(&[0.0; 2], &mut g);
+        u.apply(&[0.0; 2], &mut g, 1.0);
         // v1 = -0.1 g; update = 0.9*0 - 1.9*v1 = 0.19 g
         close(g[0], 0.19);
         close(g[1], -0.38);
         let mut g = [1.0, -2.0];
-        u.apply(&[0.0; 2], &mut g);
+        u.apply(&[0.0; 2], &mut g, 1.0);
         // v2 = 0.9*(-0.1) - 0.1 = -0.19; update = 0.9*(-0.1) - 1.9*(-0.19) = 0.271
         close(g[0], 0.271);
         close(g[1], -0.542);
@@ -179,17 +180,17 @@ mod tests {
     fn adam_two_steps_by_hand() {
         let mut u = updater(UpdaterKind::Adam, 0.01, 0.0);
         let mut g = [0.5, -1.0];
-        u.apply(&[0.0; 2], &mut g);
+        u.apply(&[0.0; 2], &mut g, 1.0);
         // Step 1: m = 0.05, v = 0.00025; alpha = 0.01*sqrt(0.001)/0.1; update = alpha*m/(sqrt v+eps) = 0.01
         close(g[0], 0.01);
         close(g[1], -0.01);
         let mut g = [0.5, -1.0];
-        u.apply(&[0.0; 2], &mut g);
+        u.apply(&[0.0; 2], &mut g, 1.0);
         // Same gradient again: m and v are bias-corrected to g and g^2, so the update is lr again.
         close(g[0], 0.01);
         close(g[1], -0.01);
         let mut g = [-0.5, -1.0];
-        u.apply(&[0.0; 2], &mut g);
+        u.apply(&[0.0; 2], &mut g, 1.0);
         // Step 3 for entry 0: m = 0.9*0.095 - 0.05 = 0.0355, v = 0.999*0.00049975 + 0.00025
         let m: f64 = 0.9 * (0.9 * 0.05 + 0.05) - 0.05;
         let v: f64 = 0.999 * (0.999 * 0.00025 + 0.00025) + 0.00025;
@@ -201,12 +202,12 @@ mod tests {
     fn rmsprop_two_steps_by_hand() {
         let mut u = updater(UpdaterKind::Rmsprop, 0.01, 0.0);
         let mut g = [2.0, 0.0];
-        u.apply(&[0.0; 2], &mut g);
+        u.apply(&[0.0; 2], &mut g, 1.0);
         // c = 0.05 * 4 = 0.2; update = 0.01 * 2 / sqrt(0.2)
         close(g[0], 0.01 * 2.0 / 0.2f32.sqrt());
         assert_eq!(g[1], 0.0);
         let mut g = [2.0, 0.0];
-        u.apply(&[0.0; 2], &mut g);
+        u.apply(&[0.0; 2], &mut g, 1.0);
         // c = 0.95*0.2 + 0.2 = 0.39
         close(g[0], 0.01 * 2.0 / 0.39f32.sqrt());
     }
@@ -215,13 +216,13 @@ mod tests {
     fn state_round_trips_and_mismatches_are_refused() {
         let mut a = updater(UpdaterKind::Adam, 0.01, 0.0);
         let mut g = [0.3, 0.4];
-        a.apply(&[0.0; 2], &mut g);
+        a.apply(&[0.0; 2], &mut g, 1.0);
         let s = a.state();
         let mut b = updater(UpdaterKind::Adam, 0.01, 0.0);
         b.restore(&s).unwrap();
         let (mut g1, mut g2) = ([0.1, 0.2], [0.1, 0.2]);
-        a.apply(&[0.0; 2], &mut g1);
-        b.apply(&[0.0; 2], &mut g2);
+        a.apply(&[0.0; 2], &mut g1, 1.0);
+        b.apply(&[0.0; 2], &mut g2, 1.0);
         assert_eq!(g1, g2);
         assert!(updater(UpdaterKind::Sgd, 0.1, 0.0).restore(&s).is_err());
     }

@@ -48,3 +48,107 @@ pub fn full_fashion_mnist() -> Option<&'static str> {
     let dir = "/usr/share/datasets/fashion-mnist";
     Path::new(dir).join("train-images-idx3-ubyte.gz").exists().then_some(dir)
 }
+
+/// A `strom` process whose output lines are collected; killed when dropped.
+pub struct Proc {
+    pub child: std::process::Child,
+    pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    pub fn spawn(args: &[&str]) -> Proc {
+        Proc::spawn_env(args, &[])
+    }
+
+    pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
+        use std::io::BufRead;
+        let mut cmd = strom();
+        cmd.args(args)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("strom starts");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for stream in [Box::new(out) as Box<dyn std::io::Read + Send>, Box::new(err)] {
+            let l = lines.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                    l.lock().unwrap().push(line);
+                }
+            });
+        }
+        Proc { child, lines }
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits until a line contains `pattern`; returns that line.
+    pub fn wait_for(&self, pattern: &str, timeout: std::time::Duration) -> Option<String> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(pattern)) {
+                return Some(l.clone());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                return Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn kill9(&mut self) {
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+
+    /// The URL a coordinator printed ("coordinator listening on URL").
+    pub fn coordinator_url(&self) -> String {
+        let line = self
+            .wait_for("coordinator listening on", std::time::Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("no coordinator URL in:\n{}", self.output()));
+        line.rsplit(' ').next().unwrap().trim().to_string()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A token file in `dir`.
+pub fn token_file(dir: &Path, token: &str) -> String {
+    let p = dir.join(format!("token-{}", token.len()));
+    std::fs::write(&p, token).unwrap();
+    p.display().to_string()
+}
+
+/// A job file for cluster tests: the demo data, workers join by themselves.
+pub fn cluster_job(dir: &Path, epochs: u32, extra: &str) -> String {
+    let p = dir.join("job.toml");
+    std::fs::write(
+        &p,
+        format!("name = \"cluster-test\"\n[train]\nepochs = {epochs}\n[sharing]\nmode = \"threshold\"\n[cluster]\nlauncher = \"none\"\nworkers = 2\n{extra}\n"),
+    )
+    .unwrap();
+    p.display().to_string()
+}

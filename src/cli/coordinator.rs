@@ -1,0 +1,228 @@
+//! `strom coordinator`, and `strom train` with a launcher other than embedded (an in-process
+//! coordinator whose workers are launched processes).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use super::progress::TrainProgress;
+use super::train::{FinishedRun, TrainArgs, log_plan};
+use crate::cluster::auth::{ServerTls, generate_token, read_token_file, write_token_file};
+use crate::cluster::coordinator::{JobRun, RunEnd, RunResult};
+use crate::cluster::{Coordinator, CoordinatorConfig};
+use crate::engine::{EpochSummary, Observer, StepStats};
+use crate::job::{DataFormat, JobSpec};
+use crate::nn::saved::Preprocessing;
+use crate::storage::Location;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  strom coordinator --listen 0.0.0.0:7878 --token-file token --job job.toml --checkpoint-dir ckpt\n  strom coordinator --token-file token          (wait for a job from the cockpit: strom attach)"
+)]
+pub struct CoordinatorArgs {
+    /// Address to listen on (host:port). Beyond loopback a token is required.
+    #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
+    pub listen: String,
+    /// File holding the bearer token every worker and cockpit must present.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Job file to run; without it the coordinator waits for one (`strom attach`).
+    #[arg(long, value_name = "FILE")]
+    pub job: Option<String>,
+    /// Where checkpoints go (local or HDFS); a restarted coordinator resumes from the latest.
+    #[arg(long, value_name = "LOC")]
+    pub checkpoint_dir: Option<String>,
+    /// TLS certificate (PEM) to serve with.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate launched workers should trust (with TLS).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Where the final model goes [default: strom-runs/<job name>].
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<String>,
+    /// Write the job's JSON summary here when it ends.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+    /// Keep serving after the job ends (for the cockpit and further jobs).
+    #[arg(long)]
+    pub serve: bool,
+}
+
+/// Shares one progress display between the coordinator (which feeds it) and the command (which
+/// closes it).
+#[derive(Clone)]
+struct SharedProgress(Arc<Mutex<TrainProgress>>);
+
+impl Observer for SharedProgress {
+    fn step(&mut self, s: &StepStats) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).step(s);
+    }
+    fn epoch(&mut self, e: &EpochSummary) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).epoch(e);
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn preprocessing_for(format: DataFormat) -> Preprocessing {
+    match format {
+        DataFormat::Idx => Preprocessing::ImageScale { scale: 1.0 / 255.0 },
+        DataFormat::Csv => Preprocessing::Identity,
+    }
+}
+
+/// Saves and reports a run that ended; errors if it failed.
+fn finish(
+    run: &JobRun,
+    result: &RunResult,
+    output: &Location,
+    summary: Option<&std::path::Path>,
+) -> Result<()> {
+    if let RunEnd::Failed(reason) = &result.end {
+        bail!("job {} failed: {reason}", run.job.name);
+    }
+    let finished = FinishedRun {
+        job: &run.job,
+        architecture: &run.architecture,
+        preprocessing: preprocessing_for(run.job.data.format),
+        class_names: run.shape.class_names.clone(),
+        epochs_before: 0,
+        outcome: &result.outcome,
+    };
+    finished.report(output, summary)?;
+    if result.end == RunEnd::Stopped {
+        println!("(the job was stopped before its last epoch)");
+    }
+    Ok(())
+}
+
+pub fn run(args: CoordinatorArgs) -> Result<()> {
+    let listen: SocketAddr =
+        args.listen.parse().with_context(|| format!("--listen {}: expected host:port", args.listen))?;
+    let token = args.token_file.as_deref().map(read_token_file).transpose()?;
+    let job = match &args.job {
+        Some(path) => Some(JobSpec::load(&Location::parse(path)?).with_context(|| format!("--job {path}"))?),
+        None => None,
+    };
+    let checkpoint_dir = args.checkpoint_dir.as_deref().map(Location::parse).transpose()?;
+    let config = CoordinatorConfig {
+        listen,
+        token,
+        token_file: args.token_file.clone(),
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()).map(|(cert, key)| ServerTls { cert, key }),
+        tls_ca: args.tls_ca.clone(),
+        checkpoint_dir,
+        start: job.is_some(),
+        job,
+        ..CoordinatorConfig::loopback(None)
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let handle = Coordinator::new(config).start().await?;
+        println!("coordinator listening on {}", handle.url());
+        loop {
+            let running = handle.shared.run().is_some();
+            if !running && !args.serve {
+                // No job yet: serve until interrupted.
+                tokio::signal::ctrl_c().await.ok();
+                handle.shutdown().await;
+                return Ok(());
+            }
+            tokio::select! {
+                result = handle.wait_run() => {
+                    let Some(run) = handle.shared.run() else { continue };
+                    let output = Location::parse(args.output.as_deref().unwrap_or(&format!("strom-runs/{}", run.job.name)))?;
+                    let outcome = finish(&run, &result, &output, args.summary_json.as_deref());
+                    if !args.serve {
+                        handle.shutdown().await;
+                        return outcome;
+                    }
+                    if let Err(e) = outcome {
+                        eprintln!("error: {e:#}");
+                    }
+                    // Serve on: wait for the next run.
+                    while handle.shared.run().is_some_and(|r| Arc::ptr_eq(&r, &run)) {
+                        tokio::select! {
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                            _ = tokio::signal::ctrl_c() => { handle.shutdown().await; return Ok(()); }
+                        }
+                    }
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    if let Some(run) = handle.shared.run() {
+                        run.write_checkpoint();
+                    }
+                    handle.shutdown().await;
+                    bail!("interrupted");
+                }
+            }
+        }
+    })
+}
+
+/// `strom train --launcher local|none|...`: a coordinator in this process, workers launched
+/// by the job's launcher, progress and results as with the embedded engine.
+pub fn train_with_coordinator(args: &TrainArgs, job: JobSpec, output: &Location) -> Result<()> {
+    let token = generate_token()?;
+    let token_file = std::env::temp_dir().join(format!("strom-token-{}", std::process::id()));
+    write_token_file(&token_file, &token)?;
+    struct RemoveOnDrop(PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _cleanup = RemoveOnDrop(token_file.clone());
+    let train = Location::parse(&job.data.train)?;
+    let shape = crate::data::describe(&train, job.data.format).with_context(|| format!("reading {train}"))?;
+    let architecture = crate::nn::Architecture::from_job(&job.model, shape.width, shape.outputs);
+    log_plan(&job, &architecture, 0);
+    let progress = SharedProgress(Arc::new(Mutex::new(TrainProgress::new(
+        &job,
+        shape.rows,
+        0,
+        args.metrics_out.as_deref(),
+    )?)));
+    let listen: SocketAddr = match &args.listen {
+        Some(l) => l.parse().with_context(|| format!("--listen {l}: expected host:port"))?,
+        None => SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let config = CoordinatorConfig {
+        listen,
+        token: Some(token),
+        token_file: Some(token_file.clone()),
+        checkpoint_dir: args.checkpoint_dir.as_deref().map(Location::parse).transpose()?,
+        job: Some(job),
+        start: true,
+        ..CoordinatorConfig::loopback(None)
+    };
+    let rt = runtime()?;
+    let display = progress.clone();
+    let result = rt.block_on(async move {
+        let handle = Coordinator::new(config).with_observer(Box::new(progress)).start().await?;
+        let run = handle.shared.run().context("the job did not start")?;
+        tracing::info!("coordinator on {}; launching {} worker(s)", handle.url(), run.job.cluster.workers);
+        let result = tokio::select! {
+            r = handle.wait_run() => r,
+            _ = tokio::signal::ctrl_c() => {
+                run.stop();
+                handle.shutdown().await;
+                bail!("interrupted; workers stopped");
+            }
+        };
+        handle.shutdown().await;
+        Ok::<_, anyhow::Error>((run, result))
+    });
+    display.0.lock().unwrap_or_else(|p| p.into_inner()).finish();
+    let (run, result) = result?;
+    finish(&run, &result, output, args.summary_json.as_deref())
+}

@@ -1,0 +1,77 @@
+//! `strom worker`: join a coordinator and train until its job ends.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::parse_name;
+use crate::cluster::auth::{client_tls, read_token_file};
+use crate::cluster::launch::local::exit_with_parent;
+use crate::cluster::{WorkerConfig, run_worker};
+use crate::job::BackendKind;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  strom worker --coordinator http://head-node:7878 --token-file token")]
+pub struct WorkerArgs {
+    /// The coordinator's URL (http://host:port, or https:// with TLS).
+    #[arg(long, env = "STROM_COORDINATOR", value_name = "URL")]
+    pub coordinator: String,
+    /// File holding the job's bearer token.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for an https:// coordinator.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Name the coordinator's certificate must carry [default: the URL's host].
+    #[arg(long, value_name = "NAME")]
+    pub tls_domain: Option<String>,
+    /// Connection attempts (with capped, jittered backoff) before giving up.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub retries: u32,
+    /// Seconds to wait for one connection attempt.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub connect_timeout: u64,
+    /// Use this backend instead of the job's.
+    #[arg(long, value_name = "cpu|cuda", value_parser = parse_name::<BackendKind>)]
+    pub backend: Option<BackendKind>,
+    /// How this worker appears in the cockpit [default: the host name].
+    #[arg(long, value_name = "LABEL")]
+    pub name: Option<String>,
+    /// Exit when this process is no longer the parent (set by launchers).
+    #[arg(long, hide = true, value_name = "PID")]
+    pub exit_with_parent: Option<u32>,
+}
+
+pub fn run(args: WorkerArgs) -> Result<()> {
+    if let Some(pid) = args.exit_with_parent {
+        exit_with_parent(pid);
+    }
+    let url = if args.coordinator.contains("://") {
+        args.coordinator.clone()
+    } else {
+        format!("http://{}", args.coordinator)
+    };
+    let mut cfg = WorkerConfig::new(url.clone());
+    cfg.token = args.token_file.as_deref().map(read_token_file).transpose()?;
+    if let Some(ca) = &args.tls_ca {
+        let domain = args.tls_domain.clone().unwrap_or_else(|| {
+            url.split("://")
+                .nth(1)
+                .and_then(|r| r.split([':', '/']).next())
+                .unwrap_or("localhost")
+                .to_string()
+        });
+        cfg.tls = Some(client_tls(ca, &domain)?);
+    }
+    cfg.retries = args.retries.max(1);
+    cfg.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
+    cfg.backend = args.backend;
+    cfg.host = args.name;
+    let outcome = run_worker(cfg).with_context(|| format!("worker for {url}"))?;
+    if let Some(s) = outcome.summary {
+        tracing::info!("worker {} done: {} steps, {} samples", outcome.id, s.steps, s.samples);
+    }
+    Ok(())
+}

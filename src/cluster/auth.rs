@@ -1,0 +1,177 @@
+//! Bearer tokens (checked in constant time on every call) and TLS from PEM files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::{Request, Status};
+
+use super::ClusterError;
+
+/// Reads a token file: its content without surrounding white space, which must not be empty.
+pub fn read_token_file(path: &Path) -> Result<String, ClusterError> {
+    let err = |message: String| ClusterError::Token { path: path.display().to_string(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(err("is empty".into()));
+    }
+    if token.len() < 16 {
+        return Err(err(format!("the token has {} characters; use at least 16", token.len())));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(err("the token must be printable ASCII without spaces".into()));
+    }
+    Ok(token.to_string())
+}
+
+/// A fresh random token (hex of 32 bytes from the OS).
+pub fn generate_token() -> Result<String, ClusterError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| ClusterError::Config(format!("cannot read /dev/urandom for a token: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes a token to a new file readable by its owner only.
+pub fn write_token_file(path: &Path, token: &str) -> Result<(), ClusterError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err =
+        |e: std::io::Error| ClusterError::Token { path: path.display().to_string(), message: e.to_string() };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    // `mode` applies only when the file is created; an existing file is narrowed too.
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    f.write_all(token.as_bytes()).map_err(err)
+}
+
+/// Equality that takes the same time wherever the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Server side: refuses calls without the right `authorization: Bearer <token>`.
+#[derive(Clone)]
+pub struct CheckToken {
+    expected: Option<Arc<[u8]>>,
+}
+
+impl CheckToken {
+    pub fn new(token: Option<&str>) -> Self {
+        CheckToken { expected: token.map(|t| Arc::from(format!("Bearer {t}").as_bytes())) }
+    }
+}
+
+impl Interceptor for CheckToken {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(expected) = &self.expected else { return Ok(request) };
+        match request.metadata().get(strom_proto::AUTHORIZATION) {
+            Some(v) if constant_time_eq(v.as_bytes(), expected) => Ok(request),
+            Some(_) => Err(Status::unauthenticated("wrong token: check --token-file")),
+            None => Err(Status::unauthenticated("this coordinator needs a token: pass --token-file")),
+        }
+    }
+}
+
+/// Client side: adds the token to every call.
+#[derive(Clone)]
+pub struct AttachToken {
+    header: Option<MetadataValue<Ascii>>,
+}
+
+impl AttachToken {
+    pub fn new(token: Option<&str>) -> Result<Self, ClusterError> {
+        let header = match token {
+            Some(t) => Some(
+                format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| ClusterError::Config("the token is not valid in a header".into()))?,
+            ),
+            None => None,
+        };
+        Ok(AttachToken { header })
+    }
+}
+
+impl Interceptor for AttachToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(h) = &self.header {
+            request.metadata_mut().insert(strom_proto::AUTHORIZATION, h.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Certificate and key (PEM) of a coordinator that serves TLS.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl ServerTls {
+    pub fn config(&self) -> Result<ServerTlsConfig, ClusterError> {
+        let read =
+            |p: &Path| std::fs::read(p).map_err(|e| ClusterError::Tls(format!("{}: {e}", p.display())));
+        Ok(ServerTlsConfig::new().identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?)))
+    }
+}
+
+/// The CA (PEM) a client trusts, and the name the coordinator's certificate must carry.
+pub fn client_tls(ca: &Path, domain: &str) -> Result<ClientTlsConfig, ClusterError> {
+    let pem = std::fs::read(ca).map_err(|e| ClusterError::Tls(format!("{}: {e}", ca.display())))?;
+    Ok(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)).domain_name(domain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn interceptor_checks_the_bearer_token() {
+        let mut check = CheckToken::new(Some("0123456789abcdef"));
+        let mut attach = AttachToken::new(Some("0123456789abcdef")).unwrap();
+        assert!(check.call(attach.call(Request::new(())).unwrap()).is_ok());
+        let mut wrong = AttachToken::new(Some("fedcba9876543210")).unwrap();
+        let e = check.call(wrong.call(Request::new(())).unwrap()).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert!(check.call(Request::new(())).unwrap_err().message().contains("needs a token"));
+        assert!(CheckToken::new(None).call(Request::new(())).is_ok());
+    }
+
+    #[test]
+    fn token_files_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, "  \n").unwrap();
+        assert!(read_token_file(&p).unwrap_err().to_string().contains("is empty"));
+        std::fs::write(&p, "short").unwrap();
+        assert!(read_token_file(&p).unwrap_err().to_string().contains("at least 16"));
+        let t = generate_token().unwrap();
+        write_token_file(&p, &t).unwrap();
+        assert_eq!(read_token_file(&p).unwrap(), t);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

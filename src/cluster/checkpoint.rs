@@ -1,0 +1,173 @@
+//! Coordinator checkpoints: the replica, the job and how far it got, in a local or HDFS
+//! directory. The parameters go to `params-<seq>.safetensors`, then `checkpoint.json` (which
+//! names that file) replaces the previous one atomically: a crash at any moment leaves the
+//! last complete checkpoint in place.
+
+use safetensors::tensor::SafeTensors;
+use serde::{Deserialize, Serialize};
+
+use super::ClusterError;
+use crate::engine::EpochSummary;
+use crate::job::JobSpec;
+use crate::nn::Architecture;
+use crate::nn::saved::{f32_bytes, serialize, tensor_f32};
+use crate::storage::Location;
+
+pub const CHECKPOINT_JSON: &str = "checkpoint.json";
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Meta {
+    format_version: u32,
+    seq: u64,
+    params_file: String,
+    job_toml: String,
+    architecture: Architecture,
+    epoch: u32,
+    partitions_done: Vec<u32>,
+    steps: u64,
+    tau: Option<f32>,
+    epochs: Vec<EpochSummary>,
+    written_unix: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub job: JobSpec,
+    pub architecture: Architecture,
+    /// The epoch in progress ...
+    pub epoch: u32,
+    /// ... and its partitions already trained.
+    pub partitions_done: Vec<u32>,
+    pub steps: u64,
+    pub tau: Option<f32>,
+    pub epochs: Vec<EpochSummary>,
+    pub params: Vec<f32>,
+}
+
+fn err(dir: &Location, message: impl Into<String>) -> ClusterError {
+    ClusterError::Checkpoint { location: dir.to_string(), message: message.into() }
+}
+
+impl Checkpoint {
+    pub fn write(&self, dir: &Location) -> Result<(), ClusterError> {
+        dir.create_dir_all()?;
+        let params_file = format!("params-{:08}.safetensors", self.seq);
+        let st = serialize(&[("params".to_string(), vec![self.params.len()], f32_bytes(&self.params))], None)
+            .map_err(|e| err(dir, e))?;
+        dir.join(&params_file).write_atomic(&st)?;
+        let meta = Meta {
+            format_version: FORMAT_VERSION,
+            seq: self.seq,
+            params_file: params_file.clone(),
+            job_toml: self.job.to_toml(),
+            architecture: self.architecture.clone(),
+            epoch: self.epoch,
+            partitions_done: self.partitions_done.clone(),
+            steps: self.steps,
+            tau: self.tau,
+            epochs: self.epochs.clone(),
+            written_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        };
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| err(dir, e.to_string()))?;
+        dir.join(CHECKPOINT_JSON).write_atomic(&json)?;
+        // Keep this checkpoint's parameters and the previous one's.
+        for entry in dir.list()? {
+            let name = entry.location.file_name();
+            if let Some(seq) = name.strip_prefix("params-").and_then(|s| s.strip_suffix(".safetensors"))
+                && let Ok(seq) = seq.parse::<u64>()
+                && seq + 1 < self.seq
+            {
+                let _ = entry.location.remove_file();
+            }
+        }
+        Ok(())
+    }
+
+    /// The latest checkpoint in `dir`, or `None` if there is none.
+    pub fn read_latest(dir: &Location) -> Result<Option<Checkpoint>, ClusterError> {
+        let file = dir.join(CHECKPOINT_JSON);
+        let bytes = match file.read() {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| err(&file, e.to_string()))?;
+        if meta.format_version != FORMAT_VERSION {
+            return Err(err(&file, format!("format version {} is not supported", meta.format_version)));
+        }
+        let job =
+            JobSpec::from_toml(&meta.job_toml, &file.to_string()).map_err(|e| err(&file, e.to_string()))?;
+        let params_loc = dir.join(&meta.params_file);
+        let st_bytes = params_loc.read()?;
+        let st = SafeTensors::deserialize(&st_bytes).map_err(|e| err(&params_loc, e.to_string()))?;
+        let n = meta.architecture.param_count();
+        let params =
+            tensor_f32(&st, "params", &[n], &params_loc).map_err(|e| err(&params_loc, e.to_string()))?;
+        if params.iter().any(|p| !p.is_finite()) {
+            return Err(err(&params_loc, "parameters contain NaN or infinity"));
+        }
+        Ok(Some(Checkpoint {
+            seq: meta.seq,
+            job,
+            architecture: meta.architecture,
+            epoch: meta.epoch,
+            partitions_done: meta.partitions_done,
+            steps: meta.steps,
+            tau: meta.tau,
+            epochs: meta.epochs,
+            params,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::ModelSpec;
+
+    fn ckpt(seq: u64) -> Checkpoint {
+        let architecture =
+            Architecture::from_job(&ModelSpec { hidden: vec![3], ..ModelSpec::default() }, 4, 2);
+        let n = architecture.param_count();
+        Checkpoint {
+            seq,
+            job: JobSpec::default(),
+            architecture,
+            epoch: 2,
+            partitions_done: vec![0, 3],
+            steps: 100 * seq,
+            tau: Some(2e-3),
+            epochs: vec![],
+            params: (0..n).map(|i| i as f32 + seq as f32).collect(),
+        }
+    }
+
+    #[test]
+    fn latest_wins_and_old_parameter_files_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::local(dir.path());
+        assert_eq!(Checkpoint::read_latest(&loc).unwrap(), None);
+        for seq in 1..=4 {
+            ckpt(seq).write(&loc).unwrap();
+        }
+        assert_eq!(Checkpoint::read_latest(&loc).unwrap(), Some(ckpt(4)));
+        let mut names: Vec<String> = loc.list().unwrap().iter().map(|e| e.location.file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["checkpoint.json", "params-00000003.safetensors", "params-00000004.safetensors"]);
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::local(dir.path());
+        ckpt(1).write(&loc).unwrap();
+        loc.join("params-00000001.safetensors").write_atomic(b"junk").unwrap();
+        let e = Checkpoint::read_latest(&loc).unwrap_err().to_string();
+        assert!(e.contains("params-00000001.safetensors"), "{e}");
+    }
+}

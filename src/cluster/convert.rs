@@ -1,0 +1,99 @@
+//! Between the engine's types and the wire's.
+
+use strom_proto::v1 as pb;
+
+use crate::backend::DeviceInfo;
+use crate::engine::{EpochSummary, Partition, StepStats};
+
+pub use crate::nn::saved::f32_bytes as params_to_bytes;
+
+/// Parameters from the wire; `None` unless exactly `expected` finite values.
+pub fn params_from_bytes(bytes: &[u8], expected: usize) -> Option<Vec<f32>> {
+    if bytes.len() != expected * 4 {
+        return None;
+    }
+    let v = crate::nn::saved::f32_from_bytes(bytes);
+    v.iter().all(|x| x.is_finite()).then_some(v)
+}
+
+pub fn partition_to_pb(p: &Partition) -> pb::Partition {
+    pb::Partition { epoch: p.epoch, index: p.index, start: p.start, end: p.end }
+}
+
+pub fn partition_from_pb(p: &pb::Partition) -> Partition {
+    Partition { epoch: p.epoch, index: p.index, start: p.start, end: p.end }
+}
+
+pub fn stats_to_pb(s: &StepStats) -> pb::StepStats {
+    pb::StepStats {
+        worker: s.worker,
+        epoch: s.epoch,
+        step: s.step,
+        time: s.time,
+        loss: s.loss,
+        samples_per_sec: s.samples_per_sec,
+        sparsity: s.sparsity,
+        tau: s.tau,
+        residual_norm: s.residual_norm,
+        bytes_sent: s.bytes_sent,
+        bytes_received: s.bytes_received,
+        pending: s.pending,
+        merged: s.merged,
+        rejected: s.rejected,
+    }
+}
+
+/// `samples` is not on the wire; it is derived from the step count and batch size.
+pub fn stats_from_pb(s: &pb::StepStats, batch_size: usize) -> StepStats {
+    StepStats {
+        worker: s.worker,
+        epoch: s.epoch,
+        step: s.step,
+        samples: s.step * batch_size as u64,
+        time: s.time,
+        loss: s.loss,
+        samples_per_sec: s.samples_per_sec,
+        sparsity: s.sparsity,
+        tau: s.tau,
+        residual_norm: s.residual_norm,
+        bytes_sent: s.bytes_sent,
+        bytes_received: s.bytes_received,
+        pending: s.pending,
+        merged: s.merged,
+        rejected: s.rejected,
+    }
+}
+
+pub fn device_to_pb(d: &DeviceInfo) -> pb::DeviceStats {
+    pb::DeviceStats {
+        device: d.device.clone(),
+        name: d.name.clone(),
+        memory_used: d.memory_used,
+        memory_total: d.memory_total,
+        utilization: d.utilization,
+    }
+}
+
+pub fn epoch_to_pb(e: &EpochSummary) -> pb::EpochPoint {
+    pb::EpochPoint {
+        epoch: e.epoch,
+        train_loss: e.train_loss,
+        test_accuracy: e.test_accuracy(),
+        test_loss: e.test.as_ref().map(|t| t.loss()).unwrap_or(f64::NAN),
+        replica_drift: e.replica_drift,
+        seconds: e.seconds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_round_trip_and_reject_bad_lengths_and_nan() {
+        let p = vec![1.0, -2.5, 3.25];
+        assert_eq!(params_from_bytes(&params_to_bytes(&p), 3), Some(p));
+        assert_eq!(params_from_bytes(&[0; 11], 3), None);
+        assert_eq!(params_from_bytes(&params_to_bytes(&[f32::NAN]), 1), None);
+    }
+}

@@ -1,0 +1,309 @@
+//! The `Cluster` service: what workers call.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use strom_proto::v1 as pb;
+use strom_proto::v1::cluster_server::Cluster;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::Shared;
+use super::run::{JobRun, LinkState};
+use crate::cluster::convert::{
+    params_from_bytes, params_to_bytes, partition_from_pb, partition_to_pb, stats_from_pb,
+};
+use crate::engine::hub::{EpochNext, Work};
+use crate::engine::inbox::SharedMessage;
+use crate::sharing::codec;
+use crate::telemetry::{LogEvent, log_tap};
+
+/// How long a long poll (barrier, averaging round) holds before answering "pending".
+const LONG_POLL: Duration = Duration::from_secs(20);
+/// Metadata key naming the worker on its streams.
+pub const WORKER_HEADER: &str = "strom-worker-id";
+
+pub struct ClusterService {
+    pub shared: Arc<Shared>,
+}
+
+impl ClusterService {
+    fn run(&self) -> Result<Arc<JobRun>, Status> {
+        self.shared.run().ok_or_else(|| Status::failed_precondition("no job is running on this coordinator"))
+    }
+}
+
+fn worker_of<T>(request: &Request<T>) -> Result<u32, Status> {
+    request
+        .metadata()
+        .get(WORKER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Status::invalid_argument(format!("missing or bad '{WORKER_HEADER}' metadata")))
+}
+
+/// Waits until `ready` returns something, for at most [`LONG_POLL`].
+async fn long_poll<T>(run: &JobRun, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + LONG_POLL;
+    loop {
+        let notified = run.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(v) = ready() {
+            return Some(v);
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep_until(deadline) => return ready(),
+            // A periodic re-check covers changes that did not notify.
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+type UpdateStream = Pin<Box<dyn Stream<Item = Result<pb::Update, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn join(&self, request: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
+        let req = request.into_inner();
+        if req.protocol_version != strom_proto::PROTOCOL_VERSION {
+            return Err(Status::failed_precondition(format!(
+                "worker speaks protocol {}, this coordinator {}: use the same strom version",
+                req.protocol_version,
+                strom_proto::PROTOCOL_VERSION
+            )));
+        }
+        let run = self.run()?;
+        if run.is_over() {
+            return Err(Status::failed_precondition("the job has ended"));
+        }
+        let (id, params, epoch) = run.join(req.host, req.pid, req.device, req.previous_worker_id);
+        Ok(Response::new(pb::JoinReply {
+            worker_id: id,
+            job_toml: run.job_toml.clone(),
+            params: params_to_bytes(&params),
+            epoch,
+            tau: run.tau().unwrap_or(0.0),
+            heartbeat_interval_ms: (run.heartbeat_timeout.as_millis() / 5).clamp(100, 2000) as u32,
+            architecture_json: serde_json::to_string(&run.architecture).unwrap_or_default(),
+        }))
+    }
+
+    type ExchangeStream = UpdateStream;
+
+    async fn exchange(
+        &self,
+        request: Request<Streaming<pb::Update>>,
+    ) -> Result<Response<Self::ExchangeStream>, Status> {
+        let id = worker_of(&request)?;
+        let run = self.run()?;
+        let link =
+            run.link(id).ok_or_else(|| Status::failed_precondition(format!("worker {id} has not joined")))?;
+        let mut inbound = request.into_inner();
+
+        // Inbound: validate and relay; when the stream ends, the worker is gone.
+        let (run_in, link_in) = (run.clone(), link.clone());
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(update)) => {
+                        if link_in.is_closed() {
+                            break;
+                        }
+                        let _ = run_in.relay(id, update.payload);
+                    }
+                    Ok(None) => {
+                        if !link_in.is_closed() {
+                            run_in.lose_worker(id, "its connection closed");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        if !link_in.is_closed() {
+                            run_in.lose_worker(id, &format!("its connection broke ({})", e.message()));
+                        }
+                        break;
+                    }
+                }
+            }
+        });
+
+        // Outbound: the others' updates from this worker's inbox; merged sums as dense.
+        struct Out {
+            link: Arc<super::run::WorkerLink>,
+            queue: VecDeque<SharedMessage>,
+            merged: Vec<f32>,
+        }
+        let state = Out { link, queue: VecDeque::new(), merged: Vec::new() };
+        let stream = futures_util::stream::unfold(state, |mut s| async move {
+            loop {
+                if let Some(m) = s.queue.pop_front() {
+                    let origin = codec::peek_header(&m).map(|h| h.origin).unwrap_or(0);
+                    let seq = s.link.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Some((Ok(pb::Update { origin, seq, payload: m }), s));
+                }
+                if s.link.take(&mut s.queue, &mut s.merged) {
+                    let mut dense = Vec::new();
+                    codec::encode_dense(&mut dense, &s.merged, u32::MAX, 0);
+                    s.queue.push_back(SharedMessage::from(dense));
+                    continue;
+                }
+                if !s.queue.is_empty() {
+                    continue;
+                }
+                if s.link.is_closed() {
+                    return None;
+                }
+                let notified = s.link.ready.notified();
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn report(
+        &self,
+        request: Request<Streaming<pb::WorkerReport>>,
+    ) -> Result<Response<pb::ReportAck>, Status> {
+        let id = worker_of(&request)?;
+        let run = self.run()?;
+        let mut stream = request.into_inner();
+        let batch = run.job.train.batch_size;
+        while let Some(item) = stream.next().await {
+            let report = match item {
+                Ok(r) => r,
+                Err(_) => break,
+            };
+            let stats = report.stats.iter().map(|s| stats_from_pb(s, batch)).collect();
+            let device = report.device.map(|d| crate::backend::DeviceInfo {
+                device: d.device,
+                name: d.name,
+                memory_used: d.memory_used,
+                memory_total: d.memory_total,
+                utilization: d.utilization,
+            });
+            run.report(id, stats, device);
+            let tap = log_tap();
+            for l in report.logs {
+                let _ = tap.send(LogEvent {
+                    time: l.time,
+                    level: l.level,
+                    target: l.target,
+                    message: l.message,
+                    worker: Some(id),
+                });
+            }
+            if let Some(reason) = report.failed {
+                run.worker_failed(id, reason);
+            }
+        }
+        Ok(Response::new(pb::ReportAck {}))
+    }
+
+    async fn next_shard(
+        &self,
+        request: Request<pb::ShardRequest>,
+    ) -> Result<Response<pb::ShardReply>, Status> {
+        let req = request.into_inner();
+        let run = self.run()?;
+        match run.link(req.worker_id).map(|l| l.state()) {
+            Some(LinkState::Removed) => {
+                return Ok(Response::new(pb::ShardReply {
+                    work: Some(pb::shard_reply::Work::Finished(true)),
+                }));
+            }
+            None | Some(LinkState::Lost) => {
+                return Err(Status::not_found(format!(
+                    "worker {} is not part of this job; join again",
+                    req.worker_id
+                )));
+            }
+            _ => {}
+        }
+        let done: Vec<_> = req.done.iter().map(partition_from_pb).collect();
+        let work = run.next_work(req.worker_id, &done);
+        let work = match work {
+            Work::Partition(p) => pb::shard_reply::Work::Partition(partition_to_pb(&p)),
+            Work::EpochEnd { epoch } => pb::shard_reply::Work::EpochEnd(epoch),
+            Work::Wait => pb::shard_reply::Work::WaitMs(50),
+            Work::Finished => pb::shard_reply::Work::Finished(true),
+        };
+        Ok(Response::new(pb::ShardReply { work: Some(work) }))
+    }
+
+    async fn end_epoch(
+        &self,
+        request: Request<pb::EndEpochRequest>,
+    ) -> Result<Response<pb::EndEpochReply>, Status> {
+        let req = request.into_inner();
+        let run = self.run()?;
+        let params = params_from_bytes(&req.params, run.param_count).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "epoch-end parameters must be {} finite f32 values",
+                run.param_count
+            ))
+        })?;
+        if !req.stats.is_empty() {
+            let batch = run.job.train.batch_size;
+            run.report(req.worker_id, req.stats.iter().map(|s| stats_from_pb(s, batch)).collect(), None);
+        }
+        run.end_epoch(req.worker_id, req.epoch, params);
+        let next = long_poll(&run, || run.epoch_result(req.epoch)).await;
+        let outcome = match next {
+            None => pb::end_epoch_reply::Outcome::Pending(true),
+            Some(EpochNext::Finished) => pb::end_epoch_reply::Outcome::Finished(true),
+            Some(EpochNext::Continue { epoch, load }) => pb::end_epoch_reply::Outcome::Next(pb::NextEpoch {
+                epoch,
+                load: load.map(|p| params_to_bytes(&p)).unwrap_or_default(),
+            }),
+        };
+        Ok(Response::new(pb::EndEpochReply { outcome: Some(outcome) }))
+    }
+
+    async fn average(
+        &self,
+        request: Request<pb::AverageRequest>,
+    ) -> Result<Response<pb::AverageReply>, Status> {
+        let req = request.into_inner();
+        let run = self.run()?;
+        let round = match req.round {
+            Some(r) => r,
+            None => {
+                let params = params_from_bytes(&req.params, run.param_count).ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "parameters must be {} finite f32 values",
+                        run.param_count
+                    ))
+                })?;
+                run.submit_average(req.worker_id, &params)
+            }
+        };
+        let result = long_poll(&run, || run.average_result(round)).await;
+        Ok(Response::new(pb::AverageReply {
+            round,
+            params: result.as_ref().map(|p| params_to_bytes(p)).unwrap_or_default(),
+            finished: run.is_over(),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatReply>, Status> {
+        let id = request.into_inner().worker_id;
+        let known = match self.shared.run().and_then(|r| r.link(id)) {
+            Some(link) if !matches!(link.state(), LinkState::Lost | LinkState::Removed) => {
+                link.touch();
+                true
+            }
+            _ => false,
+        };
+        Ok(Response::new(pb::HeartbeatReply { known }))
+    }
+}

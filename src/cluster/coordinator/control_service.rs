@@ -1,0 +1,299 @@
+//! The `Control` service: what the cockpit calls.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::Stream;
+use strom_proto::v1 as pb;
+use strom_proto::v1::control_server::Control;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{Shared, form, watch};
+use crate::job::JobSpec;
+use crate::telemetry::log_tap;
+
+/// Updates a watcher may have queued before it counts as too slow and is dropped.
+const WATCH_QUEUE: usize = 16;
+
+pub struct ControlService {
+    pub shared: Arc<Shared>,
+}
+
+fn reply(ok: bool, message: impl Into<String>) -> Response<pb::ControlReply> {
+    Response::new(pb::ControlReply { ok, message: message.into() })
+}
+
+fn level_rank(level: &str) -> u8 {
+    match level.to_ascii_uppercase().as_str() {
+        "TRACE" => 0,
+        "DEBUG" => 1,
+        "INFO" => 2,
+        "WARN" => 3,
+        "ERROR" => 4,
+        _ => 2,
+    }
+}
+
+/// The snapshot of a coordinator that has no run: idle, or a job loaded and ready.
+fn idle_snapshot(shared: &Shared) -> pb::JobSnapshot {
+    let job = shared.loaded_job();
+    pb::JobSnapshot {
+        job_name: job.as_ref().map(|j| j.name.clone()).unwrap_or_default(),
+        job_toml: job.as_ref().map(|j| j.to_toml()).unwrap_or_default(),
+        state: if job.is_some() { pb::JobState::Ready } else { pb::JobState::Idle } as i32,
+        state_detail: if job.is_some() { "press s to start".into() } else { "no job loaded".into() },
+        coordinator: shared.url.clone(),
+        sharing_mode: job.map(|j| format!("{:?}", j.sharing_mode()).to_lowercase()).unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::JobUpdate, Status>> + Send>>;
+type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogBatch, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Control for ControlService {
+    type WatchJobStream = WatchStream;
+
+    async fn watch_job(&self, request: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        let ms = request.into_inner().interval_ms;
+        let interval = Duration::from_millis(if ms == 0 { 250 } else { ms.clamp(50, 10_000) as u64 });
+        let (tx, rx) = mpsc::channel(WATCH_QUEUE);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let mut current: Option<(Arc<super::JobRun>, watch::Cursor)> = None;
+            let mut ticker = tokio::time::interval(interval);
+            loop {
+                ticker.tick().await;
+                let run = shared.run();
+                let update = match (&run, &mut current) {
+                    // Same run as last time: a delta.
+                    (Some(r), Some((seen, cursor))) if Arc::ptr_eq(r, seen) => {
+                        pb::job_update::Kind::Delta(watch::delta(r, cursor))
+                    }
+                    // A new run (or the first look): a full snapshot.
+                    (Some(r), _) => {
+                        let (snap, cursor) = watch::snapshot(r, &shared.url);
+                        current = Some((r.clone(), cursor));
+                        pb::job_update::Kind::Snapshot(snap)
+                    }
+                    (None, _) => pb::job_update::Kind::Snapshot(idle_snapshot(&shared)),
+                };
+                match tx.try_send(Ok(pb::JobUpdate { kind: Some(update) })) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::debug!(
+                            "dropped a watcher that could not keep up; it will reconnect to a fresh snapshot"
+                        );
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type WatchLogsStream = LogStream;
+
+    async fn watch_logs(&self, request: Request<pb::LogsRequest>) -> Result<Response<LogStream>, Status> {
+        let req = request.into_inner();
+        let min = level_rank(if req.min_level.is_empty() { "info" } else { &req.min_level });
+        let workers = req.workers;
+        let mut events = log_tap().subscribe();
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let mut batch = Vec::new();
+                match events.recv().await {
+                    Ok(e) => batch.push(e),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        batch.push(crate::telemetry::LogEvent {
+                            time: crate::telemetry::unix_now(),
+                            level: "WARN".into(),
+                            target: "strom::logs".into(),
+                            message: format!("{n} log lines skipped: the log stream could not keep up"),
+                            worker: None,
+                        });
+                    }
+                    Err(_) => break,
+                }
+                while let Ok(e) = events.try_recv() {
+                    batch.push(e);
+                }
+                let records: Vec<pb::LogRecord> = batch
+                    .into_iter()
+                    .filter(|e| level_rank(&e.level) >= min)
+                    .filter(|e| workers.is_empty() || e.worker.is_some_and(|w| workers.contains(&w)))
+                    .map(|e| pb::LogRecord {
+                        time: e.time,
+                        level: e.level,
+                        target: e.target,
+                        message: e.message,
+                        worker: e.worker,
+                    })
+                    .collect();
+                if records.is_empty() {
+                    continue;
+                }
+                if tx.send(Ok(pb::LogBatch { records })).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn validate(&self, request: Request<pb::JobText>) -> Result<Response<pb::ValidateReply>, Status> {
+        let req = request.into_inner();
+        let result = tokio::task::spawn_blocking(move || {
+            let job = match JobSpec::from_toml(&req.toml, "job") {
+                Ok(job) => job,
+                Err(e) => {
+                    return pb::ValidateReply {
+                        ok: false,
+                        problems: form::problems(&e.key_errors()),
+                        ..Default::default()
+                    };
+                }
+            };
+            let mut problems = Vec::new();
+            let mut summary = String::new();
+            if req.check_paths {
+                problems = job.check_paths();
+                if problems.is_empty()
+                    && let Ok(loc) = crate::storage::Location::parse(&job.data.train)
+                    && let Ok(shape) = crate::data::describe(&loc, job.data.format)
+                {
+                    summary = shape.to_string();
+                }
+            }
+            pb::ValidateReply {
+                ok: problems.is_empty(),
+                problems: form::problems(&problems),
+                normalized_toml: job.to_toml(),
+                data_summary: summary,
+            }
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(result))
+    }
+
+    async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitReply>, Status> {
+        let req = request.into_inner();
+        let job = match JobSpec::from_toml(&req.toml, "job") {
+            Ok(job) => job,
+            Err(e) => {
+                return Ok(Response::new(pb::SubmitReply {
+                    ok: false,
+                    problems: form::problems(&e.key_errors()),
+                    message: "the job is not valid".into(),
+                }));
+            }
+        };
+        if let Some(run) = self.shared.run()
+            && !run.is_over()
+        {
+            return Ok(Response::new(pb::SubmitReply {
+                ok: false,
+                problems: vec![],
+                message: format!("job {} is still running; stop it first", run.job.name),
+            }));
+        }
+        let name = job.name.clone();
+        self.shared.load_job(job);
+        if !req.start {
+            return Ok(Response::new(pb::SubmitReply {
+                ok: true,
+                problems: vec![],
+                message: format!("job {name} loaded"),
+            }));
+        }
+        match self.shared.start_job().await {
+            Ok(_) => Ok(Response::new(pb::SubmitReply {
+                ok: true,
+                problems: vec![],
+                message: format!("job {name} started"),
+            })),
+            Err(e) => {
+                Ok(Response::new(pb::SubmitReply { ok: false, problems: vec![], message: e.to_string() }))
+            }
+        }
+    }
+
+    async fn pause(&self, _: Request<pb::Empty>) -> Result<Response<pb::ControlReply>, Status> {
+        Ok(match self.shared.run() {
+            Some(run) if run.pause() => reply(true, "paused: workers finish their current step and wait"),
+            Some(_) => reply(false, "the job is not running"),
+            None => reply(false, "no job is running"),
+        })
+    }
+
+    async fn resume(&self, _: Request<pb::Empty>) -> Result<Response<pb::ControlReply>, Status> {
+        Ok(match self.shared.run() {
+            Some(run) if run.resume() => reply(true, "resumed"),
+            Some(_) => reply(false, "the job is not paused"),
+            None => reply(false, "no job is running"),
+        })
+    }
+
+    async fn stop(&self, _: Request<pb::Empty>) -> Result<Response<pb::ControlReply>, Status> {
+        Ok(match self.shared.run() {
+            Some(run) if !run.is_over() => {
+                run.stop();
+                reply(true, "stopped; the model so far is kept")
+            }
+            Some(_) => reply(false, "the job has already ended"),
+            None => reply(false, "no job is running"),
+        })
+    }
+
+    async fn add_workers(
+        &self,
+        request: Request<pb::AddWorkersRequest>,
+    ) -> Result<Response<pb::ControlReply>, Status> {
+        let count = request.into_inner().count.clamp(1, 64) as usize;
+        match self.shared.run() {
+            Some(run) if !run.is_over() => {}
+            _ => return Ok(reply(false, "no job is running")),
+        }
+        Ok(match self.shared.add_workers(count) {
+            Ok(m) => reply(true, m),
+            Err(e) => reply(false, e.to_string()),
+        })
+    }
+
+    async fn remove_worker(
+        &self,
+        request: Request<pb::RemoveWorkerRequest>,
+    ) -> Result<Response<pb::ControlReply>, Status> {
+        let id = request.into_inner().worker_id;
+        Ok(match self.shared.run() {
+            Some(run) if run.link(id).is_some() => {
+                run.remove_worker(id);
+                reply(true, format!("worker {id} removed; its partitions go back to the queue"))
+            }
+            Some(_) => reply(false, format!("no worker {id}")),
+            None => reply(false, "no job is running"),
+        })
+    }
+
+    async fn describe_job(&self, request: Request<pb::JobText>) -> Result<Response<pb::JobForm>, Status> {
+        let text = request.into_inner().toml;
+        let text = if text.trim().is_empty() {
+            self.shared.loaded_job().unwrap_or_default().to_toml()
+        } else {
+            text
+        };
+        Ok(Response::new(form::describe(&text)))
+    }
+
+    async fn edit_job(&self, request: Request<pb::EditRequest>) -> Result<Response<pb::JobForm>, Status> {
+        let req = request.into_inner();
+        Ok(Response::new(form::edit(&req.toml, &req.key, &req.value)))
+    }
+}

@@ -1,0 +1,418 @@
+//! The coordinator: serves `Cluster` (workers) and `Control` (cockpit) on one port, holds the
+//! loaded job and its current run, starts workers through a launcher, and resumes from the
+//! latest checkpoint when restarted.
+
+mod cluster_service;
+mod control_service;
+pub mod form;
+pub mod run;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use strom_proto::v1::cluster_server::ClusterServer;
+use strom_proto::v1::control_server::ControlServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch as tokio_watch;
+use tonic::transport::Server;
+
+pub use run::{JobRun, RunEnd, RunResult, RunSetup};
+
+use super::ClusterError;
+use super::auth::{CheckToken, ServerTls};
+use super::checkpoint::Checkpoint;
+use super::launch::{self, LaunchContext, Launcher};
+use crate::data;
+use crate::engine::Observer;
+use crate::job::JobSpec;
+use crate::nn::Architecture;
+use crate::storage::Location;
+
+/// Largest gRPC message: parameter vectors of big models travel in one message.
+pub const MAX_MESSAGE: usize = 512 << 20;
+
+pub struct CoordinatorConfig {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+    /// The token file, handed to launched workers.
+    pub token_file: Option<PathBuf>,
+    pub tls: Option<ServerTls>,
+    /// The CA launched workers should trust (with TLS).
+    pub tls_ca: Option<PathBuf>,
+    pub checkpoint_dir: Option<Location>,
+    /// A job to load at start.
+    pub job: Option<JobSpec>,
+    /// Start the loaded job at once.
+    pub start: bool,
+    /// The `strom` binary launched workers run.
+    pub binary: PathBuf,
+}
+
+impl CoordinatorConfig {
+    pub fn loopback(job: Option<JobSpec>) -> Self {
+        CoordinatorConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            token_file: None,
+            tls: None,
+            tls_ca: None,
+            checkpoint_dir: None,
+            job,
+            start: false,
+            binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("strom")),
+        }
+    }
+}
+
+/// State shared by both services.
+pub struct Shared {
+    pub config: CoordinatorConfig,
+    pub addr: SocketAddr,
+    pub url: String,
+    job: Mutex<Option<JobSpec>>,
+    run: Mutex<Option<Arc<JobRun>>>,
+    launcher: Mutex<Option<Box<dyn Launcher>>>,
+    observer: Mutex<Option<Box<dyn Observer>>>,
+    /// Counts runs, so a waiter can tell a new run from the last one.
+    runs: tokio_watch::Sender<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub fn run(&self) -> Option<Arc<JobRun>> {
+        lock(&self.run).clone()
+    }
+
+    pub fn loaded_job(&self) -> Option<JobSpec> {
+        lock(&self.job).clone()
+    }
+
+    pub fn load_job(&self, job: JobSpec) {
+        *lock(&self.job) = Some(job);
+    }
+
+    /// Starts the loaded job: checks its data, builds the model, launches its workers.
+    pub async fn start_job(self: &Arc<Self>) -> Result<Arc<JobRun>, ClusterError> {
+        if let Some(run) = self.run()
+            && !run.is_over()
+        {
+            return Err(ClusterError::Job(format!("job {} is still running; stop it first", run.job.name)));
+        }
+        let job = self.loaded_job().ok_or_else(|| ClusterError::Job("no job is loaded".into()))?;
+        let checkpoint_dir = self.config.checkpoint_dir.clone();
+        let observer = lock(&self.observer).take();
+        let setup = tokio::task::spawn_blocking(move || fresh_setup(job, checkpoint_dir))
+            .await
+            .map_err(|e| ClusterError::Job(e.to_string()))??;
+        self.begin(setup, observer)
+    }
+
+    fn begin(
+        self: &Arc<Self>,
+        setup: RunSetup,
+        observer: Option<Box<dyn Observer>>,
+    ) -> Result<Arc<JobRun>, ClusterError> {
+        let job = setup.job.clone();
+        let timeout = Duration::from_secs(job.cluster.heartbeat_timeout_secs);
+        tracing::info!(
+            "starting job {}: {}, {}, {} epoch(s) from epoch {}",
+            job.name,
+            setup.architecture.describe(),
+            setup.shape,
+            job.train.epochs - setup.start_epoch,
+            setup.start_epoch + 1
+        );
+        let run = JobRun::new(setup, observer, timeout);
+        *lock(&self.run) = Some(run.clone());
+        self.runs.send_modify(|n| *n += 1);
+        let launcher = launch::for_job(&job)?;
+        if let Some(l) = &launcher {
+            let ctx = self.launch_context();
+            l.start(job.cluster.workers, &ctx)?;
+        }
+        *lock(&self.launcher) = launcher;
+        Ok(run)
+    }
+
+    pub fn launch_context(&self) -> LaunchContext {
+        LaunchContext {
+            url: self.url.clone(),
+            token_file: self.config.token_file.clone(),
+            tls_ca: self.config.tls_ca.clone(),
+            binary: self.config.binary.clone(),
+        }
+    }
+
+    /// Starts `count` more workers through the current job's launcher.
+    pub fn add_workers(&self, count: usize) -> Result<String, ClusterError> {
+        let guard = lock(&self.launcher);
+        let Some(l) = guard.as_ref() else {
+            return Err(ClusterError::Launch("this job's workers join by themselves (launcher none)".into()));
+        };
+        l.start(count, &self.launch_context())?;
+        Ok(format!("starting {count} more worker(s) ({})", l.describe()))
+    }
+
+    pub fn stop_workers(&self) {
+        if let Some(l) = lock(&self.launcher).as_ref() {
+            l.stop_all();
+        }
+    }
+}
+
+/// Checks the data, builds the model and its initial parameters (or takes them from the latest
+/// checkpoint of the same job).
+fn fresh_setup(job: JobSpec, checkpoint_dir: Option<Location>) -> Result<RunSetup, ClusterError> {
+    let train = Location::parse(&job.data.train).map_err(|e| ClusterError::Job(e.to_string()))?;
+    let shape = data::describe(&train, job.data.format)?;
+    let test = if job.data.test.trim().is_empty() {
+        None
+    } else {
+        let loc = Location::parse(&job.data.test).map_err(|e| ClusterError::Job(e.to_string()))?;
+        Some(Arc::new(data::load(&loc, job.data.format)?))
+    };
+    if let Some(t) = &test
+        && t.width != shape.width
+    {
+        return Err(ClusterError::Job(format!(
+            "test data has {} features per example, training data {}",
+            t.width, shape.width
+        )));
+    }
+    let architecture = Architecture::from_job(&job.model, shape.width, shape.outputs);
+    let params = crate::nn::initial_params(&architecture, job.train.seed);
+    Ok(RunSetup {
+        checkpoint_every: job.cluster.checkpoint_every,
+        job,
+        architecture,
+        shape,
+        test,
+        params,
+        start_epoch: 0,
+        partitions_done: vec![],
+        tau: None,
+        steps: 0,
+        history: vec![],
+        checkpoint_dir,
+        checkpoint_seq: 0,
+    })
+}
+
+/// A run continuing from a checkpoint.
+fn resumed_setup(ckpt: Checkpoint, dir: Location) -> Result<RunSetup, ClusterError> {
+    let job = ckpt.job;
+    let train = Location::parse(&job.data.train).map_err(|e| ClusterError::Job(e.to_string()))?;
+    let shape = data::describe(&train, job.data.format)?;
+    let test = if job.data.test.trim().is_empty() {
+        None
+    } else {
+        let loc = Location::parse(&job.data.test).map_err(|e| ClusterError::Job(e.to_string()))?;
+        Some(Arc::new(data::load(&loc, job.data.format)?))
+    };
+    Ok(RunSetup {
+        checkpoint_every: job.cluster.checkpoint_every,
+        job,
+        architecture: ckpt.architecture,
+        shape,
+        test,
+        params: ckpt.params,
+        start_epoch: ckpt.epoch,
+        partitions_done: ckpt.partitions_done,
+        tau: ckpt.tau,
+        steps: ckpt.steps,
+        history: ckpt.epochs,
+        checkpoint_dir: Some(dir),
+        checkpoint_seq: ckpt.seq,
+    })
+}
+
+/// A coordinator being built.
+pub struct Coordinator {
+    config: CoordinatorConfig,
+    observer: Option<Box<dyn Observer>>,
+}
+
+/// A running coordinator.
+pub struct CoordinatorHandle {
+    pub shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Coordinator {
+    pub fn new(config: CoordinatorConfig) -> Self {
+        Coordinator { config, observer: None }
+    }
+
+    /// Receives the run's step stats and epoch summaries (the CLI's progress display).
+    pub fn with_observer(mut self, observer: Box<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Binds, serves, resumes from a checkpoint or starts the given job as configured.
+    pub async fn start(self) -> Result<CoordinatorHandle, ClusterError> {
+        let config = self.config;
+        if !config.listen.ip().is_loopback() && config.token.is_none() {
+            return Err(ClusterError::Config(format!(
+                "refusing to listen on {} without a token: pass --token-file (anyone who can reach \
+                 this port could join the job or steer it)",
+                config.listen
+            )));
+        }
+        let tls = match &config.tls {
+            Some(t) => Some(t.config()?),
+            None => None,
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| ClusterError::Listen { addr: config.listen.to_string(), source: e })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ClusterError::Listen { addr: config.listen.to_string(), source: e })?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+        let url = format!("{scheme}://{host}:{}", addr.port());
+        let shared = Arc::new(Shared {
+            addr,
+            url,
+            job: Mutex::new(config.job.clone()),
+            run: Mutex::new(None),
+            launcher: Mutex::new(None),
+            observer: Mutex::new(self.observer),
+            runs: tokio_watch::channel(0).0,
+            config,
+        });
+
+        let check = CheckToken::new(shared.config.token.as_deref());
+        let cluster = ClusterServer::new(cluster_service::ClusterService { shared: shared.clone() })
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let control = ControlServer::new(control_service::ControlService { shared: shared.clone() })
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).map_err(|e| ClusterError::Tls(e.to_string()))?;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let server = tokio::spawn(
+            builder
+                .add_service(tonic::service::interceptor::InterceptedService::new(cluster, check.clone()))
+                .add_service(tonic::service::interceptor::InterceptedService::new(control, check))
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = rx.await;
+                }),
+        );
+        tracing::info!("coordinator listening on {}", shared.url);
+
+        // The tick: history samples, heartbeat timeouts, checkpoints.
+        let ticker = shared.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                interval.tick().await;
+                if let Some(run) = ticker.run() {
+                    run.tick();
+                }
+            }
+        });
+
+        // Resume from the latest checkpoint, or start the given job.
+        let resumed = match shared.config.checkpoint_dir.clone() {
+            Some(dir) => {
+                let d = dir.clone();
+                let ckpt = tokio::task::spawn_blocking(move || Checkpoint::read_latest(&d))
+                    .await
+                    .map_err(|e| ClusterError::Job(e.to_string()))??;
+                match ckpt {
+                    Some(ckpt) if ckpt.epoch < ckpt.job.train.epochs => {
+                        tracing::info!(
+                            "resuming job {} from checkpoint {} in {dir}: epoch {}, {} partition(s) done, step {}",
+                            ckpt.job.name,
+                            ckpt.seq,
+                            ckpt.epoch + 1,
+                            ckpt.partitions_done.len(),
+                            ckpt.steps
+                        );
+                        shared.load_job(ckpt.job.clone());
+                        let setup = tokio::task::spawn_blocking(move || resumed_setup(ckpt, dir))
+                            .await
+                            .map_err(|e| ClusterError::Job(e.to_string()))??;
+                        let observer = lock(&shared.observer).take();
+                        shared.begin(setup, observer)?;
+                        true
+                    }
+                    Some(ckpt) => {
+                        tracing::info!(
+                            "the checkpoint in {dir} is of a finished job ({}); not resuming",
+                            ckpt.job.name
+                        );
+                        false
+                    }
+                    None => false,
+                }
+            }
+            None => false,
+        };
+        if !resumed && shared.config.start {
+            shared.start_job().await?;
+        }
+        Ok(CoordinatorHandle { shared, shutdown: Some(tx), server })
+    }
+}
+
+impl CoordinatorHandle {
+    pub fn url(&self) -> &str {
+        &self.shared.url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// Waits until the current (or next) run ends.
+    pub async fn wait_run(&self) -> Arc<RunResult> {
+        loop {
+            if let Some(run) = self.shared.run() {
+                let mut rx = run.result();
+                loop {
+                    if let Some(r) = rx.borrow_and_update().clone() {
+                        return r;
+                    }
+                    if rx.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }
+            let mut runs = self.shared.runs.subscribe();
+            if self.shared.run().is_none() {
+                let _ = runs.changed().await;
+            }
+        }
+    }
+
+    /// Stops serving; launched workers are stopped too.
+    pub async fn shutdown(mut self) {
+        self.shared.stop_workers();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
+    }
+}
+
+impl Drop for CoordinatorHandle {
+    fn drop(&mut self) {
+        self.shared.stop_workers();
+    }
+}

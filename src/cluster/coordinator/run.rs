@@ -1,0 +1,608 @@
+//! One running job on the coordinator: the hub, the links to its workers (each with a bounded
+//! inbox of relayed updates), the driver that evaluates epochs, the history the cockpit
+//! watches, checkpoints, and the end result.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+
+use super::watch::History;
+use crate::backend::DeviceInfo;
+use crate::cluster::checkpoint::Checkpoint;
+use crate::data::{DataShape, Dataset};
+use crate::engine::driver::Driver;
+use crate::engine::hub::{EpochNext, EpochReady, Hub, HubConfig, HubState, Work, WorkerId};
+use crate::engine::inbox::{Inbox, SharedMessage};
+use crate::engine::partition::Plan;
+use crate::engine::{EpochSummary, Observer, StepStats, TrainOutcome};
+use crate::job::{JobSpec, SharingMode};
+use crate::nn::Architecture;
+use crate::sharing::codec;
+use crate::storage::Location;
+
+/// Messages a worker may have waiting on the coordinator before further ones are merged.
+const RELAY_INBOX: usize = 256;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Where a run starts from: fresh, or a checkpoint.
+pub struct RunSetup {
+    pub job: JobSpec,
+    pub architecture: Architecture,
+    pub shape: DataShape,
+    pub test: Option<Arc<Dataset>>,
+    pub params: Vec<f32>,
+    pub start_epoch: u32,
+    pub partitions_done: Vec<u32>,
+    pub tau: Option<f32>,
+    pub steps: u64,
+    pub history: Vec<EpochSummary>,
+    pub checkpoint_dir: Option<Location>,
+    pub checkpoint_every: u64,
+    pub checkpoint_seq: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEnd {
+    Finished,
+    Stopped,
+    Failed(String),
+}
+
+pub struct RunResult {
+    pub end: RunEnd,
+    pub outcome: TrainOutcome,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    Joined,
+    Training,
+    Waiting,
+    Lost,
+    /// Removed by request: told to finish, never re-admitted.
+    Removed,
+    Done,
+    Failed,
+}
+
+/// The coordinator's side of one worker.
+pub struct WorkerLink {
+    pub id: WorkerId,
+    pub host: String,
+    pub pid: u32,
+    pub device: Mutex<DeviceInfo>,
+    inbox: Mutex<Inbox>,
+    /// Wakes the worker's outbound update stream.
+    pub ready: Notify,
+    pub last_seen: Mutex<Instant>,
+    pub latest: Mutex<Option<StepStats>>,
+    pub state: Mutex<LinkState>,
+    pub detail: Mutex<String>,
+    pub seq: AtomicU64,
+    /// Set when the link is replaced or lost: its streams end.
+    pub closed: AtomicBool,
+}
+
+impl WorkerLink {
+    fn push(&self, message: SharedMessage) {
+        lock(&self.inbox).push(message);
+        self.ready.notify_one();
+    }
+
+    /// Moves waiting updates into `out` (and a dense sum of merged ones into `merged`).
+    pub fn take(&self, out: &mut VecDeque<SharedMessage>, merged: &mut Vec<f32>) -> bool {
+        lock(&self.inbox).take(out, merged)
+    }
+
+    pub fn merged_total(&self) -> u64 {
+        lock(&self.inbox).merged_total()
+    }
+
+    pub fn touch(&self) {
+        *lock(&self.last_seen) = Instant::now();
+    }
+
+    pub fn set_state(&self, s: LinkState) {
+        *lock(&self.state) = s;
+    }
+
+    pub fn state(&self) -> LinkState {
+        *lock(&self.state)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+}
+
+struct CheckpointState {
+    dir: Option<Location>,
+    every: u64,
+    seq: u64,
+    steps_at_last: u64,
+    writing: bool,
+}
+
+pub struct JobRun {
+    pub job: JobSpec,
+    pub job_toml: String,
+    pub architecture: Architecture,
+    pub shape: DataShape,
+    pub param_count: usize,
+    hub: Mutex<Hub>,
+    /// Wakes long polls (epoch barrier, averaging rounds) after any change of the hub.
+    pub changed: Notify,
+    links: Mutex<BTreeMap<WorkerId, Arc<WorkerLink>>>,
+    driver: Mutex<Driver>,
+    pub history: Mutex<History>,
+    checkpoint: Mutex<CheckpointState>,
+    observer: Mutex<Option<Box<dyn Observer>>>,
+    pub started: Instant,
+    end: watch::Sender<Option<Arc<RunResult>>>,
+    tau: Mutex<Option<f32>>,
+    steps_offset: u64,
+    pub heartbeat_timeout: Duration,
+    stop_requested: AtomicBool,
+    /// Update bytes rejected at the relay (forged origin, bad content).
+    pub rejected_bytes: AtomicU64,
+}
+
+impl JobRun {
+    pub fn new(
+        setup: RunSetup,
+        observer: Option<Box<dyn Observer>>,
+        heartbeat_timeout: Duration,
+    ) -> Arc<JobRun> {
+        let n = setup.architecture.param_count();
+        let cfg = HubConfig {
+            mode: setup.job.sharing_mode(),
+            params: n,
+            epochs: setup.job.train.epochs,
+            start_epoch: setup.start_epoch,
+            plan: Plan::new(
+                setup.shape.rows,
+                setup.job.train.batch_size,
+                setup.job.train.batches_per_partition,
+            ),
+        };
+        let mut hub = Hub::new(cfg, setup.params.clone());
+        hub.restore_progress(&setup.partitions_done);
+        let driver =
+            Driver::new(&setup.job, &setup.architecture, setup.shape.rows, setup.test.clone(), &setup.params)
+                .with_history(setup.history.clone());
+        let mut history = History::default();
+        for e in &setup.history {
+            history.push_epoch(e);
+        }
+        Arc::new(JobRun {
+            job_toml: setup.job.to_toml(),
+            param_count: n,
+            hub: Mutex::new(hub),
+            changed: Notify::new(),
+            links: Mutex::new(BTreeMap::new()),
+            driver: Mutex::new(driver),
+            history: Mutex::new(history),
+            checkpoint: Mutex::new(CheckpointState {
+                dir: setup.checkpoint_dir,
+                every: setup.checkpoint_every,
+                seq: setup.checkpoint_seq,
+                steps_at_last: setup.steps,
+                writing: false,
+            }),
+            observer: Mutex::new(observer),
+            started: Instant::now(),
+            end: watch::channel(None).0,
+            tau: Mutex::new(setup.tau),
+            steps_offset: setup.steps,
+            heartbeat_timeout,
+            stop_requested: AtomicBool::new(false),
+            rejected_bytes: AtomicU64::new(0),
+            job: setup.job,
+            architecture: setup.architecture,
+            shape: setup.shape,
+        })
+    }
+
+    pub fn hub(&self) -> MutexGuard<'_, Hub> {
+        lock(&self.hub)
+    }
+
+    pub fn links(&self) -> Vec<Arc<WorkerLink>> {
+        lock(&self.links).values().cloned().collect()
+    }
+
+    pub fn link(&self, id: WorkerId) -> Option<Arc<WorkerLink>> {
+        lock(&self.links).get(&id).cloned()
+    }
+
+    pub fn result(&self) -> watch::Receiver<Option<Arc<RunResult>>> {
+        self.end.subscribe()
+    }
+
+    pub fn is_over(&self) -> bool {
+        self.end.borrow().is_some()
+    }
+
+    pub fn tau(&self) -> Option<f32> {
+        *lock(&self.tau)
+    }
+
+    /// Registers a worker (a new one, or one re-joining under its old id); returns its id and
+    /// what it starts from.
+    pub fn join(
+        &self,
+        host: String,
+        pid: u32,
+        device: String,
+        previous: Option<WorkerId>,
+    ) -> (WorkerId, Vec<f32>, u32) {
+        let mut hub = self.hub();
+        let id = match previous {
+            Some(id) => {
+                hub.rejoin(id);
+                id
+            }
+            None => hub.join(),
+        };
+        let link = Arc::new(WorkerLink {
+            id,
+            host,
+            pid,
+            device: Mutex::new(DeviceInfo { device, ..DeviceInfo::default() }),
+            inbox: Mutex::new(Inbox::new(RELAY_INBOX, self.param_count)),
+            ready: Notify::new(),
+            last_seen: Mutex::new(Instant::now()),
+            latest: Mutex::new(None),
+            state: Mutex::new(LinkState::Joined),
+            detail: Mutex::new(String::new()),
+            seq: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        if let Some(old) = lock(&self.links).insert(id, link) {
+            old.close();
+        }
+        let params = hub.replica().to_vec();
+        let epoch = hub.epoch();
+        drop(hub);
+        tracing::info!(worker = id, "worker {id} joined{}", if previous.is_some() { " again" } else { "" });
+        self.changed.notify_waiters();
+        (id, params, epoch)
+    }
+
+    /// Validates an update from `origin` and relays it to every other live worker.
+    pub fn relay(&self, origin: WorkerId, payload: SharedMessage) -> Result<(), String> {
+        let claimed = codec::peek_header(&payload).map(|h| h.origin);
+        if let Ok(claimed) = claimed
+            && claimed != origin
+        {
+            self.hub().counters.updates_rejected += 1;
+            self.rejected_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+            tracing::warn!(worker = origin, "rejected an update claiming to come from worker {claimed}");
+            return Err(format!("update claims origin {claimed}, sent by worker {origin}"));
+        }
+        if let Err(e) = self.hub().on_update(origin, &payload) {
+            self.rejected_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+            return Err(e.to_string());
+        }
+        for link in lock(&self.links).values() {
+            if link.id != origin
+                && !link.is_closed()
+                && !matches!(link.state(), LinkState::Lost | LinkState::Removed)
+            {
+                link.push(payload.clone());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn report(&self, id: WorkerId, stats: Vec<StepStats>, device: Option<DeviceInfo>) {
+        let link = self.link(id);
+        if let Some(link) = &link {
+            link.touch();
+            if let Some(d) = device {
+                *lock(&link.device) = d;
+            }
+            if link.state() == LinkState::Joined || link.state() == LinkState::Waiting {
+                link.set_state(LinkState::Training);
+            }
+        }
+        if stats.is_empty() {
+            return;
+        }
+        let mut driver = lock(&self.driver);
+        let mut history = lock(&self.history);
+        let mut observer = lock(&self.observer);
+        for mut s in stats {
+            s.worker = id;
+            s.time = self.started.elapsed().as_secs_f64();
+            if self.job.sharing_mode() == SharingMode::Threshold {
+                *lock(&self.tau) = Some(s.tau);
+            }
+            driver.on_stats(&s);
+            history.record(&s);
+            if let Some(o) = observer.as_mut() {
+                o.step(&s);
+            }
+            if let Some(link) = &link {
+                *lock(&link.latest) = Some(s.clone());
+            }
+            self.hub().record_stats(s);
+        }
+    }
+
+    pub fn next_work(&self, id: WorkerId, done: &[crate::engine::Partition]) -> Work {
+        let mut hub = self.hub();
+        for p in done {
+            hub.partition_done(id, p);
+        }
+        let w = hub.next_work(id);
+        drop(hub);
+        if let Some(link) = self.link(id) {
+            link.touch();
+            match w {
+                Work::Partition(_) => link.set_state(LinkState::Training),
+                Work::EpochEnd { .. } | Work::Wait => link.set_state(LinkState::Waiting),
+                Work::Finished => {}
+            }
+        }
+        w
+    }
+
+    /// A worker reached the barrier. When it completes the barrier, the epoch is evaluated on
+    /// a blocking thread and the next one starts.
+    pub fn end_epoch(self: &Arc<Self>, id: WorkerId, epoch: u32, params: Vec<f32>) {
+        if let Some(link) = self.link(id) {
+            link.touch();
+            link.set_state(LinkState::Waiting);
+        }
+        let ready = self.hub().submit_epoch_end(id, epoch, params);
+        self.changed.notify_waiters();
+        if let Some(ready) = ready {
+            self.spawn_finish_epoch(ready);
+        }
+    }
+
+    pub fn epoch_result(&self, epoch: u32) -> Option<EpochNext> {
+        self.hub().epoch_result(epoch)
+    }
+
+    fn spawn_finish_epoch(self: &Arc<Self>, ready: EpochReady) {
+        let run = self.clone();
+        tokio::task::spawn_blocking(move || run.finish_epoch(ready));
+    }
+
+    fn finish_epoch(self: &Arc<Self>, ready: EpochReady) {
+        let summary = lock(&self.driver).on_epoch_ready(&ready);
+        lock(&self.history).push_epoch(&summary);
+        if let Some(o) = lock(&self.observer).as_mut() {
+            o.epoch(&summary);
+        }
+        let line = match summary.test_accuracy() {
+            Some(a) => format!(
+                "epoch {} done: train loss {:.4}, test accuracy {a:.4}",
+                summary.epoch + 1,
+                summary.train_loss
+            ),
+            None => format!("epoch {} done: train loss {:.4}", summary.epoch + 1, summary.train_loss),
+        };
+        tracing::info!("{line}");
+        let next = self.hub().finish_epoch();
+        self.write_checkpoint();
+        self.changed.notify_waiters();
+        if next == EpochNext::Finished {
+            let end =
+                if self.stop_requested.load(Ordering::Acquire) { RunEnd::Stopped } else { RunEnd::Finished };
+            self.finalize(end);
+        }
+    }
+
+    /// Contributes to an averaging round; returns the round to wait for.
+    pub fn submit_average(&self, id: WorkerId, params: &[f32]) -> u64 {
+        let round = self.hub().submit_average(id, params);
+        self.changed.notify_waiters();
+        round
+    }
+
+    pub fn average_result(&self, round: u64) -> Option<Arc<Vec<f32>>> {
+        self.hub().average_result(round)
+    }
+
+    /// A worker is gone: its partitions return to the queue.
+    pub fn lose_worker(self: &Arc<Self>, id: WorkerId, why: &str) {
+        self.drop_worker(id, why, LinkState::Lost);
+    }
+
+    /// Removes a worker by request: its partitions return to the queue and it is told to finish.
+    pub fn remove_worker(self: &Arc<Self>, id: WorkerId) {
+        self.drop_worker(id, "removed by request", LinkState::Removed);
+    }
+
+    fn drop_worker(self: &Arc<Self>, id: WorkerId, why: &str, state: LinkState) {
+        let Some(link) = self.link(id) else { return };
+        if matches!(link.state(), LinkState::Lost | LinkState::Removed | LinkState::Done | LinkState::Failed)
+        {
+            if state == LinkState::Removed {
+                link.set_state(state);
+            }
+            return;
+        }
+        if self.hub().is_over() {
+            link.set_state(LinkState::Done);
+            return;
+        }
+        link.set_state(state);
+        *lock(&link.detail) = why.to_string();
+        link.close();
+        let requeued_before = self.hub().counters.partitions_requeued;
+        let ready = self.hub().remove_worker(id);
+        let requeued = self.hub().counters.partitions_requeued - requeued_before;
+        tracing::warn!(
+            worker = id,
+            "worker {id} ({}) lost: {why}; {requeued} partition(s) go back to the queue",
+            link.host
+        );
+        self.changed.notify_waiters();
+        if let Some(ready) = ready {
+            self.spawn_finish_epoch(ready);
+        }
+    }
+
+    /// A worker stopped on an error the job cannot survive.
+    pub fn worker_failed(self: &Arc<Self>, id: WorkerId, reason: String) {
+        if let Some(link) = self.link(id) {
+            link.set_state(LinkState::Failed);
+            *lock(&link.detail) = reason.clone();
+        }
+        tracing::error!(worker = id, "worker {id} failed: {reason}");
+        self.fail(format!("worker {id}: {reason}"));
+    }
+
+    pub fn fail(self: &Arc<Self>, reason: String) {
+        self.hub().fail(reason.clone());
+        self.changed.notify_waiters();
+        self.finalize(RunEnd::Failed(reason));
+    }
+
+    pub fn pause(&self) -> bool {
+        let mut hub = self.hub();
+        let ok = *hub.state() == HubState::Running;
+        hub.pause();
+        ok
+    }
+
+    pub fn resume(self: &Arc<Self>) -> bool {
+        let mut hub = self.hub();
+        let ok = *hub.state() == HubState::Paused;
+        let ready = hub.resume();
+        drop(hub);
+        self.changed.notify_waiters();
+        if let Some(r) = ready {
+            self.spawn_finish_epoch(r);
+        }
+        ok
+    }
+
+    /// Ends the job after the workers' current steps; the model so far is kept.
+    pub fn stop(self: &Arc<Self>) {
+        self.stop_requested.store(true, Ordering::Release);
+        self.hub().stop();
+        self.changed.notify_waiters();
+        self.finalize(RunEnd::Stopped);
+    }
+
+    fn finalize(&self, end: RunEnd) {
+        if self.end.borrow().is_some() {
+            return;
+        }
+        self.write_checkpoint();
+        let params = self.hub().replica().to_vec();
+        let driver = lock(&self.driver);
+        let mut totals = driver.totals();
+        let counters = self.hub().counters.clone();
+        totals.messages_rejected += counters.updates_rejected;
+        totals.workers_lost = counters.workers_lost;
+        totals.partitions_requeued = counters.partitions_requeued;
+        let outcome = TrainOutcome { params, optimizer: None, epochs: driver.epochs.clone(), totals };
+        drop(driver);
+        for link in self.links() {
+            if matches!(link.state(), LinkState::Training | LinkState::Waiting | LinkState::Joined) {
+                link.set_state(LinkState::Done);
+            }
+        }
+        match &end {
+            RunEnd::Finished => tracing::info!("job {} finished", self.job.name),
+            RunEnd::Stopped => tracing::info!("job {} stopped", self.job.name),
+            RunEnd::Failed(r) => tracing::error!("job {} failed: {r}", self.job.name),
+        }
+        self.end.send_replace(Some(Arc::new(RunResult { end, outcome })));
+        self.changed.notify_waiters();
+    }
+
+    /// Periodic work: history samples, heartbeat timeouts, step-driven checkpoints.
+    pub fn tick(self: &Arc<Self>) {
+        lock(&self.history).tick(self.started.elapsed().as_secs_f64());
+        if self.is_over() {
+            return;
+        }
+        for link in self.links() {
+            let silent = lock(&link.last_seen).elapsed();
+            if silent > self.heartbeat_timeout
+                && matches!(link.state(), LinkState::Joined | LinkState::Training | LinkState::Waiting)
+            {
+                self.lose_worker(link.id, &format!("no heartbeat for {:.0} s", silent.as_secs_f64()));
+            }
+        }
+        let steps = self.total_steps();
+        let due = {
+            let c = lock(&self.checkpoint);
+            c.dir.is_some() && c.every > 0 && !c.writing && steps >= c.steps_at_last + c.every
+        };
+        if due {
+            let run = self.clone();
+            tokio::task::spawn_blocking(move || run.write_checkpoint());
+        }
+    }
+
+    fn total_steps(&self) -> u64 {
+        self.steps_offset + lock(&self.driver).totals().steps
+    }
+
+    /// Writes a checkpoint now (no-op without a checkpoint directory).
+    pub fn write_checkpoint(&self) {
+        let (dir, seq) = {
+            let mut c = lock(&self.checkpoint);
+            let Some(dir) = c.dir.clone() else { return };
+            if c.writing {
+                return;
+            }
+            c.writing = true;
+            c.seq += 1;
+            (dir, c.seq)
+        };
+        let steps = self.total_steps();
+        let (params, epoch, done) = {
+            let hub = self.hub();
+            (hub.replica().to_vec(), hub.epoch(), hub.partitions_done())
+        };
+        let ckpt = Checkpoint {
+            seq,
+            job: self.job.clone(),
+            architecture: self.architecture.clone(),
+            epoch,
+            partitions_done: done,
+            steps,
+            tau: self.tau(),
+            // A consistent cut: only epochs the hub has moved past (an epoch whose barrier is
+            // being evaluated right now is evaluated again on resume, once).
+            epochs: lock(&self.driver).epochs.iter().filter(|e| e.epoch < epoch).cloned().collect(),
+            params,
+        };
+        let result = ckpt.write(&dir);
+        let mut c = lock(&self.checkpoint);
+        c.writing = false;
+        match result {
+            Ok(()) => {
+                c.steps_at_last = steps;
+                tracing::debug!("checkpoint {seq} written to {dir} (epoch {}, step {steps})", epoch + 1);
+            }
+            Err(e) => tracing::error!("cannot write checkpoint to {dir}: {e}"),
+        }
+    }
+
+    pub fn totals(&self) -> crate::engine::Totals {
+        let mut t = lock(&self.driver).totals();
+        t.messages_rejected += self.hub().counters.updates_rejected;
+        t
+    }
+}

@@ -1,0 +1,687 @@
+//! `strom worker`: joins a coordinator, loads the job's data, and trains with the same worker
+//! loop as the embedded engine over a gRPC transport. If the coordinator goes away it retries
+//! with capped, jittered backoff, re-joins under its old id and continues from the replica.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use strom_proto::v1 as pb;
+use strom_proto::v1::cluster_client::ClusterClient;
+use tokio::runtime::Runtime;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Request, Status};
+
+use super::ClusterError;
+use super::auth::AttachToken;
+use super::convert::{device_to_pb, params_from_bytes, params_to_bytes, partition_to_pb, stats_to_pb};
+use super::coordinator::MAX_MESSAGE;
+use crate::backend::{self, DeviceInfo};
+use crate::data;
+use crate::engine::StepStats;
+use crate::engine::hub::{EpochNext, Work};
+use crate::engine::inbox::{Inbox, SharedMessage};
+use crate::engine::partition::Partition;
+use crate::engine::worker::{Transport, TransportError, WorkerLoop, WorkerSummary};
+use crate::job::{BackendKind, JobSpec};
+use crate::nn::Architecture;
+use crate::rng::Rng;
+use crate::storage::Location;
+use crate::telemetry::{LogEvent, log_tap};
+
+const WORKER_HEADER: &str = "strom-worker-id";
+const INBOX: usize = 64;
+const REPORT_EVERY: Duration = Duration::from_millis(100);
+/// Step reports kept while the coordinator cannot take them; older ones are dropped (counted).
+const MAX_UNSENT_STATS: usize = 4096;
+
+pub struct WorkerConfig {
+    pub url: String,
+    pub token: Option<String>,
+    pub tls: Option<ClientTlsConfig>,
+    /// Consecutive failed connection attempts before the worker gives up.
+    pub retries: u32,
+    pub connect_timeout: Duration,
+    /// Overrides the job's backend (`--backend`).
+    pub backend: Option<BackendKind>,
+    /// A label for this worker in the cockpit (default: the host name).
+    pub host: Option<String>,
+}
+
+impl WorkerConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        WorkerConfig {
+            url: url.into(),
+            token: None,
+            tls: None,
+            retries: 10,
+            connect_timeout: Duration::from_secs(5),
+            backend: None,
+            host: None,
+        }
+    }
+}
+
+type Client = ClusterClient<InterceptedService<Channel, AttachToken>>;
+
+/// One connection's worth of streams and tasks.
+struct Session {
+    client: Client,
+    updates: mpsc::Sender<pb::Update>,
+    reports: mpsc::Sender<pb::WorkerReport>,
+    broken: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Session {
+    fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        if let Ok(s) = std::str::from_utf8(&buf[..end])
+            && !s.is_empty()
+        {
+            return s.to_string();
+        }
+    }
+    "localhost".into()
+}
+
+/// The worker's side of the wire, behind the engine's [`Transport`].
+pub struct GrpcTransport {
+    rt: Arc<Runtime>,
+    cfg: WorkerConfig,
+    attach: AttachToken,
+    host: String,
+    id: Option<u32>,
+    param_count: usize,
+    session: Option<Session>,
+    inbox: Arc<Mutex<Inbox>>,
+    done: Vec<pb::Partition>,
+    reset: Option<Arc<Vec<f32>>>,
+    stats: Vec<pb::StepStats>,
+    /// The latest step, re-sent at the barrier (the driver ignores steps it has seen).
+    last_stats: Option<pb::StepStats>,
+    last_flush: Instant,
+    logs: broadcast::Receiver<LogEvent>,
+    dropped_reports: u64,
+    seq: u64,
+    device: DeviceInfo,
+    finished: bool,
+    rng: Rng,
+}
+
+/// What joining returned.
+struct Joined {
+    job_toml: String,
+    architecture_json: String,
+    params: Vec<u8>,
+    epoch: u32,
+    tau: f32,
+}
+
+enum ConnectError {
+    /// Not worth retrying: wrong token, wrong protocol.
+    Fatal(String),
+    /// The job has ended.
+    Over,
+    Retry(String),
+}
+
+fn classify(status: &Status) -> ConnectError {
+    match status.code() {
+        Code::Unauthenticated | Code::PermissionDenied => ConnectError::Fatal(format!(
+            "the coordinator refused this worker: {} (check --token-file)",
+            status.message()
+        )),
+        Code::FailedPrecondition if status.message().contains("protocol") => {
+            ConnectError::Fatal(status.message().to_string())
+        }
+        Code::FailedPrecondition if status.message().contains("has ended") => ConnectError::Over,
+        _ => ConnectError::Retry(status.message().to_string()),
+    }
+}
+
+impl GrpcTransport {
+    fn new(rt: Arc<Runtime>, cfg: WorkerConfig) -> Result<Self, ClusterError> {
+        let attach = AttachToken::new(cfg.token.as_deref())?;
+        let host = cfg.host.clone().unwrap_or_else(host_name);
+        Ok(GrpcTransport {
+            rt,
+            attach,
+            host,
+            id: None,
+            param_count: 0,
+            session: None,
+            inbox: Arc::new(Mutex::new(Inbox::new(INBOX, 0))),
+            done: Vec::new(),
+            reset: None,
+            stats: Vec::new(),
+            last_stats: None,
+            last_flush: Instant::now(),
+            logs: log_tap().subscribe(),
+            dropped_reports: 0,
+            seq: 0,
+            device: DeviceInfo::default(),
+            finished: false,
+            rng: Rng::new(std::process::id() as u64),
+            cfg,
+        })
+    }
+
+    fn id(&self) -> u32 {
+        self.id.unwrap_or(u32::MAX)
+    }
+
+    async fn open(&self, previous: Option<u32>) -> Result<(Session, u32, Joined), ConnectError> {
+        let mut ep = Endpoint::from_shared(self.cfg.url.clone())
+            .map_err(|e| ConnectError::Fatal(format!("bad coordinator URL {}: {e}", self.cfg.url)))?
+            .connect_timeout(self.cfg.connect_timeout)
+            .timeout(Duration::from_secs(60))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(20));
+        if let Some(tls) = &self.cfg.tls {
+            ep = ep.tls_config(tls.clone()).map_err(|e| ConnectError::Fatal(format!("TLS: {e}")))?;
+        }
+        let channel =
+            ep.connect().await.map_err(|e| ConnectError::Retry(format!("{e}: {}", source_chain(&e))))?;
+        let mut client = ClusterClient::with_interceptor(channel, self.attach.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let reply = client
+            .join(pb::JoinRequest {
+                protocol_version: strom_proto::PROTOCOL_VERSION,
+                host: self.host.clone(),
+                device: self.device.device.clone(),
+                pid: std::process::id(),
+                previous_worker_id: previous,
+            })
+            .await
+            .map_err(|s| classify(&s))?
+            .into_inner();
+        let id = reply.worker_id;
+        let header: tonic::metadata::MetadataValue<_> =
+            id.to_string().parse().map_err(|_| ConnectError::Fatal("bad worker id".into()))?;
+        let broken = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+
+        let (updates, rx) = mpsc::channel::<pb::Update>(256);
+        let mut req = Request::new(ReceiverStream::new(rx));
+        req.metadata_mut().insert(WORKER_HEADER, header.clone());
+        let mut inbound = client.exchange(req).await.map_err(|s| classify(&s))?.into_inner();
+        let (inbox, b) = (self.inbox.clone(), broken.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(u)) => lock(&inbox).push(u.payload),
+                    _ => {
+                        b.store(true, Ordering::Release);
+                        break;
+                    }
+                }
+            }
+        }));
+
+        let (reports, rx) = mpsc::channel::<pb::WorkerReport>(64);
+        let mut req = Request::new(ReceiverStream::new(rx));
+        req.metadata_mut().insert(WORKER_HEADER, header);
+        let (mut c, b) = (client.clone(), broken.clone());
+        tasks.push(tokio::spawn(async move {
+            if c.report(req).await.is_err() {
+                b.store(true, Ordering::Release);
+            }
+        }));
+
+        let interval = Duration::from_millis(reply.heartbeat_interval_ms.max(100) as u64);
+        let (mut c, b) = (client.clone(), broken.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut failures = 0;
+            loop {
+                tokio::time::sleep(interval).await;
+                match c.heartbeat(pb::HeartbeatRequest { worker_id: id }).await {
+                    Ok(r) if r.get_ref().known => failures = 0,
+                    Ok(_) => {
+                        b.store(true, Ordering::Release);
+                        break;
+                    }
+                    Err(_) => {
+                        failures += 1;
+                        if failures >= 3 {
+                            b.store(true, Ordering::Release);
+                            break;
+                        }
+                    }
+                }
+            }
+        }));
+        let joined = Joined {
+            job_toml: reply.job_toml,
+            architecture_json: reply.architecture_json,
+            params: reply.params,
+            epoch: reply.epoch,
+            tau: reply.tau,
+        };
+        Ok((Session { client, updates, reports, broken, tasks }, id, joined))
+    }
+
+    /// One attempt, bounded: a peer that accepts TCP and never answers must not hang it.
+    async fn open_bounded(&self, previous: Option<u32>) -> Result<(Session, u32, Joined), ConnectError> {
+        let limit = self.cfg.connect_timeout * 3;
+        match tokio::time::timeout(limit, self.open(previous)).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectError::Retry(format!("no answer within {} s", limit.as_secs()))),
+        }
+    }
+
+    /// Connects (or reconnects) with capped, jittered backoff.
+    fn connect(&mut self) -> Result<Option<Joined>, ClusterError> {
+        self.session = None;
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(200);
+        let mut last = String::new();
+        for attempt in 1..=self.cfg.retries.max(1) {
+            match self.rt.block_on(self.open_bounded(self.id)) {
+                Ok((session, id, joined)) => {
+                    if self.id.is_some() {
+                        tracing::info!("reconnected to {} as worker {id}", self.cfg.url);
+                    }
+                    self.id = Some(id);
+                    self.session = Some(session);
+                    return Ok(Some(joined));
+                }
+                Err(ConnectError::Fatal(m)) => return Err(ClusterError::Refused(m)),
+                Err(ConnectError::Over) => {
+                    self.finished = true;
+                    return Ok(None);
+                }
+                Err(ConnectError::Retry(m)) => {
+                    last = m;
+                    if attempt == self.cfg.retries.max(1) {
+                        break;
+                    }
+                    let jitter = 0.5 + self.rng.next_f64();
+                    let wait = delay.mul_f64(jitter);
+                    tracing::warn!(
+                        "cannot reach the coordinator at {} (attempt {attempt}/{}): {last}; retrying in {:.1} s",
+                        self.cfg.url,
+                        self.cfg.retries,
+                        wait.as_secs_f64()
+                    );
+                    std::thread::sleep(wait);
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        Err(ClusterError::Unreachable {
+            url: self.cfg.url.clone(),
+            message: format!(
+                "no answer after {} attempts over {:.0} s: {last}",
+                self.cfg.retries.max(1),
+                started.elapsed().as_secs_f64()
+            ),
+        })
+    }
+
+    /// Reconnects after a broken session; the replica becomes the parameters to reset to.
+    fn reconnect(&mut self) -> Result<(), TransportError> {
+        tracing::warn!("lost the coordinator at {}; reconnecting", self.cfg.url);
+        match self.connect() {
+            Ok(Some(joined)) => {
+                match params_from_bytes(&joined.params, self.param_count) {
+                    Some(p) => self.reset = Some(Arc::new(p)),
+                    None => {
+                        return Err(TransportError::Failed(
+                            "the coordinator sent parameters of the wrong size".into(),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(TransportError::Closed(e.to_string())),
+        }
+    }
+
+    fn session(&mut self) -> Result<&mut Session, TransportError> {
+        if self.session.as_ref().is_none_or(|s| s.is_broken()) && !self.finished {
+            self.reconnect()?;
+        }
+        self.session.as_mut().ok_or_else(|| TransportError::Closed("the job has ended".into()))
+    }
+
+    fn client(&mut self) -> Result<Client, TransportError> {
+        Ok(self.session()?.client.clone())
+    }
+
+    /// An RPC failed: on a transport error the session is marked broken (the next call
+    /// reconnects); a refusal is final.
+    fn failed(&mut self, status: Status) -> Result<(), TransportError> {
+        match classify(&status) {
+            ConnectError::Fatal(m) => Err(TransportError::Failed(m)),
+            ConnectError::Over => {
+                self.finished = true;
+                Ok(())
+            }
+            ConnectError::Retry(_) => {
+                if let Some(s) = &self.session {
+                    s.broken.store(true, Ordering::Release);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self, failed: Option<String>) {
+        let Some(session) = &self.session else { return };
+        let mut logs = Vec::new();
+        while let Ok(e) = self.logs.try_recv() {
+            if logs.len() < 200 && e.worker.is_none() {
+                logs.push(pb::LogLine {
+                    time: e.time,
+                    level: e.level,
+                    target: e.target,
+                    message: e.message,
+                    worker: None,
+                });
+            }
+        }
+        let stats = std::mem::take(&mut self.stats);
+        let report = pb::WorkerReport {
+            worker_id: self.id(),
+            stats,
+            logs,
+            device: Some(device_to_pb(&self.device)),
+            failed,
+            dropped_reports: self.dropped_reports,
+        };
+        if let Err(mpsc::error::TrySendError::Full(report) | mpsc::error::TrySendError::Closed(report)) =
+            session.reports.try_send(report)
+        {
+            // The coordinator is slow: keep the stats for the next flush, within a bound.
+            self.stats = report.stats;
+            if self.stats.len() > MAX_UNSENT_STATS {
+                let excess = self.stats.len() - MAX_UNSENT_STATS;
+                self.stats.drain(..excess);
+                self.dropped_reports += excess as u64;
+            }
+        }
+        self.last_flush = Instant::now();
+    }
+
+    /// Sends the last report and closes the streams, waiting briefly for them to drain.
+    fn close(&mut self, failed: Option<String>) {
+        self.flush(failed);
+        if let Some(mut session) = self.session.take() {
+            let tasks = std::mem::take(&mut session.tasks);
+            drop(session);
+            self.rt.block_on(async {
+                for t in tasks.into_iter().take(2) {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+                }
+            });
+        }
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        parts.push(s.to_string());
+        cur = s.source();
+    }
+    if parts.is_empty() { "connection failed".into() } else { parts.join(": ") }
+}
+
+impl Transport for GrpcTransport {
+    fn next_work(&mut self) -> Result<Work, TransportError> {
+        loop {
+            if self.finished {
+                return Ok(Work::Finished);
+            }
+            let mut client = self.client()?;
+            if self.finished {
+                return Ok(Work::Finished);
+            }
+            let req = pb::ShardRequest { worker_id: self.id(), done: std::mem::take(&mut self.done) };
+            match self.rt.block_on(client.next_shard(req)) {
+                Ok(reply) => match reply.into_inner().work {
+                    Some(pb::shard_reply::Work::Partition(p)) => {
+                        return Ok(Work::Partition(Partition {
+                            epoch: p.epoch,
+                            index: p.index,
+                            start: p.start,
+                            end: p.end,
+                        }));
+                    }
+                    Some(pb::shard_reply::Work::EpochEnd(epoch)) => return Ok(Work::EpochEnd { epoch }),
+                    Some(pb::shard_reply::Work::WaitMs(ms)) => {
+                        std::thread::sleep(Duration::from_millis(ms.clamp(1, 1000) as u64))
+                    }
+                    Some(pb::shard_reply::Work::Finished(_)) | None => {
+                        self.finished = true;
+                        return Ok(Work::Finished);
+                    }
+                },
+                Err(status) if status.code() == Code::NotFound => {
+                    // The coordinator forgot this worker (it declared it lost): join again.
+                    if let Some(s) = &self.session {
+                        s.broken.store(true, Ordering::Release);
+                    }
+                }
+                Err(status) => self.failed(status)?,
+            }
+        }
+    }
+
+    fn partition_done(&mut self, partition: &Partition) -> Result<(), TransportError> {
+        self.done.push(partition_to_pb(partition));
+        Ok(())
+    }
+
+    fn send_update(&mut self, message: &[u8]) -> Result<(), TransportError> {
+        let id = self.id();
+        self.seq += 1;
+        let update =
+            pb::Update { origin: id, seq: self.seq, payload: SharedMessage::copy_from_slice(message) };
+        let session = self.session()?;
+        // Bounded: a coordinator that cannot keep up slows this worker down.
+        if session.updates.blocking_send(update).is_err() {
+            session.broken.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    fn take_updates(
+        &mut self,
+        out: &mut VecDeque<SharedMessage>,
+        merged: &mut Vec<f32>,
+    ) -> Result<bool, TransportError> {
+        Ok(lock(&self.inbox).take(out, merged))
+    }
+
+    fn average(&mut self, params: &mut [f32]) -> Result<(), TransportError> {
+        let mut round = None;
+        loop {
+            let mut client = self.client()?;
+            let req = pb::AverageRequest {
+                worker_id: self.id(),
+                params: if round.is_none() { params_to_bytes(params) } else { Vec::new() },
+                round,
+            };
+            match self.rt.block_on(client.average(req)) {
+                Ok(reply) => {
+                    let reply = reply.into_inner();
+                    if let Some(avg) = params_from_bytes(&reply.params, params.len()) {
+                        params.copy_from_slice(&avg);
+                        return Ok(());
+                    }
+                    if reply.finished {
+                        self.finished = true;
+                        return Ok(());
+                    }
+                    round = Some(reply.round);
+                }
+                Err(status) => {
+                    self.failed(status)?;
+                    return Ok(()); // after a reconnect the replica replaces the parameters anyway
+                }
+            }
+        }
+    }
+
+    fn end_epoch(&mut self, epoch: u32, params: &[f32]) -> Result<EpochNext, TransportError> {
+        loop {
+            if self.finished {
+                return Ok(EpochNext::Finished);
+            }
+            let mut client = self.client()?;
+            let mut stats = std::mem::take(&mut self.stats);
+            if stats.is_empty()
+                && let Some(last) = &self.last_stats
+            {
+                stats.push(*last);
+            }
+            let req =
+                pb::EndEpochRequest { worker_id: self.id(), epoch, params: params_to_bytes(params), stats };
+            match self.rt.block_on(client.end_epoch(req)) {
+                Ok(reply) => match reply.into_inner().outcome {
+                    Some(pb::end_epoch_reply::Outcome::Pending(_)) => continue,
+                    Some(pb::end_epoch_reply::Outcome::Next(n)) => {
+                        let load = params_from_bytes(&n.load, params.len()).map(Arc::new);
+                        return Ok(EpochNext::Continue { epoch: n.epoch, load });
+                    }
+                    Some(pb::end_epoch_reply::Outcome::Finished(_)) | None => {
+                        self.finished = true;
+                        return Ok(EpochNext::Finished);
+                    }
+                },
+                Err(status) => {
+                    self.failed(status)?;
+                    // After a reconnect the work queue says where the job is.
+                    return Ok(EpochNext::Continue { epoch, load: None });
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, stats: &StepStats) -> Result<(), TransportError> {
+        let s = stats_to_pb(stats);
+        self.last_stats = Some(s);
+        self.stats.push(s);
+        if self.last_flush.elapsed() >= REPORT_EVERY || self.stats.len() >= 256 {
+            if self.session.as_ref().is_some_and(|s| s.is_broken()) {
+                self.session()?;
+            }
+            self.flush(None);
+        }
+        Ok(())
+    }
+
+    fn merged_total(&self) -> u64 {
+        lock(&self.inbox).merged_total()
+    }
+
+    fn take_reset(&mut self) -> Option<Arc<Vec<f32>>> {
+        self.reset.take()
+    }
+
+    fn finish(&mut self, failure: Option<&str>) {
+        self.close(failure.map(str::to_string));
+    }
+}
+
+/// What a worker run ends with.
+pub struct WorkerOutcome {
+    pub id: u32,
+    pub summary: Option<WorkerSummary>,
+}
+
+/// Runs a worker until its job ends (blocking).
+pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("strom-worker-io")
+            .enable_all()
+            .build()
+            .map_err(|e| ClusterError::Config(format!("cannot start the I/O runtime: {e}")))?,
+    );
+    let backend_override = cfg.backend;
+    let url = cfg.url.clone();
+    let mut transport = GrpcTransport::new(rt, cfg)?;
+    let Some(joined) = transport.connect()? else {
+        tracing::info!("the job at {url} has already ended");
+        return Ok(WorkerOutcome { id: transport.id(), summary: None });
+    };
+    let id = transport.id();
+    let setup = (|| -> Result<_, ClusterError> {
+        let mut job = JobSpec::from_toml(&joined.job_toml, "the coordinator's job")
+            .map_err(|e| ClusterError::Job(e.to_string()))?;
+        if let Some(b) = backend_override {
+            job.cluster.backend = b;
+        }
+        let architecture: Architecture = serde_json::from_str(&joined.architecture_json)
+            .map_err(|e| ClusterError::Job(format!("bad architecture from the coordinator: {e}")))?;
+        let n = architecture.param_count();
+        let params = params_from_bytes(&joined.params, n).ok_or_else(|| {
+            ClusterError::Job(format!(
+                "the coordinator sent {} bytes of parameters, expected {}",
+                joined.params.len(),
+                n * 4
+            ))
+        })?;
+        tracing::info!("worker {id} joined {url}: job {}, epoch {}", job.name, joined.epoch + 1);
+        let loc = Location::parse(&job.data.train).map_err(|e| ClusterError::Job(e.to_string()))?;
+        let dataset = data::load(&loc, job.data.format)?;
+        if dataset.width != architecture.inputs {
+            return Err(ClusterError::Job(format!(
+                "{loc} has {} features per example here; the job's model takes {}",
+                dataset.width, architecture.inputs
+            )));
+        }
+        let backend = backend::create(&job, &architecture, job.train.batch_size, &params)
+            .map_err(|e| ClusterError::Engine(e.into()))?;
+        Ok((job, architecture, dataset, backend))
+    })();
+    let (job, architecture, dataset, backend) = match setup {
+        Ok(s) => s,
+        Err(e) => {
+            transport.close(Some(e.to_string()));
+            return Err(e);
+        }
+    };
+    transport.param_count = architecture.param_count();
+    *lock(&transport.inbox) = Inbox::new(INBOX, transport.param_count);
+    transport.device = backend.device();
+    let mut worker = WorkerLoop::new(id, &job, Arc::new(dataset), backend, transport, 0.0);
+    if joined.tau > 0.0 {
+        worker.set_tau(joined.tau);
+    }
+    let summary = worker.run().map_err(ClusterError::Engine)?;
+    tracing::info!("worker {id}: job over after {} steps", summary.steps);
+    Ok(WorkerOutcome { id, summary: Some(summary) })
+}

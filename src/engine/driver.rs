@@ -1,0 +1,150 @@
+//! The job's side of an epoch, shared by the embedded runner and the coordinator: it folds
+//! the workers' step stats into epoch summaries and totals, and evaluates the job's model
+//! when the epoch barrier completes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::evaluate;
+use super::hub::EpochReady;
+use super::metrics::{EpochSummary, StepStats, Totals};
+use crate::backend::{Backend, CpuBackend};
+use crate::data::Dataset;
+use crate::job::{JobSpec, SharingMode};
+use crate::nn::Architecture;
+
+pub struct Driver {
+    mode: SharingMode,
+    params: usize,
+    rows: u64,
+    evaluator: CpuBackend,
+    test: Option<Arc<Dataset>>,
+    started: Instant,
+    epoch_started: Option<Instant>,
+    epoch_loss: f64,
+    epoch_steps: u64,
+    bytes_at_epoch_start: u64,
+    /// The latest stats of every worker (their counters are cumulative).
+    latest: BTreeMap<u32, StepStats>,
+    sparsity_sum: f64,
+    steps_seen: u64,
+    pub epochs: Vec<EpochSummary>,
+    pub eval_seconds: f64,
+}
+
+impl Driver {
+    pub fn new(
+        job: &JobSpec,
+        architecture: &Architecture,
+        rows: usize,
+        test: Option<Arc<Dataset>>,
+        params: &[f32],
+    ) -> Self {
+        Driver {
+            mode: job.sharing_mode(),
+            params: architecture.param_count(),
+            rows: rows as u64,
+            evaluator: CpuBackend::new(architecture, &job.updater(), 0.0, 512, params),
+            test,
+            started: Instant::now(),
+            epoch_started: None,
+            epoch_loss: 0.0,
+            epoch_steps: 0,
+            bytes_at_epoch_start: 0,
+            latest: BTreeMap::new(),
+            sparsity_sum: 0.0,
+            steps_seen: 0,
+            epochs: Vec::new(),
+            eval_seconds: 0.0,
+        }
+    }
+
+    /// Continue the epoch history of a resumed job.
+    pub fn with_history(mut self, epochs: Vec<EpochSummary>) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Folds in one step of one worker. A worker id belongs to one process whose step counter
+    /// only grows, so a step already seen (a late, reordered report) is ignored.
+    pub fn on_stats(&mut self, s: &StepStats) {
+        if self.latest.get(&s.worker).is_some_and(|prev| s.step <= prev.step) {
+            return;
+        }
+        self.epoch_started.get_or_insert_with(Instant::now);
+        self.epoch_loss += s.loss as f64;
+        self.epoch_steps += 1;
+        if self.mode == SharingMode::Threshold {
+            self.sparsity_sum += s.sparsity;
+        }
+        self.steps_seen += 1;
+        self.latest.insert(s.worker, s.clone());
+    }
+
+    fn bytes_sent(&self) -> u64 {
+        self.latest.values().map(|s| s.bytes_sent).sum()
+    }
+
+    /// Evaluates the barrier's model and records the epoch.
+    pub fn on_epoch_ready(&mut self, ready: &EpochReady) -> EpochSummary {
+        let t0 = Instant::now();
+        let test = self.test.as_ref().map(|t| {
+            self.evaluator.write_params(&ready.model);
+            evaluate(&mut self.evaluator, t, 512)
+        });
+        self.eval_seconds += t0.elapsed().as_secs_f64();
+        let bytes_now = self.bytes_sent();
+        let summary = EpochSummary {
+            epoch: ready.epoch,
+            seconds: self.epoch_started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
+            train_loss: if self.epoch_steps > 0 {
+                self.epoch_loss / self.epoch_steps as f64
+            } else {
+                f64::NAN
+            },
+            samples: self.rows,
+            steps: self.epoch_steps,
+            replica_drift: ready.drift,
+            test,
+            bytes_sent: bytes_now.saturating_sub(self.bytes_at_epoch_start),
+            dense_bytes: if self.mode == SharingMode::None {
+                0
+            } else {
+                self.epoch_steps * self.params as u64 * 4
+            },
+        };
+        self.epochs.push(summary.clone());
+        self.epoch_started = None;
+        self.epoch_loss = 0.0;
+        self.epoch_steps = 0;
+        self.bytes_at_epoch_start = bytes_now;
+        summary
+    }
+
+    pub fn totals(&self) -> Totals {
+        let steps: u64 = self.latest.values().map(|s| s.step).sum();
+        Totals {
+            steps,
+            samples: self.latest.values().map(|s| s.samples).sum(),
+            train_seconds: self.started.elapsed().as_secs_f64(),
+            eval_seconds: self.eval_seconds,
+            bytes_sent: self.bytes_sent(),
+            bytes_received: self.latest.values().map(|s| s.bytes_received).sum(),
+            dense_bytes: if self.mode == SharingMode::None { 0 } else { steps * self.params as u64 * 4 },
+            final_tau: self.latest.values().next().map(|s| s.tau).unwrap_or(0.0),
+            mean_sparsity: if self.steps_seen > 0 { self.sparsity_sum / self.steps_seen as f64 } else { 0.0 },
+            messages_merged: self.latest.values().map(|s| s.merged).sum(),
+            messages_rejected: self.latest.values().map(|s| s.rejected).sum(),
+            workers_lost: 0,
+            partitions_requeued: 0,
+        }
+    }
+
+    /// The test data's evaluation of arbitrary parameters (final model, checkpoints).
+    pub fn evaluate(&mut self, params: &[f32]) -> Option<super::EvalReport> {
+        let test = self.test.clone()?;
+        self.evaluator.write_params(params);
+        Some(evaluate(&mut self.evaluator, &test, 512))
+    }
+}

@@ -1,0 +1,393 @@
+//! The cluster end to end: real `strom coordinator` and `strom worker` processes on loopback,
+//! killed and restarted; forged updates from a real gRPC client.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::{Proc, cluster_job, json, token_file};
+use strom_proto::v1 as pb;
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+fn worker(url: &str, token: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["worker", "--coordinator", url, "--token-file", token];
+    args.extend_from_slice(extra);
+    Proc::spawn(&args)
+}
+
+/// Processes whose command line names `marker` (a unique path or pid), still alive.
+fn alive_with(marker: &str) -> usize {
+    let out = std::process::Command::new("pgrep").args(["-f", marker]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn three_local_worker_processes_train_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("s.json");
+    let mut train = Proc::spawn(&[
+        "train",
+        "--launcher",
+        "local",
+        "--workers",
+        "3",
+        "--output",
+        dir.path().join("m").to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    let pid = train.child.id();
+    let status = train.wait_exit(Duration::from_secs(180)).expect("train finishes");
+    assert!(status.success(), "{}", train.output());
+    let s = json(&summary);
+    assert!(s["test_accuracy"].as_f64().unwrap() >= 0.80, "{s}");
+    assert!(s["compression_ratio"].as_f64().unwrap() >= 100.0, "{s}");
+    assert_eq!(s["steps"], 785, "every worker step is accounted for");
+    assert_eq!(train.output().matches("started worker process").count(), 3, "{}", train.output());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(alive_with(&format!("--exit-with-parent {pid}")), 0, "no worker outlives the job");
+}
+
+#[test]
+fn killed_worker_is_replaced_by_the_others_and_the_job_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path(), TOKEN);
+    let job = cluster_job(dir.path(), 8, "");
+    let summary = dir.path().join("s.json");
+    let coordinator = Proc::spawn(&[
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-file",
+        &token,
+        "--job",
+        &job,
+        "--output",
+        dir.path().join("m").to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    let url = coordinator.coordinator_url();
+    let mut workers: Vec<Proc> = (0..3).map(|_| worker(&url, &token, &[])).collect();
+    coordinator
+        .wait_for("epoch 2 done", Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("no progress:\n{}", coordinator.output()));
+    workers[0].kill9();
+    let mut coordinator = coordinator;
+    let status = coordinator.wait_exit(Duration::from_secs(180)).expect("the job completes");
+    assert!(status.success(), "{}", coordinator.output());
+    let out = coordinator.output();
+    assert!(out.contains("lost: its connection"), "the loss is logged:\n{out}");
+    let s = json(&summary);
+    assert!(s["test_accuracy"].as_f64().unwrap() >= 0.80, "{s}");
+    assert_eq!(s["workers_lost"], 1, "{s}");
+    assert_eq!(s["epochs"], 8);
+    for w in &mut workers[1..] {
+        assert!(w.wait_exit(Duration::from_secs(30)).expect("worker exits").success(), "{}", w.output());
+    }
+}
+
+#[test]
+fn restarted_coordinator_resumes_from_its_checkpoint_and_workers_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path(), TOKEN);
+    let job = cluster_job(dir.path(), 8, "checkpoint_every = 40");
+    let ckpt = dir.path().join("ckpt");
+    let summary = dir.path().join("s.json");
+    let args = |listen: &str| -> Vec<String> {
+        vec![
+            "coordinator".into(),
+            "--listen".into(),
+            listen.into(),
+            "--token-file".into(),
+            token.clone(),
+            "--job".into(),
+            job.clone(),
+            "--checkpoint-dir".into(),
+            ckpt.display().to_string(),
+            "--summary-json".into(),
+            summary.display().to_string(),
+            "--output".into(),
+            dir.path().join("m").display().to_string(),
+        ]
+    };
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let a = args(&listen);
+    let mut first = Proc::spawn(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let url = first.coordinator_url();
+    let mut workers: Vec<Proc> =
+        (0..2).map(|_| worker(&url, &token, &["--retries", "60", "--connect-timeout", "1"])).collect();
+    first
+        .wait_for("epoch 3 done", Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("no progress:\n{}", first.output()));
+    first.kill9();
+    assert!(ckpt.join("checkpoint.json").exists(), "a checkpoint was written");
+
+    let mut second = Proc::spawn(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let resumed = second
+        .wait_for("resuming job", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no resume:\n{}", second.output()));
+    let epoch: u32 = resumed
+        .split("epoch ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|e| e.trim().parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the epoch from: {resumed}"));
+    assert!(epoch >= 3, "resumed at epoch {epoch}, not from the start: {resumed}");
+    let status = second.wait_exit(Duration::from_secs(180)).expect("the job completes");
+    assert!(status.success(), "{}", second.output());
+    let s = json(&summary);
+    assert_eq!(s["epochs"], 8);
+    assert!(s["test_accuracy"].as_f64().unwrap() >= 0.80, "{s}");
+    let per_epoch = s["per_epoch"].as_array().unwrap();
+    assert_eq!(per_epoch.len(), 8, "epochs before the crash come from the checkpoint: {s}");
+    for w in &mut workers {
+        assert!(w.wait_exit(Duration::from_secs(30)).expect("worker exits").success(), "{}", w.output());
+        assert!(w.output().contains("reconnected to"), "the worker reconnected by itself:\n{}", w.output());
+    }
+}
+
+#[test]
+fn wrong_token_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path(), TOKEN);
+    let wrong = token_file(dir.path(), "fedcba9876543210fedcba9876543210-x");
+    let job = cluster_job(dir.path(), 2, "");
+    let coordinator =
+        Proc::spawn(&["coordinator", "--listen", "127.0.0.1:0", "--token-file", &token, "--job", &job]);
+    let url = coordinator.coordinator_url();
+    let t0 = Instant::now();
+    let mut w = worker(&url, &wrong, &[]);
+    let status = w.wait_exit(Duration::from_secs(20)).expect("the refused worker exits");
+    assert!(!status.success());
+    assert!(t0.elapsed() < Duration::from_secs(15), "refusal is not retried");
+    let out = w.output();
+    assert!(out.contains("refused") && out.contains("token"), "{out}");
+    // No token at all.
+    let mut w = Proc::spawn(&["worker", "--coordinator", &url]);
+    assert!(!w.wait_exit(Duration::from_secs(20)).unwrap().success());
+    assert!(w.output().contains("needs a token"), "{}", w.output());
+}
+
+#[test]
+fn coordinator_beyond_loopback_refuses_to_start_without_a_token() {
+    let (ok, _, stderr) = common::run(&["coordinator", "--listen", "0.0.0.0:0"]);
+    assert!(!ok);
+    assert!(stderr.contains("refusing to listen") && stderr.contains("--token-file"), "{stderr}");
+}
+
+#[test]
+fn worker_gives_up_on_a_coordinator_that_never_answers() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}");
+    let t0 = Instant::now();
+    let mut w = Proc::spawn(&["worker", "--coordinator", &url, "--retries", "2", "--connect-timeout", "1"]);
+    let status = w.wait_exit(Duration::from_secs(30)).expect("the worker gives up");
+    assert!(!status.success());
+    assert!(t0.elapsed() < Duration::from_secs(20), "took {:?}", t0.elapsed());
+    let out = w.output();
+    assert!(out.contains(&url) && out.contains("no answer after 2 attempts"), "{out}");
+}
+
+/// A client that joins with the right token and sends forged updates.
+async fn forge(url: &str) -> u32 {
+    use strom::sharing::{ThresholdEncoder, codec};
+    use strom_proto::Bytes;
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string()).unwrap().connect().await.unwrap();
+    let auth: tonic::metadata::MetadataValue<_> = format!("Bearer {TOKEN}").parse().unwrap();
+    let a = auth.clone();
+    let mut client =
+        pb::cluster_client::ClusterClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", a.clone());
+            Ok(r)
+        })
+        .max_decoding_message_size(64 << 20);
+    let joined = client
+        .join(pb::JoinRequest {
+            protocol_version: strom_proto::PROTOCOL_VERSION,
+            host: "forger".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let id = joined.worker_id;
+    let n = joined.params.len() / 4;
+    let mut forged = Vec::new();
+    // Wrong parameter count.
+    let mut enc = ThresholdEncoder::new(n + 7);
+    enc.encode(&mut vec![0.0; n + 7], &vec![1.0; n + 7], 0.5, id, 1);
+    forged.push(enc.message().to_vec());
+    // An index past the end: a valid header, then one gap that lands beyond n.
+    let mut m = Vec::new();
+    codec::write_header(
+        &mut m,
+        &codec::Header {
+            format: codec::Format::Sparse,
+            params: n as u32,
+            tau: 0.1,
+            entries: 1,
+            origin: id,
+            step: 1,
+        },
+    );
+    codec::put_varint(&mut m, ((n as u64) + 5) << 1);
+    forged.push(m);
+    // Garbage.
+    forged.push(b"this is not an update at all".to_vec());
+    // Someone else's origin.
+    let mut enc = ThresholdEncoder::new(n);
+    enc.encode(&mut vec![0.0; n], &vec![1.0; n], 0.5, id + 100, 1);
+    forged.push(enc.message().to_vec());
+    // A dense message (only averaging uses dense; workers must not send it as an update).
+    let mut dense = Vec::new();
+    codec::encode_dense(&mut dense, &vec![1e9; n], id, 1);
+    forged.push(dense);
+    let count = forged.len() as u32;
+    let updates: Vec<pb::Update> = forged
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| pb::Update { origin: id, seq: i as u64, payload: Bytes::from(p) })
+        .collect();
+    let mut req = tonic::Request::new(tokio_stream::iter(updates));
+    req.metadata_mut().insert("strom-worker-id", id.to_string().parse().unwrap());
+    let _responses = client.exchange(req).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    count
+}
+
+#[test]
+fn forged_updates_are_rejected_counted_and_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path(), TOKEN);
+    let job = cluster_job(dir.path(), 5, "");
+    let summary = dir.path().join("s.json");
+    let mut coordinator = Proc::spawn(&[
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-file",
+        &token,
+        "--job",
+        &job,
+        "--output",
+        dir.path().join("m").to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    let url = coordinator.coordinator_url();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sent = rt.block_on(forge(&url));
+    let _workers: Vec<Proc> = (0..2).map(|_| worker(&url, &token, &[])).collect();
+    let status = coordinator.wait_exit(Duration::from_secs(180)).expect("the job completes");
+    assert!(status.success(), "{}", coordinator.output());
+    let s = json(&summary);
+    assert!(s["messages_rejected"].as_u64().unwrap() >= sent as u64, "every forgery is counted: {s}");
+    assert!(s["test_accuracy"].as_f64().unwrap() >= 0.80, "the job is unaffected: {s}");
+    let out = coordinator.output();
+    assert!(out.contains("rejected an update"), "{out}");
+}
+
+#[test]
+fn tls_coordinator_and_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| {
+        let out =
+            std::process::Command::new("openssl").args(args).current_dir(d).output().expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    // A CA, and a server certificate for localhost signed by it.
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=strom test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let token = token_file(d, TOKEN);
+    let job = cluster_job(d, 2, "");
+    let summary = d.join("s.json");
+    let mut coordinator = Proc::spawn(&[
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-file",
+        &token,
+        "--job",
+        &job,
+        "--tls-cert",
+        d.join("server.pem").to_str().unwrap(),
+        "--tls-key",
+        d.join("server.key").to_str().unwrap(),
+        "--output",
+        d.join("m").to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    let url = coordinator.coordinator_url();
+    assert!(url.starts_with("https://"), "{url}");
+    let ca = d.join("ca.pem");
+    let _w: Vec<Proc> = (0..2)
+        .map(|_| worker(&url, &token, &["--tls-ca", ca.to_str().unwrap(), "--tls-domain", "localhost"]))
+        .collect();
+    let status = coordinator.wait_exit(Duration::from_secs(120)).expect("the job completes over TLS");
+    assert!(status.success(), "{}", coordinator.output());
+    assert!(json(&summary)["test_accuracy"].as_f64().unwrap() > 0.7);
+    // Plain HTTP to a TLS coordinator fails clearly.
+    let plain = url.replace("https://", "http://");
+    let mut w = worker(&plain, &token, &["--retries", "1", "--connect-timeout", "1"]);
+    assert!(!w.wait_exit(Duration::from_secs(20)).unwrap().success());
+}
