@@ -1,20 +1,29 @@
 //! The `strom` binary: parse the command line and dispatch. Everything else is in the library.
 
-use clap::{CommandFactory, Parser};
+use std::time::Instant;
+
+use clap::Parser;
 use strom::cli::{self, Cli, Command};
 
 fn main() -> std::process::ExitCode {
+    let started = Instant::now();
     let args = Cli::parse();
-    strom::telemetry::init(args.log_format, "info");
+    let cockpit =
+        matches!(args.command, None | Some(Command::Cockpit(_) | Command::Demo(_) | Command::Attach(_)));
+    if cockpit {
+        strom::telemetry::init_tap_only("info");
+    } else {
+        strom::telemetry::init(args.log_format, "info");
+    }
     let result = match args.command {
+        None => cli::cockpit::run(Default::default(), false, started),
+        Some(Command::Cockpit(a)) => cli::cockpit::run(a, false, started),
+        Some(Command::Demo(a)) => cli::cockpit::run(a, true, started),
+        Some(Command::Attach(a)) => cli::cockpit::attach(a, started),
         Some(Command::Train(a)) => cli::train::run(*a),
         Some(Command::Eval(a)) => cli::eval::run(a),
         Some(Command::Coordinator(a)) => cli::coordinator::run(*a),
         Some(Command::Worker(a)) => cli::worker::run(a),
-        None => {
-            let _ = Cli::command().print_help();
-            Ok(())
-        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -35,6 +35,13 @@ pub fn log_format() -> LogFormat {
     FORMAT.get().copied().unwrap_or_default()
 }
 
+/// For the cockpit: events go to the log tap (the Logs screen) only, never to the terminal
+/// the cockpit draws on.
+pub fn init_tap_only(default_level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let _ = tracing_subscriber::registry().with(filter).with(TapLayer).try_init();
+}
+
 /// Installs the global subscriber: `RUST_LOG` filters (default `default_level`), logs go to
 /// stderr so stdout stays clean for reports.
 pub fn init(format: LogFormat, default_level: &str) {

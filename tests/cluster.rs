@@ -391,3 +391,45 @@ fn tls_coordinator_and_worker() {
     let mut w = worker(&plain, &token, &["--retries", "1", "--connect-timeout", "1"]);
     assert!(!w.wait_exit(Duration::from_secs(20)).unwrap().success());
 }
+
+#[test]
+fn a_watcher_follows_a_running_job_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path(), TOKEN);
+    let job = cluster_job(dir.path(), 3, "");
+    let coordinator =
+        Proc::spawn(&["coordinator", "--listen", "127.0.0.1:0", "--token-file", &token, "--job", &job]);
+    let url = coordinator.coordinator_url();
+    let _workers: Vec<Proc> = (0..2).map(|_| worker(&url, &token, &[])).collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (states, epochs, saw_samples) = rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(url.clone()).unwrap().connect().await.unwrap();
+        let auth: tonic::metadata::MetadataValue<_> = format!("Bearer {TOKEN}").parse().unwrap();
+        let mut client =
+            pb::control_client::ControlClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
+                r.metadata_mut().insert("authorization", auth.clone());
+                Ok(r)
+            });
+        let mut stream = client.watch_job(pb::WatchRequest { interval_ms: 100 }).await.unwrap().into_inner();
+        let (mut states, mut epochs, mut saw_samples) = (Vec::new(), 0usize, false);
+        while let Ok(Ok(Some(u))) = tokio::time::timeout(Duration::from_secs(60), stream.message()).await {
+            let (state, new_epochs, workers) = match u.kind.unwrap() {
+                pb::job_update::Kind::Snapshot(s) => (s.state, s.epochs.len(), s.workers),
+                pb::job_update::Kind::Delta(d) => (d.state, d.new_epochs.len(), d.workers),
+            };
+            epochs += new_epochs;
+            saw_samples |= workers.iter().any(|w| w.samples_per_sec > 0.0);
+            if states.last() != Some(&state) {
+                states.push(state);
+            }
+            if state == pb::JobState::Finished as i32 {
+                break;
+            }
+        }
+        (states, epochs, saw_samples)
+    });
+    assert!(states.contains(&(pb::JobState::Running as i32)), "{states:?}");
+    assert_eq!(states.last(), Some(&(pb::JobState::Finished as i32)), "{states:?}");
+    assert_eq!(epochs, 3, "every epoch arrives once, as a snapshot or a delta");
+    assert!(saw_samples);
+}

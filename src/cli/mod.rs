@@ -1,6 +1,7 @@
 //! The `strom` command line: argument definitions and one module per command. `main.rs` parses
 //! and dispatches; these modules report errors with context (anyhow).
 
+pub mod cockpit;
 pub mod coordinator;
 pub mod eval;
 mod progress;
@@ -18,7 +19,9 @@ use crate::telemetry::LogFormat;
     about = "Distributed neural-network training by gradient sharing, with a terminal cockpit",
     long_about = "Strom trains neural networks data-parallel across workers that share \
 threshold-encoded, residual-accumulated updates (Strom, Interspeech 2015).\n\n\
-Quick start:\n  strom train                  train on the built-in Fashion-MNIST demo subset\n  \
+Quick start:\n  strom                        the cockpit on the demo job (press s to start, ? for keys)\n  \
+strom demo                   the same, with a guided walkthrough\n  \
+strom train                  train the built-in Fashion-MNIST demo subset, headless\n  \
 strom train --workers 4      the same with 4 workers sharing sparse updates\n  \
 strom eval --model DIR       evaluate a saved model"
 )]
@@ -32,6 +35,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The cockpit on the demo job (the same as `strom` with no command).
+    Cockpit(cockpit::CockpitArgs),
+    /// The cockpit with a guided walkthrough of gradient sharing.
+    Demo(cockpit::CockpitArgs),
+    /// The cockpit on a coordinator elsewhere (a cluster's head node, over SSH).
+    Attach(cockpit::AttachArgs),
     /// Train a model (the demo job when given no flags).
     Train(Box<train::TrainArgs>),
     /// Evaluate a saved model on test data.

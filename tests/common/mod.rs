@@ -152,3 +152,83 @@ pub fn cluster_job(dir: &Path, epochs: u32, extra: &str) -> String {
     .unwrap();
     p.display().to_string()
 }
+
+/// A tmux server of its own (one socket per test) running a shell in an `w` x `h` pane.
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    pub fn new(w: u16, h: u16) -> Tmux {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!("strom-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let t = Tmux { socket };
+        t.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+            "env PS1='PROMPT$ ' TERM=xterm-256color bash --norc --noprofile",
+        ]);
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types a command line and presses Enter.
+    pub fn run(&self, line: &str) {
+        self.tmux(&["send-keys", "-t", "main", "-l", line]);
+        self.tmux(&["send-keys", "-t", "main", "Enter"]);
+    }
+
+    /// Sends keys by tmux name ("s", "Tab", "Enter", "q").
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "main"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    pub fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "main"])
+    }
+
+    /// Waits until the screen satisfies `ok`; returns it, or panics with the last screen.
+    pub fn wait(&self, what: &str, timeout: std::time::Duration, ok: impl Fn(&str) -> bool) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out after {timeout:?} waiting for {what}; the screen:\n{s}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
+/// Pids of live processes whose command line contains `marker`.
+pub fn pids_with(marker: &str) -> Vec<u32> {
+    let out = std::process::Command::new("pgrep").args(["-f", marker]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
+}

@@ -117,9 +117,11 @@ pub fn state_of(run: &JobRun) -> (pb::JobState, String) {
             super::run::RunEnd::Failed(r) => (pb::JobState::Failed, r.clone()),
         };
     }
-    match run.hub().state() {
+    // Copy the state out: the hub's lock must not be held while it is taken again below.
+    let state = run.hub().state().clone();
+    match state {
         HubState::Paused => (pb::JobState::Paused, String::new()),
-        HubState::Failed(r) => (pb::JobState::Failed, r.clone()),
+        HubState::Failed(r) => (pb::JobState::Failed, r),
         HubState::Finished => (pb::JobState::Finished, String::new()),
         HubState::Running | HubState::Evaluating => {
             let live = run.hub().live_workers();

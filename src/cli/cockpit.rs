@@ -1,0 +1,144 @@
+//! The cockpit commands: `strom` (an embedded coordinator on loopback with the demo job, and
+//! the cockpit on it), `strom demo` (the same with a guided walkthrough) and `strom attach`
+//! (the cockpit on a coordinator elsewhere, e.g. on a cluster's head node over SSH).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::cluster::auth::{client_tls, generate_token, read_token_file, write_token_file};
+use crate::cluster::{Coordinator, CoordinatorConfig};
+use crate::job::JobSpec;
+use crate::storage::Location;
+
+/// The job the cockpit opens unless told otherwise.
+pub const COCKPIT_JOB: &str = include_str!("../../assets/jobs/cockpit.toml");
+
+#[derive(Debug, Args, Default)]
+#[command(after_help = "Keys: Tab/Shift-Tab screens, s start, p pause, x stop, f freeze, ? help, q quit.")]
+pub struct CockpitArgs {
+    /// Open this job file instead of the demo job.
+    #[arg(long, value_name = "FILE")]
+    pub job: Option<String>,
+    /// How often the view refreshes, in milliseconds.
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    pub refresh_ms: u64,
+    /// Let the mouse switch screens and scroll (terminal text selection then needs Shift).
+    #[arg(long)]
+    pub mouse: bool,
+    /// Checkpoint directory for the embedded coordinator.
+    #[arg(long, value_name = "LOC")]
+    pub checkpoint_dir: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example (on a cluster's head node, over SSH):\n  strom attach http://127.0.0.1:7878 --token-file token"
+)]
+pub struct AttachArgs {
+    /// The coordinator's URL.
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// File holding the coordinator's token.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) for an https:// coordinator.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Name on the coordinator's certificate [default: the URL's host].
+    #[arg(long, value_name = "NAME")]
+    pub tls_domain: Option<String>,
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    pub refresh_ms: u64,
+    #[arg(long)]
+    pub mouse: bool,
+}
+
+fn need_terminal() -> Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!(
+            "the cockpit needs a terminal; for a headless run use `strom train` (the same demo job: `strom train --config assets/jobs/cockpit.toml`)"
+        );
+    }
+    Ok(())
+}
+
+fn timing_file() -> Option<PathBuf> {
+    std::env::var_os("STROM_UI_TIMING").map(PathBuf::from)
+}
+
+/// `strom` and `strom demo`.
+pub fn run(args: CockpitArgs, tour: bool, started: Instant) -> Result<()> {
+    need_terminal()?;
+    let job = match &args.job {
+        Some(path) => JobSpec::load(&Location::parse(path)?).with_context(|| format!("--job {path}"))?,
+        None => JobSpec::from_toml(COCKPIT_JOB, "the cockpit's demo job")?,
+    };
+    // Loopback only, but other users of this machine can reach loopback too: use a token.
+    let token = generate_token()?;
+    let token_file = std::env::temp_dir().join(format!("strom-cockpit-token-{}", std::process::id()));
+    write_token_file(&token_file, &token)?;
+    let config = CoordinatorConfig {
+        token: Some(token.clone()),
+        token_file: Some(token_file.clone()),
+        checkpoint_dir: args.checkpoint_dir.as_deref().map(Location::parse).transpose()?,
+        ..CoordinatorConfig::loopback(Some(job))
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = rt.block_on(async move {
+        let handle = Coordinator::new(config).start().await?;
+        let cfg = strom_ui::CockpitConfig {
+            target: strom_ui::Target { url: handle.url().to_string(), token: Some(token), tls: None },
+            embedded: true,
+            tour,
+            refresh: Duration::from_millis(args.refresh_ms.clamp(50, 5000)),
+            mouse: args.mouse,
+            started,
+            timing_file: timing_file(),
+        };
+        let ui = strom_ui::run(cfg).await;
+        // Quitting stops the job and every worker process it started.
+        if let Some(run) = handle.shared.run()
+            && !run.is_over()
+        {
+            run.stop();
+        }
+        handle.shutdown().await;
+        ui
+    });
+    let _ = std::fs::remove_file(&token_file);
+    result
+}
+
+/// `strom attach URL`.
+pub fn attach(args: AttachArgs, started: Instant) -> Result<()> {
+    need_terminal()?;
+    let url = if args.url.contains("://") { args.url.clone() } else { format!("http://{}", args.url) };
+    let token = args.token_file.as_deref().map(read_token_file).transpose()?;
+    let tls = match &args.tls_ca {
+        Some(ca) => {
+            let domain = args.tls_domain.clone().unwrap_or_else(|| {
+                url.split("://")
+                    .nth(1)
+                    .and_then(|r| r.split([':', '/']).next())
+                    .unwrap_or("localhost")
+                    .to_string()
+            });
+            Some(client_tls(ca, &domain)?)
+        }
+        None => None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(strom_ui::run(strom_ui::CockpitConfig {
+        target: strom_ui::Target { url, token, tls },
+        embedded: false,
+        tour: false,
+        refresh: Duration::from_millis(args.refresh_ms.clamp(50, 5000)),
+        mouse: args.mouse,
+        started,
+        timing_file: timing_file(),
+    }))
+}

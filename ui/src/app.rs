@@ -1,0 +1,782 @@
+//! The cockpit's state machine: keys and messages from the coordinator in, requests to the
+//! coordinator out. Pure, so every key path is unit-tested without a terminal.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use strom_proto::v1 as pb;
+
+use crate::keys::{Command, Screen, command_for};
+use crate::state::{Connection, JobView, LEVELS, Logs};
+use crate::tour;
+
+/// What the app asks the connection to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    Submit { toml: String, start: bool },
+    Pause,
+    Resume,
+    Stop,
+    AddWorkers(u32),
+    RemoveWorker(u32),
+    Describe { toml: String },
+    Edit { toml: String, key: String, value: String },
+    Validate { toml: String },
+}
+
+/// What the connection tells the app.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    Connection(Connection),
+    Snapshot(pb::JobSnapshot),
+    Delta(pb::JobDelta),
+    Logs(pb::LogBatch),
+    Form(pb::JobForm),
+    Validated(pb::ValidateReply),
+    /// The answer to a command: (ok, message).
+    Reply(bool, String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Confirm {
+    Pause,
+    Resume,
+    Stop,
+    Quit,
+    RemoveWorker(u32),
+}
+
+impl Confirm {
+    pub fn question(&self) -> String {
+        match self {
+            Confirm::Pause => "Pause training? Workers finish their step and wait.".into(),
+            Confirm::Resume => "Resume training?".into(),
+            Confirm::Stop => "Stop the job? The model so far is kept.".into(),
+            Confirm::Quit => "Quit? The running job and its workers stop.".into(),
+            Confirm::RemoveWorker(id) => format!("Stop worker {id}? Its partitions go back to the queue."),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PromptKind {
+    Open,
+    Save,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Overlay {
+    Help,
+    Confirm(Confirm),
+    Prompt {
+        kind: PromptKind,
+        buffer: String,
+    },
+    /// The guided walkthrough (`strom demo`), at this step.
+    Tour(usize),
+}
+
+/// The Setup screen's form.
+#[derive(Clone, Debug, Default)]
+pub struct SetupForm {
+    pub fields: Vec<pb::FormField>,
+    pub problems: Vec<pb::KeyProblem>,
+    pub toml: String,
+    pub selected: usize,
+    /// The text being typed into the selected field, and its value before editing.
+    pub editing: Option<(String, String)>,
+    /// What checking the data locations found.
+    pub path_problems: Vec<pb::KeyProblem>,
+    pub data_summary: String,
+    /// A location was edited: check it once the coordinator returns the edited job.
+    pub check_after_edit: bool,
+}
+
+impl SetupForm {
+    pub fn field(&self) -> Option<&pb::FormField> {
+        self.fields.get(self.selected)
+    }
+
+    pub fn problem_for(&self, key: &str) -> Option<&pb::KeyProblem> {
+        self.problems.iter().chain(&self.path_problems).find(|p| p.key == key)
+    }
+
+    fn kind(f: &pb::FormField) -> pb::FieldKind {
+        pb::FieldKind::try_from(f.kind).unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    pub text: String,
+    pub error: bool,
+    /// Ticks until it fades.
+    pub ttl: u32,
+}
+
+pub struct App {
+    pub screen: Screen,
+    pub job: JobView,
+    /// While frozen, the view shows this copy; the live state keeps updating underneath.
+    pub frozen: Option<JobView>,
+    pub conn: Connection,
+    pub logs: Logs,
+    pub setup: SetupForm,
+    pub overlay: Option<Overlay>,
+    pub status: Option<Status>,
+    /// The coordinator lives in this process: quitting stops the job.
+    pub embedded: bool,
+    pub url: String,
+    pub selected_worker: usize,
+    pub quit: bool,
+    /// Data arrived since the last frame.
+    pub dirty: bool,
+}
+
+impl App {
+    pub fn new(url: impl Into<String>, embedded: bool, tour: bool) -> App {
+        App {
+            screen: Screen::Setup,
+            job: JobView::default(),
+            frozen: None,
+            conn: Connection::Connecting,
+            logs: Logs { min_level: 2, ..Default::default() },
+            setup: SetupForm::default(),
+            overlay: tour.then_some(Overlay::Tour(0)),
+            status: None,
+            embedded,
+            url: url.into(),
+            selected_worker: 0,
+            quit: false,
+            dirty: true,
+        }
+    }
+
+    /// The job as displayed (frozen or live).
+    pub fn view(&self) -> &JobView {
+        self.frozen.as_ref().unwrap_or(&self.job)
+    }
+
+    fn say(&mut self, text: impl Into<String>, error: bool) {
+        self.status = Some(Status { text: text.into(), error, ttl: if error { 40 } else { 20 } });
+    }
+
+    /// One redraw tick: status messages fade.
+    pub fn tick(&mut self) {
+        if let Some(s) = &mut self.status {
+            s.ttl = s.ttl.saturating_sub(1);
+            if s.ttl == 0 {
+                self.status = None;
+                self.dirty = true;
+            }
+        }
+    }
+
+    pub fn handle_msg(&mut self, msg: Msg) -> Vec<Request> {
+        self.dirty = true;
+        let mut out = Vec::new();
+        match msg {
+            Msg::Connection(c) => self.conn = c,
+            Msg::Snapshot(s) => {
+                self.conn = Connection::Connected;
+                let first_form = self.setup.fields.is_empty() && !s.job_toml.is_empty();
+                if first_form {
+                    out.push(Request::Describe { toml: s.job_toml.clone() });
+                }
+                let fresh = JobView::from_snapshot(s);
+                if fresh.is_running()
+                    && self.job.state != fresh.state
+                    && self.screen == Screen::Setup
+                    && !first_form
+                {
+                    self.screen = Screen::Dashboard;
+                }
+                self.job = fresh;
+            }
+            Msg::Delta(d) => {
+                self.conn = Connection::Connected;
+                self.job.apply(d);
+            }
+            Msg::Logs(b) => self.logs.push(b),
+            Msg::Form(form) => {
+                if !form.fields.is_empty() {
+                    let key = self.setup.field().map(|f| f.key.clone());
+                    self.setup.fields = form.fields;
+                    if let Some(k) = key
+                        && let Some(i) = self.setup.fields.iter().position(|f| f.key == k)
+                    {
+                        self.setup.selected = i;
+                    }
+                    self.setup.selected = self.setup.selected.min(self.setup.fields.len().saturating_sub(1));
+                }
+                self.setup.toml = form.toml;
+                self.setup.problems = form.problems;
+                if std::mem::take(&mut self.setup.check_after_edit) {
+                    out.push(Request::Validate { toml: self.setup.toml.clone() });
+                }
+            }
+            Msg::Validated(v) => {
+                self.setup.path_problems = v.problems;
+                self.setup.data_summary = v.data_summary;
+                if self.setup.path_problems.is_empty() && !self.setup.data_summary.is_empty() {
+                    let summary = format!("data found: {}", self.setup.data_summary);
+                    self.say(summary, false);
+                }
+            }
+            Msg::Reply(ok, text) => self.say(text, !ok),
+        }
+        out
+    }
+
+    pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Request> {
+        self.dirty = true;
+        if let Some(overlay) = self.overlay.clone() {
+            return self.overlay_key(overlay, key);
+        }
+        if self.setup.editing.is_some() && self.screen == Screen::Setup {
+            return self.edit_key(key);
+        }
+        let Some(cmd) = command_for(key, self.screen) else { return vec![] };
+        self.command(cmd)
+    }
+
+    fn command(&mut self, cmd: Command) -> Vec<Request> {
+        match cmd {
+            Command::NextScreen => self.screen = self.screen.next(),
+            Command::PrevScreen => self.screen = self.screen.prev(),
+            Command::Help => self.overlay = Some(Overlay::Help),
+            Command::Quit => {
+                if self.embedded && self.job.is_running() {
+                    self.overlay = Some(Overlay::Confirm(Confirm::Quit));
+                } else {
+                    self.quit = true;
+                }
+            }
+            Command::Freeze => {
+                self.frozen = match self.frozen.take() {
+                    Some(_) => None,
+                    None => Some(self.job.clone()),
+                };
+                let msg = if self.frozen.is_some() {
+                    "view frozen (training goes on); f to unfreeze"
+                } else {
+                    "live view"
+                };
+                self.say(msg, false);
+            }
+            Command::Start => {
+                if self.job.is_running() {
+                    self.say("the job is running; stop it first (x)", true);
+                } else if !self.setup.problems.is_empty() {
+                    let first = &self.setup.problems[0];
+                    let msg = format!("fix the job first: {}: {}", first.key, first.message);
+                    self.screen = Screen::Setup;
+                    self.say(msg, true);
+                } else if self.setup.toml.is_empty() && self.job.toml.is_empty() {
+                    self.say("no job loaded: open a job file on the Setup screen (o)", true);
+                } else {
+                    let toml = if self.setup.toml.is_empty() {
+                        self.job.toml.clone()
+                    } else {
+                        self.setup.toml.clone()
+                    };
+                    self.screen = Screen::Dashboard;
+                    self.say("starting the job...", false);
+                    return vec![Request::Submit { toml, start: true }];
+                }
+            }
+            Command::PauseResume => match self.job.state {
+                pb::JobState::Running => self.overlay = Some(Overlay::Confirm(Confirm::Pause)),
+                pb::JobState::Paused => self.overlay = Some(Overlay::Confirm(Confirm::Resume)),
+                _ => self.say("no job is running", true),
+            },
+            Command::Stop => {
+                if self.job.is_running() {
+                    self.overlay = Some(Overlay::Confirm(Confirm::Stop));
+                } else {
+                    self.say("no job is running", true);
+                }
+            }
+            Command::Up | Command::Down | Command::PageUp | Command::PageDown => self.navigate(cmd),
+            Command::Edit => return self.start_edit(),
+            Command::NextChoice | Command::PrevChoice => {
+                return self.cycle_choice(cmd == Command::NextChoice);
+            }
+            Command::Reset => {
+                if let Some(f) = self.setup.field() {
+                    return vec![Request::Edit {
+                        toml: self.setup.toml.clone(),
+                        key: f.key.clone(),
+                        value: String::new(),
+                    }];
+                }
+            }
+            Command::Open => {
+                self.overlay = Some(Overlay::Prompt { kind: PromptKind::Open, buffer: String::new() })
+            }
+            Command::Save => {
+                self.overlay = Some(Overlay::Prompt { kind: PromptKind::Save, buffer: "job.toml".into() })
+            }
+            Command::CheckPaths => {
+                self.say("checking the data locations...", false);
+                return vec![Request::Validate { toml: self.setup.toml.clone() }];
+            }
+            Command::AddWorker => {
+                if self.job.is_running() {
+                    self.say("adding a worker...", false);
+                    return vec![Request::AddWorkers(1)];
+                }
+                self.say("no job is running", true);
+            }
+            Command::RemoveWorker => match self.selected_worker_id() {
+                Some(id) => self.overlay = Some(Overlay::Confirm(Confirm::RemoveWorker(id))),
+                None => self.say("no worker selected", true),
+            },
+            Command::Level => {
+                self.logs.min_level = (self.logs.min_level + 1) % LEVELS.len() as u8;
+                let msg = format!("showing {} and above", LEVELS[self.logs.min_level as usize]);
+                self.say(msg, false);
+            }
+            Command::Source => {
+                let workers: Vec<u32> = self.job.workers.keys().copied().collect();
+                self.logs.source = match self.logs.source {
+                    None => Some(None),
+                    Some(None) => workers.first().map(|w| Some(Some(*w))).unwrap_or(None),
+                    Some(Some(w)) => workers.iter().find(|x| **x > w).map(|x| Some(Some(*x))).unwrap_or(None),
+                };
+                self.logs.scroll = 0;
+            }
+            Command::Follow => self.logs.scroll = 0,
+        }
+        vec![]
+    }
+
+    fn navigate(&mut self, cmd: Command) {
+        let step: isize = match cmd {
+            Command::Up => -1,
+            Command::Down => 1,
+            Command::PageUp => -10,
+            _ => 10,
+        };
+        match self.screen {
+            Screen::Setup => {
+                let n = self.setup.fields.len();
+                if n > 0 {
+                    self.setup.selected =
+                        (self.setup.selected as isize + step).clamp(0, n as isize - 1) as usize;
+                }
+            }
+            Screen::Workers => {
+                let n = self.view().workers.len();
+                if n > 0 {
+                    self.selected_worker =
+                        (self.selected_worker as isize + step).clamp(0, n as isize - 1) as usize;
+                }
+            }
+            Screen::Logs => {
+                let n = self.logs.visible().count();
+                self.logs.scroll =
+                    (self.logs.scroll as isize - step).clamp(0, n.saturating_sub(1) as isize) as usize;
+            }
+            Screen::Dashboard => {}
+        }
+    }
+
+    pub fn selected_worker_id(&self) -> Option<u32> {
+        self.view().workers.keys().nth(self.selected_worker).copied()
+    }
+
+    fn start_edit(&mut self) -> Vec<Request> {
+        let Some(f) = self.setup.field().cloned() else { return vec![] };
+        if SetupForm::kind(&f) == pb::FieldKind::Choice {
+            return self.cycle_choice(true);
+        }
+        self.setup.editing = Some((f.value.clone(), f.value));
+        vec![]
+    }
+
+    fn cycle_choice(&mut self, forward: bool) -> Vec<Request> {
+        let Some(f) = self.setup.field().cloned() else { return vec![] };
+        if f.choices.is_empty() {
+            return vec![];
+        }
+        let i = f.choices.iter().position(|c| *c == f.value).unwrap_or(0);
+        let n = f.choices.len();
+        let next = if forward { (i + 1) % n } else { (i + n - 1) % n };
+        vec![Request::Edit { toml: self.setup.toml.clone(), key: f.key, value: f.choices[next].clone() }]
+    }
+
+    /// Typing into a field: every keystroke is validated by the coordinator.
+    fn edit_key(&mut self, key: KeyEvent) -> Vec<Request> {
+        let Some((buffer, original)) = self.setup.editing.clone() else { return vec![] };
+        let Some(field) = self.setup.field().cloned() else { return vec![] };
+        let edit =
+            |value: String| Request::Edit { toml: self.setup.toml.clone(), key: field.key.clone(), value };
+        match key.code {
+            KeyCode::Enter => {
+                self.setup.editing = None;
+                self.setup.check_after_edit = SetupForm::kind(&field) == pb::FieldKind::Location;
+                vec![edit(buffer)]
+            }
+            KeyCode::Esc => {
+                self.setup.editing = None;
+                vec![edit(original)]
+            }
+            KeyCode::Backspace => {
+                let mut b = buffer;
+                b.pop();
+                self.setup.editing = Some((b.clone(), original));
+                vec![edit(b)]
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                let mut b = buffer;
+                b.push(c);
+                self.setup.editing = Some((b.clone(), original));
+                vec![edit(b)]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn overlay_key(&mut self, overlay: Overlay, key: KeyEvent) -> Vec<Request> {
+        match overlay {
+            Overlay::Help => {
+                self.overlay = None;
+                if key.code == KeyCode::Char('q') {
+                    return self.command(Command::Quit);
+                }
+                vec![]
+            }
+            Overlay::Confirm(what) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    self.overlay = None;
+                    match what {
+                        Confirm::Pause => vec![Request::Pause],
+                        Confirm::Resume => vec![Request::Resume],
+                        Confirm::Stop => vec![Request::Stop],
+                        Confirm::RemoveWorker(id) => vec![Request::RemoveWorker(id)],
+                        Confirm::Quit => {
+                            self.quit = true;
+                            vec![]
+                        }
+                    }
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
+                    self.overlay = None;
+                    vec![]
+                }
+                _ => vec![],
+            },
+            Overlay::Prompt { kind, mut buffer } => match key.code {
+                KeyCode::Enter => {
+                    self.overlay = None;
+                    self.file_action(kind, buffer.trim())
+                }
+                KeyCode::Esc => {
+                    self.overlay = None;
+                    vec![]
+                }
+                KeyCode::Backspace => {
+                    buffer.pop();
+                    self.overlay = Some(Overlay::Prompt { kind, buffer });
+                    vec![]
+                }
+                KeyCode::Char(c) => {
+                    buffer.push(c);
+                    self.overlay = Some(Overlay::Prompt { kind, buffer });
+                    vec![]
+                }
+                _ => vec![],
+            },
+            Overlay::Tour(step) => match key.code {
+                KeyCode::Esc | KeyCode::Char('q') => {
+                    self.overlay = None;
+                    self.say("tour closed; ? shows every key", false);
+                    vec![]
+                }
+                KeyCode::Char('s') => {
+                    // Starting the job from the tour moves it on to the dashboard tips.
+                    let out = self.command(Command::Start);
+                    let next = tour::first_step_on(Screen::Dashboard).max(step + 1);
+                    self.goto_tour(next);
+                    out
+                }
+                KeyCode::Char('b') | KeyCode::Left => {
+                    self.goto_tour(step.saturating_sub(1));
+                    vec![]
+                }
+                _ => {
+                    self.goto_tour(step + 1);
+                    vec![]
+                }
+            },
+        }
+    }
+
+    fn goto_tour(&mut self, step: usize) {
+        match tour::STEPS.get(step) {
+            Some(s) => {
+                self.screen = s.screen;
+                self.overlay = Some(Overlay::Tour(step));
+            }
+            None => {
+                self.overlay = None;
+                self.say("that was the tour; ? shows every key", false);
+            }
+        }
+    }
+
+    /// Opening and saving job files happen where the cockpit runs.
+    fn file_action(&mut self, kind: PromptKind, path: &str) -> Vec<Request> {
+        if path.is_empty() {
+            return vec![];
+        }
+        match kind {
+            PromptKind::Open => match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    self.say(format!("opened {path}"), false);
+                    vec![Request::Describe { toml: text }]
+                }
+                Err(e) => {
+                    self.say(format!("cannot open {path}: {e}"), true);
+                    vec![]
+                }
+            },
+            PromptKind::Save => match std::fs::write(path, &self.setup.toml) {
+                Ok(()) => {
+                    self.say(format!("saved the job to {path}"), false);
+                    vec![]
+                }
+                Err(e) => {
+                    self.say(format!("cannot write {path}: {e}"), true);
+                    vec![]
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    fn running(app: &mut App) {
+        app.handle_msg(Msg::Snapshot(pb::JobSnapshot {
+            job_name: "demo".into(),
+            job_toml: "name = \"demo\"\n".into(),
+            state: pb::JobState::Running as i32,
+            workers: vec![
+                pb::WorkerInfo { id: 0, state: pb::WorkerState::Training as i32, ..Default::default() },
+                pb::WorkerInfo { id: 1, state: pb::WorkerState::Training as i32, ..Default::default() },
+            ],
+            ..Default::default()
+        }));
+    }
+
+    fn form(app: &mut App) {
+        app.handle_msg(Msg::Form(pb::JobForm {
+            fields: vec![
+                pb::FormField {
+                    key: "train.epochs".into(),
+                    value: "5".into(),
+                    kind: pb::FieldKind::Integer as i32,
+                    ..Default::default()
+                },
+                pb::FormField {
+                    key: "cluster.launcher".into(),
+                    value: "local".into(),
+                    kind: pb::FieldKind::Choice as i32,
+                    choices: vec!["embedded".into(), "local".into(), "ssh".into()],
+                    ..Default::default()
+                },
+                pb::FormField {
+                    key: "data.train".into(),
+                    value: "x".into(),
+                    kind: pb::FieldKind::Location as i32,
+                    ..Default::default()
+                },
+            ],
+            problems: vec![],
+            toml: "T".into(),
+        }));
+    }
+
+    #[test]
+    fn tab_cycles_screens_both_ways() {
+        let mut app = App::new("u", false, false);
+        app.handle_key(key(KeyCode::Tab));
+        assert_eq!(app.screen, Screen::Dashboard);
+        app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+        app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+        assert_eq!(app.screen, Screen::Logs);
+    }
+
+    #[test]
+    fn start_submits_the_form_and_pause_stop_are_confirmed() {
+        let mut app = App::new("u", true, false);
+        form(&mut app);
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('s'))),
+            vec![Request::Submit { toml: "T".into(), start: true }]
+        );
+        assert_eq!(app.screen, Screen::Dashboard);
+        running(&mut app);
+        assert!(app.handle_key(key(KeyCode::Char('s'))).is_empty(), "no second start while running");
+        assert!(app.handle_key(key(KeyCode::Char('p'))).is_empty());
+        assert_eq!(app.overlay, Some(Overlay::Confirm(Confirm::Pause)));
+        assert!(app.handle_key(key(KeyCode::Char('n'))).is_empty(), "declined");
+        app.handle_key(key(KeyCode::Char('p')));
+        assert_eq!(app.handle_key(key(KeyCode::Char('y'))), vec![Request::Pause]);
+        app.handle_key(key(KeyCode::Char('x')));
+        assert_eq!(app.handle_key(key(KeyCode::Enter)), vec![Request::Stop]);
+    }
+
+    #[test]
+    fn quit_asks_only_when_it_would_stop_an_embedded_job() {
+        let mut attached = App::new("u", false, false);
+        running(&mut attached);
+        attached.handle_key(key(KeyCode::Char('q')));
+        assert!(attached.quit, "detaching from a remote job needs no confirmation");
+        let mut embedded = App::new("u", true, false);
+        running(&mut embedded);
+        embedded.handle_key(key(KeyCode::Char('q')));
+        assert!(!embedded.quit);
+        assert_eq!(embedded.overlay, Some(Overlay::Confirm(Confirm::Quit)));
+        embedded.handle_key(key(KeyCode::Char('y')));
+        assert!(embedded.quit);
+        let mut idle = App::new("u", true, false);
+        idle.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert!(idle.quit);
+    }
+
+    #[test]
+    fn freeze_keeps_the_view_while_updates_continue() {
+        let mut app = App::new("u", false, false);
+        running(&mut app);
+        app.handle_key(key(KeyCode::Char('f')));
+        app.handle_msg(Msg::Delta(pb::JobDelta { state: pb::JobState::Paused as i32, ..Default::default() }));
+        assert_eq!(app.view().state, pb::JobState::Running, "the frozen view");
+        assert_eq!(app.job.state, pb::JobState::Paused, "the live state");
+        app.handle_key(key(KeyCode::Char('f')));
+        assert_eq!(app.view().state, pb::JobState::Paused);
+    }
+
+    #[test]
+    fn setup_edits_as_you_type_and_cycles_choices() {
+        let mut app = App::new("u", false, false);
+        form(&mut app);
+        assert!(app.handle_key(key(KeyCode::Enter)).is_empty(), "start editing train.epochs");
+        let edit = |v: &str| Request::Edit { toml: "T".into(), key: "train.epochs".into(), value: v.into() };
+        assert_eq!(app.handle_key(key(KeyCode::Char('0'))), vec![edit("50")]);
+        assert_eq!(app.handle_key(key(KeyCode::Backspace)), vec![edit("5")]);
+        assert_eq!(app.handle_key(key(KeyCode::Char('q'))), vec![edit("5q")], "while editing, q is text");
+        assert!(!app.quit);
+        assert_eq!(app.handle_key(key(KeyCode::Esc)), vec![edit("5")], "Esc restores");
+        app.handle_key(key(KeyCode::Down));
+        assert_eq!(
+            app.handle_key(key(KeyCode::Right)),
+            vec![Request::Edit { toml: "T".into(), key: "cluster.launcher".into(), value: "ssh".into() }]
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::Left)),
+            vec![Request::Edit {
+                toml: "T".into(),
+                key: "cluster.launcher".into(),
+                value: "embedded".into()
+            }]
+        );
+        app.handle_key(key(KeyCode::Down));
+        app.handle_key(key(KeyCode::Enter));
+        let out = app.handle_key(key(KeyCode::Enter));
+        assert!(matches!(out.last(), Some(Request::Edit { .. })));
+        let out = app.handle_msg(Msg::Form(pb::JobForm { toml: "T2".into(), ..Default::default() }));
+        assert_eq!(out, vec![Request::Validate { toml: "T2".into() }], "a location is checked once applied");
+    }
+
+    #[test]
+    fn problems_block_start_and_point_to_the_field() {
+        let mut app = App::new("u", false, false);
+        form(&mut app);
+        app.setup.problems =
+            vec![pb::KeyProblem { key: "train.epochs".into(), line: 0, message: "must be 1..".into() }];
+        app.screen = Screen::Dashboard;
+        assert!(app.handle_key(key(KeyCode::Char('s'))).is_empty());
+        assert_eq!(app.screen, Screen::Setup);
+        assert!(app.status.as_ref().unwrap().text.contains("train.epochs"));
+    }
+
+    #[test]
+    fn workers_screen_adds_and_removes_with_confirmation() {
+        let mut app = App::new("u", false, false);
+        running(&mut app);
+        app.screen = Screen::Workers;
+        assert_eq!(app.handle_key(key(KeyCode::Char('a'))), vec![Request::AddWorkers(1)]);
+        app.handle_key(key(KeyCode::Down));
+        app.handle_key(key(KeyCode::Char('d')));
+        assert_eq!(app.overlay, Some(Overlay::Confirm(Confirm::RemoveWorker(1))));
+        assert_eq!(app.handle_key(key(KeyCode::Char('y'))), vec![Request::RemoveWorker(1)]);
+    }
+
+    #[test]
+    fn save_and_open_job_files() {
+        let dir = std::env::temp_dir().join(format!("strom-ui-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.toml");
+        let mut app = App::new("u", false, false);
+        form(&mut app);
+        app.handle_key(key(KeyCode::Char('w')));
+        if let Some(Overlay::Prompt { buffer, .. }) = &mut app.overlay {
+            *buffer = path.display().to_string();
+        }
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "T");
+        app.handle_key(key(KeyCode::Char('o')));
+        for c in path.display().to_string().chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(app.handle_key(key(KeyCode::Enter)), vec![Request::Describe { toml: "T".into() }]);
+        app.handle_key(key(KeyCode::Char('o')));
+        for c in "/no/such/file.toml".chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
+        assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+        assert!(app.status.as_ref().unwrap().error);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_tour_walks_the_screens_and_s_starts() {
+        let mut app = App::new("u", true, true);
+        form(&mut app);
+        assert_eq!(app.overlay, Some(Overlay::Tour(0)));
+        let out = app.handle_key(key(KeyCode::Char('s')));
+        assert_eq!(out, vec![Request::Submit { toml: "T".into(), start: true }]);
+        assert_eq!(app.screen, Screen::Dashboard);
+        let mut steps = 0;
+        while app.overlay.is_some() && steps < 50 {
+            app.handle_key(key(KeyCode::Enter));
+            steps += 1;
+        }
+        assert!(app.overlay.is_none(), "the tour ends");
+        assert!(steps >= 3);
+    }
+
+    #[test]
+    fn logs_filters_cycle() {
+        let mut app = App::new("u", false, false);
+        running(&mut app);
+        app.screen = Screen::Logs;
+        app.handle_key(key(KeyCode::Char('l')));
+        assert_eq!(app.logs.min_level, 3);
+        app.handle_key(key(KeyCode::Char('w')));
+        assert_eq!(app.logs.source, Some(None));
+        app.handle_key(key(KeyCode::Char('w')));
+        assert_eq!(app.logs.source, Some(Some(0)));
+        app.handle_key(key(KeyCode::Char('w')));
+        assert_eq!(app.logs.source, Some(Some(1)));
+        app.handle_key(key(KeyCode::Char('w')));
+        assert_eq!(app.logs.source, None);
+    }
+}

@@ -1,0 +1,198 @@
+//! The cockpit's link to the coordinator: a watch stream (snapshot, then deltas) and a log
+//! stream, each re-established with capped, jittered backoff, and one task that carries out
+//! the app's requests. A dropped stream always resumes from a fresh snapshot.
+
+use std::time::Duration;
+
+use strom_proto::v1 as pb;
+use strom_proto::v1::control_client::ControlClient;
+use tokio::sync::mpsc;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::{Request as GrpcRequest, Status};
+
+use crate::app::{Msg, Request};
+use crate::state::Connection;
+
+/// How to reach the coordinator.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub url: String,
+    pub token: Option<String>,
+    pub tls: Option<ClientTlsConfig>,
+}
+
+#[derive(Clone)]
+pub struct Auth(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut r: GrpcRequest<()>) -> Result<GrpcRequest<()>, Status> {
+        if let Some(v) = &self.0 {
+            r.metadata_mut().insert(strom_proto::AUTHORIZATION, v.clone());
+        }
+        Ok(r)
+    }
+}
+
+type Client = ControlClient<InterceptedService<Channel, Auth>>;
+
+pub fn client(target: &Target) -> anyhow::Result<Client> {
+    let mut ep = Endpoint::from_shared(target.url.clone())?
+        .connect_timeout(Duration::from_secs(3))
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(10));
+    if let Some(tls) = &target.tls {
+        ep = ep.tls_config(tls.clone())?;
+    }
+    let auth = Auth(match &target.token {
+        Some(t) => Some(format!("Bearer {t}").parse()?),
+        None => None,
+    });
+    Ok(ControlClient::with_interceptor(ep.connect_lazy(), auth).max_decoding_message_size(256 << 20))
+}
+
+/// Backoff between reconnection attempts: 250 ms doubling to 5 s, each ±50% at random.
+pub fn backoff(attempt: u32, seed: &mut u64) -> Duration {
+    let base = 0.25 * 2f64.powi(attempt.min(5) as i32);
+    // xorshift: enough randomness to keep many cockpits from reconnecting in step.
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    let jitter = 0.5 + (*seed % 1000) as f64 / 1000.0;
+    Duration::from_secs_f64(base.min(5.0) * jitter)
+}
+
+fn describe(status: &Status) -> String {
+    match status.code() {
+        tonic::Code::Unauthenticated => format!("refused: {} (pass --token-file)", status.message()),
+        tonic::Code::Unavailable => "coordinator unavailable".into(),
+        _ => status.message().to_string(),
+    }
+}
+
+/// Streams the job: snapshot first, then deltas; reconnects for ever.
+pub async fn watch(target: Target, interval: Duration, tx: mpsc::Sender<Msg>) {
+    let Ok(mut c) = client(&target) else {
+        let _ = tx.send(Msg::Reply(false, format!("bad coordinator URL {}", target.url))).await;
+        return;
+    };
+    let mut attempt = 0u32;
+    let mut seed = std::process::id() as u64 | 1;
+    loop {
+        let result = c.watch_job(pb::WatchRequest { interval_ms: interval.as_millis() as u32 }).await;
+        let error = match result {
+            Ok(resp) => {
+                let mut stream = resp.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(update)) => {
+                            attempt = 0;
+                            let msg = match update.kind {
+                                Some(pb::job_update::Kind::Snapshot(s)) => Msg::Snapshot(s),
+                                Some(pb::job_update::Kind::Delta(d)) => Msg::Delta(d),
+                                None => continue,
+                            };
+                            if tx.send(msg).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break "the coordinator closed the stream".to_string(),
+                        Err(s) => break describe(&s),
+                    }
+                }
+            }
+            Err(s) => describe(&s),
+        };
+        attempt += 1;
+        let wait = backoff(attempt, &mut seed);
+        let state = Connection::Reconnecting { attempt, retry_in: wait.as_secs_f64(), error };
+        if tx.send(Msg::Connection(state)).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Streams log lines; reconnects for ever.
+pub async fn logs(target: Target, tx: mpsc::Sender<Msg>) {
+    let Ok(mut c) = client(&target) else { return };
+    let mut attempt = 0u32;
+    let mut seed = (std::process::id() as u64) << 1 | 1;
+    loop {
+        if let Ok(resp) = c.watch_logs(pb::LogsRequest { min_level: "debug".into(), workers: vec![] }).await {
+            let mut stream = resp.into_inner();
+            while let Ok(Some(batch)) = stream.message().await {
+                attempt = 0;
+                if tx.send(Msg::Logs(batch)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        attempt += 1;
+        tokio::time::sleep(backoff(attempt, &mut seed)).await;
+    }
+}
+
+/// Carries out the app's requests, one at a time, in order.
+pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc::Sender<Msg>) {
+    let Ok(mut c) = client(&target) else { return };
+    while let Some(req) = rx.recv().await {
+        let reply = |r: Result<tonic::Response<pb::ControlReply>, Status>| match r {
+            Ok(r) => Msg::Reply(r.get_ref().ok, r.into_inner().message),
+            Err(s) => Msg::Reply(false, describe(&s)),
+        };
+        let msg = match req {
+            Request::Submit { toml, start } => match c.submit(pb::SubmitRequest { toml, start }).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    let detail =
+                        r.problems.first().map(|p| format!(": {}: {}", p.key, p.message)).unwrap_or_default();
+                    Msg::Reply(r.ok, format!("{}{detail}", r.message))
+                }
+                Err(s) => Msg::Reply(false, describe(&s)),
+            },
+            Request::Pause => reply(c.pause(pb::Empty {}).await),
+            Request::Resume => reply(c.resume(pb::Empty {}).await),
+            Request::Stop => reply(c.stop(pb::Empty {}).await),
+            Request::AddWorkers(n) => reply(c.add_workers(pb::AddWorkersRequest { count: n }).await),
+            Request::RemoveWorker(id) => {
+                reply(c.remove_worker(pb::RemoveWorkerRequest { worker_id: id }).await)
+            }
+            Request::Describe { toml } => {
+                match c.describe_job(pb::JobText { toml, check_paths: false }).await {
+                    Ok(r) => Msg::Form(r.into_inner()),
+                    Err(s) => Msg::Reply(false, describe(&s)),
+                }
+            }
+            Request::Edit { toml, key, value } => {
+                match c.edit_job(pb::EditRequest { toml, key, value }).await {
+                    Ok(r) => Msg::Form(r.into_inner()),
+                    Err(s) => Msg::Reply(false, describe(&s)),
+                }
+            }
+            Request::Validate { toml } => match c.validate(pb::JobText { toml, check_paths: true }).await {
+                Ok(r) => Msg::Validated(r.into_inner()),
+                Err(s) => Msg::Reply(false, describe(&s)),
+            },
+        };
+        if tx.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let mut seed = 7;
+        let waits: Vec<f64> = (1..20).map(|a| backoff(a, &mut seed).as_secs_f64()).collect();
+        assert!(waits.iter().all(|w| *w <= 7.5 && *w >= 0.125), "{waits:?}");
+        assert!(waits[0] < 1.0);
+        let distinct: std::collections::BTreeSet<u64> = waits.iter().map(|w| (w * 1000.0) as u64).collect();
+        assert!(distinct.len() > 10, "jittered: {waits:?}");
+    }
+}

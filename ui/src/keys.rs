@@ -1,0 +1,351 @@
+//! The one key table: it drives input handling, the command bar and the help overlay, so the
+//! three cannot disagree (gitui's and bottom's approach).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Screen {
+    Setup,
+    Dashboard,
+    Workers,
+    Logs,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 4] = [Screen::Setup, Screen::Dashboard, Screen::Workers, Screen::Logs];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Setup => "Setup",
+            Screen::Dashboard => "Dashboard",
+            Screen::Workers => "Workers",
+            Screen::Logs => "Logs",
+        }
+    }
+
+    pub fn next(self) -> Screen {
+        let i = Screen::ALL.iter().position(|s| *s == self).unwrap_or(0);
+        Screen::ALL[(i + 1) % Screen::ALL.len()]
+    }
+
+    pub fn prev(self) -> Screen {
+        let i = Screen::ALL.iter().position(|s| *s == self).unwrap_or(0);
+        Screen::ALL[(i + Screen::ALL.len() - 1) % Screen::ALL.len()]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    NextScreen,
+    PrevScreen,
+    Start,
+    PauseResume,
+    Stop,
+    Freeze,
+    Help,
+    Quit,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    // Setup
+    Edit,
+    NextChoice,
+    PrevChoice,
+    Reset,
+    Open,
+    Save,
+    CheckPaths,
+    // Workers
+    AddWorker,
+    RemoveWorker,
+    // Logs
+    Level,
+    Source,
+    Follow,
+}
+
+/// Where a binding applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    On(Screen),
+}
+
+pub struct Binding {
+    /// As shown to people.
+    pub label: &'static str,
+    pub keys: &'static [(KeyCode, KeyModifiers)],
+    pub command: Command,
+    pub scope: Scope,
+    pub help: &'static str,
+    /// Short name for the command bar; empty: help overlay only.
+    pub bar: &'static str,
+}
+
+const NONE: KeyModifiers = KeyModifiers::NONE;
+const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+const CTRL: KeyModifiers = KeyModifiers::CONTROL;
+
+pub const BINDINGS: &[Binding] = &[
+    Binding {
+        label: "Tab",
+        keys: &[(KeyCode::Tab, NONE)],
+        command: Command::NextScreen,
+        scope: Scope::Global,
+        help: "next screen",
+        bar: "screens",
+    },
+    Binding {
+        label: "Shift-Tab",
+        keys: &[(KeyCode::BackTab, SHIFT), (KeyCode::BackTab, NONE)],
+        command: Command::PrevScreen,
+        scope: Scope::Global,
+        help: "previous screen",
+        bar: "",
+    },
+    Binding {
+        label: "s",
+        keys: &[(KeyCode::Char('s'), NONE)],
+        command: Command::Start,
+        scope: Scope::Global,
+        help: "start the job (the Setup form's job)",
+        bar: "start",
+    },
+    Binding {
+        label: "p",
+        keys: &[(KeyCode::Char('p'), NONE)],
+        command: Command::PauseResume,
+        scope: Scope::Global,
+        help: "pause or resume training (asks first)",
+        bar: "pause",
+    },
+    Binding {
+        label: "x",
+        keys: &[(KeyCode::Char('x'), NONE)],
+        command: Command::Stop,
+        scope: Scope::Global,
+        help: "stop the job, keeping the model so far (asks first)",
+        bar: "stop",
+    },
+    Binding {
+        label: "f",
+        keys: &[(KeyCode::Char('f'), NONE)],
+        command: Command::Freeze,
+        scope: Scope::Global,
+        help: "freeze or unfreeze the view (training goes on)",
+        bar: "freeze",
+    },
+    Binding {
+        label: "?",
+        keys: &[(KeyCode::Char('?'), NONE), (KeyCode::Char('?'), SHIFT), (KeyCode::F(1), NONE)],
+        command: Command::Help,
+        scope: Scope::Global,
+        help: "this help",
+        bar: "help",
+    },
+    Binding {
+        label: "q",
+        keys: &[(KeyCode::Char('q'), NONE), (KeyCode::Char('c'), CTRL)],
+        command: Command::Quit,
+        scope: Scope::Global,
+        help: "quit (the embedded job stops; an attached one goes on)",
+        bar: "quit",
+    },
+    Binding {
+        label: "↑/k",
+        keys: &[(KeyCode::Up, NONE), (KeyCode::Char('k'), NONE)],
+        command: Command::Up,
+        scope: Scope::Global,
+        help: "move up",
+        bar: "",
+    },
+    Binding {
+        label: "↓/j",
+        keys: &[(KeyCode::Down, NONE), (KeyCode::Char('j'), NONE)],
+        command: Command::Down,
+        scope: Scope::Global,
+        help: "move down",
+        bar: "",
+    },
+    Binding {
+        label: "PgUp",
+        keys: &[(KeyCode::PageUp, NONE)],
+        command: Command::PageUp,
+        scope: Scope::Global,
+        help: "page up",
+        bar: "",
+    },
+    Binding {
+        label: "PgDn",
+        keys: &[(KeyCode::PageDown, NONE)],
+        command: Command::PageDown,
+        scope: Scope::Global,
+        help: "page down",
+        bar: "",
+    },
+    Binding {
+        label: "Enter",
+        keys: &[(KeyCode::Enter, NONE)],
+        command: Command::Edit,
+        scope: Scope::On(Screen::Setup),
+        help: "edit the field (Enter again to apply, Esc to cancel)",
+        bar: "edit",
+    },
+    Binding {
+        label: "→/l",
+        keys: &[(KeyCode::Right, NONE), (KeyCode::Char('l'), NONE)],
+        command: Command::NextChoice,
+        scope: Scope::On(Screen::Setup),
+        help: "next choice",
+        bar: "",
+    },
+    Binding {
+        label: "←/h",
+        keys: &[(KeyCode::Left, NONE), (KeyCode::Char('h'), NONE)],
+        command: Command::PrevChoice,
+        scope: Scope::On(Screen::Setup),
+        help: "previous choice",
+        bar: "",
+    },
+    Binding {
+        label: "Del",
+        keys: &[(KeyCode::Delete, NONE), (KeyCode::Backspace, NONE)],
+        command: Command::Reset,
+        scope: Scope::On(Screen::Setup),
+        help: "reset the field to its default",
+        bar: "",
+    },
+    Binding {
+        label: "o",
+        keys: &[(KeyCode::Char('o'), NONE)],
+        command: Command::Open,
+        scope: Scope::On(Screen::Setup),
+        help: "open a job file",
+        bar: "open",
+    },
+    Binding {
+        label: "w",
+        keys: &[(KeyCode::Char('w'), NONE)],
+        command: Command::Save,
+        scope: Scope::On(Screen::Setup),
+        help: "write the job to a file",
+        bar: "save",
+    },
+    Binding {
+        label: "v",
+        keys: &[(KeyCode::Char('v'), NONE)],
+        command: Command::CheckPaths,
+        scope: Scope::On(Screen::Setup),
+        help: "check that the data locations exist",
+        bar: "check",
+    },
+    Binding {
+        label: "a",
+        keys: &[(KeyCode::Char('a'), NONE)],
+        command: Command::AddWorker,
+        scope: Scope::On(Screen::Workers),
+        help: "add a worker through the job's launcher",
+        bar: "add",
+    },
+    Binding {
+        label: "d",
+        keys: &[(KeyCode::Char('d'), NONE), (KeyCode::Delete, NONE)],
+        command: Command::RemoveWorker,
+        scope: Scope::On(Screen::Workers),
+        help: "stop the selected worker (asks first)",
+        bar: "remove",
+    },
+    Binding {
+        label: "l",
+        keys: &[(KeyCode::Char('l'), NONE)],
+        command: Command::Level,
+        scope: Scope::On(Screen::Logs),
+        help: "cycle the minimum level",
+        bar: "level",
+    },
+    Binding {
+        label: "w",
+        keys: &[(KeyCode::Char('w'), NONE)],
+        command: Command::Source,
+        scope: Scope::On(Screen::Logs),
+        help: "cycle the source: all, coordinator, each worker",
+        bar: "source",
+    },
+    Binding {
+        label: "End/G",
+        keys: &[(KeyCode::End, NONE), (KeyCode::Char('G'), SHIFT), (KeyCode::Char('G'), NONE)],
+        command: Command::Follow,
+        scope: Scope::On(Screen::Logs),
+        help: "follow new lines",
+        bar: "follow",
+    },
+];
+
+fn applies(b: &Binding, screen: Screen) -> bool {
+    b.scope == Scope::Global || b.scope == Scope::On(screen)
+}
+
+/// The command a key means on `screen`; screen bindings win over global ones.
+pub fn command_for(key: KeyEvent, screen: Screen) -> Option<Command> {
+    let hit = |b: &&Binding| b.keys.iter().any(|(code, mods)| *code == key.code && *mods == key.modifiers);
+    BINDINGS
+        .iter()
+        .filter(|b| b.scope == Scope::On(screen))
+        .find(hit)
+        .or_else(|| BINDINGS.iter().filter(|b| b.scope == Scope::Global).find(hit))
+        .map(|b| b.command)
+}
+
+/// The bindings for `screen`: its own first, then the global ones (help overlay).
+pub fn bindings_for(screen: Screen) -> Vec<&'static Binding> {
+    let own = BINDINGS.iter().filter(|b| b.scope == Scope::On(screen));
+    let global = BINDINGS.iter().filter(|b| b.scope == Scope::Global);
+    own.chain(global).filter(|b| applies(b, screen)).collect()
+}
+
+/// The command bar for `screen`: "key name" pairs.
+pub fn bar_for(screen: Screen) -> Vec<(&'static str, &'static str)> {
+    bindings_for(screen).into_iter().filter(|b| !b.bar.is_empty()).map(|b| (b.label, b.bar)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, NONE)
+    }
+
+    #[test]
+    fn screen_keys_shadow_global_ones() {
+        assert_eq!(command_for(key(KeyCode::Char('w')), Screen::Setup), Some(Command::Save));
+        assert_eq!(command_for(key(KeyCode::Char('w')), Screen::Logs), Some(Command::Source));
+        assert_eq!(command_for(key(KeyCode::Char('w')), Screen::Dashboard), None);
+        assert_eq!(command_for(key(KeyCode::Char('s')), Screen::Workers), Some(Command::Start));
+        assert_eq!(command_for(KeyEvent::new(KeyCode::Char('c'), CTRL), Screen::Logs), Some(Command::Quit));
+    }
+
+    #[test]
+    fn no_key_means_two_things_on_one_screen() {
+        for screen in Screen::ALL {
+            let mut seen = std::collections::HashMap::new();
+            for b in bindings_for(screen).iter().filter(|b| b.scope == Scope::On(screen)) {
+                for k in b.keys {
+                    assert!(seen.insert(*k, b.command).is_none(), "{k:?} bound twice on {screen:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_bar_and_help_come_from_the_table() {
+        let bar = bar_for(Screen::Workers);
+        assert_eq!(bar[0], ("a", "add"));
+        assert!(bar.contains(&("q", "quit")));
+        assert!(bindings_for(Screen::Logs).iter().any(|b| b.command == Command::Level));
+        for cmd in ["s", "p", "x", "f", "q", "?", "Tab", "Shift-Tab"] {
+            assert!(BINDINGS.iter().any(|b| b.label == cmd && b.scope == Scope::Global), "{cmd}");
+        }
+    }
+}

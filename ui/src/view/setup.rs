@@ -1,0 +1,140 @@
+//! The job form: every key with its value, grouped by section, validated as it is typed.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use strom_proto::v1 as pb;
+
+use super::fmt;
+use crate::app::App;
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let setup = &app.setup;
+    if setup.fields.is_empty() {
+        let text = match app.view().state {
+            pb::JobState::Idle => "No job is loaded on this coordinator: press o to open a job file.",
+            _ => "Loading the job form...",
+        };
+        f.render_widget(
+            Paragraph::new(Line::from(text).italic())
+                .block(Block::default().borders(Borders::ALL).title(" Job ")),
+            area,
+        );
+        return;
+    }
+    let side = area.width >= 110;
+    let (list_area, info_area) = if side {
+        let [l, r] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(area);
+        (l, r)
+    } else {
+        let [l, r] = Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(area);
+        (l, r)
+    };
+    draw_list(f, list_area, app);
+    draw_info(f, info_area, app);
+}
+
+fn draw_list(f: &mut Frame, area: Rect, app: &App) {
+    let setup = &app.setup;
+    let height = area.height.saturating_sub(2) as usize;
+    // Keep the selected field in view.
+    let start = setup
+        .selected
+        .saturating_sub(height.saturating_sub(1) / 2)
+        .min(setup.fields.len().saturating_sub(height));
+    let inner = area.width.saturating_sub(2) as usize;
+    let key_w = (inner * 45 / 100).clamp(12, 34);
+    let lines: Vec<Line> = setup
+        .fields
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(height)
+        .map(|(i, field)| {
+            let selected = i == setup.selected;
+            let problem = setup.problem_for(&field.key);
+            let value = match (&setup.editing, selected) {
+                (Some((buffer, _)), true) => format!("{buffer}▏"),
+                _ if field.value.is_empty() => "(default)".to_string(),
+                _ => field.value.clone(),
+            };
+            let kind = pb::FieldKind::try_from(field.kind).unwrap_or_default();
+            let value = if kind == pb::FieldKind::Choice && !(selected && setup.editing.is_some()) {
+                format!("‹{value}›")
+            } else {
+                value
+            };
+            let mark = if problem.is_some() { "✗" } else { " " };
+            let text = format!(
+                "{}{mark}{:<key_w$} {}",
+                if selected { "›" } else { " " },
+                fmt::truncate(&field.key, key_w),
+                fmt::truncate(&value, inner.saturating_sub(key_w + 3))
+            );
+            let mut style = Style::new();
+            if problem.is_some() {
+                style = style.fg(Color::Red);
+            }
+            if selected {
+                style = style.add_modifier(Modifier::REVERSED);
+            }
+            Line::from(Span::styled(text, style))
+        })
+        .collect();
+    let title = format!(
+        " Job ({} keys{}) ",
+        setup.fields.len(),
+        if setup.problems.is_empty() { "" } else { ", problems marked ✗" }
+    );
+    f.render_widget(Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)), area);
+}
+
+fn draw_info(f: &mut Frame, area: Rect, app: &App) {
+    let setup = &app.setup;
+    let mut lines = Vec::new();
+    if let Some(field) = setup.field() {
+        if let Some(p) = setup.problem_for(&field.key) {
+            lines.push(Line::styled(
+                format!("✗ {}: {}", p.key, p.message),
+                Style::new().fg(Color::Red).bold(),
+            ));
+        }
+        let mut help = field.help.clone();
+        if !field.choices.is_empty() {
+            help.push_str(&format!(
+                " [{}]",
+                field
+                    .choices
+                    .iter()
+                    .map(|c| if c.is_empty() { "default" } else { c })
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ));
+        }
+        lines.push(Line::from(format!("{}: {help}", field.key)));
+    }
+    let others: Vec<&pb::KeyProblem> = setup
+        .problems
+        .iter()
+        .chain(&setup.path_problems)
+        .filter(|p| Some(&p.key) != setup.field().map(|f| &f.key))
+        .collect();
+    if !others.is_empty() {
+        lines.push(Line::styled(
+            format!("{} other problem(s), first: {}: {}", others.len(), others[0].key, others[0].message),
+            Style::new().fg(Color::Red),
+        ));
+    }
+    if !setup.data_summary.is_empty() {
+        lines.push(Line::from(format!("data: {}", setup.data_summary)));
+    }
+    lines.push(Line::from("Enter edit · ←→ choose · Del default · o open · w save · v check data").italic());
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(Block::default().borders(Borders::ALL).title(" Field ")),
+        area,
+    );
+}

@@ -1,0 +1,261 @@
+//! Render tests: every screen, at 80x24 and at a large size, as insta snapshots of a fixed,
+//! deterministic state.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use strom_proto::v1 as pb;
+
+use crate::app::{App, Confirm, Msg, Overlay};
+use crate::keys::Screen;
+
+fn field(key: &str, value: &str, kind: pb::FieldKind, choices: &[&str], help: &str) -> pb::FormField {
+    pb::FormField {
+        key: key.into(),
+        value: value.into(),
+        kind: kind as i32,
+        choices: choices.iter().map(|c| c.to_string()).collect(),
+        help: help.into(),
+        section: key.split('.').next().unwrap_or("job").into(),
+    }
+}
+
+/// A job three epochs into a run of five, with three workers.
+pub fn fixture() -> App {
+    let mut app = App::new("http://127.0.0.1:7878", true, false);
+    let series = |w: u32, base: f64| pb::WorkerSeries {
+        worker: w,
+        time: (0..40).map(|i| i as f64 * 0.25).collect(),
+        sparsity: (0..40)
+            .map(|i| if i < 10 { 0.08 / (i as f64 + 1.0) } else { base * (1.0 + 0.1 * ((i % 5) as f64)) })
+            .collect(),
+        samples_per_sec: (0..40).map(|i| 9000.0 + 800.0 * ((i * (w as usize + 1)) % 7) as f64).collect(),
+        residual_norm: (0..40).map(|i| 0.2 + 0.001 * (i % 3) as f64).collect(),
+        tau: (0..40).map(|i| 1e-3 * (1.0 + i as f64 * 0.05)).collect(),
+    };
+    let worker = |id: u32, state: pb::WorkerState, sps: f64, step: u64| pb::WorkerInfo {
+        id,
+        host: format!("node-{id}"),
+        device: "cpu".into(),
+        state: state as i32,
+        samples_per_sec: sps,
+        sparsity: 2.5e-3 + id as f64 * 1e-4,
+        tau: 3.1e-3,
+        residual_norm: 0.2134 + id as f64 * 0.01,
+        lag: 310 - step,
+        last_heartbeat: 0.2,
+        step,
+        loss: 0.4312,
+        bytes_sent: 812_000,
+        bytes_received: 1_624_000,
+        memory_used: 3_700_000,
+        ..Default::default()
+    };
+    app.handle_msg(Msg::Snapshot(pb::JobSnapshot {
+        job_name: "fashion-mnist-demo".into(),
+        job_toml: "name = \"fashion-mnist-demo\"\n".into(),
+        state: pb::JobState::Running as i32,
+        progress: Some(pb::JobProgress {
+            epoch: 2,
+            epochs: 5,
+            partitions_done: 12,
+            partitions_total: 20,
+            elapsed_seconds: 12.4,
+            eta_seconds: 7.6,
+            samples_per_sec: 28_450.0,
+        }),
+        workers: vec![
+            worker(0, pb::WorkerState::Training, 9_800.0, 310),
+            worker(1, pb::WorkerState::Training, 9_650.0, 305),
+            worker(2, pb::WorkerState::Training, 9_000.0, 290),
+        ],
+        epochs: vec![
+            pb::EpochPoint {
+                epoch: 0,
+                train_loss: 1.2,
+                test_accuracy: Some(0.712),
+                test_loss: 0.8,
+                replica_drift: 0.005,
+                seconds: 4.1,
+            },
+            pb::EpochPoint {
+                epoch: 1,
+                train_loss: 0.7,
+                test_accuracy: Some(0.781),
+                test_loss: 0.6,
+                replica_drift: 0.004,
+                seconds: 4.0,
+            },
+        ],
+        loss: (0..50)
+            .map(|i| pb::LossPoint { time: i as f64 * 0.25, loss: 2.3 / (1.0 + i as f64 * 0.2) })
+            .collect(),
+        totals: Some(pb::Totals {
+            steps: 905,
+            samples: 57_920,
+            bytes_sent: 2_436_000,
+            dense_bytes: 851_200_000,
+            compression_ratio: 349.4,
+            ..Default::default()
+        }),
+        band_low: Some(1e-4),
+        band_high: Some(1e-2),
+        sharing_mode: "threshold".into(),
+        parameters: 235_146,
+        coordinator: "http://127.0.0.1:7878".into(),
+        series: vec![series(0, 2e-3), series(1, 3e-3), series(2, 4e-3)],
+        ..Default::default()
+    }));
+    app.handle_msg(Msg::Form(pb::JobForm {
+        fields: vec![
+            field("name", "fashion-mnist-demo", pb::FieldKind::Text, &[], "Job name"),
+            field(
+                "data.train",
+                "builtin:fashion-mnist-demo/train",
+                pb::FieldKind::Location,
+                &[],
+                "Training data",
+            ),
+            field("data.test", "builtin:fashion-mnist-demo/test", pb::FieldKind::Location, &[], "Test data"),
+            field("data.format", "idx", pb::FieldKind::Choice, &["idx", "csv"], "Data format"),
+            field("model.hidden", "256, 128", pb::FieldKind::List, &[], "Hidden layer widths"),
+            field("train.epochs", "0", pb::FieldKind::Integer, &[], "Passes over the training data"),
+            field("train.batch_size", "64", pb::FieldKind::Integer, &[], "Minibatch size per worker"),
+            field(
+                "train.updater.kind",
+                "",
+                pb::FieldKind::Choice,
+                &["", "sgd", "nesterov", "adam"],
+                "Updater",
+            ),
+            field(
+                "sharing.mode",
+                "threshold",
+                pb::FieldKind::Choice,
+                &["", "threshold", "averaging", "none"],
+                "How workers share updates",
+            ),
+            field(
+                "cluster.launcher",
+                "local",
+                pb::FieldKind::Choice,
+                &["embedded", "local", "ssh", "spark", "none"],
+                "Where workers run",
+            ),
+            field("cluster.workers", "3", pb::FieldKind::Integer, &[], "Number of workers"),
+        ],
+        problems: vec![pb::KeyProblem {
+            key: "train.epochs".into(),
+            line: 0,
+            message: "must be 1..=100000 (got 0)".into(),
+        }],
+        toml: "T".into(),
+    }));
+    app.handle_msg(Msg::Logs(pb::LogBatch {
+        records: vec![
+            pb::LogRecord {
+                time: 45_000.0,
+                level: "INFO".into(),
+                target: "strom".into(),
+                message: "starting job fashion-mnist-demo".into(),
+                worker: None,
+            },
+            pb::LogRecord {
+                time: 45_001.0,
+                level: "INFO".into(),
+                target: "strom".into(),
+                message: "worker 0 joined".into(),
+                worker: None,
+            },
+            pb::LogRecord {
+                time: 45_002.5,
+                level: "WARN".into(),
+                target: "strom".into(),
+                message: "cannot reach the coordinator (attempt 1/10)".into(),
+                worker: Some(2),
+            },
+            pb::LogRecord {
+                time: 45_010.0,
+                level: "INFO".into(),
+                target: "strom".into(),
+                message: "epoch 2 done: train loss 0.7000, test accuracy 0.7810".into(),
+                worker: None,
+            },
+        ],
+    }));
+    app.status = None;
+    app
+}
+
+fn render(app: &App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| super::draw(f, app)).unwrap();
+    terminal.backend().to_string()
+}
+
+fn each_screen(name: &str, w: u16, h: u16) {
+    for screen in Screen::ALL {
+        let mut app = fixture();
+        app.screen = screen;
+        insta::assert_snapshot!(format!("{name}_{}", screen.title().to_lowercase()), render(&app, w, h));
+    }
+}
+
+#[test]
+fn screens_at_80x24() {
+    each_screen("80x24", 80, 24);
+}
+
+#[test]
+fn screens_at_160x48() {
+    each_screen("160x48", 160, 48);
+}
+
+#[test]
+fn overlays_and_connection_states() {
+    let mut app = fixture();
+    app.screen = Screen::Dashboard;
+    app.overlay = Some(Overlay::Help);
+    insta::assert_snapshot!("help_80x24", render(&app, 80, 24));
+    app.overlay = Some(Overlay::Confirm(Confirm::Stop));
+    insta::assert_snapshot!("confirm_stop_80x24", render(&app, 80, 24));
+    app.overlay = Some(Overlay::Tour(4));
+    insta::assert_snapshot!("tour_80x24", render(&app, 80, 24));
+    app.overlay = None;
+    app.conn = crate::state::Connection::Reconnecting {
+        attempt: 3,
+        retry_in: 1.5,
+        error: "coordinator unavailable".into(),
+    };
+    app.frozen = Some(app.job.clone());
+    let text = render(&app, 80, 24);
+    assert!(text.contains("reconnecting (attempt 3"), "{text}");
+    assert!(text.contains("[FROZEN]"), "{text}");
+}
+
+#[test]
+fn every_size_down_to_tiny_renders_without_panic() {
+    for (w, h) in [(80, 24), (40, 12), (20, 6), (1, 1), (200, 60)] {
+        for screen in Screen::ALL {
+            let mut app = fixture();
+            app.screen = screen;
+            app.overlay = Some(Overlay::Help);
+            render(&app, w, h);
+            app.overlay = Some(Overlay::Tour(0));
+            render(&app, w, h);
+        }
+    }
+}
+
+#[test]
+fn meaning_is_in_words_not_colour() {
+    let mut app = fixture();
+    app.screen = Screen::Dashboard;
+    let text = render(&app, 80, 24);
+    assert!(text.contains("RUNNING"), "{text}");
+    assert!(text.contains("[Dashboard]"), "the selected tab is bracketed: {text}");
+    assert!(text.contains("band"), "the band is labelled: {text}");
+    assert!(text.contains("w0") && text.contains("w2"), "{text}");
+    app.screen = Screen::Setup;
+    let text = render(&app, 80, 24);
+    assert!(text.contains("✗") && text.contains("must be 1..=100000"), "problems are marked: {text}");
+}

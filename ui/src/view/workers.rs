@@ -1,0 +1,110 @@
+//! The workers table: id, host, device, state, throughput, sparsity, tau, residual norm, lag,
+//! last heartbeat (and more columns when the terminal is wide).
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Modifier, Style, Stylize};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
+
+use super::fmt;
+use crate::app::App;
+use crate::state::worker_state;
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let job = app.view();
+    if job.workers.is_empty() {
+        let text = if job.is_running() {
+            "waiting for workers to join"
+        } else {
+            "no workers: press s to start the job"
+        };
+        f.render_widget(
+            Paragraph::new(Line::from(text).italic())
+                .block(Block::default().borders(Borders::ALL).title(" Workers ")),
+            area,
+        );
+        return;
+    }
+    let wide = area.width >= 120;
+    let mut header =
+        vec!["", "id", "host", "device", "state", "samples/s", "sparsity", "tau", "residual", "lag", "seen"];
+    if wide {
+        header.extend(["step", "loss", "sent", "received", "merged", "memory"]);
+    }
+    let rows: Vec<Row> = job
+        .workers
+        .values()
+        .enumerate()
+        .map(|(i, w)| {
+            let selected = i == app.selected_worker;
+            let state = format!("{:?}", worker_state(w)).to_lowercase();
+            let mut cells = vec![
+                Cell::from(if selected { "›" } else { " " }),
+                Cell::from(w.id.to_string()),
+                Cell::from(fmt::truncate(&w.host, 14)),
+                Cell::from(w.device.clone()),
+                Cell::from(state),
+                Cell::from(fmt::count(w.samples_per_sec)),
+                Cell::from(fmt::sci(w.sparsity)),
+                Cell::from(fmt::sci(w.tau as f64)),
+                Cell::from(format!("{:.4}", w.residual_norm)),
+                Cell::from(w.lag.to_string()),
+                Cell::from(format!("{:.0}s", w.last_heartbeat)),
+            ];
+            if wide {
+                let memory = if w.memory_total > 0 {
+                    format!("{}/{}", fmt::bytes(w.memory_used), fmt::bytes(w.memory_total))
+                } else {
+                    fmt::bytes(w.memory_used)
+                };
+                cells.extend([
+                    Cell::from(w.step.to_string()),
+                    Cell::from(format!("{:.4}", w.loss)),
+                    Cell::from(fmt::bytes(w.bytes_sent)),
+                    Cell::from(fmt::bytes(w.bytes_received)),
+                    Cell::from(w.merged.to_string()),
+                    Cell::from(memory),
+                ]);
+            }
+            let row = Row::new(cells);
+            if selected { row.style(Style::new().add_modifier(Modifier::REVERSED)) } else { row }
+        })
+        .collect();
+    let mut widths = vec![
+        Constraint::Length(1),
+        Constraint::Length(3),
+        Constraint::Min(6),
+        Constraint::Length(6),
+        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(5),
+        Constraint::Length(5),
+    ];
+    if wide {
+        widths.extend([
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(9),
+            Constraint::Length(9),
+            Constraint::Length(7),
+            Constraint::Length(18),
+        ]);
+    }
+    let detail = app
+        .selected_worker_id()
+        .and_then(|id| job.workers.get(&id))
+        .filter(|w| !w.detail.is_empty())
+        .map(|w| format!(" — w{}: {}", w.id, w.detail))
+        .unwrap_or_default();
+    let table =
+        Table::new(rows, widths).header(Row::new(header).style(Style::new().bold())).column_spacing(1).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(" Workers ({}){detail} ", job.workers.len())),
+        );
+    f.render_widget(table, area);
+}
