@@ -45,19 +45,50 @@ pub enum DataFormat {
     Csv,
 }
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    #[default]
+    Classification,
+    Regression,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataSpec {
     /// Training data: a local path, file://, hdfs://, viewfs:// or builtin: location.
     pub train: String,
-    /// Test data, evaluated after every epoch. Empty: no evaluation.
+    /// Test data, evaluated after every epoch. Empty: the held-out rows, or no evaluation.
     pub test: String,
     pub format: DataFormat,
+    /// Fraction of the training rows held out as test data when `test` is empty.
+    pub holdout: f32,
+    /// CSV: how files are read.
+    pub csv: crate::data::csv::CsvOptions,
+    /// CSV: a transform process (JSON) applied to every row, locally and on every worker.
+    pub transform: String,
+    /// CSV: the column to predict (after the transform).
+    pub label: String,
+    /// CSV: classification or regression.
+    pub task: Task,
+    /// CSV: the number of classes, for integer labels (default: found in the data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_classes: Option<usize>,
 }
 
 impl Default for DataSpec {
     fn default() -> Self {
-        DataSpec { train: DEMO_TRAIN.into(), test: DEMO_TEST.into(), format: DataFormat::Idx }
+        DataSpec {
+            train: DEMO_TRAIN.into(),
+            test: DEMO_TEST.into(),
+            format: DataFormat::Idx,
+            holdout: 0.0,
+            csv: Default::default(),
+            transform: String::new(),
+            label: String::new(),
+            task: Task::Classification,
+            num_classes: None,
+        }
     }
 }
 
@@ -382,6 +413,106 @@ pub struct ClusterSpec {
     /// With a checkpoint directory: write a checkpoint every this many steps (all workers'
     /// steps together), besides every epoch end. 0: epoch ends only.
     pub checkpoint_every: u64,
+    /// SSH launcher: the hosts workers start on, in turn ("user@host", or a table with host,
+    /// port and the binary's path there).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostSpec>,
+    /// SSH and Spark launchers: the job runs if at least this many workers start (hosts that
+    /// cannot be reached are reported and skipped). Default: all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_workers: Option<usize>,
+    pub ssh: SshSpec,
+    pub spark: SparkSpec,
+}
+
+/// How the Spark launcher submits worker tasks (the cockpit's and `strom train`'s; `strom
+/// submit` takes the same settings as flags).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SparkSpec {
+    /// Spark master: local[N], spark://host:7077, yarn, k8s://...
+    pub master: String,
+    /// spark-submit to run [default: $SPARK_HOME/bin/spark-submit, else on PATH].
+    pub submit: String,
+    /// Extra spark-submit arguments.
+    pub args: Vec<String>,
+    /// Ship this binary to the executors with --files.
+    pub ship_binary: bool,
+}
+
+impl Default for SparkSpec {
+    fn default() -> Self {
+        SparkSpec { master: "local[2]".into(), submit: String::new(), args: vec![], ship_binary: false }
+    }
+}
+
+/// An SSH host: "user@host" or `{ host = "user@host", port = 2222, binary = "/opt/strom" }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HostSpec {
+    Name(String),
+    Full(HostTable),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostTable {
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The `strom` binary on that host [default: cluster.ssh.binary].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<String>,
+}
+
+impl HostSpec {
+    pub fn host(&self) -> &str {
+        match self {
+            HostSpec::Name(h) => h,
+            HostSpec::Full(t) => &t.host,
+        }
+    }
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            HostSpec::Name(_) => None,
+            HostSpec::Full(t) => t.port,
+        }
+    }
+    pub fn binary<'a>(&'a self, default: &'a str) -> &'a str {
+        match self {
+            HostSpec::Full(HostTable { binary: Some(b), .. }) => b,
+            _ => default,
+        }
+    }
+}
+
+/// How the SSH launcher reaches hosts and what it runs there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshSpec {
+    /// The `strom` binary on the hosts: a path, or a name found on their PATH.
+    pub binary: String,
+    /// Copy this machine's binary there with scp when a host lacks it (same OS and CPU family).
+    pub copy_binary: bool,
+    /// Extra arguments for ssh and scp (e.g. ["-i", "~/.ssh/cluster", "-o", "ProxyJump=gw"]).
+    pub options: Vec<String>,
+    /// The coordinator's URL as the hosts reach it [default: this machine's host name and the
+    /// coordinator's port].
+    pub coordinator_url: String,
+    /// Seconds to wait for a host to answer.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for SshSpec {
+    fn default() -> Self {
+        SshSpec {
+            binary: "strom".into(),
+            copy_binary: false,
+            options: vec![],
+            coordinator_url: String::new(),
+            connect_timeout_secs: 10,
+        }
+    }
 }
 
 impl Default for ClusterSpec {
@@ -392,6 +523,10 @@ impl Default for ClusterSpec {
             backend: BackendKind::Cpu,
             heartbeat_timeout_secs: 10,
             checkpoint_every: 200,
+            hosts: vec![],
+            min_workers: None,
+            ssh: SshSpec::default(),
+            spark: SparkSpec::default(),
         }
     }
 }
@@ -469,6 +604,31 @@ impl JobSpec {
             {
                 v.fail(key, e.to_string());
             }
+        }
+        let d = &self.data;
+        v.check("data.holdout", (0.0..1.0).contains(&d.holdout), || {
+            format!("must be in [0, 1) (got {})", d.holdout)
+        });
+        if let Err(e) = d.csv.check() {
+            v.fail("data.csv", e);
+        }
+        if d.format == DataFormat::Csv {
+            v.check("data.label", !d.label.trim().is_empty(), || {
+                "CSV data needs the column to predict".into()
+            });
+        }
+        if !d.transform.trim().is_empty() {
+            v.check("data.transform", d.format == DataFormat::Csv, || {
+                "transform processes apply to CSV data (data.format = \"csv\")".into()
+            });
+            if let Err(e) = Location::parse(&d.transform) {
+                v.fail("data.transform", e.to_string());
+            }
+        }
+        if let Some(n) = d.num_classes {
+            v.check("data.num_classes", (2..=100_000).contains(&n), || {
+                format!("must be 2..=100000 (got {n})")
+            });
         }
         let m = &self.model;
         let layers = m.hidden_layers();
@@ -560,6 +720,25 @@ impl JobSpec {
         v.check("cluster.workers", (1..=1024).contains(&c.workers), || {
             format!("must be 1..=1024 (got {})", c.workers)
         });
+        if let Some(m) = c.min_workers {
+            v.check("cluster.min_workers", (1..=c.workers).contains(&m), || {
+                format!("must be 1..=cluster.workers ({}) (got {m})", c.workers)
+            });
+        }
+        v.check("cluster.hosts", c.launcher != LauncherKind::Ssh || !c.hosts.is_empty(), || {
+            "the ssh launcher needs hosts, e.g. hosts = [\"alice@node1\", \"alice@node2\"]".into()
+        });
+        for (i, h) in c.hosts.iter().enumerate() {
+            let host = h.host();
+            v.check(
+                "cluster.hosts",
+                !host.trim().is_empty() && !host.starts_with('-') && !host.contains(char::is_whitespace),
+                || format!("entry {i}: '{host}' is not a host name (expected user@host or host)"),
+            );
+        }
+        v.check("cluster.ssh.connect_timeout_secs", (1..=300).contains(&c.ssh.connect_timeout_secs), || {
+            format!("must be 1..=300 (got {})", c.ssh.connect_timeout_secs)
+        });
         v.check("cluster.heartbeat_timeout_secs", (1..=3600).contains(&c.heartbeat_timeout_secs), || {
             format!("must be 1..=3600 (got {})", c.heartbeat_timeout_secs)
         });
@@ -576,13 +755,20 @@ impl JobSpec {
     /// "does this path exist"); slow for remote locations.
     pub fn check_paths(&self) -> Vec<KeyError> {
         let mut errors = Vec::new();
-        for (key, value) in [("data.train", &self.data.train), ("data.test", &self.data.test)] {
+        for (key, value) in [
+            ("data.train", &self.data.train),
+            ("data.test", &self.data.test),
+            ("data.transform", &self.data.transform),
+        ] {
             if value.trim().is_empty() {
                 continue;
             }
             let problem = match Location::parse(value) {
                 Err(e) => Some(e.to_string()),
-                Ok(loc) => match crate::data::resolve_inputs(&loc, self.data.format) {
+                Ok(loc) if key == "data.transform" => {
+                    crate::data::transform::TransformProcess::load(&loc).err().map(|e| e.to_string())
+                }
+                Ok(loc) => match crate::data::resolve_inputs(&loc, &self.data) {
                     Ok(_) => None,
                     Err(e) => Some(e.to_string()),
                 },

@@ -22,8 +22,11 @@ fn main() -> std::process::ExitCode {
         Some(Command::Attach(a)) => cli::cockpit::attach(a, started),
         Some(Command::Train(a)) => cli::train::run(*a),
         Some(Command::Eval(a)) => cli::eval::run(a),
+        Some(Command::Analyze(a)) => cli::etl::analyze(a),
+        Some(Command::Transform(a)) => cli::etl::transform(a),
         Some(Command::Coordinator(a)) => cli::coordinator::run(*a),
         Some(Command::Worker(a)) => cli::worker::run(a),
+        Some(Command::Submit(a)) => cli::submit::run(*a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -21,7 +21,7 @@ fn cockpit_trains_the_demo_shows_every_worker_and_quits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     // The cockpit's demo job, long enough to still run when we quit.
     let job = dir.path().join("cockpit-e2e.toml");
-    let text = include_str!("../assets/jobs/cockpit.toml").replace("epochs = 20", "epochs = 400");
+    let text = include_str!("../assets/jobs/cockpit.toml").replace("epochs = 60", "epochs = 400");
     std::fs::write(&job, text).unwrap();
     let timing = dir.path().join("timing");
     let tmux = Tmux::new(80, 24);
@@ -53,6 +53,72 @@ fn cockpit_trains_the_demo_shows_every_worker_and_quits_cleanly() {
     );
     let t = std::fs::read_to_string(&timing).unwrap();
     assert!(t.contains("first_frame_ms") && t.contains("first_data_frame_ms"), "{t}");
+}
+
+#[test]
+fn cockpit_sets_up_csv_with_a_transform_shows_its_schema_and_trains_it() {
+    let tmux = Tmux::new(160, 48);
+    // The wine job's paths are relative to the repository.
+    tmux.run(&format!("cd {} && {BIN} cockpit --job assets/jobs/wine.toml", env!("CARGO_MANIFEST_DIR")));
+    tmux.wait("the job form", Duration::from_secs(30), |s| {
+        s.contains("READY") && s.contains("data.transform")
+    });
+    tmux.keys(&["v"]);
+    let screen = tmux.wait("the checked data", Duration::from_secs(30), |s| s.contains("schema after the"));
+    let panel: String = screen.lines().filter_map(|l| l.split("││").nth(1)).collect::<Vec<_>>().join(" ");
+    let words = panel
+        .split(|c: char| c == '│' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(words.contains("142 examples x 14 features, 3 classes"), "{screen}");
+    assert!(words.contains("schema after the transform (15 columns): alcohol double"), "{screen}");
+    assert!(words.contains("cultivar integer (label) · flavanoid_ratio double"), "{screen}");
+    tmux.keys(&["s"]);
+    tmux.wait("the finished job", Duration::from_secs(90), |s| s.contains("FINISHED"));
+    tmux.keys(&["q"]);
+    tmux.wait("the shell prompt", Duration::from_secs(20), |s| s.contains("PROMPT$"));
+}
+
+#[test]
+fn cockpit_setup_offers_the_launchers_and_shows_per_host_start_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let job = dir.path().join("ssh.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "[cluster]\nlauncher = \"ssh\"\nworkers = 2\nhosts = [{{ host = \"nobody@127.0.0.1\", port = {port} }}, \"nobody@no-such-host.invalid\"]\n[cluster.ssh]\nconnect_timeout_secs = 3\n"
+        ),
+    )
+    .unwrap();
+    let tmux = Tmux::new(160, 48);
+    tmux.run(&format!("{BIN} cockpit --job {}", job.display()));
+    tmux.wait("the job form", Duration::from_secs(30), |s| s.contains("READY") && s.contains("data.train"));
+    // The cluster keys are at the end of the form.
+    for _ in 0..6 {
+        tmux.keys(&["NPage"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let screen = tmux.wait("the cluster keys", Duration::from_secs(10), |s| s.contains("cluster.spark.ship_binary"));
+    assert!(screen.contains("‹ssh›"), "{screen}");
+    for key in ["cluster.ssh.binary", "cluster.spark.master", "cluster.min_workers"] {
+        assert!(screen.contains(key), "{key} in {screen}");
+    }
+    tmux.keys(&["s"]);
+    tmux.wait("the failed start", Duration::from_secs(30), |s| s.contains("FAILED"));
+    // Back to Setup, where the launch problems are listed.
+    while !tmux.screen().contains("[Setup]") {
+        tmux.keys(&["Tab"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let screen = tmux.wait("the per-host errors", Duration::from_secs(10), |s| s.contains("no-such-host.invalid:"));
+    let panel: String = screen.lines().filter_map(|l| l.split("││").nth(1)).collect::<Vec<_>>().join(" ");
+    let words = panel.split(|c: char| c == '│' || c.is_whitespace()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+    assert!(words.contains(&format!("✗ launch: host nobody@127.0.0.1: ssh: connect to host 127.0.0.1 port {port}: Connection refused")), "{screen}");
+    assert!(words.contains("✗ launch: host nobody@no-such-host.invalid: ssh: Could not resolve hostname"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait("the shell prompt", Duration::from_secs(20), |s| s.contains("PROMPT$"));
 }
 
 #[test]

@@ -73,8 +73,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
-fn preprocessing_for(format: DataFormat) -> Preprocessing {
-    match format {
+fn preprocessing_for(run: &JobRun) -> Preprocessing {
+    if !run.transform_json.is_empty()
+        && let Ok(p) = crate::data::transform::TransformProcess::from_json(&run.transform_json, "run")
+    {
+        return Preprocessing::Transform { process: Box::new(p) };
+    }
+    match run.job.data.format {
         DataFormat::Idx => Preprocessing::ImageScale { scale: 1.0 / 255.0 },
         DataFormat::Csv => Preprocessing::Identity,
     }
@@ -93,7 +98,7 @@ fn finish(
     let finished = FinishedRun {
         job: &run.job,
         architecture: &run.architecture,
-        preprocessing: preprocessing_for(run.job.data.format),
+        preprocessing: preprocessing_for(run),
         class_names: run.shape.class_names.clone(),
         epochs_before: 0,
         outcome: &result.outcome,
@@ -182,8 +187,10 @@ pub fn train_with_coordinator(args: &TrainArgs, job: JobSpec, output: &Location)
         }
     }
     let _cleanup = RemoveOnDrop(token_file.clone());
-    let train = Location::parse(&job.data.train)?;
-    let shape = crate::data::describe(&train, job.data.format).with_context(|| format!("reading {train}"))?;
+    let process =
+        crate::data::fitted_process(&job.data, job.train.seed).context("preparing the transform process")?;
+    let shape = crate::data::describe(&job.data, job.train.seed, process.as_ref())
+        .with_context(|| format!("reading {}", job.data.train))?;
     let architecture = crate::nn::Architecture::from_job(&job.model, shape.width, shape.outputs);
     log_plan(&job, &architecture, 0);
     let progress = SharedProgress(Arc::new(Mutex::new(TrainProgress::new(

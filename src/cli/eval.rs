@@ -10,7 +10,7 @@ use crate::backend::CpuBackend;
 use crate::data;
 use crate::engine::evaluate;
 use crate::job::DataFormat;
-use crate::nn::saved::SavedModel;
+use crate::nn::saved::{Preprocessing, SavedModel};
 use crate::storage::Location;
 
 #[derive(Debug, Args)]
@@ -38,13 +38,34 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> Result<()> {
     let dir = Location::parse(&args.model)?;
     let model = SavedModel::load(&dir).with_context(|| format!("loading model {dir}"))?;
-    let test = args.test.clone().unwrap_or_else(|| model.meta.job.data.test.clone());
-    if test.trim().is_empty() {
-        bail!("no test data: pass --test LOC (the model's job has none)");
+    let mut spec = model.meta.job.data.clone();
+    if let Some(f) = args.format {
+        spec.format = f;
     }
-    let format = args.format.unwrap_or(model.meta.job.data.format);
-    let loc = Location::parse(&test)?;
-    let dataset = data::load(&loc, format).with_context(|| format!("loading test data from {loc}"))?;
+    let process = match &model.meta.preprocessing {
+        Preprocessing::Transform { process } => Some(process.as_ref()),
+        _ => None,
+    };
+    let (dataset, loc) = match &args.test {
+        Some(t) => {
+            let loc = Location::parse(t)?;
+            (
+                data::load(&loc, &spec, process).with_context(|| format!("loading test data from {loc}"))?,
+                loc.to_string(),
+            )
+        }
+        None => match data::load_test(&spec, model.meta.job.train.seed, process)
+            .context("loading the model's test data")?
+        {
+            Some(d) => {
+                let name = d.source.clone();
+                (d, name)
+            }
+            None => bail!(
+                "no test data: pass --test LOC (the model's job has neither data.test nor data.holdout)"
+            ),
+        },
+    };
     let arch = &model.meta.architecture;
     if dataset.width != arch.inputs {
         bail!("{loc} has {} features per example; the model expects {}", dataset.width, arch.inputs);

@@ -3,8 +3,10 @@
 
 pub mod cockpit;
 pub mod coordinator;
+pub mod etl;
 pub mod eval;
 mod progress;
+pub mod submit;
 pub mod train;
 pub mod worker;
 
@@ -45,10 +47,16 @@ pub enum Command {
     Train(Box<train::TrainArgs>),
     /// Evaluate a saved model on test data.
     Eval(eval::EvalArgs),
+    /// Statistics and data quality of a CSV file or directory.
+    Analyze(etl::AnalyzeArgs),
+    /// Run a transform process over CSV data (the local executor).
+    Transform(etl::TransformArgs),
     /// Run a coordinator: workers join it, the cockpit attaches to it.
     Coordinator(Box<coordinator::CoordinatorArgs>),
     /// Join a coordinator and train until its job ends.
     Worker(worker::WorkerArgs),
+    /// Run a job (or a transform process) on a Spark cluster through spark-submit.
+    Submit(Box<submit::SubmitArgs>),
 }
 
 /// Parses a flag value through the same names the job file uses (`adam`, `threshold`, ...).

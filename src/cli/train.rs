@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::parse_name;
 use super::progress::TrainProgress;
+use crate::data::transform::TransformProcess;
 use crate::data::{self, Dataset, Features};
 use crate::engine::{self, EmbeddedOptions, EvalReport, TrainOutcome};
 use crate::job::{
@@ -37,6 +38,15 @@ pub struct TrainArgs {
     /// Data format [data.format].
     #[arg(long, value_name = "idx|csv", value_parser = parse_name::<DataFormat>)]
     pub format: Option<DataFormat>,
+    /// CSV: transform process (JSON) applied to every row, on every worker [data.transform].
+    #[arg(long, value_name = "FILE")]
+    pub transform: Option<String>,
+    /// CSV: the column to predict, after the transform [data.label].
+    #[arg(long, value_name = "COLUMN")]
+    pub label: Option<String>,
+    /// Fraction of training rows held out as test data when there is no --test [data.holdout].
+    #[arg(long, value_name = "FRACTION")]
+    pub holdout: Option<f32>,
     /// Model preset [model.preset]; only "mlp" exists.
     #[arg(long, value_name = "mlp")]
     pub model: Option<String>,
@@ -128,8 +138,20 @@ impl TrainArgs {
             (None, Some(job)) => job,
             (None, None) => JobSpec::default(),
         };
+        if let Some(v) = &self.train
+            && job.name == JobSpec::default().name
+        {
+            // Name the run after its data, not the demo (it names the output directory).
+            let stem = v.trim_end_matches('/').rsplit('/').next().unwrap_or(v);
+            let stem = stem.split('.').next().filter(|s| !s.is_empty()).unwrap_or("job");
+            job.name = stem.to_string();
+        }
         let d = &mut job.data;
         if let Some(v) = &self.train {
+            // Other training data never goes with the demo's test set.
+            if d.test == crate::job::DEMO_TEST && self.test.is_none() {
+                d.test.clear();
+            }
             d.train = v.clone();
         }
         if let Some(v) = &self.test {
@@ -137,6 +159,15 @@ impl TrainArgs {
         }
         if let Some(v) = self.format {
             d.format = v;
+        }
+        if let Some(v) = &self.transform {
+            d.transform = v.clone();
+        }
+        if let Some(v) = &self.label {
+            d.label = v.clone();
+        }
+        if let Some(v) = self.holdout {
+            d.holdout = v;
         }
         let m = &mut job.model;
         if let Some(v) = &self.model
@@ -210,55 +241,40 @@ impl TrainArgs {
     }
 }
 
-/// The data a job trains and evaluates on.
+/// The data a job trains and evaluates on, and the transform process fitted for it.
 pub struct JobData {
     pub train: Arc<Dataset>,
     pub test: Option<Arc<Dataset>>,
+    pub process: Option<TransformProcess>,
 }
 
 pub fn load_data(job: &JobSpec) -> Result<JobData> {
-    let train_loc = Location::parse(&job.data.train).context("data.train")?;
+    let seed = job.train.seed;
     let t0 = std::time::Instant::now();
-    let train = data::load(&train_loc, job.data.format)
-        .with_context(|| format!("loading training data from {train_loc}"))?;
+    let data::Prepared { process, shape, test } =
+        data::prepare(&job.data, seed).with_context(|| format!("reading {}", job.data.train))?;
+    // Tables were checked in full above; each worker transforms the partitions it trains.
+    let train = data::load_train(&job.data, seed, process.as_ref(), true, shape.outputs)
+        .with_context(|| format!("loading training data from {}", job.data.train))?;
     tracing::info!(
         "training data: {} examples x {} features from {} ({:.1} MB in memory, {:.2} s)",
         train.rows,
         train.width,
-        train_loc,
+        job.data.train,
         train.memory_bytes() as f64 / 1e6,
         t0.elapsed().as_secs_f64()
     );
-    let test = if job.data.test.trim().is_empty() {
-        None
-    } else {
-        let loc = Location::parse(&job.data.test).context("data.test")?;
-        let test =
-            data::load(&loc, job.data.format).with_context(|| format!("loading test data from {loc}"))?;
-        if test.width != train.width {
-            bail!(
-                "test data {loc} has {} features per example, training data has {}",
-                test.width,
-                train.width
-            );
-        }
-        if test.output_width() > train.output_width() {
-            bail!(
-                "test data {loc} has {} classes, training data only {}",
-                test.output_width(),
-                train.output_width()
-            );
-        }
-        tracing::info!("test data: {} examples from {}", test.rows, loc);
-        Some(test)
-    };
-    Ok(JobData { train: Arc::new(train), test: test.map(Arc::new) })
+    if let Some(test) = &test {
+        tracing::info!("test data: {} examples from {}", test.rows, test.source);
+    }
+    Ok(JobData { train: Arc::new(train), test, process })
 }
 
-pub fn preprocessing_of(dataset: &Dataset) -> Preprocessing {
-    match dataset.features {
-        Features::U8 { scale, .. } => Preprocessing::ImageScale { scale },
-        Features::F32(_) => Preprocessing::Identity,
+pub fn preprocessing_of(dataset: &Dataset, process: Option<&TransformProcess>) -> Preprocessing {
+    match (process, &dataset.features) {
+        (Some(p), _) => Preprocessing::Transform { process: Box::new(p.clone()) },
+        (None, Features::U8 { scale, .. }) => Preprocessing::ImageScale { scale: *scale },
+        (None, _) => Preprocessing::Identity,
     }
 }
 
@@ -330,7 +346,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let finished = FinishedRun {
         job: &job,
         architecture: &architecture,
-        preprocessing: preprocessing_of(&data.train),
+        preprocessing: preprocessing_of(&data.train, data.process.as_ref()),
         class_names: data.train.class_names.clone(),
         epochs_before: done,
         outcome: &outcome,

@@ -13,7 +13,14 @@ use super::ClusterError;
 /// Reads a token file: its content without surrounding white space, which must not be empty.
 pub fn read_token_file(path: &Path) -> Result<String, ClusterError> {
     let err = |message: String| ClusterError::Token { path: path.display().to_string(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    // "-": the token comes on stdin (how the SSH launcher hands it over).
+    let text = if path.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map_err(|e| err(e.to_string()))?;
+        t
+    } else {
+        std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?
+    };
     let token = text.trim();
     if token.is_empty() {
         return Err(err("is empty".into()));

@@ -22,6 +22,7 @@ use super::convert::{device_to_pb, params_from_bytes, params_to_bytes, partition
 use super::coordinator::MAX_MESSAGE;
 use crate::backend::{self, DeviceInfo};
 use crate::data;
+use crate::data::transform::TransformProcess;
 use crate::engine::StepStats;
 use crate::engine::hub::{EpochNext, Work};
 use crate::engine::inbox::{Inbox, SharedMessage};
@@ -30,7 +31,6 @@ use crate::engine::worker::{Transport, TransportError, WorkerLoop, WorkerSummary
 use crate::job::{BackendKind, JobSpec};
 use crate::nn::Architecture;
 use crate::rng::Rng;
-use crate::storage::Location;
 use crate::telemetry::{LogEvent, log_tap};
 
 const WORKER_HEADER: &str = "strom-worker-id";
@@ -138,6 +138,7 @@ pub struct GrpcTransport {
 struct Joined {
     job_toml: String,
     architecture_json: String,
+    transform_json: String,
     params: Vec<u8>,
     epoch: u32,
     tau: f32,
@@ -280,6 +281,7 @@ impl GrpcTransport {
         let joined = Joined {
             job_toml: reply.job_toml,
             architecture_json: reply.architecture_json,
+            transform_json: reply.transform_json,
             params: reply.params,
             epoch: reply.epoch,
             tau: reply.tau,
@@ -655,12 +657,22 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
             ))
         })?;
         tracing::info!("worker {id} joined {url}: job {}, epoch {}", job.name, joined.epoch + 1);
-        let loc = Location::parse(&job.data.train).map_err(|e| ClusterError::Job(e.to_string()))?;
-        let dataset = data::load(&loc, job.data.format)?;
+        let process = if joined.transform_json.is_empty() {
+            None
+        } else {
+            Some(
+                TransformProcess::from_json(&joined.transform_json, "the coordinator's transform process")
+                    .map_err(|e| ClusterError::Job(e.to_string()))?,
+            )
+        };
+        // Tables: this worker transforms the partitions it is handed, with the coordinator's
+        // fitted statistics (the distributed executor).
+        let dataset =
+            data::load_train(&job.data, job.train.seed, process.as_ref(), true, architecture.outputs())?;
         if dataset.width != architecture.inputs {
             return Err(ClusterError::Job(format!(
-                "{loc} has {} features per example here; the job's model takes {}",
-                dataset.width, architecture.inputs
+                "{} has {} features per example here; the job's model takes {}",
+                job.data.train, dataset.width, architecture.inputs
             )));
         }
         let backend = backend::create(&job, &architecture, job.train.batch_size, &params)

@@ -55,11 +55,15 @@ impl BatchBuffer {
         let mut b = BatchBuffer::default();
         match &dataset.features {
             Features::U8 { .. } => b.bytes.reserve(rows * dataset.width),
-            Features::F32(_) => b.floats.reserve(rows * dataset.width),
+            Features::F32(_) | Features::Lazy(_) => b.floats.reserve(rows * dataset.width),
         }
         match &dataset.targets {
             Targets::Classes { .. } => b.labels.reserve(rows),
             Targets::Values { width, .. } => b.values.reserve(rows * width),
+            Targets::Lazy { .. } => {
+                b.labels.reserve(rows);
+                b.values.reserve(rows);
+            }
         }
         b
     }
@@ -67,6 +71,25 @@ impl BatchBuffer {
     /// Gathers the examples `indices` of `dataset`.
     pub fn gather<'a>(&'a mut self, dataset: &Dataset, indices: &[u32]) -> Batch<'a> {
         let w = dataset.width;
+        if let (Features::Lazy(table), Targets::Lazy { classes }) = (&dataset.features, &dataset.targets) {
+            self.floats.resize(indices.len() * w, 0.0);
+            self.labels.clear();
+            self.values.clear();
+            for (r, &i) in indices.iter().enumerate() {
+                let label = table.row(i as usize, &mut self.floats[r * w..(r + 1) * w]);
+                if *classes > 0 {
+                    self.labels.push(label as u32);
+                } else {
+                    self.values.push(label);
+                }
+            }
+            let targets = if *classes > 0 {
+                BatchTargets::Classes(&self.labels)
+            } else {
+                BatchTargets::Values(&self.values)
+            };
+            return Batch { rows: indices.len(), input: BatchInput::F32(&self.floats), targets };
+        }
         let input = match &dataset.features {
             Features::U8 { data, scale } => {
                 self.bytes.clear();
@@ -84,6 +107,7 @@ impl BatchBuffer {
                 }
                 BatchInput::F32(&self.floats)
             }
+            Features::Lazy(_) => unreachable!("lazy features come with lazy targets"),
         };
         let targets = match &dataset.targets {
             Targets::Classes { labels, .. } => {
@@ -99,6 +123,7 @@ impl BatchBuffer {
                 }
                 BatchTargets::Values(&self.values)
             }
+            Targets::Lazy { .. } => unreachable!("lazy targets come with lazy features"),
         };
         Batch { rows: indices.len(), input, targets }
     }

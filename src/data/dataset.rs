@@ -1,5 +1,9 @@
 //! A dataset held in memory in its most compact form: images as u8, scaled only when a batch is
-//! formed.
+//! formed; or raw table rows, transformed when their partition is first trained.
+
+use std::sync::Arc;
+
+use super::table::LazyTable;
 
 /// Feature storage: one row of `width` values per example, rows back to back.
 #[derive(Clone, Debug)]
@@ -10,6 +14,8 @@ pub enum Features {
         scale: f32,
     },
     F32(Vec<f32>),
+    /// Raw table rows, transformed when their partition is first trained.
+    Lazy(Arc<LazyTable>),
 }
 
 #[derive(Clone, Debug)]
@@ -18,6 +24,8 @@ pub enum Targets {
     Classes { labels: Vec<u32>, classes: usize },
     /// Regression targets, `width` per example.
     Values { values: Vec<f32>, width: usize },
+    /// Inside a lazy table; `classes` is 0 for regression (one target).
+    Lazy { classes: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -39,11 +47,65 @@ impl Dataset {
         match &self.targets {
             Targets::Classes { classes, .. } => *classes,
             Targets::Values { width, .. } => *width,
+            Targets::Lazy { classes } => (*classes).max(1),
         }
     }
 
     pub fn is_classification(&self) -> bool {
-        matches!(self.targets, Targets::Classes { .. })
+        matches!(self.targets, Targets::Classes { .. } | Targets::Lazy { classes: 1.. })
+    }
+
+    /// The usable rows among `indices` (lazy tables transform them now; filtered rows drop
+    /// out); other datasets use them all.
+    pub fn prepare(&self, indices: &[u32], out: &mut Vec<u32>) -> Result<(), super::DataError> {
+        match &self.features {
+            Features::Lazy(t) => t.prepare(indices, out),
+            _ => {
+                out.clear();
+                out.extend_from_slice(indices);
+                Ok(())
+            }
+        }
+    }
+
+    /// A dataset of the rows `indices` (held-out splits of in-memory data).
+    pub fn select(&self, indices: &[u32]) -> Dataset {
+        let w = self.width;
+        let pick = |v: &[f32], width: usize| -> Vec<f32> {
+            indices
+                .iter()
+                .flat_map(|&i| v[i as usize * width..(i as usize + 1) * width].iter().copied())
+                .collect()
+        };
+        let features = match &self.features {
+            Features::U8 { data, scale } => Features::U8 {
+                data: indices
+                    .iter()
+                    .flat_map(|&i| data[i as usize * w..(i as usize + 1) * w].iter().copied())
+                    .collect(),
+                scale: *scale,
+            },
+            Features::F32(v) => Features::F32(pick(v, w)),
+            Features::Lazy(t) => Features::Lazy(t.clone()),
+        };
+        let targets = match &self.targets {
+            Targets::Classes { labels, classes } => Targets::Classes {
+                labels: indices.iter().map(|&i| labels[i as usize]).collect(),
+                classes: *classes,
+            },
+            Targets::Values { values, width } => {
+                Targets::Values { values: pick(values, *width), width: *width }
+            }
+            Targets::Lazy { classes } => Targets::Lazy { classes: *classes },
+        };
+        Dataset {
+            source: self.source.clone(),
+            features,
+            width: w,
+            rows: indices.len(),
+            targets,
+            class_names: self.class_names.clone(),
+        }
     }
 
     /// Bytes held by features and targets.
@@ -51,10 +113,12 @@ impl Dataset {
         let f = match &self.features {
             Features::U8 { data, .. } => data.len(),
             Features::F32(v) => v.len() * 4,
+            Features::Lazy(_) => self.rows * self.width * 4,
         };
         let t = match &self.targets {
             Targets::Classes { labels, .. } => labels.len() * 4,
             Targets::Values { values, .. } => values.len() * 4,
+            Targets::Lazy { .. } => self.rows * 4,
         };
         f + t
     }

@@ -169,16 +169,32 @@ pub fn describe(images: &Location, labels: &Location) -> Result<super::DataShape
     };
     let mut reader: Box<dyn Read> =
         if gz { Box::new(flate2::read::MultiGzDecoder::new(peek)) } else { Box::new(peek) };
-    reader.read_exact(&mut head).map_err(|e| DataError::Format {
+    // The magic first, so a file that is not IDX at all says so (not "too short").
+    let short = |e: std::io::Error| DataError::Format {
         file: img_name.clone(),
-        message: format!("cannot read the 16-byte IDX header: {e}"),
-    })?;
-    if head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] != 3 {
+        message: if gz {
+            format!("bad gzip data: {e}")
+        } else {
+            format!("cannot read the 16-byte IDX header: {e}")
+        },
+    };
+    reader.read_exact(&mut head[..4]).map_err(short)?;
+    if head[0] != 0 || head[1] != 0 {
+        return Err(DataError::Format {
+            file: img_name,
+            message: format!(
+                "wrong magic number {:02x}{:02x}{:02x}{:02x}: not an IDX file",
+                head[0], head[1], head[2], head[3]
+            ),
+        });
+    }
+    if head[2] != 0x08 || head[3] != 3 {
         return Err(DataError::Format {
             file: img_name,
             message: format!("not an IDX image file (header {:02x?}); expected 00 00 08 03", &head[..4]),
         });
     }
+    reader.read_exact(&mut head[4..]).map_err(short)?;
     let dim = |i: usize| {
         u32::from_be_bytes([head[4 + 4 * i], head[5 + 4 * i], head[6 + 4 * i], head[7 + 4 * i]]) as usize
     };
@@ -198,6 +214,8 @@ pub fn describe(images: &Location, labels: &Location) -> Result<super::DataShape
         outputs: classes,
         classification: true,
         class_names: class_names(images, classes),
+        columns: Vec::new(),
+        label: String::new(),
     })
 }
 
@@ -280,7 +298,8 @@ mod tests {
     fn builtin_demo_loads_with_class_names() {
         let ds = crate::data::load(
             &Location::parse("builtin:fashion-mnist-demo/test").unwrap(),
-            crate::job::DataFormat::Idx,
+            &Default::default(),
+            None,
         )
         .unwrap();
         assert_eq!(ds.rows, 2000);
@@ -293,8 +312,9 @@ mod tests {
     #[test]
     fn describe_matches_load() {
         let loc = Location::parse("builtin:fashion-mnist-demo/train").unwrap();
-        let shape = crate::data::describe(&loc, crate::job::DataFormat::Idx).unwrap();
-        let ds = crate::data::load(&loc, crate::job::DataFormat::Idx).unwrap();
+        let spec = crate::job::DataSpec { train: loc.to_string(), ..Default::default() };
+        let shape = crate::data::describe(&spec, 0, None).unwrap();
+        let ds = crate::data::load(&loc, &Default::default(), None).unwrap();
         assert_eq!((shape.rows, shape.width, shape.outputs), (ds.rows, ds.width, ds.output_width()));
         assert_eq!(shape.to_string(), "10000 examples x 784 features, 10 classes");
     }
@@ -305,16 +325,16 @@ mod tests {
         let p = |n: &str| Location::local(dir.path().join(n));
         p("a-images-idx3-ubyte").write_atomic(&idx(&[2, 1, 1], &[1, 2])).unwrap();
         p("a-labels-idx1-ubyte").write_atomic(&idx(&[3], &[1, 2, 3])).unwrap();
-        let e = crate::data::load(&p("a"), crate::job::DataFormat::Idx).unwrap_err().to_string();
+        let e = crate::data::load(&p("a"), &Default::default(), None).unwrap_err().to_string();
         assert!(e.contains("has 2 images but") && e.contains("has 3 labels"), "{e}");
-        let e = crate::data::load(&p("nothing"), crate::job::DataFormat::Idx).unwrap_err().to_string();
+        let e = crate::data::load(&p("nothing"), &Default::default(), None).unwrap_err().to_string();
         assert!(e.contains("no IDX data"), "{e}");
         p("b-images-idx3-ubyte").write_atomic(&idx(&[1, 1, 1], &[1])).unwrap();
-        let e = crate::data::load(&Location::local(dir.path()), crate::job::DataFormat::Idx)
+        let e = crate::data::load(&Location::local(dir.path()), &Default::default(), None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("several"), "{e}");
-        let e = crate::data::load(&p("b"), crate::job::DataFormat::Idx).unwrap_err().to_string();
+        let e = crate::data::load(&p("b"), &Default::default(), None).unwrap_err().to_string();
         assert!(e.contains("labels file is missing"), "{e}");
     }
 }

@@ -1,14 +1,25 @@
-//! Training data: where it is (`resolve_inputs`), how it is read (IDX now, CSV with the ETL
-//! pipeline), how it is held in memory (`Dataset`, u8 images stay u8) and batched.
+//! Training data: where it is, how it is read (IDX, CSV), how it is transformed (the ETL
+//! pipeline: schemas, transform processes, analysis), how it is held in memory (`Dataset`:
+//! u8 images stay u8, table rows are transformed lazily on the worker that trains them) and
+//! batched.
 
+pub mod analysis;
 mod batch;
+pub mod csv;
 mod dataset;
+pub mod executor;
 pub mod idx;
+pub mod schema;
+pub mod table;
+pub mod transform;
 
 pub use batch::{Batch, BatchBuffer, BatchInput, BatchTargets};
 pub use dataset::{Dataset, Features, Targets};
 
-use crate::job::DataFormat;
+use table::Split;
+use transform::{TransformError, TransformProcess};
+
+use crate::job::{DataFormat, DataSpec};
 use crate::storage::{Location, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,36 +33,50 @@ pub enum DataError {
     NoInput { location: String, message: String },
     #[error("{0}")]
     Mismatch(String),
+    #[error(transparent)]
+    Transform(Box<TransformError>),
+}
+
+impl From<TransformError> for DataError {
+    fn from(e: TransformError) -> Self {
+        match e {
+            TransformError::Data(d) => d,
+            other => DataError::Transform(Box::new(other)),
+        }
+    }
 }
 
 /// The concrete files behind a data location.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum DataInputs {
     Idx { images: Location, labels: Location },
+    Csv(csv::CsvSource),
 }
 
 /// Finds the files a data location stands for. For IDX: a directory holding exactly one
 /// `*images-idx3-ubyte[.gz]` and one `*labels-idx1-ubyte[.gz]`, or a prefix `P` with
-/// `P-images-idx3-ubyte[.gz]` and `P-labels-idx1-ubyte[.gz]`.
-pub fn resolve_inputs(location: &Location, format: DataFormat) -> Result<DataInputs, DataError> {
-    match format {
+/// `P-images-idx3-ubyte[.gz]` and `P-labels-idx1-ubyte[.gz]`. For CSV: a file or a directory.
+pub fn resolve_inputs(location: &Location, data: &DataSpec) -> Result<DataInputs, DataError> {
+    match data.format {
         DataFormat::Idx => idx::resolve(location),
-        DataFormat::Csv => Err(DataError::NoInput {
-            location: location.to_string(),
-            message: "CSV data needs the ETL pipeline, which this build does not have yet".into(),
-        }),
+        DataFormat::Csv => Ok(DataInputs::Csv(csv::CsvSource::open(location, &data.csv)?)),
     }
 }
 
-/// The shape of a dataset, found without loading all of it.
+/// The shape of a dataset, found without keeping all of it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataShape {
+    /// Rows the work queue partitions (for tables: raw rows, before filters).
     pub rows: usize,
     pub width: usize,
     /// Classes, or regression targets.
     pub outputs: usize,
     pub classification: bool,
     pub class_names: Vec<String>,
+    /// Tables: the schema after the transform, as (name, type), the label included.
+    pub columns: Vec<(String, String)>,
+    /// Tables: the label column.
+    pub label: String,
 }
 
 impl std::fmt::Display for DataShape {
@@ -65,17 +90,135 @@ impl std::fmt::Display for DataShape {
     }
 }
 
-/// Reads just enough of a dataset to know its shape (the coordinator plans partitions and
-/// builds the model from it; the workers load the data itself).
-pub fn describe(location: &Location, format: DataFormat) -> Result<DataShape, DataError> {
-    match resolve_inputs(location, format)? {
-        DataInputs::Idx { images, labels } => idx::describe(&images, &labels),
+/// The job's transform process, fitted on its training rows (tables only; `None` for IDX).
+pub fn fitted_process(data: &DataSpec, seed: u64) -> Result<Option<TransformProcess>, DataError> {
+    match data.format {
+        DataFormat::Idx => Ok(None),
+        DataFormat::Csv => table::fitted_process(data, seed),
     }
 }
 
-/// Loads a dataset from a location.
-pub fn load(location: &Location, format: DataFormat) -> Result<Dataset, DataError> {
-    match resolve_inputs(location, format)? {
-        DataInputs::Idx { images, labels } => idx::load(&images, &labels),
+/// Loads every row of a location (evaluation, tools).
+pub fn load(
+    location: &Location,
+    data: &DataSpec,
+    process: Option<&TransformProcess>,
+) -> Result<Dataset, DataError> {
+    load_split(location, data, process, Split::All, 0)
+}
+
+fn load_split(
+    location: &Location,
+    data: &DataSpec,
+    process: Option<&TransformProcess>,
+    split: Split,
+    seed: u64,
+) -> Result<Dataset, DataError> {
+    match data.format {
+        DataFormat::Idx => {
+            let DataInputs::Idx { images, labels } = idx::resolve(location)? else { unreachable!() };
+            let all = idx::load(&images, &labels)?;
+            if split == Split::All || data.holdout <= 0.0 {
+                return Ok(all);
+            }
+            let (train, held) = table::holdout(all.rows, data.holdout, seed);
+            Ok(all.select(if split == Split::Train { &train } else { &held }))
+        }
+        DataFormat::Csv => Ok(table::load_eager(location, data, process, split, seed)?.0),
+    }
+}
+
+/// The training data. Tables load lazily when `lazy` (each worker transforms the partitions
+/// it trains); `outputs` is the class count the coordinator found (integer labels).
+pub fn load_train(
+    data: &DataSpec,
+    seed: u64,
+    process: Option<&TransformProcess>,
+    lazy: bool,
+    outputs: usize,
+) -> Result<Dataset, DataError> {
+    let loc = Location::parse(&data.train)?;
+    match (data.format, process, lazy) {
+        (DataFormat::Csv, Some(p), true) => table::load_lazy(&loc, data, p, outputs, seed),
+        _ => load_split(&loc, data, process, Split::Train, seed),
+    }
+}
+
+/// The test data: `data.test`, or the rows held out of the training data.
+pub fn load_test(
+    data: &DataSpec,
+    seed: u64,
+    process: Option<&TransformProcess>,
+) -> Result<Option<Dataset>, DataError> {
+    if !data.test.trim().is_empty() {
+        return load(&Location::parse(&data.test)?, data, process).map(Some);
+    }
+    if data.holdout > 0.0 {
+        return load_split(&Location::parse(&data.train)?, data, process, Split::Held, seed).map(Some);
+    }
+    Ok(None)
+}
+
+/// What a run knows of its data before training starts: the fitted transform process, the
+/// training data's shape (tables checked in full) and the test data, checked against it.
+pub struct Prepared {
+    pub process: Option<TransformProcess>,
+    pub shape: DataShape,
+    pub test: Option<std::sync::Arc<Dataset>>,
+}
+
+pub fn prepare(data: &DataSpec, seed: u64) -> Result<Prepared, DataError> {
+    let process = fitted_process(data, seed)?;
+    let shape = describe(data, seed, process.as_ref())?;
+    let test = load_test(data, seed, process.as_ref())?;
+    if let Some(t) = &test {
+        if t.width != shape.width {
+            return Err(DataError::Mismatch(format!(
+                "test data has {} features per example, training data {}",
+                t.width, shape.width
+            )));
+        }
+        if t.output_width() > shape.outputs {
+            return Err(DataError::Mismatch(format!(
+                "test data has {} classes, training data only {}",
+                t.output_width(),
+                shape.outputs
+            )));
+        }
+    }
+    Ok(Prepared { process, shape, test: test.map(std::sync::Arc::new) })
+}
+
+/// The training data's shape: IDX from the headers, tables by transforming them once here
+/// (which also checks every row before any worker starts).
+pub fn describe(
+    data: &DataSpec,
+    seed: u64,
+    process: Option<&TransformProcess>,
+) -> Result<DataShape, DataError> {
+    let loc = Location::parse(&data.train)?;
+    match data.format {
+        DataFormat::Idx => {
+            let DataInputs::Idx { images, labels } = idx::resolve(&loc)? else { unreachable!() };
+            let mut shape = idx::describe(&images, &labels)?;
+            if data.holdout > 0.0 {
+                shape.rows = table::holdout(shape.rows, data.holdout, seed).0.len();
+            }
+            Ok(shape)
+        }
+        DataFormat::Csv => {
+            let (ds, _) = table::load_eager(&loc, data, process, Split::Train, seed)?;
+            let (source, records) = table::read_records(&loc, data, Split::Train, seed)?;
+            let schema = table::process_for(data, &source, process)?.compile()?.output;
+            Ok(DataShape {
+                rows: records.len(),
+                columns: schema.columns.iter().map(|c| (c.name.clone(), c.kind.name().to_string())).collect(),
+                label: data.label.clone(),
+                width: ds.width,
+                outputs: ds.output_width(),
+                classification: ds.is_classification(),
+                class_names: ds.class_names,
+            })
+        }
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::data::{BatchBuffer, Dataset, Targets};
+use crate::data::{BatchBuffer, BatchTargets, Dataset};
 use crate::nn::Evaluation;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,74 +57,71 @@ impl EvalReport {
     }
 }
 
-/// Evaluates the backend's current parameters on every example of `dataset`.
+/// Evaluates the backend's current parameters on every example of `dataset` (for a lazy
+/// table: every row that survives its transform).
 pub fn evaluate(backend: &mut dyn Backend, dataset: &Dataset, batch_size: usize) -> EvalReport {
     let batch_size = batch_size.max(1);
     let mut buf = BatchBuffer::with_capacity(dataset, batch_size);
     let mut outputs = Vec::new();
-    let mut indices: Vec<u32> = Vec::with_capacity(batch_size);
-    let mut loss_sum = 0.0f64;
+    let all: Vec<u32> = (0..dataset.rows as u32).collect();
+    let mut rows = Vec::with_capacity(all.len());
+    if dataset.prepare(&all, &mut rows).is_err() {
+        rows.clear();
+    }
     let width = dataset.output_width();
-    match &dataset.targets {
-        Targets::Classes { labels, classes } => {
-            let mut confusion = vec![vec![0u64; *classes]; *classes];
-            for start in (0..dataset.rows).step_by(batch_size) {
-                let end = (start + batch_size).min(dataset.rows);
-                indices.clear();
-                indices.extend(start as u32..end as u32);
-                let batch = buf.gather(dataset, &indices);
-                loss_sum += backend.evaluate(&batch, &mut outputs) as f64 * (end - start) as f64;
-                for (r, row) in outputs.chunks_exact(width).enumerate() {
-                    let predicted = row
-                        .iter()
-                        .enumerate()
-                        .fold((0, f32::NEG_INFINITY), |best, (j, &v)| if v > best.1 { (j, v) } else { best })
-                        .0;
-                    confusion[labels[start + r] as usize][predicted] += 1;
+    let n = rows.len().max(1) as f64;
+    let mut loss_sum = 0.0f64;
+    if dataset.is_classification() {
+        let classes = width;
+        let mut confusion = vec![vec![0u64; classes]; classes];
+        for chunk in rows.chunks(batch_size) {
+            let batch = buf.gather(dataset, chunk);
+            loss_sum += backend.evaluate(&batch, &mut outputs) as f64 * chunk.len() as f64;
+            let BatchTargets::Classes(labels) = batch.targets else { continue };
+            for (r, row) in outputs.chunks_exact(width).enumerate() {
+                let predicted = row
+                    .iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |best, (j, &v)| if v > best.1 { (j, v) } else { best })
+                    .0;
+                if let Some(cell) = confusion.get_mut(labels[r] as usize).and_then(|c| c.get_mut(predicted)) {
+                    *cell += 1;
                 }
             }
-            EvalReport::Classification(Evaluation::from_confusion(
-                confusion,
-                &dataset.class_names,
-                loss_sum / dataset.rows.max(1) as f64,
-            ))
         }
-        Targets::Values { values, .. } => {
-            let (mut se, mut ae) = (vec![0.0f64; width], vec![0.0f64; width]);
-            let mut mean = vec![0.0f64; width];
-            for (i, v) in values.iter().enumerate() {
-                mean[i % width] += *v as f64;
-            }
-            mean.iter_mut().for_each(|m| *m /= dataset.rows.max(1) as f64);
-            let mut total_var = vec![0.0f64; width];
-            for (i, v) in values.iter().enumerate() {
-                total_var[i % width] += (*v as f64 - mean[i % width]).powi(2);
-            }
-            for start in (0..dataset.rows).step_by(batch_size) {
-                let end = (start + batch_size).min(dataset.rows);
-                indices.clear();
-                indices.extend(start as u32..end as u32);
-                let batch = buf.gather(dataset, &indices);
-                loss_sum += backend.evaluate(&batch, &mut outputs) as f64 * (end - start) as f64;
-                for (k, &o) in outputs.iter().enumerate() {
-                    let t = values[start * width + k] as f64;
-                    let d = o as f64 - t;
-                    se[k % width] += d * d;
-                    ae[k % width] += d.abs();
-                }
-            }
-            let n = dataset.rows.max(1) as f64;
-            let r2 = (0..width)
-                .map(|j| if total_var[j] > 0.0 { 1.0 - se[j] / total_var[j] } else { 0.0 })
-                .sum::<f64>()
-                / width.max(1) as f64;
-            EvalReport::Regression(RegressionMetrics {
-                samples: dataset.rows as u64,
-                loss: loss_sum / n,
-                mse: se.iter().sum::<f64>() / (n * width as f64),
-                mae: ae.iter().sum::<f64>() / (n * width as f64),
-                r2,
-            })
+        return EvalReport::Classification(Evaluation::from_confusion(
+            confusion,
+            &dataset.class_names,
+            loss_sum / n,
+        ));
+    }
+    let (mut se, mut ae, mut sum, mut sum_sq) =
+        (vec![0.0f64; width], vec![0.0f64; width], vec![0.0f64; width], vec![0.0f64; width]);
+    for chunk in rows.chunks(batch_size) {
+        let batch = buf.gather(dataset, chunk);
+        loss_sum += backend.evaluate(&batch, &mut outputs) as f64 * chunk.len() as f64;
+        let BatchTargets::Values(values) = batch.targets else { continue };
+        for (k, (&o, &t)) in outputs.iter().zip(values).enumerate() {
+            let (o, t, j) = (o as f64, t as f64, k % width);
+            se[j] += (o - t).powi(2);
+            ae[j] += (o - t).abs();
+            sum[j] += t;
+            sum_sq[j] += t * t;
         }
     }
+    // R² = 1 - SSE / SST, with SST from running sums.
+    let r2 = (0..width)
+        .map(|j| {
+            let sst = sum_sq[j] - sum[j] * sum[j] / n;
+            if sst > 0.0 { 1.0 - se[j] / sst } else { 0.0 }
+        })
+        .sum::<f64>()
+        / width.max(1) as f64;
+    EvalReport::Regression(RegressionMetrics {
+        samples: rows.len() as u64,
+        loss: loss_sum / n,
+        mse: se.iter().sum::<f64>() / (n * width as f64),
+        mae: ae.iter().sum::<f64>() / (n * width as f64),
+        r2,
+    })
 }

@@ -30,6 +30,12 @@ pub enum EngineError {
     Diverged { worker: u32, epoch: u32, step: u64, value: f32, lr: f32 },
     #[error("worker {worker}: {message}")]
     Worker { worker: u32, message: String },
+    #[error("worker {worker}: {source}")]
+    Data {
+        worker: u32,
+        #[source]
+        source: crate::data::DataError,
+    },
     #[error("the training data has {data} features per example but the model expects {model}")]
     Shape { data: usize, model: usize },
     #[error(transparent)]

@@ -92,6 +92,8 @@ pub struct WorkerLoop<T: Transport> {
     batch: BatchBuffer,
     order: EpochOrder,
     params: Vec<f32>,
+    /// The current partition's usable rows.
+    usable: Vec<u32>,
     incoming: VecDeque<SharedMessage>,
     merged: Vec<f32>,
     dense_scratch: Vec<u8>,
@@ -135,6 +137,7 @@ impl<T: Transport> WorkerLoop<T> {
             rng: Rng::derive(job.train.seed, 0x574B_0000 + id as u64),
             order: EpochOrder::default(),
             params: vec![0.0; n],
+            usable: Vec::new(),
             incoming: VecDeque::new(),
             merged: Vec::new(),
             dense_scratch: Vec::new(),
@@ -212,12 +215,17 @@ impl<T: Transport> WorkerLoop<T> {
     fn train_partition(&mut self, p: &Partition) -> Result<(), EngineError> {
         let fail = |e: TransportError, id| EngineError::Worker { worker: id, message: e.to_string() };
         let (start, end) = (p.start as usize, p.end as usize);
-        let mut at = start;
-        while at < end {
-            let stop = (at + self.batch_size).min(end);
+        // The partition's usable rows (a lazy table transforms them here, on this worker).
+        let order = self.order.get(self.seed, p.epoch, self.dataset.rows);
+        self.dataset
+            .prepare(&order[start..end], &mut self.usable)
+            .map_err(|e| EngineError::Data { worker: self.id, source: e })?;
+        let usable = std::mem::take(&mut self.usable);
+        let mut at = 0;
+        while at < usable.len() {
+            let stop = (at + self.batch_size).min(usable.len());
             let t0 = Instant::now();
-            let order = self.order.get(self.seed, p.epoch, self.dataset.rows);
-            let batch = self.batch.gather(&self.dataset, &order[at..stop]);
+            let batch = self.batch.gather(&self.dataset, &usable[at..stop]);
             let rows = batch.rows;
             let loss = self.backend.forward_backward(&batch, &mut self.rng);
             if !loss.is_finite() {
@@ -229,9 +237,10 @@ impl<T: Transport> WorkerLoop<T> {
                     lr: self.lr,
                 });
             }
-            // `at` indexes this epoch's order, so it says how far into the epoch this step is.
+            // How far into the job this step is: the partition's place in the epoch's order.
+            let within = start as f64 + (end - start) as f64 * at as f64 / usable.len() as f64;
             let progress =
-                (p.epoch as f64 + at as f64 / self.dataset.rows.max(1) as f64) / self.epochs.max(1) as f64;
+                (p.epoch as f64 + within / self.dataset.rows.max(1) as f64) / self.epochs.max(1) as f64;
             self.backend.compute_update(self.lr_schedule.scale(progress));
             self.stats.step += 1;
             match self.mode {
@@ -282,6 +291,7 @@ impl<T: Transport> WorkerLoop<T> {
             self.transport.report(&self.stats).map_err(|e| fail(e, self.id))?;
             at = stop;
         }
+        self.usable = usable;
         Ok(())
     }
 

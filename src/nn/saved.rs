@@ -25,6 +25,8 @@ pub enum Preprocessing {
     ImageScale { scale: f32 },
     /// Features are used as they are.
     Identity,
+    /// Table rows go through this transform process (fitted statistics included).
+    Transform { process: Box<crate::data::transform::TransformProcess> },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -206,6 +206,91 @@ pub(super) fn write_atomic(
     })
 }
 
+/// Streams to a temporary HDFS file in chunks; commit closes it (mandatory) and renames it.
+struct HdfsSink {
+    location: Location,
+    namenode: String,
+    client: Client,
+    writer: Option<Arc<tokio::sync::Mutex<hdfs_native::file::FileWriter>>>,
+    tmp: String,
+    dst: String,
+    buf: Vec<u8>,
+}
+
+impl HdfsSink {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = bytes::Bytes::from(std::mem::take(&mut self.buf));
+        let w = self.writer.clone().ok_or_else(|| std::io::Error::other("the HDFS file is closed"))?;
+        run(&self.location, &self.namenode, DATA_TIMEOUT, async move {
+            w.lock().await.write_bytes(data).await.map(|_| ())
+        })
+        .map_err(std::io::Error::other)
+    }
+}
+
+impl std::io::Write for HdfsSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(buf);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl super::Sink for HdfsSink {
+    fn commit(&mut self) -> Result<(), StorageError> {
+        self.send().map_err(|e| StorageError::Io { location: self.location.to_string(), source: e })?;
+        let Some(w) = self.writer.take() else { return Ok(()) };
+        let (c, tmp, dst) = (self.client.clone(), self.tmp.clone(), self.dst.clone());
+        run(&self.location, &self.namenode, DATA_TIMEOUT, async move {
+            w.lock().await.close().await?;
+            c.rename(&tmp, &dst, true).await
+        })
+    }
+    fn abort(&mut self) {
+        if let Some(w) = self.writer.take() {
+            let (c, tmp) = (self.client.clone(), self.tmp.clone());
+            let _ = run(&self.location, &self.namenode, hdfs_timeout(), async move {
+                let _ = w.lock().await.close().await;
+                c.delete(&tmp, false).await.map(|_| ())
+            });
+        }
+    }
+}
+
+pub(super) fn create(
+    location: &Location,
+    namenode: &str,
+    path: &str,
+) -> Result<super::FileSink, StorageError> {
+    let c = client(location, namenode)?;
+    let tmp = format!("{path}.{}.tmp", std::process::id());
+    let (c2, t2) = (c.clone(), tmp.clone());
+    let writer =
+        run(
+            location,
+            namenode,
+            hdfs_timeout(),
+            async move { c2.create(&t2, WriteOptions::default()).await },
+        )?;
+    Ok(super::FileSink::new(Box::new(HdfsSink {
+        location: location.clone(),
+        namenode: namenode.to_string(),
+        client: c,
+        writer: Some(Arc::new(tokio::sync::Mutex::new(writer))),
+        tmp,
+        dst: path.to_string(),
+        buf: Vec::new(),
+    })))
+}
+
 pub(super) fn mkdirs(location: &Location, namenode: &str, path: &str) -> Result<(), StorageError> {
     let c = client(location, namenode)?;
     let p = path.to_string();

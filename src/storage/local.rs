@@ -31,16 +31,64 @@ pub(super) fn list(location: &Location, path: &Path) -> Result<Vec<Entry>, Stora
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+fn temp_for(path: &Path) -> std::path::PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+struct LocalSink {
+    file: std::io::BufWriter<std::fs::File>,
+    tmp: std::path::PathBuf,
+    dst: std::path::PathBuf,
+    location: Location,
+}
+
+impl Write for LocalSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl super::Sink for LocalSink {
+    fn commit(&mut self) -> Result<(), StorageError> {
+        let r = self
+            .file
+            .flush()
+            .and_then(|_| self.file.get_ref().sync_all())
+            .and_then(|_| std::fs::rename(&self.tmp, &self.dst));
+        r.map_err(|e| io_error(&self.location, e))
+    }
+    fn abort(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+pub(super) fn create(location: &Location, path: &Path) -> Result<super::FileSink, StorageError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| io_error(location, e))?;
+    }
+    let tmp = temp_for(path);
+    let file = std::fs::File::create(&tmp).map_err(|e| io_error(location, e))?;
+    Ok(super::FileSink::new(Box::new(LocalSink {
+        file: std::io::BufWriter::with_capacity(1 << 20, file),
+        tmp,
+        dst: path.to_path_buf(),
+        location: location.clone(),
+    })))
+}
+
 pub(super) fn write_atomic(location: &Location, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| io_error(location, e))?;
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = temp_for(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

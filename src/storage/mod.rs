@@ -230,6 +230,16 @@ impl Location {
         }
     }
 
+    /// A streaming writer whose output appears at this location only when it is committed
+    /// (a temporary sibling is renamed into place); dropped uncommitted, it leaves nothing.
+    pub fn create(&self) -> Result<FileSink, StorageError> {
+        match self {
+            Location::Local(p) => local::create(self, p),
+            Location::Hdfs { namenode, path } => hdfs::create(self, namenode, path),
+            Location::Builtin(_) => Err(read_only(self)),
+        }
+    }
+
     /// Creates the directory and its parents.
     pub fn create_dir_all(&self) -> Result<(), StorageError> {
         match self {
@@ -249,6 +259,49 @@ impl Location {
             },
             Location::Hdfs { namenode, path } => hdfs::remove(self, namenode, path),
             Location::Builtin(_) => Err(read_only(self)),
+        }
+    }
+}
+
+/// See [`Location::create`].
+pub struct FileSink {
+    inner: Box<dyn Sink>,
+    committed: bool,
+}
+
+/// What a storage back end provides to [`FileSink`].
+pub(crate) trait Sink: std::io::Write + Send {
+    fn commit(&mut self) -> Result<(), StorageError>;
+    fn abort(&mut self);
+}
+
+impl FileSink {
+    pub(crate) fn new(inner: Box<dyn Sink>) -> Self {
+        FileSink { inner, committed: false }
+    }
+
+    /// Makes the output visible at its location.
+    pub fn commit(mut self) -> Result<(), StorageError> {
+        self.inner.flush().map_err(|e| StorageError::Io { location: "output".into(), source: e })?;
+        self.inner.commit()?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl std::io::Write for FileSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.inner.abort();
         }
     }
 }
@@ -358,6 +411,30 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["x.bin"], "no temporary file is left behind");
         assert_eq!(loc.stat().unwrap().len, 6);
+    }
+
+    #[test]
+    fn sinks_appear_only_when_committed() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::local(dir.path().join("out/x.csv"));
+        let mut sink = loc.create().unwrap();
+        sink.write_all(b"a,b\n").unwrap();
+        assert!(!loc.exists().unwrap(), "not before the commit");
+        sink.commit().unwrap();
+        assert_eq!(loc.read().unwrap(), b"a,b\n");
+        let other = Location::local(dir.path().join("out/y.csv"));
+        let mut sink = other.create().unwrap();
+        sink.write_all(b"partial").unwrap();
+        drop(sink);
+        assert!(!other.exists().unwrap());
+        let names: Vec<String> = Location::local(dir.path().join("out"))
+            .list()
+            .unwrap()
+            .iter()
+            .map(|e| e.location.file_name())
+            .collect();
+        assert_eq!(names, vec!["x.csv"], "no temporary file is left behind");
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub struct SetupForm {
     /// What checking the data locations found.
     pub path_problems: Vec<pb::KeyProblem>,
     pub data_summary: String,
+    /// Tables: the schema after the transform process.
+    pub data_columns: Vec<pb::DataColumn>,
     /// A location was edited: check it once the coordinator returns the edited job.
     pub check_after_edit: bool,
 }
@@ -216,6 +218,7 @@ impl App {
             Msg::Validated(v) => {
                 self.setup.path_problems = v.problems;
                 self.setup.data_summary = v.data_summary;
+                self.setup.data_columns = v.data_columns;
                 if self.setup.path_problems.is_empty() && !self.setup.data_summary.is_empty() {
                     let summary = format!("data found: {}", self.setup.data_summary);
                     self.say(summary, false);

@@ -55,6 +55,8 @@ pub struct JobView {
     pub sharing_mode: String,
     pub parameters: u64,
     pub coordinator: String,
+    /// What the launcher could not start, per host or worker.
+    pub launch_problems: Vec<String>,
 }
 
 impl JobView {
@@ -74,6 +76,7 @@ impl JobView {
             sharing_mode: s.sharing_mode,
             parameters: s.parameters,
             coordinator: s.coordinator,
+            launch_problems: s.launch_problems,
         };
         for ws in &s.series {
             v.series.entry(ws.worker).or_default().extend(ws);
@@ -85,6 +88,7 @@ impl JobView {
     pub fn apply(&mut self, d: pb::JobDelta) {
         self.state = pb::JobState::try_from(d.state).unwrap_or(self.state);
         self.detail = d.state_detail;
+        self.launch_problems = d.launch_problems;
         if let Some(p) = d.progress {
             self.progress = p;
         }

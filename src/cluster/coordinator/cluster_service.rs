@@ -89,6 +89,7 @@ impl Cluster for ClusterService {
             tau: run.tau().unwrap_or(0.0),
             heartbeat_interval_ms: (run.heartbeat_timeout.as_millis() / 5).clamp(100, 2000) as u32,
             architecture_json: serde_json::to_string(&run.architecture).unwrap_or_default(),
+            transform_json: run.transform_json.clone(),
         }))
     }
 

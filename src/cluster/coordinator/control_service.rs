@@ -162,13 +162,32 @@ impl Control for ControlService {
             };
             let mut problems = Vec::new();
             let mut summary = String::new();
+            let mut columns = Vec::new();
             if req.check_paths {
                 problems = job.check_paths();
-                if problems.is_empty()
-                    && let Ok(loc) = crate::storage::Location::parse(&job.data.train)
-                    && let Ok(shape) = crate::data::describe(&loc, job.data.format)
-                {
-                    summary = shape.to_string();
+                if problems.is_empty() {
+                    let seed = job.train.seed;
+                    match crate::data::fitted_process(&job.data, seed)
+                        .and_then(|p| crate::data::describe(&job.data, seed, p.as_ref()))
+                    {
+                        Ok(shape) => {
+                            summary = shape.to_string();
+                            columns = shape
+                                .columns
+                                .iter()
+                                .map(|(name, kind)| pb::DataColumn {
+                                    label: *name == shape.label,
+                                    name: name.clone(),
+                                    r#type: kind.clone(),
+                                })
+                                .collect();
+                        }
+                        Err(e) => problems.push(crate::job::KeyError {
+                            key: "data.train".into(),
+                            line: None,
+                            message: e.to_string(),
+                        }),
+                    }
                 }
             }
             pb::ValidateReply {
@@ -176,6 +195,7 @@ impl Control for ControlService {
                 problems: form::problems(&problems),
                 normalized_toml: job.to_toml(),
                 data_summary: summary,
+                data_columns: columns,
             }
         })
         .await

@@ -15,6 +15,15 @@ const FIELDS: &[(&str, K, &[&str], &str)] = &[
     ("data.train", K::Location, &[], "Training data: a local path, hdfs://, viewfs:// or builtin: location"),
     ("data.test", K::Location, &[], "Test data, evaluated after each epoch; empty for none"),
     ("data.format", K::Choice, &["idx", "csv"], "Data format"),
+    ("data.holdout", K::Float, &[], "Fraction of training rows held out as test data when test is empty"),
+    ("data.csv.header", K::Bool, &[], "CSV: the first record names the columns"),
+    ("data.csv.delimiter", K::Text, &[], "CSV: field delimiter (one character)"),
+    ("data.csv.quote", K::Text, &[], "CSV: quote character"),
+    ("data.csv.skip_lines", K::Integer, &[], "CSV: records skipped at the start of every file"),
+    ("data.transform", K::Location, &[], "CSV: transform process (JSON), run locally and on every worker"),
+    ("data.label", K::Text, &[], "CSV: the column to predict, after the transform"),
+    ("data.task", K::Choice, &["classification", "regression"], "CSV: what the label is"),
+    ("data.num_classes", K::Integer, &[], "CSV: number of classes; empty: found in the data"),
     ("model.preset", K::Choice, &["mlp"], "Model preset"),
     ("model.hidden", K::List, &[], "Hidden layer widths, e.g. 256, 128"),
     (
@@ -70,10 +79,41 @@ const FIELDS: &[(&str, K, &[&str], &str)] = &[
     ("cluster.backend", K::Choice, &["cpu", "cuda"], "Compute backend"),
     ("cluster.heartbeat_timeout_secs", K::Integer, &[], "A worker silent this long is lost"),
     ("cluster.checkpoint_every", K::Integer, &[], "Checkpoint every this many steps (with a checkpoint dir)"),
+    (
+        "cluster.hosts",
+        K::Text,
+        &[],
+        "SSH hosts, a TOML array: [\"alice@node1\", { host = \"node2\", port = 2222, binary = \"/opt/strom\" }]",
+    ),
+    ("cluster.min_workers", K::Integer, &[], "The job runs if at least this many workers start; empty: all"),
+    ("cluster.ssh.binary", K::Text, &[], "The strom binary on the SSH hosts (path, or name on PATH)"),
+    ("cluster.ssh.copy_binary", K::Bool, &[], "Copy this binary to hosts that lack it (scp)"),
+    ("cluster.ssh.options", K::Text, &[], "Extra ssh/scp arguments, a TOML array: [\"-i\", \"~/.ssh/key\"]"),
+    (
+        "cluster.ssh.coordinator_url",
+        K::Text,
+        &[],
+        "The coordinator's URL as hosts reach it; empty: this host",
+    ),
+    ("cluster.ssh.connect_timeout_secs", K::Integer, &[], "Seconds to wait for a host to answer"),
+    ("cluster.spark.master", K::Text, &[], "Spark master: local[N], spark://host:7077, yarn"),
+    ("cluster.spark.submit", K::Text, &[], "spark-submit to run; empty: $SPARK_HOME/bin or PATH"),
+    ("cluster.spark.args", K::Text, &[], "Extra spark-submit arguments, a TOML array"),
+    ("cluster.spark.ship_binary", K::Bool, &[], "Ship this binary to the executors (--files)"),
 ];
 
+/// Keys whose values are TOML expressions (arrays, tables), edited as text.
+const TOML_VALUED: &[&str] = &["model.layers", "cluster.hosts", "cluster.ssh.options", "cluster.spark.args"];
+
 /// Keys that stay in the form when unset (their default depends on other keys).
-const OPTIONAL: &[&str] = &["sharing.mode", "train.updater.kind", "train.updater.lr"];
+const OPTIONAL: &[&str] = &[
+    "cluster.hosts",
+    "cluster.min_workers",
+    "data.num_classes",
+    "sharing.mode",
+    "train.updater.kind",
+    "train.updater.lr",
+];
 
 fn spec(key: &str) -> Option<&'static (&'static str, K, &'static [&'static str], &'static str)> {
     FIELDS.iter().find(|f| f.0 == key)
@@ -81,7 +121,7 @@ fn spec(key: &str) -> Option<&'static (&'static str, K, &'static [&'static str],
 
 fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     match v {
-        Value::Table(t) if prefix != "model.layers" => {
+        Value::Table(t) if !TOML_VALUED.contains(&prefix) => {
             for (k, v) in t {
                 let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                 flatten(&key, v, out);
@@ -182,7 +222,7 @@ fn parse_value(key: &str, kind: K, text: &str) -> Result<Value, String> {
                 .collect();
             items.map(Value::Array)
         }
-        K::Text if key == "model.layers" => toml::from_str::<toml::Table>(&format!("v = {t}"))
+        K::Text if TOML_VALUED.contains(&key) => toml::from_str::<toml::Table>(&format!("v = {t}"))
             .map_err(|e| e.message().to_string())
             .and_then(|mut tbl| tbl.remove("v").ok_or_else(|| "empty".to_string())),
         _ => Ok(Value::String(t.to_string())),
@@ -215,7 +255,7 @@ pub fn edit(toml_text: &str, key: &str, value: &str) -> pb::JobForm {
         let Value::Table(t) = entry else { return fail(format!("'{p}' is not a table")) };
         node = t;
     }
-    if value.trim().is_empty() && *kind != K::Text && *kind != K::Location {
+    if value.trim().is_empty() && ((*kind != K::Text && *kind != K::Location) || TOML_VALUED.contains(&key)) {
         node.remove(*last);
     } else {
         let v = match parse_value(key, *kind, value) {

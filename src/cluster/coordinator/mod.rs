@@ -134,19 +134,53 @@ impl Shared {
         let launcher = launch::for_job(&job)?;
         if let Some(l) = &launcher {
             let ctx = self.launch_context();
-            l.start(job.cluster.workers, &ctx)?;
+            if let Err(e) = l.start(job.cluster.workers, &ctx) {
+                // The run ends here, failed, with the launcher's reasons on record.
+                run.fail(e.to_string());
+                return Err(e);
+            }
         }
         *lock(&self.launcher) = launcher;
         Ok(run)
     }
 
     pub fn launch_context(&self) -> LaunchContext {
+        let run = self.run();
+        let job = run.as_ref().map(|r| r.job.clone()).or_else(|| self.loaded_job());
+        let mut url = self.url.clone();
+        if let Some(job) = job.filter(|j| j.cluster.launcher == crate::job::LauncherKind::Ssh) {
+            let remote = job.cluster.hosts.iter().any(|h| {
+                let name = h.host().rsplit('@').next().unwrap_or_default();
+                !matches!(name, "127.0.0.1" | "localhost" | "::1")
+            });
+            url = self.url_for_hosts(&job.cluster.ssh.coordinator_url, remote);
+        }
         LaunchContext {
-            url: self.url.clone(),
+            url,
             token_file: self.config.token_file.clone(),
             tls_ca: self.config.tls_ca.clone(),
             binary: self.config.binary.clone(),
+            token: self.config.token.clone(),
+            problems: run.map(|r| r.launch_problems.clone()).unwrap_or_default(),
         }
+    }
+
+    /// The URL other machines use: the configured one, or (when listening on every
+    /// interface) this machine's host name in place of the loopback address.
+    fn url_for_hosts(&self, configured: &str, remote: bool) -> String {
+        if !configured.trim().is_empty() {
+            return configured.trim().to_string();
+        }
+        if self.config.listen.ip().is_unspecified() {
+            return self.url.replace("127.0.0.1", &crate::cluster::worker::host_name());
+        }
+        if remote && self.addr.ip().is_loopback() {
+            tracing::warn!(
+                "the coordinator listens on {} only; remote hosts cannot reach it (use --listen 0.0.0.0:PORT or set cluster.ssh.coordinator_url)",
+                self.addr
+            );
+        }
+        self.url.clone()
     }
 
     /// Starts `count` more workers through the current job's launcher.
@@ -166,25 +200,15 @@ impl Shared {
     }
 }
 
-/// Checks the data, builds the model and its initial parameters (or takes them from the latest
-/// checkpoint of the same job).
+/// The data side of a run: the training data's shape (checked in full for tables), the test
+/// data, and the fitted transform process.
+fn load_data(job: &JobSpec) -> Result<data::Prepared, ClusterError> {
+    Ok(data::prepare(&job.data, job.train.seed)?)
+}
+
+/// Checks the data, builds the model and its initial parameters.
 fn fresh_setup(job: JobSpec, checkpoint_dir: Option<Location>) -> Result<RunSetup, ClusterError> {
-    let train = Location::parse(&job.data.train).map_err(|e| ClusterError::Job(e.to_string()))?;
-    let shape = data::describe(&train, job.data.format)?;
-    let test = if job.data.test.trim().is_empty() {
-        None
-    } else {
-        let loc = Location::parse(&job.data.test).map_err(|e| ClusterError::Job(e.to_string()))?;
-        Some(Arc::new(data::load(&loc, job.data.format)?))
-    };
-    if let Some(t) = &test
-        && t.width != shape.width
-    {
-        return Err(ClusterError::Job(format!(
-            "test data has {} features per example, training data {}",
-            t.width, shape.width
-        )));
-    }
+    let data::Prepared { shape, test, process } = load_data(&job)?;
     let architecture = Architecture::from_job(&job.model, shape.width, shape.outputs);
     let params = crate::nn::initial_params(&architecture, job.train.seed);
     Ok(RunSetup {
@@ -193,6 +217,7 @@ fn fresh_setup(job: JobSpec, checkpoint_dir: Option<Location>) -> Result<RunSetu
         architecture,
         shape,
         test,
+        process,
         params,
         start_epoch: 0,
         partitions_done: vec![],
@@ -204,23 +229,18 @@ fn fresh_setup(job: JobSpec, checkpoint_dir: Option<Location>) -> Result<RunSetu
     })
 }
 
-/// A run continuing from a checkpoint.
+/// A run continuing from a checkpoint (the transform process refits to the same statistics:
+/// fitting is deterministic).
 fn resumed_setup(ckpt: Checkpoint, dir: Location) -> Result<RunSetup, ClusterError> {
     let job = ckpt.job;
-    let train = Location::parse(&job.data.train).map_err(|e| ClusterError::Job(e.to_string()))?;
-    let shape = data::describe(&train, job.data.format)?;
-    let test = if job.data.test.trim().is_empty() {
-        None
-    } else {
-        let loc = Location::parse(&job.data.test).map_err(|e| ClusterError::Job(e.to_string()))?;
-        Some(Arc::new(data::load(&loc, job.data.format)?))
-    };
+    let data::Prepared { shape, test, process } = load_data(&job)?;
     Ok(RunSetup {
         checkpoint_every: job.cluster.checkpoint_every,
         job,
         architecture: ckpt.architecture,
         shape,
         test,
+        process,
         params: ckpt.params,
         start_epoch: ckpt.epoch,
         partitions_done: ckpt.partitions_done,

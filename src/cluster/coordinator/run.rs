@@ -36,6 +36,8 @@ pub struct RunSetup {
     pub architecture: Architecture,
     pub shape: DataShape,
     pub test: Option<Arc<Dataset>>,
+    /// The fitted transform process (tables), sent to every worker.
+    pub process: Option<crate::data::transform::TransformProcess>,
     pub params: Vec<f32>,
     pub start_epoch: u32,
     pub partitions_done: Vec<u32>,
@@ -137,6 +139,8 @@ struct CheckpointState {
 pub struct JobRun {
     pub job: JobSpec,
     pub job_toml: String,
+    /// The fitted transform process as JSON (empty for IDX data).
+    pub transform_json: String,
     pub architecture: Architecture,
     pub shape: DataShape,
     pub param_count: usize,
@@ -156,6 +160,8 @@ pub struct JobRun {
     stop_requested: AtomicBool,
     /// Update bytes rejected at the relay (forged origin, bad content).
     pub rejected_bytes: AtomicU64,
+    /// What the launcher could not start ("host n2: Connection refused").
+    pub launch_problems: Arc<Mutex<Vec<String>>>,
 }
 
 impl JobRun {
@@ -187,6 +193,7 @@ impl JobRun {
         }
         Arc::new(JobRun {
             job_toml: setup.job.to_toml(),
+            transform_json: setup.process.as_ref().map(|p| p.to_json()).unwrap_or_default(),
             param_count: n,
             hub: Mutex::new(hub),
             changed: Notify::new(),
@@ -208,6 +215,7 @@ impl JobRun {
             heartbeat_timeout,
             stop_requested: AtomicBool::new(false),
             rejected_bytes: AtomicU64::new(0),
+            launch_problems: Arc::default(),
             job: setup.job,
             architecture: setup.architecture,
             shape: setup.shape,

@@ -272,6 +272,7 @@ pub fn snapshot(run: &JobRun, coordinator: &str) -> (pb::JobSnapshot, Cursor) {
         parameters: run.param_count as u64,
         coordinator: coordinator.to_string(),
         series,
+        launch_problems: run.launch_problems.lock().unwrap_or_else(|p| p.into_inner()).clone(),
     };
     (snapshot, cursor)
 }
@@ -309,6 +310,7 @@ pub fn delta(run: &JobRun, cursor: &mut Cursor) -> pb::JobDelta {
         new_loss,
         totals: Some(totals(run)),
         new_samples,
+        launch_problems: run.launch_problems.lock().unwrap_or_else(|p| p.into_inner()).clone(),
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::{LaunchContext, Launcher};
 use crate::cluster::ClusterError;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -50,21 +50,42 @@ pub fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
 }
 
 struct Slot {
-    index: usize,
+    name: String,
     child: Child,
     tail: Arc<Mutex<VecDeque<String>>>,
+    problems: Arc<Mutex<Vec<String>>>,
     reported: bool,
 }
 
+/// Child processes standing for workers: watched (an exit with an error is reported with the
+/// child's last words) and stopped together.
 #[derive(Default)]
-pub struct LocalLauncher {
+pub struct ChildSlots {
     slots: Arc<Mutex<Vec<Slot>>>,
     monitor: OnceLock<()>,
 }
 
-impl LocalLauncher {
+impl ChildSlots {
+    pub fn push(
+        &self,
+        child: Child,
+        tail: Arc<Mutex<VecDeque<String>>>,
+        name: String,
+        problems: Arc<Mutex<Vec<String>>>,
+    ) {
+        lock(&self.slots).push(Slot { name, child, tail, problems, reported: false });
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.slots).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Watches the children; reports those that exit with an error, with their last words.
-    fn start_monitor(&self) {
+    pub fn start_monitor(&self) {
         self.monitor.get_or_init(|| {
             let slots = Arc::downgrade(&self.slots);
             let _ = std::thread::Builder::new().name("strom-launcher-monitor".into()).spawn(move || {
@@ -76,15 +97,18 @@ impl LocalLauncher {
                         if let Ok(Some(status)) = s.child.try_wait() {
                             s.reported = true;
                             if status.success() {
-                                tracing::debug!("worker process {} (#{}) exited", s.child.id(), s.index);
+                                tracing::debug!("worker {} (pid {}) exited", s.name, s.child.id());
                             } else {
                                 let tail: Vec<String> = lock(&s.tail).iter().cloned().collect();
                                 tracing::error!(
-                                    "worker process {} (#{}) exited with {status}; its last output:\n{}",
+                                    "worker {} (pid {}) exited with {status}; its last output:\n{}",
+                                    s.name,
                                     s.child.id(),
-                                    s.index,
                                     tail.join("\n")
                                 );
+                                let last = tail.last().cloned().unwrap_or_default();
+                                lock(&s.problems)
+                                    .push(format!("worker {} exited with {status}: {last}", s.name));
                             }
                         }
                     }
@@ -94,47 +118,9 @@ impl LocalLauncher {
             });
         });
     }
-}
 
-/// Keeps the last lines of a child's stderr (its logs are forwarded over gRPC; this is for
-/// what it says before it can connect, or when it dies).
-fn keep_tail(stderr: impl std::io::Read + Send + 'static, tail: Arc<Mutex<VecDeque<String>>>) {
-    let _ = std::thread::Builder::new().name("strom-child-stderr".into()).spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut t = lock(&tail);
-            if t.len() >= 20 {
-                t.pop_front();
-            }
-            t.push_back(line);
-        }
-    });
-}
-
-impl Launcher for LocalLauncher {
-    fn start(&self, count: usize, ctx: &LaunchContext) -> Result<(), ClusterError> {
-        self.start_monitor();
-        for _ in 0..count {
-            let mut cmd = Command::new(&ctx.binary);
-            cmd.args(ctx.worker_args())
-                .args(["--log-format", "json", "--exit-with-parent", &std::process::id().to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            let mut child = spawn_tied(cmd)
-                .map_err(|e| ClusterError::Launch(format!("cannot start {}: {e}", ctx.binary.display())))?;
-            let tail = Arc::new(Mutex::new(VecDeque::new()));
-            if let Some(stderr) = child.stderr.take() {
-                keep_tail(stderr, tail.clone());
-            }
-            let mut slots = lock(&self.slots);
-            let index = slots.len();
-            tracing::info!("started worker process {} (#{index})", child.id());
-            slots.push(Slot { index, child, tail, reported: false });
-        }
-        Ok(())
-    }
-
-    fn stop_all(&self) {
+    /// SIGTERM, a grace period, then SIGKILL.
+    pub fn stop_all(&self) {
         let mut slots = lock(&self.slots);
         for s in slots.iter_mut() {
             if let Ok(None) = s.child.try_wait() {
@@ -153,6 +139,53 @@ impl Launcher for LocalLauncher {
             let _ = s.child.wait();
             s.reported = true;
         }
+    }
+}
+
+#[derive(Default)]
+pub struct LocalLauncher {
+    children: ChildSlots,
+}
+
+/// Keeps the last lines of a child's stderr (its logs are forwarded over gRPC; this is for
+/// what it says before it can connect, or when it dies).
+fn keep_tail(stderr: impl std::io::Read + Send + 'static, tail: Arc<Mutex<VecDeque<String>>>) {
+    let _ = std::thread::Builder::new().name("strom-child-stderr".into()).spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut t = lock(&tail);
+            if t.len() >= 20 {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    });
+}
+
+impl Launcher for LocalLauncher {
+    fn start(&self, count: usize, ctx: &LaunchContext) -> Result<(), ClusterError> {
+        self.children.start_monitor();
+        for _ in 0..count {
+            let mut cmd = Command::new(&ctx.binary);
+            cmd.args(ctx.worker_args())
+                .args(["--log-format", "json", "--exit-with-parent", &std::process::id().to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let mut child = spawn_tied(cmd)
+                .map_err(|e| ClusterError::Launch(format!("cannot start {}: {e}", ctx.binary.display())))?;
+            let tail = Arc::new(Mutex::new(VecDeque::new()));
+            if let Some(stderr) = child.stderr.take() {
+                keep_tail(stderr, tail.clone());
+            }
+            let index = self.children.len();
+            tracing::info!("started worker process {} (#{index})", child.id());
+            self.children.push(child, tail, format!("process #{index}"), ctx.problems.clone());
+        }
+        Ok(())
+    }
+
+    fn stop_all(&self) {
+        self.children.stop_all();
     }
 
     fn describe(&self) -> String {

@@ -3,12 +3,17 @@
 //! and Spark executors.
 
 pub mod local;
+pub mod spark;
+pub mod ssh;
 mod threads;
 
 pub use local::LocalLauncher;
+pub use spark::SparkLauncher;
+pub use ssh::SshLauncher;
 pub use threads::ThreadLauncher;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use super::ClusterError;
 use crate::job::{JobSpec, LauncherKind};
@@ -21,6 +26,10 @@ pub struct LaunchContext {
     pub tls_ca: Option<PathBuf>,
     /// The `strom` binary to run.
     pub binary: PathBuf,
+    /// The token itself, for workers that get it on stdin (remote hosts lack the file).
+    pub token: Option<String>,
+    /// Where launchers report what failed to start, per host or worker (shown by the cockpit).
+    pub problems: Arc<Mutex<Vec<String>>>,
 }
 
 impl LaunchContext {
@@ -34,6 +43,18 @@ impl LaunchContext {
         if let Some(ca) = &self.tls_ca {
             args.push("--tls-ca".into());
             args.push(ca.display().to_string());
+        }
+        args
+    }
+
+    /// Like [`LaunchContext::worker_args`], with the token read from stdin.
+    pub fn worker_args_with_token_on_stdin(&self) -> Vec<String> {
+        let mut args = vec!["worker".to_string(), "--coordinator".into(), self.url.clone()];
+        if self.token.is_some() {
+            args.extend(["--token-file".into(), "-".into()]);
+        }
+        if let Some(ca) = &self.tls_ca {
+            args.extend(["--tls-ca".into(), ca.display().to_string()]);
         }
         args
     }
@@ -52,10 +73,8 @@ pub fn for_job(job: &JobSpec) -> Result<Option<Box<dyn Launcher>>, ClusterError>
     match job.cluster.launcher {
         LauncherKind::Local => Ok(Some(Box::new(LocalLauncher::default()))),
         LauncherKind::Embedded => Ok(Some(Box::new(ThreadLauncher))),
+        LauncherKind::Ssh => Ok(Some(Box::new(SshLauncher::new(&job.cluster)))),
+        LauncherKind::Spark => Ok(Some(Box::new(SparkLauncher::new(&job.cluster.spark)))),
         LauncherKind::None => Ok(None),
-        LauncherKind::Ssh | LauncherKind::Spark => Err(ClusterError::Launch(format!(
-            "the {:?} launcher is not available in this build",
-            job.cluster.launcher
-        ))),
     }
 }

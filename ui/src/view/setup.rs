@@ -130,6 +130,21 @@ fn draw_info(f: &mut Frame, area: Rect, app: &App) {
     if !setup.data_summary.is_empty() {
         lines.push(Line::from(format!("data: {}", setup.data_summary)));
     }
+    for p in &app.view().launch_problems {
+        lines.push(Line::styled(format!("✗ launch: {p}"), Style::new().fg(Color::Red)));
+    }
+    if !setup.data_columns.is_empty() {
+        let columns: Vec<String> = setup
+            .data_columns
+            .iter()
+            .map(|c| format!("{} {}{}", c.name, c.r#type, if c.label { " (label)" } else { "" }))
+            .collect();
+        lines.push(Line::from(format!(
+            "schema after the transform ({} columns): {}",
+            columns.len(),
+            columns.join(" · ")
+        )));
+    }
     lines.push(Line::from("Enter edit · ←→ choose · Del default · o open · w save · v check data").italic());
     f.render_widget(
         Paragraph::new(lines)

@@ -259,3 +259,37 @@ fn meaning_is_in_words_not_colour() {
     let text = render(&app, 80, 24);
     assert!(text.contains("✗") && text.contains("must be 1..=100000"), "problems are marked: {text}");
 }
+
+#[test]
+fn setup_shows_the_schema_after_the_transform() {
+    let mut app = fixture();
+    app.screen = Screen::Setup;
+    app.handle_msg(Msg::Validated(pb::ValidateReply {
+        ok: true,
+        data_summary: "142 examples x 14 features, 3 classes".into(),
+        data_columns: ["alcohol", "malic_acid", "proline", "cultivar", "flavanoid_ratio"]
+            .iter()
+            .map(|n| pb::DataColumn {
+                name: n.to_string(),
+                r#type: if *n == "cultivar" { "integer" } else { "double" }.into(),
+                label: *n == "cultivar",
+            })
+            .collect(),
+        ..Default::default()
+    }));
+    let text = render(&app, 160, 48);
+    // The info panel wraps: check the words, the snapshot checks the layout.
+    let panel: Vec<&str> = text.lines().filter_map(|l| l.split("││").nth(1)).collect();
+    let joined = panel
+        .join(" ")
+        .split(|c: char| c == '│' || c == '"' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        joined.contains("schema after the transform (5 columns): alcohol double · malic_acid double"),
+        "{text}"
+    );
+    assert!(joined.contains("cultivar integer (label) · flavanoid_ratio double"), "{text}");
+    insta::assert_snapshot!("setup_csv_schema_160x48", text);
+}

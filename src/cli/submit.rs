@@ -1,0 +1,191 @@
+//! `strom submit`: run a job, or a transform process, on a Spark cluster through
+//! spark-submit. This writes a small PySpark driver (src/cluster/launch/spark_driver.py) and
+//! its configuration to a temporary directory and runs spark-submit on them; the driver starts
+//! the coordinator and one barrier task per worker (or one task per input partition).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::etl::CsvArgs;
+use crate::cluster::launch::spark::driver_command;
+use crate::job::{JobSpec, LauncherKind, SparkSpec};
+use crate::storage::Location;
+
+/// Where Spark runs and how spark-submit is called.
+#[derive(Debug, Args, Clone)]
+pub struct SparkArgs {
+    /// Spark master: local[N], spark://host:7077, yarn, k8s://... [default: the job's
+    /// cluster.spark.master, else local[2]]
+    #[arg(long, value_name = "URL")]
+    pub master: Option<String>,
+    /// An argument for spark-submit, repeated as needed (e.g. --spark-arg=--deploy-mode=client
+    /// --spark-arg=--conf=spark.executor.memory=4g).
+    #[arg(long = "spark-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub spark_args: Vec<String>,
+    /// The spark-submit to run [default: $SPARK_HOME/bin/spark-submit, else on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub spark_submit: Option<PathBuf>,
+    /// Ship this strom binary to the executors with --files (when they lack it); without it
+    /// the executors use the same path as here, or `strom` on their PATH.
+    #[arg(long)]
+    pub ship_binary: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  strom submit --master local[2] assets/jobs/demo.toml --workers 2\n  strom submit --master spark://head:7077 --ship-binary --advertise head job.toml\n  strom submit --master yarn --spark-arg=--deploy-mode=client --ship-binary job.toml\n  strom submit transform --master local[2] --process tp.json --input data.csv --output out/"
+)]
+pub struct SubmitArgs {
+    #[command(subcommand)]
+    pub command: Option<SubmitCommand>,
+    /// The job file (TOML). Its workers run as Spark barrier tasks.
+    #[arg(value_name = "JOB")]
+    pub job: Option<String>,
+    /// Number of workers (Spark tasks) [default: the job's cluster.workers].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Address the coordinator listens on (in the driver).
+    #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+    pub listen: String,
+    /// Host name executors use to reach the driver [default: spark.driver.host, else the
+    /// driver's host name].
+    #[arg(long, value_name = "HOST")]
+    pub advertise: Option<String>,
+    /// Where the final model goes [default: strom-runs/<job name>].
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<String>,
+    /// Write the job's JSON summary here when it ends.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+    /// Checkpoints (local or HDFS).
+    #[arg(long, value_name = "LOC")]
+    pub checkpoint_dir: Option<String>,
+    #[command(flatten)]
+    pub spark: SparkArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubmitCommand {
+    /// Run a transform process over input partitions inside Spark tasks.
+    Transform(SubmitTransformArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitTransformArgs {
+    /// The transform process (JSON); fitted once over all the input in the driver.
+    #[arg(long, value_name = "FILE")]
+    pub process: String,
+    /// Input: a CSV file (split into byte ranges) or a directory of them (split by files).
+    #[arg(long, value_name = "LOC")]
+    pub input: String,
+    /// Output directory: one part-NNNNN.csv per partition, in input order.
+    #[arg(long, value_name = "DIR")]
+    pub output: String,
+    /// Spark tasks (partitions) [default: 2 per core of this machine].
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<usize>,
+    #[command(flatten)]
+    pub csv: CsvArgs,
+    #[command(flatten)]
+    pub spark: SparkArgs,
+}
+
+fn absolute(p: &str) -> Result<String> {
+    if p.contains("://") || p.starts_with("builtin:") {
+        return Ok(p.to_string());
+    }
+    let path = Path::new(p);
+    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
+    Ok(abs.display().to_string())
+}
+
+/// Runs the driver with `config` through spark-submit; errors when it fails.
+fn submit(spark: &SparkArgs, default_master: &str, config: serde_json::Value) -> Result<()> {
+    let master = spark.master.clone().unwrap_or_else(|| default_master.to_string());
+    let spec = SparkSpec {
+        master: master.clone(),
+        submit: spark.spark_submit.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        args: spark.spark_args.clone(),
+        ship_binary: spark.ship_binary,
+    };
+    let (mut cmd, _staged) = driver_command(&spec, &config)?;
+    tracing::info!("running spark-submit --master {master}");
+    let status = cmd.status().context("cannot run spark-submit")?;
+    if !status.success() {
+        bail!("spark-submit exited with {status}");
+    }
+    Ok(())
+}
+
+pub fn run(args: SubmitArgs) -> Result<()> {
+    let strom = std::env::current_exe().context("finding this strom binary")?.display().to_string();
+    if let Some(SubmitCommand::Transform(t)) = args.command {
+        return submit_transform(t, strom);
+    }
+    let Some(job_path) = &args.job else { bail!("name a job file: strom submit [--master URL] JOB.toml") };
+    let mut job =
+        JobSpec::load(&Location::parse(job_path)?).with_context(|| format!("loading job file {job_path}"))?;
+    // The driver's coordinator must not launch workers itself: the barrier stage brings them.
+    job.cluster.launcher = LauncherKind::None;
+    if let Some(n) = args.workers {
+        job.cluster.workers = n;
+    }
+    // The coordinator runs in the driver's working directory: make the job's paths absolute.
+    for p in [&mut job.data.train, &mut job.data.test, &mut job.data.transform] {
+        if !p.trim().is_empty() {
+            *p = absolute(p)?;
+        }
+    }
+    job.validate()
+        .map_err(|errors| crate::job::JobError::Invalid { file: Some(job_path.clone()), errors })?;
+    let staged = tempfile::Builder::new().prefix("strom-job-").suffix(".toml").tempfile()?;
+    std::fs::write(staged.path(), job.to_toml())?;
+    let output = absolute(args.output.as_deref().unwrap_or(&format!("strom-runs/{}", job.name)))?;
+    let summary = args.summary_json.as_deref().map(|p| absolute(&p.display().to_string())).transpose()?;
+    let config = json!({
+        "mode": "train",
+        "name": job.name,
+        "strom": strom,
+        "job": staged.path().display().to_string(),
+        "workers": job.cluster.workers,
+        "listen": args.listen,
+        "advertise": args.advertise,
+        "output": output,
+        "summary_json": summary,
+        "checkpoint_dir": args.checkpoint_dir.as_deref().map(absolute).transpose()?,
+    });
+    let master = args.spark.master.clone().unwrap_or_else(|| job.cluster.spark.master.clone());
+    println!("submitting job {} with {} worker task(s) to {master}", job.name, job.cluster.workers);
+    submit(&args.spark, &master, config)
+}
+
+fn submit_transform(args: SubmitTransformArgs, strom: String) -> Result<()> {
+    let o = args.csv.options();
+    let mut csv_args = vec![
+        "--delimiter".to_string(),
+        o.delimiter.to_string(),
+        "--quote".into(),
+        o.quote.to_string(),
+        "--skip-lines".into(),
+        o.skip_lines.to_string(),
+    ];
+    if !o.header {
+        csv_args.push("--no-header".into());
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let config = json!({
+        "mode": "transform",
+        "name": "strom-transform",
+        "strom": strom,
+        "process": absolute(&args.process)?,
+        "input": absolute(&args.input)?,
+        "output": absolute(&args.output)?,
+        "partitions": args.partitions.unwrap_or(2 * cores).max(1),
+        "csv_args": csv_args,
+    });
+    submit(&args.spark, "local[2]", config)
+}

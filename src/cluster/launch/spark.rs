@@ -1,0 +1,137 @@
+//! Spark: spark-submit runs a small PySpark driver (spark_driver.py, staged in a private
+//! temporary directory with its JSON config). `strom submit` puts the coordinator in the
+//! driver; the Spark launcher here (cockpit, `strom train --launcher spark`) keeps the
+//! coordinator in this process and submits only the barrier stage of worker tasks.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use super::local::{ChildSlots, lock, spawn_tied};
+use super::{LaunchContext, Launcher};
+use crate::cluster::ClusterError;
+use crate::job::SparkSpec;
+
+const DRIVER: &str = include_str!("spark_driver.py");
+
+/// The spark-submit to run: the given path, $SPARK_HOME/bin/spark-submit, or one on PATH.
+pub fn find_spark_submit(given: Option<&Path>) -> Result<PathBuf, ClusterError> {
+    if let Some(p) = given.filter(|p| !p.as_os_str().is_empty()) {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(home) = std::env::var_os("SPARK_HOME") {
+        let p = Path::new(&home).join("bin/spark-submit");
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join("spark-submit")).find(|p| p.exists()).ok_or_else(|| {
+        ClusterError::Launch(
+            "spark-submit not found: install Spark (or `pip install pyspark`), set SPARK_HOME, or give its path (cluster.spark.submit / --spark-submit)"
+                .into(),
+        )
+    })
+}
+
+/// A spark-submit command running the driver with `config`, and the directory holding both
+/// (removed when dropped, so keep it until the command ends).
+pub fn driver_command(
+    spec: &SparkSpec,
+    config: &serde_json::Value,
+) -> Result<(Command, tempfile::TempDir), ClusterError> {
+    let io = |e: std::io::Error| ClusterError::Launch(format!("staging the Spark driver: {e}"));
+    let submit = find_spark_submit(Some(Path::new(&spec.submit)))?;
+    let dir = tempfile::Builder::new().prefix("strom-submit-").tempdir().map_err(io)?;
+    let driver = dir.path().join("strom_driver.py");
+    std::fs::write(&driver, DRIVER).map_err(io)?;
+    let cfg = dir.path().join("strom_submit.json");
+    std::fs::write(&cfg, serde_json::to_string_pretty(config).unwrap_or_default()).map_err(io)?;
+    let mut cmd = Command::new(&submit);
+    cmd.args(["--master", &spec.master]);
+    if spec.ship_binary {
+        cmd.args(["--files", config["strom"].as_str().unwrap_or_default()]);
+    }
+    cmd.args(&spec.args).arg(&driver).arg(&cfg);
+    // A pip-installed pyspark runs its Python with `python3` unless told otherwise: use the
+    // Python beside spark-submit (its virtual environment) when there is one.
+    if std::env::var_os("PYSPARK_PYTHON").is_none()
+        && let Some(py) = submit.parent().map(|d| d.join("python")).filter(|p| p.exists())
+    {
+        cmd.env("PYSPARK_PYTHON", &py).env("PYSPARK_DRIVER_PYTHON", &py);
+    }
+    Ok((cmd, dir))
+}
+
+pub struct SparkLauncher {
+    spec: SparkSpec,
+    children: ChildSlots,
+    staged: Mutex<Vec<tempfile::TempDir>>,
+}
+
+impl SparkLauncher {
+    pub fn new(spec: &SparkSpec) -> SparkLauncher {
+        SparkLauncher { spec: spec.clone(), children: ChildSlots::default(), staged: Mutex::new(vec![]) }
+    }
+}
+
+impl Launcher for SparkLauncher {
+    fn start(&self, count: usize, ctx: &LaunchContext) -> Result<(), ClusterError> {
+        let config = serde_json::json!({
+            "mode": "workers",
+            "name": "strom-workers",
+            "strom": ctx.binary.display().to_string(),
+            "url": ctx.url,
+            "token": ctx.token.clone().unwrap_or_default(),
+            "workers": count,
+        });
+        let (mut cmd, dir) = driver_command(&self.spec, &config)?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child =
+            spawn_tied(cmd).map_err(|e| ClusterError::Launch(format!("cannot run spark-submit: {e}")))?;
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        for out in [
+            child.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|e| Box::new(e) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tail = tail.clone();
+            let _ = std::thread::Builder::new().name("strom-spark-output".into()).spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    // Spark's own INFO chatter stays out of the job's log.
+                    if line.starts_with("strom:") || line.contains(" ERROR ") || line.starts_with("error") {
+                        tracing::warn!("[spark] {line}");
+                    }
+                    let mut t = lock(&tail);
+                    if t.len() >= 20 {
+                        t.pop_front();
+                    }
+                    t.push_back(line);
+                }
+            });
+        }
+        tracing::info!("submitted {count} worker task(s) to Spark at {}", self.spec.master);
+        self.children.push(child, tail, format!("spark-submit ({})", self.spec.master), ctx.problems.clone());
+        self.children.start_monitor();
+        lock(&self.staged).push(dir);
+        Ok(())
+    }
+
+    fn stop_all(&self) {
+        self.children.stop_all();
+    }
+
+    fn describe(&self) -> String {
+        format!("Spark tasks at {}", self.spec.master)
+    }
+}
+
+impl Drop for SparkLauncher {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

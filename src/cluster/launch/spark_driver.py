@@ -1,0 +1,181 @@
+# The PySpark driver `strom submit` writes and hands to spark-submit. Two modes:
+#
+#   train:     start `strom coordinator` here, then one barrier stage with a task per worker,
+#              each running `strom worker` against it; exit with the coordinator's status.
+#   transform: fit the transform process here, then one task per input partition, each
+#              running `strom transform --partition i/n` into OUTPUT/part-NNNNN.csv.
+#
+# The strom binary is the one named in the config when it exists where a task runs, else the
+# one shipped with --files (SparkFiles), else `strom` on the executors' PATH.
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+
+from pyspark import BarrierTaskContext, SparkFiles
+from pyspark.sql import SparkSession
+
+
+def find_binary(named):
+    if named and os.path.isfile(named) and os.access(named, os.X_OK):
+        return named
+    try:
+        shipped = SparkFiles.get(os.path.basename(named) or "strom")
+        if os.path.isfile(shipped):
+            os.chmod(shipped, 0o755)
+            return shipped
+    except Exception:
+        pass
+    found = shutil.which("strom")
+    if found:
+        return found
+    raise RuntimeError(f"no strom binary on {socket.gethostname()}: not at {named}, not shipped, not on PATH")
+
+
+def tail(text, lines=15):
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def train(spark, cfg):
+    sc = spark.sparkContext
+    strom = find_binary(cfg["strom"])
+    work = tempfile.mkdtemp(prefix="strom-submit-")
+    token = os.urandom(24).hex()
+    token_file = os.path.join(work, "token")
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, token.encode())
+    os.close(fd)
+    cmd = [strom, "coordinator", "--job", cfg["job"], "--listen", cfg["listen"], "--token-file", token_file]
+    for flag in ("output", "summary_json", "checkpoint_dir"):
+        if cfg.get(flag):
+            cmd += ["--" + flag.replace("_", "-"), cfg[flag]]
+    coordinator = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    first = coordinator.stdout.readline()
+    if "listening on" not in first:
+        sys.exit(coordinator.wait() or 1)
+    local_url = first.strip().split()[-1]
+    scheme, rest = local_url.split("://")
+    port = rest.rsplit(":", 1)[1]
+    host = cfg.get("advertise") or sc.getConf().get("spark.driver.host", socket.gethostname())
+    url = f"{scheme}://{host}:{port}"
+    print(f"strom: coordinator at {url}; attach with: strom attach {local_url} --token-file {token_file}", flush=True)
+    # Echo the coordinator's progress while the stage runs.
+    threading.Thread(target=lambda: [print(line, end="", flush=True) for line in coordinator.stdout], daemon=True).start()
+
+    code = run_workers(sc, cfg, url, token)
+    if code != 0:
+        coordinator.terminate()
+    code = coordinator.wait() or code
+    shutil.rmtree(work, ignore_errors=True)
+    sys.exit(code)
+
+
+def run_workers(sc, cfg, url, token):
+    """One barrier stage, a task per worker: all start together or none do."""
+    workers = int(cfg["workers"])
+    named = cfg["strom"]
+
+    def run_worker(_):
+        ctx = BarrierTaskContext.get()
+        i = ctx.partitionId()
+        binary = find_binary(named)
+        name = f"spark-{i}@{socket.gethostname()}"
+        p = subprocess.run(
+            [binary, "worker", "--coordinator", url, "--token-file", "-", "--name", name],
+            input=token,
+            capture_output=True,
+            text=True,
+        )
+        yield (i, p.returncode, tail(p.stderr))
+
+    try:
+        results = sc.parallelize(range(workers), workers).barrier().mapPartitions(run_worker).collect()
+    except Exception as e:  # a task that could not even start (no slots, no binary)
+        print(f"strom: the worker stage failed: {e}", file=sys.stderr)
+        return 1
+    failed = 0
+    for i, code, said in sorted(results):
+        if code != 0:
+            failed += 1
+            print(f"strom: worker task {i} exited with {code}:\n{said}", file=sys.stderr)
+    return 1 if failed == workers else 0
+
+
+def workers(spark, cfg):
+    """Worker tasks for a coordinator that runs elsewhere (the cockpit's Spark launcher)."""
+    # The token sits in the config file, in a directory only this user can read.
+    sys.exit(run_workers(spark.sparkContext, cfg, cfg["url"], cfg.get("token", "")))
+
+
+def transform(spark, cfg):
+    sc = spark.sparkContext
+    strom = find_binary(cfg["strom"])
+    csv_args = cfg.get("csv_args", [])
+    work = tempfile.mkdtemp(prefix="strom-submit-")
+    fitted_path = os.path.join(work, "fitted.json")
+    # Statistics are fitted once, over all the input, so every partition applies the same ones.
+    fitted = subprocess.run(
+        [strom, "transform", "--process", cfg["process"], "--input", cfg["input"], "--fit-only", "--fitted-out", fitted_path]
+        + csv_args,
+        capture_output=True,
+        text=True,
+    )
+    if fitted.returncode != 0:
+        print(fitted.stderr, file=sys.stderr, end="")
+        sys.exit(fitted.returncode)
+    with open(fitted_path) as f:
+        process_json = f.read()
+    shutil.rmtree(work, ignore_errors=True)
+    parts = int(cfg["partitions"])
+    output = cfg["output"].rstrip("/")
+    if "://" not in output:
+        os.makedirs(output, exist_ok=True)
+    named, source = cfg["strom"], cfg["input"]
+
+    def run_part(i):
+        binary = find_binary(named)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            f.write(process_json)
+        out = f"{output}/part-{i:05d}.csv"
+        p = subprocess.run(
+            [binary, "transform", "--process", f.name, "--input", source, "--partition", f"{i}/{parts}", "--output", out,
+             "--summary-json", f.name + ".summary"] + csv_args,
+            capture_output=True,
+            text=True,
+        )
+        report = {}
+        if p.returncode == 0:
+            with open(f.name + ".summary") as s:
+                report = json.load(s)["report"]
+            os.unlink(f.name + ".summary")
+        os.unlink(f.name)
+        return (i, p.returncode, tail(p.stderr), report)
+
+    results = sc.parallelize(range(parts), parts).map(run_part).collect()
+    failed = [r for r in results if r[1] != 0]
+    for i, code, said, _ in failed:
+        print(f"strom: transform task {i} exited with {code}:\n{said}", file=sys.stderr)
+    if failed:
+        sys.exit(1)
+    rows_in = sum(r[3].get("rows_in", 0) for r in results)
+    rows_out = sum(r[3].get("rows_out", 0) for r in results)
+    print(f"strom: {parts} partition(s), {rows_in} rows in, {rows_out} out, written to {output}/part-*.csv", flush=True)
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        cfg = json.load(f)
+    spark = SparkSession.builder.appName(cfg.get("name", "strom")).getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    try:
+        {"train": train, "transform": transform, "workers": workers}[cfg["mode"]](spark, cfg)
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()

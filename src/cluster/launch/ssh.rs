@@ -1,0 +1,307 @@
+//! Workers on SSH hosts, started with the system `ssh` client (batch mode: the user's keys,
+//! agent and known hosts; never a password prompt). Each host is probed first; hosts that
+//! cannot be reached, refuse us or lack the binary are reported by name and skipped, and the
+//! job fails only when fewer than `min_workers` can start. The token travels on ssh's stdin,
+//! never on a command line. Killing the local `ssh` ends the remote worker: it is started
+//! with `--exit-with-parent` naming its sshd session.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use super::local::{ChildSlots, lock, spawn_tied};
+use super::{LaunchContext, Launcher};
+use crate::cluster::ClusterError;
+use crate::job::{ClusterSpec, HostSpec};
+
+/// Quotes `s` for a POSIX shell (the remote side runs the command through one).
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@+,".contains(&b)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// What probing a host found.
+#[derive(Clone, Debug, PartialEq)]
+enum Probe {
+    Ready,
+    /// ssh worked; the binary is not there (or not executable).
+    NoBinary,
+    Failed(String),
+}
+
+pub struct SshLauncher {
+    hosts: Vec<HostSpec>,
+    spec: crate::job::SshSpec,
+    min_workers: Option<usize>,
+    children: ChildSlots,
+    /// Workers started so far (the next one goes to the next good host).
+    started: Mutex<usize>,
+    probed: Mutex<BTreeMap<usize, Probe>>,
+}
+
+impl SshLauncher {
+    pub fn new(cluster: &ClusterSpec) -> SshLauncher {
+        SshLauncher {
+            hosts: cluster.hosts.clone(),
+            spec: cluster.ssh.clone(),
+            min_workers: cluster.min_workers,
+            children: ChildSlots::default(),
+            started: Mutex::new(0),
+            probed: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// `ssh` with batch mode, timeouts, keep-alives, the job's options and the host's port.
+    fn ssh(&self, host: &HostSpec) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(["-o", "BatchMode=yes", "-o", &format!("ConnectTimeout={}", self.spec.connect_timeout_secs)])
+            .args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"])
+            .args(&self.spec.options);
+        if let Some(p) = host.port() {
+            c.args(["-p", &p.to_string()]);
+        }
+        c.arg(host.host());
+        c
+    }
+
+    fn binary<'a>(&'a self, host: &'a HostSpec) -> &'a str {
+        host.binary(&self.spec.binary)
+    }
+
+    /// Checks that the host answers and has the binary (copying it there if asked to).
+    fn probe(&self, host: &HostSpec, ctx: &LaunchContext) -> Probe {
+        let bin = self.binary(host);
+        // (dash's `command -v` accepts any path, so paths are tested as files.)
+        let check = if bin.contains('/') {
+            format!("test -x {} || exit 86", shell_quote(bin))
+        } else {
+            format!("command -v {} >/dev/null 2>&1 || exit 86", shell_quote(bin))
+        };
+        let out = match self.ssh(host).arg(check).stdin(Stdio::null()).output() {
+            Ok(o) => o,
+            Err(e) => return Probe::Failed(format!("cannot run ssh: {e}")),
+        };
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let probe = match out.status.code() {
+            Some(0) => Probe::Ready,
+            Some(86) => Probe::NoBinary,
+            Some(255) => Probe::Failed(if said.is_empty() { "ssh failed".into() } else { said }),
+            other => Probe::Failed(format!("the check exited with {other:?}: {said}")),
+        };
+        if probe != Probe::NoBinary {
+            return probe;
+        }
+        if !self.spec.copy_binary {
+            return Probe::Failed(format!(
+                "no '{bin}' there (set cluster.ssh.binary or the host's binary, or cluster.ssh.copy_binary = true)"
+            ));
+        }
+        self.copy_binary(host, ctx)
+    }
+
+    /// Copies this machine's binary to the host's binary path with scp.
+    fn copy_binary(&self, host: &HostSpec, ctx: &LaunchContext) -> Probe {
+        let bin = self.binary(host);
+        if !bin.contains('/') {
+            return Probe::Failed(format!(
+                "'{bin}' is not on the host's PATH and copy_binary needs a path to copy to (e.g. binary = \"/tmp/strom\")"
+            ));
+        }
+        let mut scp = Command::new("scp");
+        scp.args([
+            "-q",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            &format!("ConnectTimeout={}", self.spec.connect_timeout_secs),
+        ])
+        .args(&self.spec.options);
+        if let Some(p) = host.port() {
+            scp.args(["-P", &p.to_string()]);
+        }
+        scp.arg(&ctx.binary).arg(format!("{}:{bin}", host.host()));
+        match scp.stdin(Stdio::null()).output() {
+            Ok(o) if o.status.success() => {
+                tracing::info!("copied {} to {}:{bin}", ctx.binary.display(), host.host());
+                Probe::Ready
+            }
+            Ok(o) => {
+                Probe::Failed(format!("scp to {bin} failed: {}", String::from_utf8_lossy(&o.stderr).trim()))
+            }
+            Err(e) => Probe::Failed(format!("cannot run scp: {e}")),
+        }
+    }
+
+    /// Probes every host not probed yet, in parallel.
+    fn probe_all(&self, ctx: &LaunchContext) {
+        let todo: Vec<usize> = {
+            let probed = lock(&self.probed);
+            (0..self.hosts.len()).filter(|i| !probed.contains_key(i)).collect()
+        };
+        let results: Vec<(usize, Probe)> = std::thread::scope(|s| {
+            let handles: Vec<_> =
+                todo.iter().map(|&i| (i, s.spawn(move || self.probe(&self.hosts[i], ctx)))).collect();
+            handles
+                .into_iter()
+                .map(|(i, h)| (i, h.join().unwrap_or_else(|_| Probe::Failed("the probe panicked".into()))))
+                .collect()
+        });
+        let mut probed = lock(&self.probed);
+        for (i, p) in results {
+            if let Probe::Failed(why) = &p {
+                let message = format!("host {}: {why}", self.hosts[i].host());
+                tracing::error!("{message}");
+                lock(&ctx.problems).push(message);
+            }
+            probed.insert(i, p);
+        }
+    }
+
+    fn remote_command(&self, host: &HostSpec, ctx: &LaunchContext, name: &str) -> String {
+        let mut args: Vec<String> = vec![self.binary(host).to_string()];
+        args.extend(ctx.worker_args_with_token_on_stdin());
+        args.extend(["--name".into(), name.into(), "--log-format".into(), "json".into()]);
+        let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        // $PPID is the sshd session: when the connection goes, so does the worker.
+        format!("exec {} --exit-with-parent $PPID", quoted.join(" "))
+    }
+}
+
+impl Launcher for SshLauncher {
+    fn start(&self, count: usize, ctx: &LaunchContext) -> Result<(), ClusterError> {
+        self.probe_all(ctx);
+        let good: Vec<usize> = {
+            let probed = lock(&self.probed);
+            (0..self.hosts.len()).filter(|i| probed.get(i) == Some(&Probe::Ready)).collect()
+        };
+        let already = *lock(&self.started);
+        let need = self.min_workers.unwrap_or(count).min(count);
+        if good.is_empty() {
+            return Err(ClusterError::Launch(format!(
+                "no SSH host can run a worker:\n  {}",
+                lock(&ctx.problems).join("\n  ")
+            )));
+        }
+        let mut started = 0;
+        let mut failures = Vec::new();
+        for k in 0..count {
+            let n = already + k;
+            let host = &self.hosts[good[n % good.len()]];
+            let name = format!("{}#{n}", host.host());
+            let mut cmd = self.ssh(host);
+            cmd.arg(self.remote_command(host, ctx, &name))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let mut child = match spawn_tied(cmd) {
+                Ok(c) => c,
+                Err(e) => {
+                    failures.push(format!("host {}: cannot run ssh: {e}", host.host()));
+                    continue;
+                }
+            };
+            if let Some(mut stdin) = child.stdin.take() {
+                let token = ctx.token.clone().unwrap_or_default();
+                // The worker reads the token from stdin up to EOF; dropping closes it.
+                let _ = stdin.write_all(token.as_bytes());
+            }
+            let tail = Arc::new(Mutex::new(VecDeque::new()));
+            if let Some(stderr) = child.stderr.take() {
+                forward_logs(stderr, name.clone(), tail.clone());
+            }
+            tracing::info!("started worker {name} over ssh (local ssh pid {})", child.id());
+            self.children.push(child, tail, name, ctx.problems.clone());
+            started += 1;
+        }
+        *lock(&self.started) += started;
+        for f in &failures {
+            tracing::error!("{f}");
+            lock(&ctx.problems).push(f.clone());
+        }
+        if already == 0 && started < need {
+            self.stop_all();
+            return Err(ClusterError::Launch(format!(
+                "only {started} of {count} workers could start (cluster.min_workers = {need}):\n  {}",
+                lock(&ctx.problems).join("\n  ")
+            )));
+        }
+        if good.len() < self.hosts.len() {
+            tracing::warn!(
+                "running on {} of {} SSH hosts; the others are reported above",
+                good.len(),
+                self.hosts.len()
+            );
+        }
+        self.children.start_monitor();
+        Ok(())
+    }
+
+    fn stop_all(&self) {
+        self.children.stop_all();
+    }
+
+    fn describe(&self) -> String {
+        format!("ssh to {} host(s)", self.hosts.len())
+    }
+}
+
+impl Drop for SshLauncher {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// Forwards what a remote worker says on stderr to the coordinator's log, prefixed with its
+/// name: everything until it has joined (ssh's own errors, "cannot reach the coordinator"),
+/// then only errors (its other logs arrive over gRPC).
+fn forward_logs(
+    stderr: impl std::io::Read + Send + 'static,
+    name: String,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let _ = std::thread::Builder::new().name("strom-ssh-stderr".into()).spawn(move || {
+        let mut joined = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let (level, message) = match serde_json::from_str::<serde_json::Value>(&line) {
+                Ok(v) => (
+                    v["level"].as_str().unwrap_or("INFO").to_string(),
+                    v["fields"]["message"].as_str().unwrap_or(&line).to_string(),
+                ),
+                Err(_) => ("WARN".to_string(), line.clone()),
+            };
+            if message.contains(" joined ") {
+                joined = true;
+            }
+            if !joined || level == "ERROR" {
+                match level.as_str() {
+                    "ERROR" => tracing::error!("[{name}] {message}"),
+                    "WARN" => tracing::warn!("[{name}] {message}"),
+                    _ => tracing::info!("[{name}] {message}"),
+                }
+            }
+            let mut t = lock(&tail);
+            if t.len() >= 20 {
+                t.pop_front();
+            }
+            t.push_back(message);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_survives_a_shell() {
+        for s in ["plain", "with space", "it's", "$HOME", "a\"b", "", "x;rm -rf /"] {
+            let out =
+                Command::new("sh").arg("-c").arg(format!("printf %s {}", shell_quote(s))).output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), s);
+        }
+        assert_eq!(shell_quote("http://h:1"), "http://h:1");
+    }
+}

@@ -1,0 +1,187 @@
+//! `strom submit` on real Spark (pyspark in local mode). `.ci/test` installs pyspark into
+//! `.venv-spark`; elsewhere set STROM_SPARK_SUBMIT or put spark-submit on PATH. Without
+//! Spark, outside CI, the tests say so and skip.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::json;
+
+fn spark_submit() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("STROM_SPARK_SUBMIT").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-spark/bin/spark-submit")),
+    ];
+    let found = candidates.into_iter().flatten().find(|p| p.exists()).or_else(|| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).map(|d| d.join("spark-submit")).find(|p| p.exists())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have pyspark (.ci/test installs it into .venv-spark)"
+        );
+        eprintln!(
+            "skipped: no spark-submit (python3 -m venv .venv-spark && .venv-spark/bin/pip install pyspark)"
+        );
+    }
+    found
+}
+
+fn submit(spark: &Path, args: &[&str]) -> Output {
+    // `strom submit transform --spark-submit ..`: the subcommand comes first.
+    let (sub, rest) = match args.first() {
+        Some(&"transform") => (&args[..1], &args[1..]),
+        _ => (&args[..0], args),
+    };
+    common::strom().arg("submit").args(sub).arg("--spark-submit").arg(spark).args(rest).output().unwrap()
+}
+
+#[test]
+fn the_demo_trains_in_spark_barrier_tasks_to_the_target_and_failures_exit_non_zero() {
+    let Some(spark) = spark_submit() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("s.json");
+    let demo_job = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/jobs/demo.toml");
+    let out = submit(
+        &spark,
+        &[
+            "--master",
+            "local[2]",
+            "--workers",
+            "2",
+            "--output",
+            dir.path().join("model").to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+            demo_job,
+        ],
+    );
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("attach with: strom attach http://"), "{stdout}");
+    let s = json(&summary);
+    let acc = s["test_accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.80, "accuracy {acc}");
+    assert!(s["compression_ratio"].as_f64().unwrap() > 50.0, "threshold sharing between the two tasks");
+    assert!(dir.path().join("model/model.safetensors").exists());
+
+    // A job that cannot run: the driver's exit status says so.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[data]\ntrain = \"/no/such/train\"\ntest = \"\"\n[cluster]\nworkers = 2\n")
+        .unwrap();
+    let out = submit(&spark, &["--master", "local[2]", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    // Spark merges the Python driver's stderr into its stdout.
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("error: /no/such/train: no IDX data"), "{said}");
+}
+
+#[test]
+fn submit_transform_in_spark_tasks_matches_the_local_executor() {
+    let Some(spark) = spark_submit() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("in.csv");
+    let mut text = String::from("id,city,temp\n");
+    for i in 0..20_000u32 {
+        text.push_str(&format!(
+            "{i},{},{}.{}\n",
+            ["Paris", "Lyon", "Nice"][(i % 3) as usize],
+            i % 37,
+            i % 10
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let tp = dir.path().join("tp.json");
+    std::fs::write(
+        &tp,
+        r#"{"schema":{"columns":[{"name":"id","type":"integer"},{"name":"city","type":"string"},{"name":"temp","type":"double"}]},
+            "steps":[{"step":"filter","remove":{"kind":"compare","column":"temp","op":"lt","value":1}},
+                     {"step":"string_to_categorical","column":"city"},{"step":"categorical_to_one_hot","column":"city"},
+                     {"step":"normalize","column":"temp","kind":"standardize"}]}"#,
+    )
+    .unwrap();
+    let local = dir.path().join("local.csv");
+    let (ok, _, stderr) = common::run(&[
+        "transform",
+        "--process",
+        tp.to_str().unwrap(),
+        "--input",
+        csv.to_str().unwrap(),
+        "--output",
+        local.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let out_dir = dir.path().join("spark-out");
+    let out = submit(
+        &spark,
+        &[
+            "transform",
+            "--master",
+            "local[2]",
+            "--partitions",
+            "5",
+            "--process",
+            tp.to_str().unwrap(),
+            "--input",
+            csv.to_str().unwrap(),
+            "--output",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5 partition(s), 20000 rows in"));
+    // The parts in order, each with its header, are the local executor's output.
+    let mut joined = String::new();
+    for i in 0..5 {
+        let part = std::fs::read_to_string(out_dir.join(format!("part-{i:05}.csv"))).unwrap();
+        let (header, body) = part.split_once('\n').unwrap();
+        if i == 0 {
+            joined.push_str(header);
+            joined.push('\n');
+        }
+        joined.push_str(body);
+    }
+    let expected = std::fs::read_to_string(&local).unwrap();
+    assert_eq!(joined.lines().count(), expected.lines().count());
+    assert!(joined == expected, "Spark parts differ from the local executor's output");
+}
+
+#[test]
+fn the_spark_launcher_submits_worker_tasks_for_a_coordinator_here() {
+    let Some(spark) = spark_submit() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "[train]\nepochs = 2\n[cluster]\nlauncher = \"spark\"\nworkers = 2\n[cluster.spark]\nmaster = \"local[2]\"\nsubmit = \"{}\"\n",
+            spark.display()
+        ),
+    )
+    .unwrap();
+    let (summary, metrics) = (dir.path().join("s.json"), dir.path().join("m.jsonl"));
+    let (ok, _, stderr) = common::run(&[
+        "train",
+        "--config",
+        job.to_str().unwrap(),
+        "--output",
+        dir.path().join("m").to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+        "--metrics-out",
+        metrics.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(json(&summary)["test_accuracy"].as_f64().unwrap() >= 0.7);
+    let workers: std::collections::BTreeSet<u64> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "step")
+        .map(|v| v["worker"].as_u64().unwrap())
+        .collect();
+    assert_eq!(workers.len(), 2, "two Spark tasks trained");
+}

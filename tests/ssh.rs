@@ -1,0 +1,228 @@
+//! The SSH launcher against a real sshd: started on a loopback port with throwaway host and
+//! user keys, reached with the system ssh client. `.ci/test` installs openssh-server; where
+//! sshd is missing outside CI the tests say so and skip.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{json, run};
+
+const BIN: &str = env!("CARGO_BIN_EXE_strom");
+
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    user: String,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "ssh-keygen");
+}
+
+impl Sshd {
+    fn start() -> Option<Sshd> {
+        if !Path::new("/usr/sbin/sshd").exists() {
+            assert!(std::env::var_os("CI").is_none(), "CI must have sshd (.ci/test installs openssh-server)");
+            eprintln!("skipped: no /usr/sbin/sshd (apt-get install openssh-server)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host_key"));
+        keygen(&d.join("user_key"));
+        std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\n\
+             PidFile {0}/sshd.pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nLogLevel ERROR\n\
+             Subsystem sftp /usr/lib/openssh/sftp-server\n",
+            d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        // sshd running as root wants its privilege-separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+        let sshd = Sshd { child, port, dir, user };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "sshd did not start: {}", sshd.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(sshd)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// `[cluster.ssh]` options that reach this sshd with the throwaway key.
+    fn options(&self) -> String {
+        let d = self.dir.path().display();
+        format!(
+            r#"options = ["-i", "{d}/user_key", "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile={d}/known_hosts", "-o", "StrictHostKeyChecking=accept-new"]"#
+        )
+    }
+
+    fn host(&self, binary: &str) -> String {
+        format!(r#"{{ host = "{}@127.0.0.1", port = {}, binary = "{binary}" }}"#, self.user, self.port)
+    }
+}
+
+/// The distinct workers that reported training steps.
+fn workers_that_trained(metrics: &Path) -> std::collections::BTreeSet<u64> {
+    std::fs::read_to_string(metrics)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "step")
+        .map(|v| v["worker"].as_u64().unwrap())
+        .collect()
+}
+
+fn job(dir: &Path, hosts: &[String], extra: &str, ssh_options: &str) -> PathBuf {
+    let p = dir.join("ssh-job.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"ssh-test\"\n[train]\nepochs = 3\n[cluster]\nlauncher = \"ssh\"\nworkers = 2\nhosts = [{}]\n{extra}\n[cluster.ssh]\n{ssh_options}\nconnect_timeout_secs = 5\ncopy_binary = true\n",
+            hosts.join(", ")
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn two_workers_over_ssh_train_the_demo_one_with_a_copied_binary() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // The second host entry names a binary that is not there yet: copy_binary puts it there.
+    let copied = dir.path().join("remote-bin/strom");
+    std::fs::create_dir_all(copied.parent().unwrap()).unwrap();
+    let hosts = [sshd.host(BIN), sshd.host(&copied.display().to_string())];
+    let job = job(dir.path(), &hosts, "", &sshd.options());
+    let summary = dir.path().join("s.json");
+    let metrics = dir.path().join("m.jsonl");
+    let out = common::strom()
+        .env("RUST_LOG", "info")
+        .args([
+            "train",
+            "--metrics-out",
+            metrics.to_str().unwrap(),
+            "--config",
+            job.to_str().unwrap(),
+            "--output",
+            dir.path().join("m").to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}\nsshd: {}", sshd.log());
+    assert!(copied.exists(), "the binary was copied with scp: {stderr}");
+    let s = json(&summary);
+    assert_eq!(workers_that_trained(&metrics).len(), 2, "both remote workers trained");
+    let acc = s["test_accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.78, "accuracy {acc}");
+    assert!(s["bytes_sent"].as_u64().unwrap() > 0);
+    for w in 0..2 {
+        assert!(stderr.contains(&format!("started worker {}@127.0.0.1#{w} over ssh", sshd.user)), "{stderr}");
+    }
+    // The job is over: no remote worker is left behind.
+    let marker = format!("--name {}@127.0.0.1#", sshd.user);
+    let t = Instant::now();
+    while !common::pids_with(&marker).is_empty() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(common::pids_with(&marker).is_empty(), "remote workers outlived the job");
+}
+
+#[test]
+fn unreachable_hosts_are_named_and_the_job_runs_on_the_rest_or_fails() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let closed = free_port();
+    let refused = format!(r#"{{ host = "{}@127.0.0.1", port = {closed} }}"#, sshd.user);
+    let unknown = r#""nobody@no-such-host.invalid""#.to_string();
+
+    // One good host of three, min_workers = 1: both workers go to the good host.
+    let hosts = [refused.clone(), sshd.host(BIN), unknown.clone()];
+    let job1 = job(dir.path(), &hosts, "min_workers = 1", &sshd.options());
+    let summary = dir.path().join("s.json");
+    let started = Instant::now();
+    let metrics = dir.path().join("m.jsonl");
+    let (ok, _, stderr) = run(&[
+        "train",
+        "--metrics-out",
+        metrics.to_str().unwrap(),
+        "--config",
+        job1.to_str().unwrap(),
+        "--output",
+        dir.path().join("m").to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "host {}@127.0.0.1: ssh: connect to host 127.0.0.1 port {closed}: Connection refused",
+            sshd.user
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("host nobody@no-such-host.invalid: ssh: Could not resolve hostname"), "{stderr}");
+    assert!(stderr.contains("running on 1 of 3 SSH hosts"), "{stderr}");
+    assert!(json(&summary)["test_accuracy"].as_f64().unwrap() > 0.7);
+    assert_eq!(workers_that_trained(&metrics).len(), 2, "both workers ran on the good host");
+
+    // No good host: a clear failure, fast, naming every host.
+    let job2 = job(dir.path(), &[refused, unknown], "", &sshd.options());
+    let t = Instant::now();
+    let (ok, _, stderr) = run(&[
+        "train",
+        "--config",
+        job2.to_str().unwrap(),
+        "--output",
+        dir.path().join("m2").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("no SSH host can run a worker"), "{stderr}");
+    assert!(stderr.contains("Connection refused") && stderr.contains("no-such-host.invalid"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(t.elapsed() < Duration::from_secs(30), "failed in {:?}", t.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
