@@ -100,7 +100,8 @@ fn cockpit_setup_offers_the_launchers_and_shows_per_host_start_errors() {
         tmux.keys(&["NPage"]);
         std::thread::sleep(Duration::from_millis(300));
     }
-    let screen = tmux.wait("the cluster keys", Duration::from_secs(10), |s| s.contains("cluster.spark.ship_binary"));
+    let screen =
+        tmux.wait("the cluster keys", Duration::from_secs(10), |s| s.contains("cluster.spark.ship_binary"));
     assert!(screen.contains("‹ssh›"), "{screen}");
     for key in ["cluster.ssh.binary", "cluster.spark.master", "cluster.min_workers"] {
         assert!(screen.contains(key), "{key} in {screen}");
@@ -112,11 +113,24 @@ fn cockpit_setup_offers_the_launchers_and_shows_per_host_start_errors() {
         tmux.keys(&["Tab"]);
         std::thread::sleep(Duration::from_millis(300));
     }
-    let screen = tmux.wait("the per-host errors", Duration::from_secs(10), |s| s.contains("no-such-host.invalid:"));
+    let screen =
+        tmux.wait("the per-host errors", Duration::from_secs(10), |s| s.contains("no-such-host.invalid:"));
     let panel: String = screen.lines().filter_map(|l| l.split("││").nth(1)).collect::<Vec<_>>().join(" ");
-    let words = panel.split(|c: char| c == '│' || c.is_whitespace()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
-    assert!(words.contains(&format!("✗ launch: host nobody@127.0.0.1: ssh: connect to host 127.0.0.1 port {port}: Connection refused")), "{screen}");
-    assert!(words.contains("✗ launch: host nobody@no-such-host.invalid: ssh: Could not resolve hostname"), "{screen}");
+    let words = panel
+        .split(|c: char| c == '│' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words.contains(&format!(
+            "✗ launch: host nobody@127.0.0.1: ssh: connect to host 127.0.0.1 port {port}: Connection refused"
+        )),
+        "{screen}"
+    );
+    assert!(
+        words.contains("✗ launch: host nobody@no-such-host.invalid: ssh: Could not resolve hostname"),
+        "{screen}"
+    );
     tmux.keys(&["q"]);
     tmux.wait("the shell prompt", Duration::from_secs(20), |s| s.contains("PROMPT$"));
 }
