@@ -423,6 +423,11 @@ pub struct ClusterSpec {
     pub min_workers: Option<usize>,
     pub ssh: SshSpec,
     pub spark: SparkSpec,
+    /// backend = "cuda": the device ordinal (`--device cuda:N`).
+    pub cuda_device: usize,
+    /// backend = "cuda": train on the CPU (with a warning) where no CUDA device can be used,
+    /// instead of stopping.
+    pub cpu_fallback: bool,
 }
 
 /// How the Spark launcher submits worker tasks (the cockpit's and `strom train`'s; `strom
@@ -527,6 +532,8 @@ impl Default for ClusterSpec {
             min_workers: None,
             ssh: SshSpec::default(),
             spark: SparkSpec::default(),
+            cuda_device: 0,
+            cpu_fallback: false,
         }
     }
 }

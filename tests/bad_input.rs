@@ -109,3 +109,27 @@ fn nan_loss_stops_with_advice_and_writes_no_model() {
     );
     assert!(!out.join("model.json").exists(), "no model from a diverged run");
 }
+
+#[test]
+fn a_cuda_backend_that_cannot_run_says_why_or_falls_back_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = out.to_str().unwrap();
+    // Built without the feature (the default), or with it on a machine without CUDA: either
+    // way a clear reason, a non-zero exit and no model.
+    let stderr = assert_fails(&["train", "--device", "cuda:0", "--epochs", "1", "--output", o], &["cuda"]);
+    assert!(
+        stderr.contains("backend 'cuda' is not in this build") || stderr.contains("no usable CUDA device"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    assert_fails(&["train", "--device", "gpu7"], &["'gpu7' is not a device; expected cpu, cuda or cuda:N"]);
+    let job = dir.path().join("job.toml");
+    std::fs::write(&job, "[train]\nepochs = 1\n[cluster]\nbackend = \"cuda\"\ncpu_fallback = true\n")
+        .unwrap();
+    let (ok, _, stderr) = run(&["train", "--config", job.to_str().unwrap(), "--output", o]);
+    if !cfg!(feature = "cuda") || !stderr.contains("cuda:") {
+        assert!(ok, "{stderr}");
+        assert!(stderr.contains("training on the CPU (cluster.cpu_fallback = true)"), "{stderr}");
+    }
+}

@@ -65,12 +65,7 @@ fn cockpit_sets_up_csv_with_a_transform_shows_its_schema_and_trains_it() {
     });
     tmux.keys(&["v"]);
     let screen = tmux.wait("the checked data", Duration::from_secs(30), |s| s.contains("schema after the"));
-    let panel: String = screen.lines().filter_map(|l| l.split("││").nth(1)).collect::<Vec<_>>().join(" ");
-    let words = panel
-        .split(|c: char| c == '│' || c.is_whitespace())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let words = common::right_panel_words(&screen);
     assert!(words.contains("142 examples x 14 features, 3 classes"), "{screen}");
     assert!(words.contains("schema after the transform (15 columns): alcohol double"), "{screen}");
     assert!(words.contains("cultivar integer (label) · flavanoid_ratio double"), "{screen}");
@@ -115,12 +110,7 @@ fn cockpit_setup_offers_the_launchers_and_shows_per_host_start_errors() {
     }
     let screen =
         tmux.wait("the per-host errors", Duration::from_secs(10), |s| s.contains("no-such-host.invalid:"));
-    let panel: String = screen.lines().filter_map(|l| l.split("││").nth(1)).collect::<Vec<_>>().join(" ");
-    let words = panel
-        .split(|c: char| c == '│' || c.is_whitespace())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let words = common::right_panel_words(&screen);
     assert!(
         words.contains(&format!(
             "✗ launch: host nobody@127.0.0.1: ssh: connect to host 127.0.0.1 port {port}: Connection refused"

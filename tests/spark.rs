@@ -176,12 +176,6 @@ fn the_spark_launcher_submits_worker_tasks_for_a_coordinator_here() {
     ]);
     assert!(ok, "{stderr}");
     assert!(json(&summary)["test_accuracy"].as_f64().unwrap() >= 0.7);
-    let workers: std::collections::BTreeSet<u64> = std::fs::read_to_string(&metrics)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["type"] == "step")
-        .map(|v| v["worker"].as_u64().unwrap())
-        .collect();
+    let workers = common::workers_that_trained(&metrics);
     assert_eq!(workers.len(), 2, "two Spark tasks trained");
 }

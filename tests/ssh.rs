@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{json, run};
+use common::{json, run, workers_that_trained};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strom");
 
@@ -99,17 +99,6 @@ impl Sshd {
     fn host(&self, binary: &str) -> String {
         format!(r#"{{ host = "{}@127.0.0.1", port = {}, binary = "{binary}" }}"#, self.user, self.port)
     }
-}
-
-/// The distinct workers that reported training steps.
-fn workers_that_trained(metrics: &Path) -> std::collections::BTreeSet<u64> {
-    std::fs::read_to_string(metrics)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["type"] == "step")
-        .map(|v| v["worker"].as_u64().unwrap())
-        .collect()
 }
 
 fn job(dir: &Path, hosts: &[String], extra: &str, ssh_options: &str) -> PathBuf {

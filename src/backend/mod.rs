@@ -86,12 +86,36 @@ pub fn create(
         BackendKind::Cpu => {
             Ok(Box::new(CpuBackend::new(architecture, &updater, job.train.l2, batch_capacity, params)))
         }
-        BackendKind::Cuda => create_cuda(architecture, &updater, job.train.l2, batch_capacity, params),
+        BackendKind::Cuda => {
+            match create_cuda(
+                job.cluster.cuda_device,
+                architecture,
+                &updater,
+                job.train.l2,
+                batch_capacity,
+                params,
+            ) {
+                Err(e @ (BackendError::CudaUnavailable(_) | BackendError::CudaNotBuilt))
+                    if job.cluster.cpu_fallback =>
+                {
+                    tracing::warn!("{e}; training on the CPU (cluster.cpu_fallback = true)");
+                    Ok(Box::new(CpuBackend::new(
+                        architecture,
+                        &updater,
+                        job.train.l2,
+                        batch_capacity,
+                        params,
+                    )))
+                }
+                other => other,
+            }
+        }
     }
 }
 
 #[cfg(not(feature = "cuda"))]
 fn create_cuda(
+    _: usize,
     _: &Architecture,
     _: &crate::job::UpdaterSpec,
     _: f32,
@@ -103,13 +127,14 @@ fn create_cuda(
 
 #[cfg(feature = "cuda")]
 fn create_cuda(
+    device: usize,
     architecture: &Architecture,
     updater: &crate::job::UpdaterSpec,
     l2: f32,
     batch_capacity: usize,
     params: &[f32],
 ) -> Result<Box<dyn Backend>, BackendError> {
-    Ok(Box::new(cuda::CudaBackend::new(architecture, updater, l2, batch_capacity, params)?))
+    Ok(Box::new(cuda::CudaBackend::on_device(device, architecture, updater, l2, batch_capacity, params)?))
 }
 
 #[cfg(feature = "cuda")]

@@ -104,6 +104,9 @@ pub struct TrainArgs {
     /// Compute backend [cluster.backend].
     #[arg(long, value_name = "cpu|cuda", value_parser = parse_name::<BackendKind>)]
     pub backend: Option<BackendKind>,
+    /// The device: cpu, cuda or cuda:N [cluster.backend, cluster.cuda_device].
+    #[arg(long, value_name = "cpu|cuda:N", value_parser = parse_device, conflicts_with = "backend")]
+    pub device: Option<(BackendKind, usize)>,
     /// Output directory for the model, summary and metrics [default: strom-runs/<job name>].
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<String>,
@@ -126,6 +129,19 @@ pub struct TrainArgs {
     /// With a launcher other than embedded: checkpoint directory (local or HDFS).
     #[arg(long, value_name = "LOC")]
     pub checkpoint_dir: Option<String>,
+}
+
+/// `cpu`, `cuda`, `cuda:N`.
+pub fn parse_device(s: &str) -> Result<(BackendKind, usize), String> {
+    match s.split_once(':') {
+        None if s == "cpu" => Ok((BackendKind::Cpu, 0)),
+        None if s == "cuda" => Ok((BackendKind::Cuda, 0)),
+        Some(("cuda", n)) => n
+            .parse()
+            .map(|n| (BackendKind::Cuda, n))
+            .map_err(|_| format!("'{s}': expected cuda:N with N a device number")),
+        _ => Err(format!("'{s}' is not a device; expected cpu, cuda or cuda:N")),
+    }
 }
 
 impl TrainArgs {
@@ -235,6 +251,10 @@ impl TrainArgs {
         }
         if let Some(v) = self.backend {
             c.backend = v;
+        }
+        if let Some((kind, ordinal)) = self.device {
+            c.backend = kind;
+            c.cuda_device = ordinal;
         }
         job.validate().map_err(|errors| crate::job::JobError::Invalid { file: None, errors })?;
         Ok(job)

@@ -232,3 +232,25 @@ pub fn pids_with(marker: &str) -> Vec<u32> {
     let out = std::process::Command::new("pgrep").args(["-f", marker]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
+
+/// The distinct workers that reported training steps in a `--metrics-out` file.
+pub fn workers_that_trained(metrics: &Path) -> std::collections::BTreeSet<u64> {
+    std::fs::read_to_string(metrics)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "step")
+        .map(|v| v["worker"].as_u64().unwrap())
+        .collect()
+}
+
+/// The words of the right-hand panel of a side-by-side screen (the Setup screen's info panel),
+/// joined by single spaces: wrapped text reads as one line.
+pub fn right_panel_words(screen: &str) -> String {
+    let panel: String = screen.lines().filter_map(|l| l.split("││").nth(1)).collect::<Vec<_>>().join(" ");
+    panel
+        .split(|c: char| c == '│' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

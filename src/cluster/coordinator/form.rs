@@ -77,6 +77,8 @@ const FIELDS: &[(&str, K, &[&str], &str)] = &[
     ("cluster.launcher", K::Choice, &["embedded", "local", "ssh", "spark", "none"], "Where workers run"),
     ("cluster.workers", K::Integer, &[], "Number of workers"),
     ("cluster.backend", K::Choice, &["cpu", "cuda"], "Compute backend"),
+    ("cluster.cuda_device", K::Integer, &[], "backend cuda: the device ordinal"),
+    ("cluster.cpu_fallback", K::Bool, &[], "backend cuda: train on the CPU where no CUDA device can be used"),
     ("cluster.heartbeat_timeout_secs", K::Integer, &[], "A worker silent this long is lost"),
     ("cluster.checkpoint_every", K::Integer, &[], "Checkpoint every this many steps (with a checkpoint dir)"),
     (

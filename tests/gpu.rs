@@ -1,0 +1,75 @@
+//! The CUDA backend against the CPU backend (build with `--features cuda`). Without a CUDA
+//! driver and device the tests print why and skip; run them on a GPU machine with
+//! `cargo test --features cuda --test gpu`.
+#![cfg(feature = "cuda")]
+
+use strom::backend::{Backend, BackendError, CpuBackend, cuda::CudaBackend};
+use strom::data::{Batch, BatchInput, BatchTargets};
+use strom::job::{JobSpec, UpdaterKind};
+use strom::nn::{Architecture, initial_params};
+use strom::rng::Rng;
+use strom::sharing::ThresholdEncoder;
+
+fn setup() -> Option<(Architecture, JobSpec, Vec<f32>)> {
+    let mut job = JobSpec::default();
+    job.train.updater.kind = Some(UpdaterKind::Nesterov);
+    let arch = Architecture::from_job(&job.model, 784, 10);
+    let params = initial_params(&arch, 7);
+    let probe = CudaBackend::new(&arch, &job.updater(), 0.0, 4, &params);
+    match probe {
+        Err(BackendError::CudaUnavailable(why)) => {
+            eprintln!("skipped: no usable CUDA device: {why}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => Some((arch, job, params)),
+    }
+}
+
+fn batch(rows: usize, seed: u64) -> (Vec<u8>, Vec<u32>) {
+    let mut rng = Rng::new(seed);
+    let x = (0..rows * 784).map(|_| (rng.next_f64() * 255.0) as u8).collect();
+    let y = (0..rows).map(|_| (rng.next_f64() * 10.0) as u32 % 10).collect();
+    (x, y)
+}
+
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt().max(1e-12);
+    num / den
+}
+
+#[test]
+fn cuda_matches_cpu_on_forward_backward_update_and_encoding() {
+    let Some((arch, job, params)) = setup() else { return };
+    let updater = job.updater();
+    let mut cpu = CpuBackend::new(&arch, &updater, 0.0, 64, &params);
+    let mut gpu = CudaBackend::new(&arch, &updater, 0.0, 64, &params).unwrap();
+    let (x, y) = batch(64, 3);
+    let b = Batch {
+        rows: 64,
+        input: BatchInput::U8 { data: &x, scale: 1.0 / 255.0 },
+        targets: BatchTargets::Classes(&y),
+    };
+    let mut rng = Rng::new(1);
+    let (lc, lg) = (cpu.forward_backward(&b, &mut rng), gpu.forward_backward(&b, &mut rng));
+    assert!(((lc - lg) / lc).abs() < 1e-4, "loss cpu {lc} gpu {lg}");
+    for _ in 0..3 {
+        cpu.compute_update(1.0);
+        gpu.compute_update(1.0);
+        let (mut ec, mut eg) =
+            (ThresholdEncoder::new(arch.param_count()), ThresholdEncoder::new(arch.param_count()));
+        let tau = 1e-3;
+        let sc = cpu.encode_and_apply(&mut ec, tau, 0, 1);
+        let sg = gpu.encode_and_apply(&mut eg, tau, 0, 1);
+        assert_eq!(sc.entries, sg.entries, "same number of quanta");
+        assert_eq!(ec.message(), eg.message(), "same encoded message");
+        let (mut pc, mut pg) = (vec![0.0; arch.param_count()], vec![0.0; arch.param_count()]);
+        cpu.read_params(&mut pc);
+        gpu.read_params(&mut pg);
+        let e = rel_err(&pg, &pc);
+        assert!(e <= 1e-4, "parameters relative error {e}");
+        cpu.forward_backward(&b, &mut rng);
+        gpu.forward_backward(&b, &mut rng);
+    }
+}
