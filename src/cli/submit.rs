@@ -103,14 +103,19 @@ fn absolute(p: &str) -> Result<String> {
     Ok(abs.display().to_string())
 }
 
-/// Runs the driver with `config` through spark-submit; errors when it fails.
-fn submit(spark: &SparkArgs, default_master: &str, config: serde_json::Value) -> Result<()> {
-    let master = spark.master.clone().unwrap_or_else(|| default_master.to_string());
+/// Runs the driver with `config`; flags win over the job's `[cluster.spark]` (`base`), and
+/// extra spark-submit arguments add up (the job's first).
+fn submit(spark: &SparkArgs, base: &SparkSpec, config: serde_json::Value) -> Result<()> {
+    let master = spark.master.clone().unwrap_or_else(|| base.master.clone());
     let spec = SparkSpec {
         master: master.clone(),
-        submit: spark.spark_submit.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-        args: spark.spark_args.clone(),
-        ship_binary: spark.ship_binary,
+        submit: spark
+            .spark_submit
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| base.submit.clone()),
+        args: base.args.iter().chain(&spark.spark_args).cloned().collect(),
+        ship_binary: spark.ship_binary || base.ship_binary,
     };
     let (mut cmd, _staged) = driver_command(&spec, &config)?;
     tracing::info!("running spark-submit --master {master}");
@@ -160,7 +165,7 @@ pub fn run(args: SubmitArgs) -> Result<()> {
     });
     let master = args.spark.master.clone().unwrap_or_else(|| job.cluster.spark.master.clone());
     println!("submitting job {} with {} worker task(s) to {master}", job.name, job.cluster.workers);
-    submit(&args.spark, &master, config)
+    submit(&args.spark, &job.cluster.spark, config)
 }
 
 fn submit_transform(args: SubmitTransformArgs, strom: String) -> Result<()> {
@@ -187,5 +192,5 @@ fn submit_transform(args: SubmitTransformArgs, strom: String) -> Result<()> {
         "partitions": args.partitions.unwrap_or(2 * cores).max(1),
         "csv_args": csv_args,
     });
-    submit(&args.spark, "local[2]", config)
+    submit(&args.spark, &SparkSpec::default(), config)
 }

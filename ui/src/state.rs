@@ -219,7 +219,8 @@ const SUSTAINED: usize = 20;
 /// Warnings: sparsity outside the band, a residual that keeps growing, a lagging or lost
 /// worker, a NaN loss.
 pub fn warnings(job: &JobView) -> Vec<Warning> {
-    let mut out = Vec::new();
+    let mut out: Vec<Warning> =
+        job.launch_problems.iter().map(|p| Warning { worker: None, text: format!("launch: {p}") }).collect();
     if job.loss.back().is_some_and(|l| !l.loss.is_finite())
         || job.workers.values().any(|w| !w.loss.is_finite())
     {
@@ -357,6 +358,13 @@ mod tests {
         s.extend(&chunk);
         assert_eq!(s.time.len(), SERIES);
         assert_eq!(s.tau.len(), SERIES);
+    }
+
+    #[test]
+    fn launch_problems_are_warnings() {
+        let job =
+            JobView { launch_problems: vec!["host n2: Connection refused".into()], ..Default::default() };
+        assert_eq!(warnings(&job)[0].text, "launch: host n2: Connection refused");
     }
 
     #[test]
