@@ -52,6 +52,9 @@ pub struct RawRecord {
     pub line: u64,
 }
 
+/// A CSV reader over one file's (decompressed, partitioned) bytes.
+type FileReader = csv::Reader<Box<dyn Read + Send>>;
+
 /// The files behind a CSV location.
 #[derive(Clone, Debug)]
 pub struct CsvSource {
@@ -59,14 +62,6 @@ pub struct CsvSource {
     pub options: CsvOptions,
     /// Read only part `.0` of `.1` (see [`CsvSource::partition`]).
     part: Option<(usize, usize)>,
-}
-
-/// One file's share of a partitioned read: which files, and for a lone plain file, which bytes.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Share {
-    Whole,
-    Skip,
-    Bytes { start: u64, end: u64 },
 }
 
 fn is_data_file(name: &str) -> bool {
@@ -106,49 +101,48 @@ impl CsvSource {
         CsvSource { part: (count > 1).then_some((index.min(count - 1), count)), ..self.clone() }
     }
 
-    fn share(&self, file: usize) -> Result<Share, DataError> {
-        let Some((i, n)) = self.part else { return Ok(Share::Whole) };
-        let f = self.files.len();
-        if f > 1 {
-            let inside = (i * f / n..(i + 1) * f / n).contains(&file);
-            return Ok(if inside { Share::Whole } else { Share::Skip });
-        }
-        let loc = &self.files[file];
-        let mut head = [0u8; 2];
-        let got = loc.open()?.read(&mut head).map_err(|e| io(loc, e))?;
-        if got == 2 && head == [0x1f, 0x8b] {
-            return Ok(if i == 0 { Share::Whole } else { Share::Skip });
-        }
-        let size = loc.stat()?.len;
-        Ok(Share::Bytes { start: size * i as u64 / n as u64, end: size * (i as u64 + 1) / n as u64 })
-    }
-
     pub fn file_name(&self, file: u32) -> String {
         self.files.get(file as usize).map(|l| l.to_string()).unwrap_or_default()
     }
 
-    /// A reader of one file (its share of it), and the lines before the share's start.
-    fn reader(&self, file: usize) -> Result<(csv::Reader<Box<dyn Read + Send>>, u64), DataError> {
+    /// A reader of this part's share of one file (`None`: the share is empty), and the lines
+    /// of the file before the share. Each file is opened once: the gzip sniff and the byte
+    /// range both work on the same buffered stream.
+    fn reader(&self, file: usize) -> Result<Option<(FileReader, u64)>, DataError> {
         let loc = &self.files[file];
-        let mut lines_before = 0;
-        let mut input = loc.open()?;
-        if let Share::Bytes { start, end } = self.share(file)? {
-            let (skipped, lines) = skip_to_line(&mut input, start).map_err(|e| io(loc, e))?;
-            lines_before = lines;
-            input = Box::new(LineRange {
-                inner: input,
-                left: end.saturating_sub(skipped),
-                done: false,
-                at_line_start: true,
-            });
+        let lone = self.files.len() == 1;
+        if let Some((i, n)) = self.part
+            && !lone
+        {
+            let f = self.files.len();
+            if !(i * f / n..(i + 1) * f / n).contains(&file) {
+                return Ok(None);
+            }
         }
-        let mut buffered = BufReader::with_capacity(1 << 20, input);
+        let mut buffered = BufReader::with_capacity(1 << 20, loc.open()?);
         let gz = {
             let head = buffered.fill_buf().map_err(|e| io(loc, e))?;
             head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b
         };
-        let stream: Box<dyn Read + Send> =
-            if gz { Box::new(flate2::read::MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+        let mut lines_before = 0;
+        let stream: Box<dyn Read + Send> = match self.part {
+            // A gzip stream cannot be split: part 0 reads it whole.
+            Some((i, _)) if lone && gz && i > 0 => return Ok(None),
+            Some((i, n)) if lone && !gz => {
+                let size = loc.stat()?.len;
+                let (start, end) = (size * i as u64 / n as u64, size * (i as u64 + 1) / n as u64);
+                let (skipped, lines) = skip_to_line(&mut buffered, start).map_err(|e| io(loc, e))?;
+                lines_before = lines;
+                Box::new(LineRange {
+                    inner: Box::new(buffered),
+                    left: end.saturating_sub(skipped),
+                    done: false,
+                    at_line_start: true,
+                })
+            }
+            _ if gz => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
+            _ => Box::new(buffered),
+        };
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -156,7 +150,7 @@ impl CsvSource {
             .quote(self.options.quote as u8)
             .buffer_capacity(1 << 20)
             .from_reader(stream);
-        Ok((reader, lines_before))
+        Ok(Some((reader, lines_before)))
     }
 
     /// The header of the first file (after skipped lines), when the options say there is one.
@@ -164,7 +158,7 @@ impl CsvSource {
         if !self.options.header {
             return Ok(None);
         }
-        let mut r = self.whole().reader(0)?.0;
+        let Some((mut r, _)) = self.whole().reader(0)? else { return Ok(None) };
         let mut rec = csv::StringRecord::new();
         for _ in 0..=self.options.skip_lines {
             if !r.read_record(&mut rec).map_err(|e| csv_error(&self.files[0], e))? {
@@ -214,7 +208,7 @@ fn csv_error(loc: &Location, e: csv::Error) -> DataError {
 pub struct Records<'a> {
     source: &'a CsvSource,
     file: usize,
-    reader: Option<csv::Reader<Box<dyn Read + Send>>>,
+    reader: Option<FileReader>,
     record: csv::ByteRecord,
     /// Lines of the file before this part's share of it.
     line_offset: u64,
@@ -299,19 +293,12 @@ impl Iterator for Records<'_> {
                 return None;
             }
             if self.reader.is_none() {
-                match self.source.share(self.file) {
-                    Ok(Share::Skip) => {
+                let (mut r, lines_before) = match self.source.reader(self.file) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
                         self.file += 1;
                         continue;
                     }
-                    Ok(_) => {}
-                    Err(e) => {
-                        self.file = self.source.files.len();
-                        return Some(Err(e));
-                    }
-                }
-                let (mut r, lines_before) = match self.source.reader(self.file) {
-                    Ok(r) => r,
                     Err(e) => {
                         self.file = self.source.files.len();
                         return Some(Err(e));
