@@ -187,10 +187,10 @@ pub fn train_with_coordinator(args: &TrainArgs, job: JobSpec, output: &Location)
         }
     }
     let _cleanup = RemoveOnDrop(token_file.clone());
-    let process =
-        crate::data::fitted_process(&job.data, job.train.seed).context("preparing the transform process")?;
-    let shape = crate::data::describe(&job.data, job.train.seed, process.as_ref())
+    // Prepared once here (for the plan and the progress display) and handed to the coordinator.
+    let prepared = crate::data::prepare(&job.data, job.train.seed)
         .with_context(|| format!("reading {}", job.data.train))?;
+    let shape = prepared.shape.clone();
     let architecture = crate::nn::Architecture::from_job(&job.model, shape.width, shape.outputs);
     log_plan(&job, &architecture, 0);
     let progress = SharedProgress(Arc::new(Mutex::new(TrainProgress::new(
@@ -215,7 +215,11 @@ pub fn train_with_coordinator(args: &TrainArgs, job: JobSpec, output: &Location)
     let rt = runtime()?;
     let display = progress.clone();
     let result = rt.block_on(async move {
-        let handle = Coordinator::new(config).with_observer(Box::new(progress)).start().await?;
+        let handle = Coordinator::new(config)
+            .with_observer(Box::new(progress))
+            .with_prepared_data(prepared)
+            .start()
+            .await?;
         let run = handle.shared.run().context("the job did not start")?;
         tracing::info!("coordinator on {}; launching {} worker(s)", handle.url(), run.job.cluster.workers);
         let result = tokio::select! {

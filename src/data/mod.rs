@@ -207,11 +207,12 @@ pub fn describe(
             Ok(shape)
         }
         DataFormat::Csv => {
-            let (ds, _) = table::load_eager(&loc, data, process, Split::Train, seed)?;
-            let (source, records) = table::read_records(&loc, data, Split::Train, seed)?;
+            let (ds, report) = table::load_eager(&loc, data, process, Split::Train, seed)?;
+            // Opening the source only lists files; the rows were counted by the pass above.
+            let source = csv::CsvSource::open(&loc, &data.csv)?;
             let schema = table::process_for(data, &source, process)?.compile()?.output;
             Ok(DataShape {
-                rows: records.len(),
+                rows: report.rows_in as usize,
                 columns: schema.columns.iter().map(|c| (c.name.clone(), c.kind.name().to_string())).collect(),
                 label: data.label.clone(),
                 width: ds.width,

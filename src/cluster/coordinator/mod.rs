@@ -76,6 +76,8 @@ pub struct Shared {
     run: Mutex<Option<Arc<JobRun>>>,
     launcher: Mutex<Option<Box<dyn Launcher>>>,
     observer: Mutex<Option<Box<dyn Observer>>>,
+    /// Data the caller prepared for the loaded job (used once, by the first start).
+    prepared: Mutex<Option<data::Prepared>>,
     /// Counts runs, so a waiter can tell a new run from the last one.
     runs: tokio_watch::Sender<u64>,
 }
@@ -107,7 +109,8 @@ impl Shared {
         let job = self.loaded_job().ok_or_else(|| ClusterError::Job("no job is loaded".into()))?;
         let checkpoint_dir = self.config.checkpoint_dir.clone();
         let observer = lock(&self.observer).take();
-        let setup = tokio::task::spawn_blocking(move || fresh_setup(job, checkpoint_dir))
+        let prepared = lock(&self.prepared).take();
+        let setup = tokio::task::spawn_blocking(move || fresh_setup(job, checkpoint_dir, prepared))
             .await
             .map_err(|e| ClusterError::Job(e.to_string()))??;
         self.begin(setup, observer)
@@ -200,15 +203,17 @@ impl Shared {
     }
 }
 
-/// The data side of a run: the training data's shape (checked in full for tables), the test
-/// data, and the fitted transform process.
-fn load_data(job: &JobSpec) -> Result<data::Prepared, ClusterError> {
-    Ok(data::prepare(&job.data, job.train.seed)?)
-}
-
-/// Checks the data, builds the model and its initial parameters.
-fn fresh_setup(job: JobSpec, checkpoint_dir: Option<Location>) -> Result<RunSetup, ClusterError> {
-    let data::Prepared { shape, test, process } = load_data(&job)?;
+/// Checks the data (unless the caller did: `prepared`), builds the model and its initial
+/// parameters.
+fn fresh_setup(
+    job: JobSpec,
+    checkpoint_dir: Option<Location>,
+    prepared: Option<data::Prepared>,
+) -> Result<RunSetup, ClusterError> {
+    let data::Prepared { shape, test, process } = match prepared {
+        Some(p) => p,
+        None => data::prepare(&job.data, job.train.seed)?,
+    };
     let architecture = Architecture::from_job(&job.model, shape.width, shape.outputs);
     let params = crate::nn::initial_params(&architecture, job.train.seed);
     Ok(RunSetup {
@@ -233,7 +238,7 @@ fn fresh_setup(job: JobSpec, checkpoint_dir: Option<Location>) -> Result<RunSetu
 /// fitting is deterministic).
 fn resumed_setup(ckpt: Checkpoint, dir: Location) -> Result<RunSetup, ClusterError> {
     let job = ckpt.job;
-    let data::Prepared { shape, test, process } = load_data(&job)?;
+    let data::Prepared { shape, test, process } = data::prepare(&job.data, job.train.seed)?;
     Ok(RunSetup {
         checkpoint_every: job.cluster.checkpoint_every,
         job,
@@ -256,6 +261,7 @@ fn resumed_setup(ckpt: Checkpoint, dir: Location) -> Result<RunSetup, ClusterErr
 pub struct Coordinator {
     config: CoordinatorConfig,
     observer: Option<Box<dyn Observer>>,
+    prepared: Option<data::Prepared>,
 }
 
 /// A running coordinator.
@@ -267,12 +273,19 @@ pub struct CoordinatorHandle {
 
 impl Coordinator {
     pub fn new(config: CoordinatorConfig) -> Self {
-        Coordinator { config, observer: None }
+        Coordinator { config, observer: None, prepared: None }
     }
 
     /// Receives the run's step stats and epoch summaries (the CLI's progress display).
     pub fn with_observer(mut self, observer: Box<dyn Observer>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Hands over data already prepared for the configured job (`data::prepare` of its data
+    /// and seed), so starting it does not read and fit it again.
+    pub fn with_prepared_data(mut self, prepared: data::Prepared) -> Self {
+        self.prepared = Some(prepared);
         self
     }
 
@@ -306,6 +319,7 @@ impl Coordinator {
             run: Mutex::new(None),
             launcher: Mutex::new(None),
             observer: Mutex::new(self.observer),
+            prepared: Mutex::new(self.prepared),
             runs: tokio_watch::channel(0).0,
             config,
         });
