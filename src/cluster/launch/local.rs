@@ -49,10 +49,31 @@ pub fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
     rx.recv().map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
+/// The last lines a child printed: what it said before it could connect, or as it died (its
+/// logs proper are forwarded over gRPC).
+#[derive(Clone, Default)]
+pub struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    const LINES: usize = 20;
+
+    pub fn push(&self, line: String) {
+        let mut t = lock(&self.0);
+        if t.len() >= Self::LINES {
+            t.pop_front();
+        }
+        t.push_back(line);
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        lock(&self.0).iter().cloned().collect()
+    }
+}
+
 struct Slot {
     name: String,
     child: Child,
-    tail: Arc<Mutex<VecDeque<String>>>,
+    tail: Tail,
     problems: Arc<Mutex<Vec<String>>>,
     reported: bool,
 }
@@ -66,13 +87,7 @@ pub struct ChildSlots {
 }
 
 impl ChildSlots {
-    pub fn push(
-        &self,
-        child: Child,
-        tail: Arc<Mutex<VecDeque<String>>>,
-        name: String,
-        problems: Arc<Mutex<Vec<String>>>,
-    ) {
+    pub fn push(&self, child: Child, tail: Tail, name: String, problems: Arc<Mutex<Vec<String>>>) {
         lock(&self.slots).push(Slot { name, child, tail, problems, reported: false });
     }
 
@@ -99,7 +114,7 @@ impl ChildSlots {
                             if status.success() {
                                 tracing::debug!("worker {} (pid {}) exited", s.name, s.child.id());
                             } else {
-                                let tail: Vec<String> = lock(&s.tail).iter().cloned().collect();
+                                let tail = s.tail.lines();
                                 tracing::error!(
                                     "worker {} (pid {}) exited with {status}; its last output:\n{}",
                                     s.name,
@@ -149,14 +164,10 @@ pub struct LocalLauncher {
 
 /// Keeps the last lines of a child's stderr (its logs are forwarded over gRPC; this is for
 /// what it says before it can connect, or when it dies).
-fn keep_tail(stderr: impl std::io::Read + Send + 'static, tail: Arc<Mutex<VecDeque<String>>>) {
+fn keep_tail(stderr: impl std::io::Read + Send + 'static, tail: Tail) {
     let _ = std::thread::Builder::new().name("strom-child-stderr".into()).spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut t = lock(&tail);
-            if t.len() >= 20 {
-                t.pop_front();
-            }
-            t.push_back(line);
+            tail.push(line);
         }
     });
 }
@@ -173,7 +184,7 @@ impl Launcher for LocalLauncher {
                 .stderr(Stdio::piped());
             let mut child = spawn_tied(cmd)
                 .map_err(|e| ClusterError::Launch(format!("cannot start {}: {e}", ctx.binary.display())))?;
-            let tail = Arc::new(Mutex::new(VecDeque::new()));
+            let tail = Tail::default();
             if let Some(stderr) = child.stderr.take() {
                 keep_tail(stderr, tail.clone());
             }

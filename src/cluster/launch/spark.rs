@@ -3,13 +3,12 @@
 //! driver; the Spark launcher here (cockpit, `strom train --launcher spark`) keeps the
 //! coordinator in this process and submits only the barrier stage of worker tasks.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use super::local::{ChildSlots, lock, spawn_tied};
+use super::local::{ChildSlots, Tail, lock, spawn_tied};
 use super::{LaunchContext, Launcher};
 use crate::cluster::ClusterError;
 use crate::job::SparkSpec;
@@ -91,7 +90,7 @@ impl Launcher for SparkLauncher {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child =
             spawn_tied(cmd).map_err(|e| ClusterError::Launch(format!("cannot run spark-submit: {e}")))?;
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = Tail::default();
         for out in [
             child.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
             child.stderr.take().map(|e| Box::new(e) as _),
@@ -106,11 +105,7 @@ impl Launcher for SparkLauncher {
                     if line.starts_with("strom:") || line.contains(" ERROR ") || line.starts_with("error") {
                         tracing::warn!("[spark] {line}");
                     }
-                    let mut t = lock(&tail);
-                    if t.len() >= 20 {
-                        t.pop_front();
-                    }
-                    t.push_back(line);
+                    tail.push(line);
                 }
             });
         }

@@ -5,12 +5,12 @@
 //! never on a command line. Killing the local `ssh` ends the remote worker: it is started
 //! with `--exit-with-parent` naming its sshd session.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use super::local::{ChildSlots, lock, spawn_tied};
+use super::local::{ChildSlots, Tail, lock, spawn_tied};
 use super::{LaunchContext, Launcher};
 use crate::cluster::ClusterError;
 use crate::job::{ClusterSpec, HostSpec};
@@ -208,7 +208,7 @@ impl Launcher for SshLauncher {
                 // The worker reads the token from stdin up to EOF; dropping closes it.
                 let _ = stdin.write_all(token.as_bytes());
             }
-            let tail = Arc::new(Mutex::new(VecDeque::new()));
+            let tail = Tail::default();
             if let Some(stderr) = child.stderr.take() {
                 forward_logs(stderr, name.clone(), tail.clone());
             }
@@ -257,11 +257,7 @@ impl Drop for SshLauncher {
 /// Forwards what a remote worker says on stderr to the coordinator's log, prefixed with its
 /// name: everything until it has joined (ssh's own errors, "cannot reach the coordinator"),
 /// then only errors (its other logs arrive over gRPC).
-fn forward_logs(
-    stderr: impl std::io::Read + Send + 'static,
-    name: String,
-    tail: Arc<Mutex<VecDeque<String>>>,
-) {
+fn forward_logs(stderr: impl std::io::Read + Send + 'static, name: String, tail: Tail) {
     let _ = std::thread::Builder::new().name("strom-ssh-stderr".into()).spawn(move || {
         let mut joined = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -282,11 +278,7 @@ fn forward_logs(
                     _ => tracing::info!("[{name}] {message}"),
                 }
             }
-            let mut t = lock(&tail);
-            if t.len() >= 20 {
-                t.pop_front();
-            }
-            t.push_back(message);
+            tail.push(message);
         }
     });
 }
