@@ -177,7 +177,7 @@ impl Launcher for LocalLauncher {
         self.children.start_monitor();
         for _ in 0..count {
             let mut cmd = Command::new(&ctx.binary);
-            cmd.args(ctx.worker_args())
+            cmd.args(ctx.worker_args(false))
                 .args(["--log-format", "json", "--exit-with-parent", &std::process::id().to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -33,25 +33,18 @@ pub struct LaunchContext {
 }
 
 impl LaunchContext {
-    /// Arguments of `strom worker` for this coordinator.
-    pub fn worker_args(&self) -> Vec<String> {
+    /// Arguments of `strom worker` for this coordinator. The token comes from the token file,
+    /// or with `token_on_stdin` from standard input (`--token-file -`: remote hosts lack the
+    /// file).
+    pub fn worker_args(&self, token_on_stdin: bool) -> Vec<String> {
         let mut args = vec!["worker".to_string(), "--coordinator".into(), self.url.clone()];
-        if let Some(t) = &self.token_file {
-            args.push("--token-file".into());
-            args.push(t.display().to_string());
-        }
-        if let Some(ca) = &self.tls_ca {
-            args.push("--tls-ca".into());
-            args.push(ca.display().to_string());
-        }
-        args
-    }
-
-    /// Like [`LaunchContext::worker_args`], with the token read from stdin.
-    pub fn worker_args_with_token_on_stdin(&self) -> Vec<String> {
-        let mut args = vec!["worker".to_string(), "--coordinator".into(), self.url.clone()];
-        if self.token.is_some() {
-            args.extend(["--token-file".into(), "-".into()]);
+        let token_file = match (&self.token_file, token_on_stdin) {
+            (_, true) => self.token.as_ref().map(|_| "-".to_string()),
+            (Some(t), false) => Some(t.display().to_string()),
+            (None, false) => None,
+        };
+        if let Some(t) = token_file {
+            args.extend(["--token-file".into(), t]);
         }
         if let Some(ca) = &self.tls_ca {
             args.extend(["--tls-ca".into(), ca.display().to_string()]);

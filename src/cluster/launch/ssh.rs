@@ -162,7 +162,7 @@ impl SshLauncher {
 
     fn remote_command(&self, host: &HostSpec, ctx: &LaunchContext, name: &str) -> String {
         let mut args: Vec<String> = vec![self.binary(host).to_string()];
-        args.extend(ctx.worker_args_with_token_on_stdin());
+        args.extend(ctx.worker_args(true));
         args.extend(["--name".into(), name.into(), "--log-format".into(), "json".into()]);
         let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
         // $PPID is the sshd session: when the connection goes, so does the worker.
