@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::nn::layers::{HiddenLayer, LayerEntry, LayerSpec, Padding};
 pub use crate::nn::{Activation, Init, Loss};
 use crate::storage::{Location, StorageError};
 
@@ -95,23 +96,23 @@ impl Default for DataSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelPreset {
+    /// Dense layers of `model.hidden` widths.
     Mlp,
+    /// conv 3x3 32 same, max-pool 2, conv 3x3 64 same, max-pool 2, dense 128 (about 420k
+    /// parameters on 28x28 images).
+    Cnn,
+    /// LeNet-5: conv 5x5 6 same, max-pool 2, conv 5x5 16 valid, max-pool 2, dense 120, dense 84.
+    Lenet5,
 }
 
-/// One hidden layer given explicitly (`model.layers`), instead of `hidden` + `activation`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LayerSpec {
-    pub units: usize,
-    #[serde(default = "default_activation")]
-    pub activation: Activation,
-    /// Probability of dropping each of this layer's outputs while training.
-    #[serde(default)]
-    pub dropout: f32,
-}
-
-fn default_activation() -> Activation {
-    Activation::Relu
+impl ModelPreset {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelPreset::Mlp => "mlp",
+            ModelPreset::Cnn => "cnn",
+            ModelPreset::Lenet5 => "lenet5",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -120,13 +121,14 @@ pub struct ModelSpec {
     pub preset: ModelPreset,
     /// Hidden layer widths of the MLP preset.
     pub hidden: Vec<usize>,
-    /// Activation of the hidden layers.
+    /// Activation of the preset's hidden layers.
     pub activation: Activation,
-    /// Dropout probability on the hidden layers' outputs.
+    /// Dropout probability after each of the preset's hidden dense layers.
     pub dropout: f32,
-    /// Explicit hidden layers; when set, `hidden`, `activation` and `dropout` are ignored.
+    /// Explicit hidden layers (`[[model.layers]]` with a `type` key each); when set, the preset,
+    /// `hidden`, `activation` and `dropout` are ignored. The output layer is always added.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub layers: Option<Vec<LayerSpec>>,
+    pub layers: Option<Vec<LayerEntry>>,
     pub loss: Loss,
     pub init: Init,
 }
@@ -146,16 +148,40 @@ impl Default for ModelSpec {
 }
 
 impl ModelSpec {
-    /// The hidden layers, whichever way they were given.
-    pub fn hidden_layers(&self) -> Vec<LayerSpec> {
-        match &self.layers {
-            Some(layers) => layers.clone(),
-            None => self
-                .hidden
-                .iter()
-                .map(|&units| LayerSpec { units, activation: self.activation, dropout: self.dropout })
-                .collect(),
+    /// The hidden layers, whichever way they were given (the output layer comes after them).
+    pub fn layers(&self) -> Vec<LayerSpec> {
+        let mut out = Vec::new();
+        if let Some(entries) = &self.layers {
+            entries.iter().for_each(|e| e.expand(&mut out));
+            return out;
         }
+        let act = self.activation;
+        let dense = |units: usize, out: &mut Vec<LayerSpec>| {
+            LayerEntry::Hidden(HiddenLayer { units, activation: act, dropout: self.dropout }).expand(out)
+        };
+        match self.preset {
+            ModelPreset::Mlp => self.hidden.iter().for_each(|&u| dense(u, &mut out)),
+            ModelPreset::Cnn => {
+                out.extend([
+                    LayerSpec::conv(32, 3, Padding::Same, act),
+                    LayerSpec::max_pool(2),
+                    LayerSpec::conv(64, 3, Padding::Same, act),
+                    LayerSpec::max_pool(2),
+                ]);
+                dense(128, &mut out);
+            }
+            ModelPreset::Lenet5 => {
+                out.extend([
+                    LayerSpec::conv(6, 5, Padding::Same, act),
+                    LayerSpec::max_pool(2),
+                    LayerSpec::conv(16, 5, Padding::Valid, act),
+                    LayerSpec::max_pool(2),
+                ]);
+                dense(120, &mut out);
+                dense(84, &mut out);
+            }
+        }
+        out
     }
 
     /// The output activation that goes with the loss.
@@ -408,6 +434,9 @@ pub struct ClusterSpec {
     pub launcher: LauncherKind,
     pub workers: usize,
     pub backend: BackendKind,
+    /// CPU threads each worker computes with. 0: the machine's cores shared among the workers
+    /// that run on it (embedded and local: all of them; SSH: those of one host; Spark: one).
+    pub threads: usize,
     /// A worker that sends nothing for this long is lost; its partitions go back to the queue.
     pub heartbeat_timeout_secs: u64,
     /// With a checkpoint directory: write a checkpoint every this many steps (all workers'
@@ -526,6 +555,7 @@ impl Default for ClusterSpec {
             launcher: LauncherKind::Embedded,
             workers: 1,
             backend: BackendKind::Cpu,
+            threads: 0,
             heartbeat_timeout_secs: 10,
             checkpoint_every: 200,
             hosts: vec![],
@@ -538,7 +568,31 @@ impl Default for ClusterSpec {
     }
 }
 
+/// The cores this process may use.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
 impl JobSpec {
+    /// CPU threads per worker (see [`ClusterSpec::threads`]).
+    pub fn threads_per_worker(&self) -> usize {
+        let c = &self.cluster;
+        if c.threads > 0 {
+            return c.threads;
+        }
+        let sharing = match c.launcher {
+            LauncherKind::Embedded | LauncherKind::Local | LauncherKind::None => c.workers,
+            LauncherKind::Ssh => {
+                let mut hosts: Vec<&str> = c.hosts.iter().map(HostSpec::host).collect();
+                hosts.sort_unstable();
+                hosts.dedup();
+                c.workers.div_ceil(hosts.len().max(1))
+            }
+            LauncherKind::Spark => return 1,
+        };
+        (available_cores() / sharing.max(1)).max(1)
+    }
+
     /// The sharing mode in effect (see [`SharingSpec::mode`]).
     pub fn sharing_mode(&self) -> SharingMode {
         self.sharing.mode.unwrap_or(if self.cluster.workers > 1 {
@@ -638,21 +692,43 @@ impl JobSpec {
             });
         }
         let m = &self.model;
-        let layers = m.hidden_layers();
-        v.check("model.hidden", layers.len() <= 16, || {
-            format!("at most 16 hidden layers (got {})", layers.len())
-        });
-        for (i, l) in layers.iter().enumerate() {
-            let key = if m.layers.is_some() { format!("model.layers[{i}]") } else { "model.hidden".into() };
-            v.check(&key, (1..=65_536).contains(&l.units), || {
-                format!("layer widths must be 1..=65536 (got {})", l.units)
-            });
-            v.check(&key, (0.0..1.0).contains(&l.dropout), || {
-                format!("dropout must be in [0, 1) (got {})", l.dropout)
-            });
-            v.check(&key, l.activation != Activation::Softmax || m.layers.is_some(), || {
-                "softmax as a hidden activation must be given per layer in model.layers".into()
-            });
+        match &m.layers {
+            Some(entries) => {
+                v.check("model.layers", entries.len() <= 64, || {
+                    format!("at most 64 layers (got {})", entries.len())
+                });
+                for (i, entry) in entries.iter().enumerate() {
+                    match entry {
+                        LayerEntry::Layer(l) => {
+                            for (field, message) in l.layer().check() {
+                                v.fail(&format!("model.layers[{i}].{field}"), message);
+                            }
+                        }
+                        LayerEntry::Hidden(h) => {
+                            let key = format!("model.layers[{i}]");
+                            v.check(&key, (1..=65_536).contains(&h.units), || {
+                                format!("layer widths must be 1..=65536 (got {})", h.units)
+                            });
+                            v.check(&key, (0.0..1.0).contains(&h.dropout), || {
+                                format!("dropout must be in [0, 1) (got {})", h.dropout)
+                            });
+                        }
+                    }
+                }
+            }
+            None => {
+                v.check("model.hidden", m.hidden.len() <= 16, || {
+                    format!("at most 16 hidden layers (got {})", m.hidden.len())
+                });
+                for &units in &m.hidden {
+                    v.check("model.hidden", (1..=65_536).contains(&units), || {
+                        format!("layer widths must be 1..=65536 (got {units})")
+                    });
+                }
+                v.check("model.activation", m.activation != Activation::Softmax, || {
+                    "softmax as a hidden activation must be given per layer in model.layers".into()
+                });
+            }
         }
         v.check("model.dropout", (0.0..1.0).contains(&m.dropout), || {
             format!("must be in [0, 1) (got {})", m.dropout)
@@ -727,6 +803,7 @@ impl JobSpec {
         v.check("cluster.workers", (1..=1024).contains(&c.workers), || {
             format!("must be 1..=1024 (got {})", c.workers)
         });
+        v.check("cluster.threads", c.threads <= 1024, || format!("must be 0..=1024 (got {})", c.threads));
         if let Some(m) = c.min_workers {
             v.check("cluster.min_workers", (1..=c.workers).contains(&m), || {
                 format!("must be 1..=cluster.workers ({}) (got {m})", c.workers)

@@ -5,16 +5,16 @@
 
 use strom::backend::{Backend, BackendError, CpuBackend, cuda::CudaBackend};
 use strom::data::{Batch, BatchInput, BatchTargets};
-use strom::job::{JobSpec, UpdaterKind};
-use strom::nn::{Architecture, initial_params};
+use strom::job::{JobSpec, ModelPreset, ModelSpec, UpdaterKind};
+use strom::nn::{Architecture, Shape, initial_state};
 use strom::rng::Rng;
-use strom::sharing::ThresholdEncoder;
+use strom::sharing::ThresholdSharing;
 
 fn setup() -> Option<(Architecture, JobSpec, Vec<f32>)> {
     let mut job = JobSpec::default();
     job.train.updater.kind = Some(UpdaterKind::Nesterov);
-    let arch = Architecture::from_job(&job.model, 784, 10);
-    let params = initial_params(&arch, 7);
+    let arch = Architecture::from_job(&job.model, Shape::image(1, 28, 28), 10).unwrap();
+    let params = initial_state(&arch, 7);
     let probe = CudaBackend::new(&arch, &job.updater(), 0.0, 4, &params);
     match probe {
         Err(BackendError::CudaUnavailable(why)) => {
@@ -43,7 +43,7 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 fn cuda_matches_cpu_on_forward_backward_update_and_encoding() {
     let Some((arch, job, params)) = setup() else { return };
     let updater = job.updater();
-    let mut cpu = CpuBackend::new(&arch, &updater, 0.0, 64, &params);
+    let mut cpu = CpuBackend::new(&arch, &updater, 0.0, 64, &params, 1);
     let mut gpu = CudaBackend::new(&arch, &updater, 0.0, 64, &params).unwrap();
     let (x, y) = batch(64, 3);
     let b = Batch {
@@ -58,18 +58,34 @@ fn cuda_matches_cpu_on_forward_backward_update_and_encoding() {
         cpu.compute_update(1.0);
         gpu.compute_update(1.0);
         let (mut ec, mut eg) =
-            (ThresholdEncoder::new(arch.param_count()), ThresholdEncoder::new(arch.param_count()));
-        let tau = 1e-3;
-        let sc = cpu.encode_and_apply(&mut ec, tau, 0, 1);
-        let sg = gpu.encode_and_apply(&mut eg, tau, 0, 1);
+            (ThresholdSharing::new(&job, arch.layout()), ThresholdSharing::new(&job, arch.layout()));
+        let sc = ec.step(&mut cpu, 0, 1);
+        let sg = eg.step(&mut gpu, 0, 1);
         assert_eq!(sc.entries, sg.entries, "same number of quanta");
         assert_eq!(ec.message(), eg.message(), "same encoded message");
-        let (mut pc, mut pg) = (vec![0.0; arch.param_count()], vec![0.0; arch.param_count()]);
-        cpu.read_params(&mut pc);
-        gpu.read_params(&mut pg);
+        assert_eq!(ec.layers(), eg.layers(), "same per-layer figures");
+        let (mut pc, mut pg) = (vec![0.0; arch.state_len()], vec![0.0; arch.state_len()]);
+        cpu.read_state(&mut pc);
+        gpu.read_state(&mut pg);
         let e = rel_err(&pg, &pc);
         assert!(e <= 1e-4, "parameters relative error {e}");
         cpu.forward_backward(&b, &mut rng);
         gpu.forward_backward(&b, &mut rng);
+    }
+}
+
+#[test]
+fn models_with_layers_cuda_lacks_are_refused_before_training() {
+    let job = JobSpec::default();
+    let model = ModelSpec { preset: ModelPreset::Cnn, ..ModelSpec::default() };
+    let arch = Architecture::from_job(&model, Shape::image(1, 28, 28), 10).unwrap();
+    let state = initial_state(&arch, 1);
+    match CudaBackend::new(&arch, &job.updater(), 0.0, 4, &state) {
+        Err(e @ BackendError::Unsupported { .. }) => {
+            let m = e.to_string();
+            assert!(m.contains("layer 0 (conv2d 3x3 32 same relu)") && m.contains("--device cpu"), "{m}");
+        }
+        Err(e) => panic!("expected a refusal naming the layer, got {e}"),
+        Ok(_) => panic!("the CUDA backend has no convolution kernel yet"),
     }
 }

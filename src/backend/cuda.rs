@@ -7,9 +7,12 @@
 //! index lists.
 //!
 //! Not yet verified on a GPU (none was available to this work): see README "GPUs (CUDA)".
-//! Supported networks: hidden activations relu, leaky_relu, tanh, sigmoid, identity; softmax
-//! output with cross-entropy, or identity output with MSE; no dropout.
+//! Supported networks: dense layers (and flatten) with hidden activations relu, leaky_relu,
+//! tanh, sigmoid, identity; softmax output with cross-entropy, or identity output with MSE.
+//! Convolutions, pooling, batch norm and dropout are refused before training starts
+//! ([`super::cuda_lacks`]): train those models with `--device cpu`.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
@@ -17,12 +20,13 @@ use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
 };
 
-use super::{Backend, BackendError, DeviceInfo};
+use super::{Backend, BackendError, DeviceInfo, Target};
 use crate::data::{Batch, BatchInput, BatchTargets};
 use crate::job::{UpdaterKind, UpdaterSpec};
-use crate::nn::{Activation, Architecture, Layout, Loss, UpdaterState};
+use crate::nn::layers::LayerSpec;
+use crate::nn::{Activation, Architecture, Loss, UpdaterState};
 use crate::rng::Rng;
-use crate::sharing::{EncodeStats, MessageView, ThresholdEncoder};
+use crate::sharing::{MessageView, quantum};
 
 const KERNELS: &str = r#"
 extern "C" __global__ void fill_rows(float* z, const float* b, int rows, int cols) {
@@ -103,23 +107,27 @@ extern "C" __global__ void subtract(float* p, const float* u, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) p[i] -= u[i];
 }
-// The sharing step: residual += update; entries at or past tau give one quantum, subtracted
-// here; their indices (bit 31: negative) are appended to `out` (in no order: the host sorts).
-extern "C" __global__ void select_quanta(float* r, const float* u, float tau, int n, unsigned* out, unsigned* count, float* norm2) {
+// Sharing primitives. residual += update:
+extern "C" __global__ void accumulate(float* r, const float* u, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) r[i] += u[i];
+}
+// Entries base..base+n at or past tau, appended to `out` packed as sharing::quantum packs
+// them (in no order: the host sorts); norm2 += the squares they will have once subtracted.
+extern "C" __global__ void select_quanta(const float* r, int base, int n, float tau, unsigned* out, unsigned* count, float* norm2) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    float v = r[i] + u[i];
-    if (v >= tau) { v -= tau; out[atomicAdd(count, 1u)] = (unsigned)i; }
-    else if (v <= -tau) { v += tau; out[atomicAdd(count, 1u)] = (unsigned)i | 0x80000000u; }
-    r[i] = v;
+    float v = r[base + i];
+    if (v >= tau) { v -= tau; out[atomicAdd(count, 1u)] = (unsigned)(base + i); }
+    else if (v <= -tau) { v += tau; out[atomicAdd(count, 1u)] = (unsigned)(base + i) | QUANTUM_NEG; }
     atomicAdd(norm2, v * v);
 }
-// params -= ±tau at the listed indices.
+// buf -= ±tau at the listed (packed) entries.
 extern "C" __global__ void apply_quanta(float* p, const unsigned* sel, int m, float tau) {
     int k = blockIdx.x * blockDim.x + threadIdx.x;
     if (k >= m) return;
     unsigned s = sel[k];
-    p[s & 0x7fffffffu] -= (s >> 31) ? -tau : tau;
+    p[s & ~QUANTUM_NEG] -= (s & QUANTUM_NEG) ? -tau : tau;
 }
 extern "C" __global__ void clip(float* r, int n, float limit) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -158,9 +166,34 @@ struct Kernels {
     add_l2: CudaFunction,
     updater: CudaFunction,
     subtract: CudaFunction,
+    accumulate: CudaFunction,
     select_quanta: CudaFunction,
     apply_quanta: CudaFunction,
     clip: CudaFunction,
+}
+
+/// A dense layer's place in the flat buffer (the only layer type with a CUDA kernel so far).
+#[derive(Clone, Debug)]
+struct Slot {
+    inputs: usize,
+    outputs: usize,
+    weights: Range<usize>,
+    bias: Range<usize>,
+    activation: Activation,
+}
+
+/// The dense layers of a supported architecture (flatten is a no-op on contiguous rows).
+struct DenseLayout {
+    inputs: usize,
+    layers: Vec<Slot>,
+    len: usize,
+    loss: Loss,
+}
+
+impl DenseLayout {
+    fn outputs(&self) -> usize {
+        self.layers.last().map(|l| l.outputs).unwrap_or(self.inputs)
+    }
 }
 
 pub struct CudaBackend {
@@ -168,7 +201,7 @@ pub struct CudaBackend {
     stream: Arc<CudaStream>,
     blas: CudaBlas,
     k: Kernels,
-    layout: Layout,
+    layout: DenseLayout,
     capacity: usize,
     params: CudaSlice<f32>,
     grads: CudaSlice<f32>,
@@ -186,6 +219,8 @@ pub struct CudaBackend {
     scalars: CudaSlice<f32>,
     selected: CudaSlice<u32>,
     count: CudaSlice<u32>,
+    /// Per-segment squared norms of the last selection.
+    norms: CudaSlice<f32>,
     host_selected: Vec<u32>,
     updater: UpdaterSpec,
     l2: f32,
@@ -201,9 +236,9 @@ impl CudaBackend {
         updater: &UpdaterSpec,
         l2: f32,
         batch_capacity: usize,
-        params: &[f32],
+        state: &[f32],
     ) -> Result<Self, BackendError> {
-        Self::on_device(0, architecture, updater, l2, batch_capacity, params)
+        Self::on_device(0, architecture, updater, l2, batch_capacity, state)
     }
 
     pub fn on_device(
@@ -212,8 +247,11 @@ impl CudaBackend {
         updater: &UpdaterSpec,
         l2: f32,
         batch_capacity: usize,
-        params: &[f32],
+        state: &[f32],
     ) -> Result<Self, BackendError> {
+        if let Some((index, layer)) = super::cuda_lacks(architecture) {
+            return Err(BackendError::Unsupported { index, layer });
+        }
         // Without the driver library cudarc would panic on first use: check first.
         // SAFETY: only tries to load the driver library; no CUDA call is made.
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
@@ -221,30 +259,33 @@ impl CudaBackend {
                 "the CUDA driver library (libcuda.so) is not installed on this machine; use backend = \"cpu\"".into(),
             ));
         }
-        let layout = architecture.layout();
-        for (i, l) in layout.layers.iter().enumerate() {
-            if l.input_dropout > 0.0 {
-                return Err(BackendError::CudaUnavailable(format!(
-                    "layer {i}: dropout is not supported on the CUDA backend yet"
-                )));
-            }
-            let last = i + 1 == layout.layers.len();
-            let ok = match (last, l.activation, layout.loss) {
-                (true, Activation::Softmax, Loss::Xent) | (true, Activation::Identity, Loss::Mse) => true,
-                (false, a, _) => activation_kind(a).is_some(),
-                _ => false,
-            };
-            if !ok {
-                return Err(BackendError::CudaUnavailable(format!(
-                    "layer {i} ({:?} with {:?} loss) is not supported on the CUDA backend yet",
-                    l.activation, layout.loss
-                )));
-            }
-        }
+        let full = architecture.layout();
+        let layout = DenseLayout {
+            inputs: full.input.size(),
+            layers: full
+                .layers
+                .iter()
+                .filter_map(|l| match &l.spec {
+                    LayerSpec::Dense(d) => Some(Slot {
+                        inputs: l.input.size(),
+                        outputs: d.units,
+                        weights: l.tensors[0].range.clone(),
+                        bias: l.tensors[1].range.clone(),
+                        activation: d.activation,
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            len: full.len,
+            loss: full.loss,
+        };
+        let params = &state[..layout.len];
         let ctx = CudaContext::new(ordinal).map_err(|e| BackendError::CudaUnavailable(format!("{e:?}")))?;
         let stream = ctx.default_stream();
         let blas = CudaBlas::new(stream.clone()).map_err(cuda_err)?;
-        let ptx = cudarc::nvrtc::compile_ptx(KERNELS).map_err(cuda_err)?;
+        // The sign bit of a selected entry, as `sharing::quantum` packs it.
+        let source = KERNELS.replace("QUANTUM_NEG", &format!("{}u", quantum::NEG));
+        let ptx = cudarc::nvrtc::compile_ptx(source).map_err(cuda_err)?;
         let module = ctx.load_module(ptx).map_err(cuda_err)?;
         let f = |name: &str| module.load_function(name).map_err(cuda_err);
         let k = Kernels {
@@ -258,6 +299,7 @@ impl CudaBackend {
             add_l2: f("add_l2")?,
             updater: f("updater")?,
             subtract: f("subtract")?,
+            accumulate: f("accumulate")?,
             select_quanta: f("select_quanta")?,
             apply_quanta: f("apply_quanta")?,
             clip: f("clip")?,
@@ -292,6 +334,7 @@ impl CudaBackend {
             scalars: zeros(2)?,
             selected: stream.alloc_zeros::<u32>(n).map_err(cuda_err)?,
             count: stream.alloc_zeros::<u32>(1).map_err(cuda_err)?,
+            norms: zeros(full.layers.len())?,
             host_selected: Vec::with_capacity(n / 64),
             acts,
             pre,
@@ -514,52 +557,88 @@ impl CudaBackend {
         Ok(())
     }
 
-    fn try_encode(
-        &mut self,
-        encoder: &mut ThresholdEncoder,
-        tau: f32,
-        origin: u32,
-        step: u64,
-    ) -> Result<EncodeStats, BackendError> {
-        let n = self.layout.len;
+    fn residual(&mut self) -> Result<&mut CudaSlice<f32>, BackendError> {
         if self.residual.is_none() {
-            self.residual = Some(self.stream.alloc_zeros::<f32>(n).map_err(cuda_err)?);
+            self.residual = Some(self.stream.alloc_zeros::<f32>(self.layout.len).map_err(cuda_err)?);
         }
-        let residual = self.residual.as_mut().ok_or_else(|| BackendError::Cuda("no residual".into()))?;
-        self.stream.memset_zeros(&mut self.count).map_err(cuda_err)?;
-        self.stream.memset_zeros(&mut self.scalars).map_err(cuda_err)?;
+        self.residual.as_mut().ok_or_else(|| BackendError::Cuda("no residual".into()))
+    }
+
+    fn try_residual_add(&mut self) -> Result<(), BackendError> {
+        let n = self.layout.len;
         let n32 = n as i32;
-        let mut b = self.stream.launch_builder(&self.k.select_quanta);
-        b.arg(residual)
-            .arg(&self.grads)
-            .arg(&tau)
-            .arg(&n32)
-            .arg(&mut self.selected)
-            .arg(&mut self.count)
-            .arg(&mut self.scalars);
+        self.residual()?;
+        let residual = self.residual.as_mut().ok_or_else(|| BackendError::Cuda("no residual".into()))?;
+        let mut b = self.stream.launch_builder(&self.k.accumulate);
+        b.arg(residual).arg(&self.grads).arg(&n32);
         unsafe { b.launch(cfg(n)) }.map_err(cuda_err)?;
+        Ok(())
+    }
+
+    fn try_select(
+        &mut self,
+        tau: f32,
+        segments: &[Range<usize>],
+        out: &mut Vec<u32>,
+        norm2: &mut [f64],
+    ) -> Result<(), BackendError> {
+        self.residual()?;
+        if self.norms.len() < segments.len() {
+            self.norms = self.stream.alloc_zeros::<f32>(segments.len()).map_err(cuda_err)?;
+        }
+        self.stream.memset_zeros(&mut self.count).map_err(cuda_err)?;
+        self.stream.memset_zeros(&mut self.norms).map_err(cuda_err)?;
+        let residual = self.residual.as_ref().ok_or_else(|| BackendError::Cuda("no residual".into()))?;
+        for (i, seg) in segments.iter().enumerate() {
+            let (base, n) = (seg.start as i32, seg.len() as i32);
+            let mut slot = self.norms.slice_mut(i..i + 1);
+            let mut b = self.stream.launch_builder(&self.k.select_quanta);
+            b.arg(residual)
+                .arg(&base)
+                .arg(&n)
+                .arg(&tau)
+                .arg(&mut self.selected)
+                .arg(&mut self.count)
+                .arg(&mut slot);
+            unsafe { b.launch(cfg(seg.len())) }.map_err(cuda_err)?;
+        }
         let mut count = [0u32];
         self.stream.memcpy_dtoh(&self.count, &mut count).map_err(cuda_err)?;
         let m = count[0] as usize;
-        // Apply our own quanta on the device, then bring only the indices over.
-        if m > 0 {
-            let m32 = m as i32;
-            let mut b = self.stream.launch_builder(&self.k.apply_quanta);
-            b.arg(&mut self.params).arg(&self.selected).arg(&m32).arg(&tau);
-            unsafe { b.launch(cfg(m)) }.map_err(cuda_err)?;
-        }
-        self.host_selected.resize(m, 0);
+        out.clear();
+        out.resize(m, 0);
         if m > 0 {
             let view = self.selected.slice(0..m);
-            self.stream.memcpy_dtoh(&view, &mut self.host_selected).map_err(cuda_err)?;
+            self.stream.memcpy_dtoh(&view, out.as_mut_slice()).map_err(cuda_err)?;
         }
-        let mut norm2 = [0.0f32; 2];
-        self.stream.memcpy_dtoh(&self.scalars, &mut norm2).map_err(cuda_err)?;
-        let sel = encoder.selected_mut();
-        sel.clear();
-        sel.extend_from_slice(&self.host_selected);
-        sel.sort_unstable_by_key(|s| s & 0x7fff_ffff);
-        Ok(encoder.pack(tau, origin, step, (norm2[0] as f64).sqrt(), None))
+        out.sort_unstable_by_key(|&q| quantum::index(q));
+        let mut norms = vec![0.0f32; self.norms.len()];
+        self.stream.memcpy_dtoh(&self.norms, &mut norms).map_err(cuda_err)?;
+        for (n2, &v) in norm2.iter_mut().zip(&norms) {
+            *n2 = v as f64;
+        }
+        Ok(())
+    }
+
+    fn try_scatter(&mut self, target: Target, selected: &[u32], tau: f32) -> Result<(), BackendError> {
+        let m = selected.len();
+        if m == 0 {
+            return Ok(());
+        }
+        let mut dst = self.selected.slice_mut(0..m);
+        self.stream.memcpy_htod(selected, &mut dst).map_err(cuda_err)?;
+        let m32 = m as i32;
+        let buf = match target {
+            Target::Params => &mut self.params,
+            Target::Residual => {
+                self.residual()?;
+                self.residual.as_mut().ok_or_else(|| BackendError::Cuda("no residual".into()))?
+            }
+        };
+        let mut b = self.stream.launch_builder(&self.k.apply_quanta);
+        b.arg(buf).arg(&self.selected).arg(&m32).arg(&tau);
+        unsafe { b.launch(cfg(m)) }.map_err(cuda_err)?;
+        Ok(())
     }
 
     fn try_apply_message(&mut self, message: &MessageView<'_>) -> Result<(), BackendError> {
@@ -574,7 +653,7 @@ impl CudaBackend {
             return Ok(());
         }
         let sel = &mut self.host_selected;
-        message.for_each_quantum(|i, negative| sel.push(i as u32 | if negative { 0x8000_0000 } else { 0 }));
+        message.for_each_quantum(|i, negative| sel.push(quantum::pack(i, negative)));
         let m = self.host_selected.len();
         if m == 0 {
             return Ok(());
@@ -615,17 +694,25 @@ impl Backend for CudaBackend {
         self.layout.len
     }
 
-    fn read_params(&mut self, out: &mut [f32]) {
-        if let Err(e) = self.stream.memcpy_dtoh(&self.params, out).map_err(cuda_err) {
+    fn running_len(&self) -> usize {
+        0
+    }
+
+    fn read_state(&mut self, out: &mut [f32]) {
+        let n = self.layout.len;
+        if let Err(e) = self.stream.memcpy_dtoh(&self.params, &mut out[..n]).map_err(cuda_err) {
             self.fail("reading parameters", e);
         }
     }
 
-    fn write_params(&mut self, params: &[f32]) {
-        if let Err(e) = self.stream.memcpy_htod(params, &mut self.params).map_err(cuda_err) {
+    fn write_state(&mut self, state: &[f32]) {
+        let n = self.layout.len;
+        if let Err(e) = self.stream.memcpy_htod(&state[..n], &mut self.params).map_err(cuda_err) {
             self.fail("writing parameters", e);
         }
     }
+
+    fn write_running(&mut self, _running: &[f32]) {}
 
     fn forward_backward(&mut self, batch: &Batch<'_>, _rng: &mut Rng) -> f32 {
         if self.fault.is_some() {
@@ -653,20 +740,29 @@ impl Backend for CudaBackend {
         }
     }
 
-    fn encode_and_apply(
+    fn residual_add(&mut self) {
+        if let Err(e) = self.try_residual_add() {
+            self.fail("accumulating the residual", e);
+        }
+    }
+
+    fn residual_select(
         &mut self,
-        encoder: &mut ThresholdEncoder,
         tau: f32,
-        origin: u32,
-        step: u64,
-    ) -> EncodeStats {
-        match self.try_encode(encoder, tau, origin, step) {
-            Ok(stats) => stats,
-            Err(e) => {
-                self.fail("threshold encoding", e);
-                encoder.selected_mut().clear();
-                encoder.pack(tau, origin, step, f64::NAN, None)
-            }
+        segments: &[Range<usize>],
+        out: &mut Vec<u32>,
+        norm2: &mut [f64],
+    ) {
+        if let Err(e) = self.try_select(tau, segments, out, norm2) {
+            self.fail("threshold selection", e);
+            out.clear();
+            norm2.iter_mut().for_each(|n| *n = f64::NAN);
+        }
+    }
+
+    fn scatter_subtract(&mut self, target: Target, selected: &[u32], tau: f32) {
+        if let Err(e) = self.try_scatter(target, selected, tau) {
+            self.fail("subtracting quanta", e);
         }
     }
 

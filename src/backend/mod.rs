@@ -1,15 +1,21 @@
-//! Where the arithmetic runs: one replica's parameters, gradients, residual and updater state,
-//! behind one trait. The CPU backend (ndarray) is always there; CUDA comes with feature `cuda`.
+//! Where the arithmetic runs: one replica's parameters, running state, gradients, residual and
+//! updater state, behind one trait. The CPU backend is always there; CUDA comes with feature
+//! `cuda`. A backend offers device primitives; the network's generic forward/backward loop
+//! ([`train_pass`]) and the sharing schemes (`sharing/`) are written once on top of them.
 
 mod cpu;
 
-pub use cpu::CpuBackend;
+use std::ops::Range;
 
-use crate::data::Batch;
+pub use cpu::gemm;
+pub use cpu::sharing as cpu_sharing;
+pub use cpu::{CpuBackend, Net};
+
+use crate::data::{Batch, BatchTargets};
 use crate::job::{BackendKind, JobSpec};
 use crate::nn::{Architecture, UpdaterState};
 use crate::rng::Rng;
-use crate::sharing::{EncodeStats, MessageView, ThresholdEncoder};
+use crate::sharing::MessageView;
 
 /// What a backend runs on, for stats and the cockpit.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -32,19 +38,35 @@ pub enum BackendError {
     CudaNotBuilt,
     #[error("no usable CUDA device: {0}")]
     CudaUnavailable(String),
+    #[error("the CUDA backend has no kernel for layer {index} ({layer}); train this model with --device cpu")]
+    Unsupported { index: usize, layer: String },
     #[error("CUDA error: {0}")]
     Cuda(String),
 }
 
+/// Which buffer a scatter-subtraction goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Residual,
+    Params,
+}
+
 /// One model replica's compute state. Buffers are allocated at creation; the training-step
-/// methods allocate nothing.
+/// methods allocate nothing. A model's *state* is its parameters followed by its running
+/// state (batch-norm statistics).
 pub trait Backend: Send {
     fn device(&self) -> DeviceInfo;
     fn param_count(&self) -> usize;
-    /// Copies the parameters out.
-    fn read_params(&mut self, out: &mut [f32]);
-    /// Replaces the parameters.
-    fn write_params(&mut self, params: &[f32]);
+    fn running_len(&self) -> usize;
+    fn state_len(&self) -> usize {
+        self.param_count() + self.running_len()
+    }
+    /// Copies the state (parameters, then running state) out.
+    fn read_state(&mut self, out: &mut [f32]);
+    /// Replaces the state.
+    fn write_state(&mut self, state: &[f32]);
+    /// Replaces the running state only.
+    fn write_running(&mut self, running: &[f32]);
     /// Forward and backward pass; leaves the gradient of the mean loss in the gradient buffer
     /// and returns that loss.
     fn forward_backward(&mut self, batch: &Batch<'_>, rng: &mut Rng) -> f32;
@@ -53,39 +75,120 @@ pub trait Backend: Send {
     fn compute_update(&mut self, lr_scale: f32);
     /// `params -= update` (no sharing, or parameter averaging between averages).
     fn apply_update(&mut self);
-    /// Gradient sharing's step: `residual += update`, select the quanta at `tau`, subtract them
-    /// from the residual, apply them to this replica's parameters, and pack the message into
-    /// `encoder`.
-    fn encode_and_apply(
-        &mut self,
-        encoder: &mut ThresholdEncoder,
-        tau: f32,
-        origin: u32,
-        step: u64,
-    ) -> EncodeStats;
+
+    // Primitives of gradient sharing (the schemes live in `sharing/`).
+    /// `residual += update`.
+    fn residual_add(&mut self);
+    /// Every residual entry with `|r| >= tau`, ascending, packed by `sharing::quantum`, into
+    /// `out`; per segment (the segments partition the parameters in order) the squared norm
+    /// the residual will have once those quanta are subtracted, into `norm2`.
+    fn residual_select(&mut self, tau: f32, segments: &[Range<usize>], out: &mut Vec<u32>, norm2: &mut [f64]);
+    /// `target[i] -= ±tau` for the selected entries.
+    fn scatter_subtract(&mut self, target: Target, selected: &[u32], tau: f32);
     /// `params -= message` for a message from another worker (or a merged sum).
     fn apply_message(&mut self, message: &MessageView<'_>);
     /// Clips the residual to ±limit.
     fn clip_residual(&mut self, limit: f32);
-    /// Forward pass without dropout; the outputs (rows x outputs) are written to `outputs`;
-    /// returns the mean loss.
+
+    /// Forward pass without dropout, batch norm on its running statistics; the outputs (rows x
+    /// outputs) are written to `outputs`; returns the mean loss.
     fn evaluate(&mut self, batch: &Batch<'_>, outputs: &mut Vec<f32>) -> f32;
     fn updater_state(&self) -> UpdaterState;
     fn restore_updater(&mut self, state: &UpdaterState) -> Result<(), String>;
 }
 
-/// Creates the job's backend holding `params`, for batches up to `batch_capacity` rows.
+/// A backend's layers as the generic loop drives them: layer `l` reads its input buffer and
+/// writes its output buffer; the loss starts the backward pass, which hands each layer the
+/// gradient of its output and takes back the gradient of its input.
+pub trait LayerOps {
+    fn layer_count(&self) -> usize;
+    /// Draws the training pass's random masks (dropout).
+    fn resample(&mut self, rows: usize, rng: &mut Rng);
+    fn forward(&mut self, layer: usize, rows: usize, train: bool);
+    /// The output activation and the mean loss; leaves dL/d(output layer) for `backward`.
+    fn loss(&mut self, rows: usize, targets: BatchTargets<'_>) -> f64;
+    fn backward(&mut self, layer: usize, rows: usize, input_grad: bool);
+}
+
+/// The one training pass of every backend: forward through the layers, the loss, backward
+/// (the first layer's input gradient is never needed). `rng`: draw new random masks first
+/// (`None` reuses the last ones, as gradient checks need).
+pub fn train_pass<O: LayerOps + ?Sized>(
+    ops: &mut O,
+    rows: usize,
+    targets: BatchTargets<'_>,
+    rng: Option<&mut Rng>,
+) -> f64 {
+    if let Some(rng) = rng {
+        ops.resample(rows, rng);
+    }
+    let layers = ops.layer_count();
+    for l in 0..layers {
+        ops.forward(l, rows, true);
+    }
+    let loss = ops.loss(rows, targets);
+    for l in (0..layers).rev() {
+        ops.backward(l, rows, l > 0);
+    }
+    loss
+}
+
+/// The evaluation pass: forward in evaluation mode and the loss.
+pub fn eval_pass<O: LayerOps + ?Sized>(ops: &mut O, rows: usize, targets: BatchTargets<'_>) -> f64 {
+    for l in 0..ops.layer_count() {
+        ops.forward(l, rows, false);
+    }
+    ops.loss(rows, targets)
+}
+
+/// The first layer the CUDA backend has no kernel for: it runs dense layers with element-wise
+/// activations, flatten, and a softmax or identity output (no dropout, convolutions, pooling
+/// or batch norm yet).
+pub fn cuda_lacks(architecture: &Architecture) -> Option<(usize, String)> {
+    use crate::nn::layers::LayerSpec;
+    let last = architecture.layers().len().saturating_sub(1);
+    architecture.layers().iter().enumerate().find_map(|(i, l)| {
+        let ok = match l {
+            LayerSpec::Dense(d) => i == last || d.activation != crate::nn::Activation::Softmax,
+            LayerSpec::Flatten(_) => true,
+            _ => false,
+        };
+        (!ok).then(|| (i, l.layer().describe()))
+    })
+}
+
+/// Refuses, before training starts, a model the job's device cannot run (unless the job
+/// falls back to the CPU).
+pub fn check_support(job: &JobSpec, architecture: &Architecture) -> Result<(), BackendError> {
+    if job.cluster.backend == BackendKind::Cuda
+        && !job.cluster.cpu_fallback
+        && let Some((index, layer)) = cuda_lacks(architecture)
+    {
+        return Err(BackendError::Unsupported { index, layer });
+    }
+    Ok(())
+}
+
+/// Creates the job's backend holding `state`, for batches up to `batch_capacity` rows.
 pub fn create(
     job: &JobSpec,
     architecture: &Architecture,
     batch_capacity: usize,
-    params: &[f32],
+    state: &[f32],
 ) -> Result<Box<dyn Backend>, BackendError> {
     let updater = job.updater();
+    let cpu = || {
+        Box::new(CpuBackend::new(
+            architecture,
+            &updater,
+            job.train.l2,
+            batch_capacity,
+            state,
+            job.threads_per_worker(),
+        )) as Box<dyn Backend>
+    };
     match job.cluster.backend {
-        BackendKind::Cpu => {
-            Ok(Box::new(CpuBackend::new(architecture, &updater, job.train.l2, batch_capacity, params)))
-        }
+        BackendKind::Cpu => Ok(cpu()),
         BackendKind::Cuda => {
             match create_cuda(
                 job.cluster.cuda_device,
@@ -93,19 +196,15 @@ pub fn create(
                 &updater,
                 job.train.l2,
                 batch_capacity,
-                params,
+                state,
             ) {
-                Err(e @ (BackendError::CudaUnavailable(_) | BackendError::CudaNotBuilt))
-                    if job.cluster.cpu_fallback =>
-                {
+                Err(
+                    e @ (BackendError::CudaUnavailable(_)
+                    | BackendError::CudaNotBuilt
+                    | BackendError::Unsupported { .. }),
+                ) if job.cluster.cpu_fallback => {
                     tracing::warn!("{e}; training on the CPU (cluster.cpu_fallback = true)");
-                    Ok(Box::new(CpuBackend::new(
-                        architecture,
-                        &updater,
-                        job.train.l2,
-                        batch_capacity,
-                        params,
-                    )))
+                    Ok(cpu())
                 }
                 other => other,
             }
@@ -132,9 +231,9 @@ fn create_cuda(
     updater: &crate::job::UpdaterSpec,
     l2: f32,
     batch_capacity: usize,
-    params: &[f32],
+    state: &[f32],
 ) -> Result<Box<dyn Backend>, BackendError> {
-    Ok(Box::new(cuda::CudaBackend::on_device(device, architecture, updater, l2, batch_capacity, params)?))
+    Ok(Box::new(cuda::CudaBackend::on_device(device, architecture, updater, l2, batch_capacity, state)?))
 }
 
 #[cfg(feature = "cuda")]

@@ -191,7 +191,9 @@ pub fn train_with_coordinator(args: &TrainArgs, job: JobSpec, output: &Location)
     let prepared = crate::data::prepare(&job.data, job.train.seed)
         .with_context(|| format!("reading {}", job.data.train))?;
     let shape = prepared.shape.clone();
-    let architecture = crate::nn::Architecture::from_job(&job.model, shape.width, shape.outputs);
+    let architecture = crate::nn::Architecture::from_job(&job.model, shape.input, shape.outputs)
+        .context("the job's model")?;
+    crate::backend::check_support(&job, &architecture)?;
     log_plan(&job, &architecture, 0);
     let progress = SharedProgress(Arc::new(Mutex::new(TrainProgress::new(
         &job,

@@ -67,14 +67,20 @@ pub fn run(args: EvalArgs) -> Result<()> {
         },
     };
     let arch = &model.meta.architecture;
-    if dataset.width != arch.inputs {
-        bail!("{loc} has {} features per example; the model expects {}", dataset.width, arch.inputs);
+    if !arch.input().accepts(dataset.shape) {
+        bail!("{loc} has examples of {}; the model takes {}", dataset.shape, arch.input());
     }
     if dataset.output_width() > arch.outputs() {
         bail!("{loc} has {} classes; the model predicts {}", dataset.output_width(), arch.outputs());
     }
-    let mut backend =
-        CpuBackend::new(arch, &model.meta.job.updater(), 0.0, args.batch_size.max(1), &model.params);
+    let mut backend = CpuBackend::new(
+        arch,
+        &model.meta.job.updater(),
+        0.0,
+        args.batch_size.max(1),
+        &model.state,
+        crate::job::available_cores(),
+    );
     let report = evaluate(&mut backend, &dataset, args.batch_size);
     println!("model {} ({})\ndata  {loc}\n\n{}", dir, arch.describe(), report.table());
     if let Some(path) = &args.summary_json {

@@ -13,8 +13,8 @@ use crate::data::transform::TransformProcess;
 use crate::data::{self, Dataset, Features};
 use crate::engine::{self, EmbeddedOptions, EvalReport, TrainOutcome};
 use crate::job::{
-    Activation, BackendKind, DataFormat, Init, JobSpec, LauncherKind, Loss, SharingMode, ThresholdSpec,
-    UpdaterKind,
+    Activation, BackendKind, DataFormat, Init, JobSpec, LauncherKind, Loss, ModelPreset, SharingMode,
+    ThresholdSpec, UpdaterKind,
 };
 use crate::nn::Architecture;
 use crate::nn::saved::{ModelMeta, Preprocessing, Progress, SavedModel};
@@ -47,16 +47,17 @@ pub struct TrainArgs {
     /// Fraction of training rows held out as test data when there is no --test [data.holdout].
     #[arg(long, value_name = "FRACTION")]
     pub holdout: Option<f32>,
-    /// Model preset [model.preset]; only "mlp" exists.
-    #[arg(long, value_name = "mlp")]
-    pub model: Option<String>,
-    /// Hidden layer widths, comma-separated [model.hidden].
+    /// Model preset [model.preset]: mlp (dense layers of --hidden), cnn (two 3x3 convolutions
+    /// and max-pooling, about 420k parameters on 28x28 images) or lenet5. Clears model.layers.
+    #[arg(long, value_name = "mlp|cnn|lenet5", value_parser = parse_name::<ModelPreset>)]
+    pub model: Option<ModelPreset>,
+    /// Hidden layer widths of the mlp preset, comma-separated [model.hidden].
     #[arg(long, value_name = "N,N,..", value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
-    /// Hidden activation [model.activation].
+    /// Activation of the preset's hidden layers [model.activation].
     #[arg(long, value_name = "relu|leaky_relu|tanh|sigmoid|identity", value_parser = parse_name::<Activation>)]
     pub activation: Option<Activation>,
-    /// Dropout probability on hidden layers [model.dropout].
+    /// Dropout probability after the preset's hidden dense layers [model.dropout].
     #[arg(long, value_name = "P")]
     pub dropout: Option<f32>,
     /// Loss [model.loss].
@@ -89,6 +90,9 @@ pub struct TrainArgs {
     /// Workers [cluster.workers].
     #[arg(long, short = 'w', value_name = "N")]
     pub workers: Option<usize>,
+    /// CPU threads per worker; 0: the cores shared among the workers [cluster.threads].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// How workers share updates [sharing.mode]; default threshold with several workers.
     #[arg(long, value_name = "threshold|averaging|none", value_parser = parse_name::<SharingMode>)]
     pub sharing: Option<SharingMode>,
@@ -122,6 +126,10 @@ pub struct TrainArgs {
     /// Print the effective job as TOML and exit without training.
     #[arg(long)]
     pub print_job: bool,
+    /// Print the model (each layer's output shape, parameters and running state) for the job's
+    /// data and exit without training.
+    #[arg(long)]
+    pub print_model: bool,
     /// With a launcher other than embedded: where the in-process coordinator listens
     /// [default: 127.0.0.1 on a free port].
     #[arg(long, value_name = "ADDR")]
@@ -186,10 +194,9 @@ impl TrainArgs {
             d.holdout = v;
         }
         let m = &mut job.model;
-        if let Some(v) = &self.model
-            && v != "mlp"
-        {
-            bail!("--model: unknown preset '{v}'; the only preset is 'mlp' (set model.layers for others)");
+        if let Some(v) = self.model {
+            m.preset = v;
+            m.layers = None;
         }
         if let Some(v) = &self.hidden {
             m.hidden = v.clone();
@@ -246,6 +253,9 @@ impl TrainArgs {
         if let Some(v) = self.workers {
             c.workers = v;
         }
+        if let Some(v) = self.threads {
+            c.threads = v;
+        }
         if let Some(v) = self.launcher {
             c.launcher = v;
         }
@@ -277,9 +287,9 @@ pub fn load_data(job: &JobSpec) -> Result<JobData> {
     let train = data::load_train(&job.data, seed, process.as_ref(), true, shape.outputs)
         .with_context(|| format!("loading training data from {}", job.data.train))?;
     tracing::info!(
-        "training data: {} examples x {} features from {} ({:.1} MB in memory, {:.2} s)",
+        "training data: {} examples of {} from {} ({:.1} MB in memory, {:.2} s)",
         train.rows,
-        train.width,
+        train.shape,
         job.data.train,
         train.memory_bytes() as f64 / 1e6,
         t0.elapsed().as_secs_f64()
@@ -311,6 +321,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         print!("{}", job.to_toml());
         return Ok(());
     }
+    if args.print_model {
+        let architecture = match &resumed {
+            Some(m) => m.meta.architecture.clone(),
+            None => {
+                let shape = data::prepare(&job.data, job.train.seed)
+                    .with_context(|| format!("reading {}", job.data.train))?
+                    .shape;
+                Architecture::from_job(&job.model, shape.input, shape.outputs).context("the job's model")?
+            }
+        };
+        print!("{}", architecture.summary());
+        return Ok(());
+    }
     let output = Location::parse(args.output.as_deref().unwrap_or(&format!("strom-runs/{}", job.name)))?;
     if job.cluster.launcher != LauncherKind::Embedded {
         if resumed.is_some() {
@@ -323,12 +346,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let (architecture, options, done) = match &resumed {
         Some(m) => {
             let arch = m.meta.architecture.clone();
-            if arch.inputs != data.train.width || arch.outputs() != classes {
+            if !arch.input().accepts(data.train.shape) || arch.outputs() != classes {
                 bail!(
-                    "--resume: the model takes {} inputs and gives {} outputs, the data has {} and {}",
-                    arch.inputs,
+                    "--resume: the model takes {} and gives {} outputs, the data has {} and {}",
+                    arch.input(),
                     arch.outputs(),
-                    data.train.width,
+                    data.train.shape,
                     classes
                 );
             }
@@ -341,16 +364,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let options = EmbeddedOptions {
                 optimizer: m.optimizer.clone(),
                 start_epoch: done,
-                ..EmbeddedOptions::fresh(m.params.clone())
+                ..EmbeddedOptions::fresh(m.state.clone())
             };
             (arch, options, done)
         }
         None => {
-            let arch = Architecture::from_job(&job.model, data.train.width, classes);
-            let params = crate::nn::initial_params(&arch, job.train.seed);
-            (arch, EmbeddedOptions::fresh(params), 0)
+            let arch =
+                Architecture::from_job(&job.model, data.train.shape, classes).context("the job's model")?;
+            let state = crate::nn::initial_state(&arch, job.train.seed);
+            (arch, EmbeddedOptions::fresh(state), 0)
         }
     };
+    crate::backend::check_support(&job, &architecture)?;
     log_plan(&job, &architecture, done);
     let mut progress = TrainProgress::new(&job, data.train.rows, done, args.metrics_out.as_deref())?;
     let outcome = engine::run_embedded(
@@ -377,9 +402,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
 pub(crate) fn log_plan(job: &JobSpec, architecture: &Architecture, done: u32) {
     let updater = job.updater();
     tracing::info!(
-        "model {}; {} worker(s), sharing {:?}, {} epochs of batch {}, {:?} lr {}",
+        "model {}; {} worker(s) x {} thread(s), sharing {:?}, {} epochs of batch {}, {:?} lr {}",
         architecture.describe(),
         job.cluster.workers,
+        job.threads_per_worker(),
         job.sharing_mode(),
         job.train.epochs - done,
         job.train.batch_size,
@@ -417,7 +443,7 @@ impl FinishedRun<'_> {
                 Progress { epochs_completed, steps: outcome.totals.steps },
                 job.clone(),
             ),
-            params: outcome.params.clone(),
+            state: outcome.state.clone(),
             optimizer: outcome.optimizer.clone(),
         };
         model.save(output).with_context(|| format!("saving the model to {output}"))?;
@@ -484,6 +510,8 @@ fn summary_json(
         "eval_seconds": t.eval_seconds,
         "samples_per_sec": t.samples_per_sec(),
         "parameters": architecture.param_count(),
+        "running_state": architecture.running_len(),
+        "threads_per_worker": job.threads_per_worker(),
         "architecture": architecture.describe(),
         "workers": job.cluster.workers,
         "sharing": job.sharing_mode(),

@@ -1,5 +1,6 @@
 //! Coordinator checkpoints: the replica, the job and how far it got, in a local or HDFS
-//! directory. The parameters go to `params-<seq>.safetensors`, then `checkpoint.json` (which
+//! directory. The model state goes to `params-<seq>.safetensors` (tensor `params`, and
+//! `running` for the batch-norm statistics of models that have them), then `checkpoint.json` (which
 //! names that file) replaces the previous one atomically: a crash at any moment leaves the
 //! last complete checkpoint in place.
 
@@ -43,7 +44,8 @@ pub struct Checkpoint {
     pub steps: u64,
     pub tau: Option<f32>,
     pub epochs: Vec<EpochSummary>,
-    pub params: Vec<f32>,
+    /// The model state: parameters, then running state.
+    pub state: Vec<f32>,
 }
 
 fn err(dir: &Location, message: impl Into<String>) -> ClusterError {
@@ -54,8 +56,19 @@ impl Checkpoint {
     pub fn write(&self, dir: &Location) -> Result<(), ClusterError> {
         dir.create_dir_all()?;
         let params_file = format!("params-{:08}.safetensors", self.seq);
-        let st = serialize(&[("params".to_string(), vec![self.params.len()], f32_bytes(&self.params))], None)
-            .map_err(|e| err(dir, e))?;
+        let n = self.architecture.param_count();
+        if self.state.len() != self.architecture.state_len() {
+            return Err(err(
+                dir,
+                format!("{} values for a model state of {}", self.state.len(), self.architecture.state_len()),
+            ));
+        }
+        let (params, running) = self.state.split_at(n);
+        let mut tensors = vec![("params".to_string(), vec![n], f32_bytes(params))];
+        if !running.is_empty() {
+            tensors.push(("running".to_string(), vec![running.len()], f32_bytes(running)));
+        }
+        let st = serialize(&tensors, None).map_err(|e| err(dir, e))?;
         dir.join(&params_file).write_atomic(&st)?;
         let meta = Meta {
             format_version: FORMAT_VERSION,
@@ -106,9 +119,15 @@ impl Checkpoint {
         let st_bytes = params_loc.read()?;
         let st = SafeTensors::deserialize(&st_bytes).map_err(|e| err(&params_loc, e.to_string()))?;
         let n = meta.architecture.param_count();
-        let params =
+        let mut state =
             tensor_f32(&st, "params", &[n], &params_loc).map_err(|e| err(&params_loc, e.to_string()))?;
-        if params.iter().any(|p| !p.is_finite()) {
+        let r = meta.architecture.running_len();
+        if r > 0 {
+            state.extend(
+                tensor_f32(&st, "running", &[r], &params_loc).map_err(|e| err(&params_loc, e.to_string()))?,
+            );
+        }
+        if state.iter().any(|p| !p.is_finite()) {
             return Err(err(&params_loc, "parameters contain NaN or infinity"));
         }
         Ok(Some(Checkpoint {
@@ -120,7 +139,7 @@ impl Checkpoint {
             steps: meta.steps,
             tau: meta.tau,
             epochs: meta.epochs,
-            params,
+            state,
         }))
     }
 }
@@ -131,9 +150,13 @@ mod tests {
     use crate::job::ModelSpec;
 
     fn ckpt(seq: u64) -> Checkpoint {
-        let architecture =
-            Architecture::from_job(&ModelSpec { hidden: vec![3], ..ModelSpec::default() }, 4, 2);
-        let n = architecture.param_count();
+        let architecture = Architecture::from_job(
+            &ModelSpec { hidden: vec![3], ..ModelSpec::default() },
+            crate::nn::Shape::Vector(4),
+            2,
+        )
+        .unwrap();
+        let n = architecture.state_len();
         Checkpoint {
             seq,
             job: JobSpec::default(),
@@ -143,8 +166,28 @@ mod tests {
             steps: 100 * seq,
             tau: Some(2e-3),
             epochs: vec![],
-            params: (0..n).map(|i| i as f32 + seq as f32).collect(),
+            state: (0..n).map(|i| i as f32 + seq as f32).collect(),
         }
+    }
+
+    #[test]
+    fn running_state_travels_with_the_parameters() {
+        use crate::nn::layers::{LayerEntry, LayerSpec};
+        let model = ModelSpec {
+            layers: Some(vec![
+                LayerEntry::Layer(LayerSpec::dense(3, crate::nn::Activation::Identity)),
+                LayerEntry::Layer(LayerSpec::BatchNorm(Default::default())),
+            ]),
+            ..ModelSpec::default()
+        };
+        let architecture = Architecture::from_job(&model, crate::nn::Shape::Vector(4), 2).unwrap();
+        assert_eq!(architecture.running_len(), 6);
+        let state: Vec<f32> = (0..architecture.state_len()).map(|i| i as f32 * 0.25).collect();
+        let c = Checkpoint { architecture, state, ..ckpt(1) };
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::local(dir.path());
+        c.write(&loc).unwrap();
+        assert_eq!(Checkpoint::read_latest(&loc).unwrap(), Some(c));
     }
 
     #[test]

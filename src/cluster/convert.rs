@@ -4,6 +4,7 @@ use strom_proto::v1 as pb;
 
 use crate::backend::DeviceInfo;
 use crate::engine::{EpochSummary, Partition, StepStats};
+use crate::sharing::LayerShare;
 
 pub use crate::nn::saved::f32_bytes as params_to_bytes;
 
@@ -40,6 +41,11 @@ pub fn stats_to_pb(s: &StepStats) -> pb::StepStats {
         pending: s.pending,
         merged: s.merged,
         rejected: s.rejected,
+        layers: s
+            .layers
+            .iter()
+            .map(|l| pb::LayerShare { layer: l.layer, entries: l.entries, residual_norm: l.residual_norm })
+            .collect(),
     }
 }
 
@@ -61,6 +67,11 @@ pub fn stats_from_pb(s: &pb::StepStats, batch_size: usize) -> StepStats {
         pending: s.pending,
         merged: s.merged,
         rejected: s.rejected,
+        layers: s
+            .layers
+            .iter()
+            .map(|l| LayerShare { layer: l.layer, entries: l.entries, residual_norm: l.residual_norm })
+            .collect(),
     }
 }
 

@@ -118,6 +118,8 @@ pub struct GrpcTransport {
     host: String,
     id: Option<u32>,
     param_count: usize,
+    /// Parameters plus running state: the model state that joins and barriers carry.
+    state_len: usize,
     session: Option<Session>,
     inbox: Arc<Mutex<Inbox>>,
     done: Vec<pb::Partition>,
@@ -176,6 +178,7 @@ impl GrpcTransport {
             host,
             id: None,
             param_count: 0,
+            state_len: 0,
             session: None,
             inbox: Arc::new(Mutex::new(Inbox::new(INBOX, 0))),
             done: Vec::new(),
@@ -347,16 +350,16 @@ impl GrpcTransport {
         })
     }
 
-    /// Reconnects after a broken session; the replica becomes the parameters to reset to.
+    /// Reconnects after a broken session; the replica becomes the model state to reset to.
     fn reconnect(&mut self) -> Result<(), TransportError> {
         tracing::warn!("lost the coordinator at {}; reconnecting", self.cfg.url);
         match self.connect() {
             Ok(Some(joined)) => {
-                match params_from_bytes(&joined.params, self.param_count) {
+                match params_from_bytes(&joined.params, self.state_len) {
                     Some(p) => self.reset = Some(Arc::new(p)),
                     None => {
                         return Err(TransportError::Failed(
-                            "the coordinator sent parameters of the wrong size".into(),
+                            "the coordinator sent a model state of the wrong size".into(),
                         ));
                     }
                 }
@@ -525,7 +528,8 @@ impl Transport for GrpcTransport {
         Ok(lock(&self.inbox).take(out, merged))
     }
 
-    fn average(&mut self, params: &mut [f32]) -> Result<(), TransportError> {
+    fn average(&mut self, state: &mut [f32]) -> Result<(), TransportError> {
+        let params = state;
         let mut round = None;
         loop {
             let mut client = self.client()?;
@@ -555,7 +559,8 @@ impl Transport for GrpcTransport {
         }
     }
 
-    fn end_epoch(&mut self, epoch: u32, params: &[f32]) -> Result<EpochNext, TransportError> {
+    fn end_epoch(&mut self, epoch: u32, state: &[f32]) -> Result<EpochNext, TransportError> {
+        let params = state;
         loop {
             if self.finished {
                 return Ok(EpochNext::Finished);
@@ -565,7 +570,7 @@ impl Transport for GrpcTransport {
             if stats.is_empty()
                 && let Some(last) = &self.last_stats
             {
-                stats.push(*last);
+                stats.push(last.clone());
             }
             let req =
                 pb::EndEpochRequest { worker_id: self.id(), epoch, params: params_to_bytes(params), stats };
@@ -592,7 +597,7 @@ impl Transport for GrpcTransport {
 
     fn report(&mut self, stats: &StepStats) -> Result<(), TransportError> {
         let s = stats_to_pb(stats);
-        self.last_stats = Some(s);
+        self.last_stats = Some(s.clone());
         self.stats.push(s);
         if self.last_flush.elapsed() >= REPORT_EVERY || self.stats.len() >= 256 {
             if self.session.as_ref().is_some_and(|s| s.is_broken()) {
@@ -648,10 +653,10 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
         }
         let architecture: Architecture = serde_json::from_str(&joined.architecture_json)
             .map_err(|e| ClusterError::Job(format!("bad architecture from the coordinator: {e}")))?;
-        let n = architecture.param_count();
-        let params = params_from_bytes(&joined.params, n).ok_or_else(|| {
+        let n = architecture.state_len();
+        let state = params_from_bytes(&joined.params, n).ok_or_else(|| {
             ClusterError::Job(format!(
-                "the coordinator sent {} bytes of parameters, expected {}",
+                "the coordinator sent {} bytes of model state, expected {}",
                 joined.params.len(),
                 n * 4
             ))
@@ -669,13 +674,15 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
         // fitted statistics (the distributed executor).
         let dataset =
             data::load_train(&job.data, job.train.seed, process.as_ref(), true, architecture.outputs())?;
-        if dataset.width != architecture.inputs {
+        if !architecture.input().accepts(dataset.shape) {
             return Err(ClusterError::Job(format!(
-                "{} has {} features per example here; the job's model takes {}",
-                job.data.train, dataset.width, architecture.inputs
+                "{} has examples of {} here; the job's model takes {}",
+                job.data.train,
+                dataset.shape,
+                architecture.input()
             )));
         }
-        let backend = backend::create(&job, &architecture, job.train.batch_size, &params)
+        let backend = backend::create(&job, &architecture, job.train.batch_size, &state)
             .map_err(|e| ClusterError::Engine(e.into()))?;
         Ok((job, architecture, dataset, backend))
     })();
@@ -687,9 +694,10 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
         }
     };
     transport.param_count = architecture.param_count();
+    transport.state_len = architecture.state_len();
     *lock(&transport.inbox) = Inbox::new(INBOX, transport.param_count);
     transport.device = backend.device();
-    let mut worker = WorkerLoop::new(id, &job, Arc::new(dataset), backend, transport, 0.0);
+    let mut worker = WorkerLoop::new(id, &job, &architecture, Arc::new(dataset), backend, transport, 0.0);
     if joined.tau > 0.0 {
         worker.set_tau(joined.tau);
     }

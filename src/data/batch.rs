@@ -139,6 +139,7 @@ mod tests {
             source: "t".into(),
             features: Features::U8 { data: vec![0, 255, 10, 20, 30, 40], scale: 1.0 / 255.0 },
             width: 2,
+            shape: crate::nn::Shape::Vector(2),
             rows: 3,
             targets: Targets::Classes { labels: vec![0, 1, 2], classes: 3 },
             class_names: vec![],

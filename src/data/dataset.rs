@@ -35,6 +35,8 @@ pub struct Dataset {
     pub features: Features,
     /// Features per example.
     pub width: usize,
+    /// How each example's features are arranged (an image's channels, rows and columns).
+    pub shape: crate::nn::Shape,
     pub rows: usize,
     pub targets: Targets,
     /// One name per class (classification) or per target column (regression).
@@ -102,6 +104,7 @@ impl Dataset {
             source: self.source.clone(),
             features,
             width: w,
+            shape: self.shape,
             rows: indices.len(),
             targets,
             class_names: self.class_names.clone(),

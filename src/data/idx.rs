@@ -3,6 +3,7 @@
 use std::io::Read;
 
 use super::{DataError, DataInputs, Dataset, Features, Targets};
+use crate::nn::Shape;
 use crate::storage::Location;
 
 const IMAGES: &str = "images-idx3-ubyte";
@@ -199,6 +200,12 @@ pub fn describe(images: &Location, labels: &Location) -> Result<super::DataShape
         u32::from_be_bytes([head[4 + 4 * i], head[5 + 4 * i], head[6 + 4 * i], head[7 + 4 * i]]) as usize
     };
     let (rows, width) = (dim(0), dim(1) * dim(2));
+    if width == 0 {
+        return Err(DataError::Format {
+            file: img_name,
+            message: format!("images of {}x{} pixels hold no values", dim(1), dim(2)),
+        });
+    }
     let lbl_name = labels.to_string();
     let lbl = parse(&lbl_name, &maybe_gunzip(&lbl_name, labels.read()?)?, 1)?;
     if lbl.dims[0] != rows {
@@ -211,6 +218,7 @@ pub fn describe(images: &Location, labels: &Location) -> Result<super::DataShape
     Ok(super::DataShape {
         rows,
         width,
+        input: Shape::image(1, dim(1), dim(2)),
         outputs: classes,
         classification: true,
         class_names: class_names(images, classes),
@@ -243,6 +251,12 @@ pub fn load(images: &Location, labels: &Location) -> Result<Dataset, DataError> 
         return Err(DataError::Format { file: img_name, message: "holds no images".into() });
     }
     let width = img.dims[1] * img.dims[2];
+    if width == 0 {
+        return Err(DataError::Format {
+            file: img_name,
+            message: format!("images of {}x{} pixels hold no values", img.dims[1], img.dims[2]),
+        });
+    }
     let labels: Vec<u32> = lbl.data.iter().map(|&l| l as u32).collect();
     let classes = (labels.iter().copied().max().unwrap_or(0) as usize + 1).max(2);
     let class_names = class_names(images, classes);
@@ -250,6 +264,7 @@ pub fn load(images: &Location, labels: &Location) -> Result<Dataset, DataError> 
         source: images.to_string(),
         features: Features::U8 { data: img.data, scale: 1.0 / 255.0 },
         width,
+        shape: Shape::image(1, img.dims[1], img.dims[2]),
         rows,
         targets: Targets::Classes { labels, classes },
         class_names,

@@ -69,6 +69,8 @@ pub struct DataShape {
     /// Rows the work queue partitions (for tables: raw rows, before filters).
     pub rows: usize,
     pub width: usize,
+    /// How each example's `width` features are arranged: the network's input shape.
+    pub input: crate::nn::Shape,
     /// Classes, or regression targets.
     pub outputs: usize,
     pub classification: bool,
@@ -216,6 +218,7 @@ pub fn describe(
                 columns: schema.columns.iter().map(|c| (c.name.clone(), c.kind.name().to_string())).collect(),
                 label: data.label.clone(),
                 width: ds.width,
+                input: ds.shape,
                 outputs: ds.output_width(),
                 classification: ds.is_classification(),
                 class_names: ds.class_names,

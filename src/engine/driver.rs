@@ -39,13 +39,20 @@ impl Driver {
         architecture: &Architecture,
         rows: usize,
         test: Option<Arc<Dataset>>,
-        params: &[f32],
+        state: &[f32],
     ) -> Self {
         Driver {
             mode: job.sharing_mode(),
             params: architecture.param_count(),
             rows: rows as u64,
-            evaluator: CpuBackend::new(architecture, &job.updater(), 0.0, 512, params),
+            evaluator: CpuBackend::new(
+                architecture,
+                &job.updater(),
+                0.0,
+                512,
+                state,
+                crate::job::available_cores(),
+            ),
             test,
             started: Instant::now(),
             epoch_started: None,
@@ -90,7 +97,7 @@ impl Driver {
     pub fn on_epoch_ready(&mut self, ready: &EpochReady) -> EpochSummary {
         let t0 = Instant::now();
         let test = self.test.as_ref().map(|t| {
-            self.evaluator.write_params(&ready.model);
+            self.evaluator.write_state(&ready.model);
             evaluate(&mut self.evaluator, t, 512)
         });
         self.eval_seconds += t0.elapsed().as_secs_f64();
@@ -141,10 +148,10 @@ impl Driver {
         }
     }
 
-    /// The test data's evaluation of arbitrary parameters (final model, checkpoints).
-    pub fn evaluate(&mut self, params: &[f32]) -> Option<super::EvalReport> {
+    /// The test data's evaluation of an arbitrary model state (final model, checkpoints).
+    pub fn evaluate(&mut self, state: &[f32]) -> Option<super::EvalReport> {
         let test = self.test.clone()?;
-        self.evaluator.write_params(params);
+        self.evaluator.write_state(state);
         Some(evaluate(&mut self.evaluator, &test, 512))
     }
 }

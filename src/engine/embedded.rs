@@ -22,7 +22,8 @@ use crate::nn::{Architecture, UpdaterState};
 
 /// Where a run starts from.
 pub struct EmbeddedOptions {
-    pub initial_params: Vec<f32>,
+    /// The model state to start from: parameters, then running state.
+    pub initial_state: Vec<f32>,
     /// Updater state to continue from (`--resume`).
     pub optimizer: Option<UpdaterState>,
     pub start_epoch: u32,
@@ -32,14 +33,14 @@ pub struct EmbeddedOptions {
 }
 
 impl EmbeddedOptions {
-    pub fn fresh(initial_params: Vec<f32>) -> Self {
-        EmbeddedOptions { initial_params, optimizer: None, start_epoch: 0, tau: None, inbox_capacity: 64 }
+    pub fn fresh(initial_state: Vec<f32>) -> Self {
+        EmbeddedOptions { initial_state, optimizer: None, start_epoch: 0, tau: None, inbox_capacity: 64 }
     }
 }
 
 pub struct TrainOutcome {
-    /// The job's model at the end.
-    pub params: Vec<f32>,
+    /// The job's model state (parameters, running state) at the end.
+    pub state: Vec<f32>,
     /// Worker 0's updater state, for `--resume`.
     pub optimizer: Option<UpdaterState>,
     pub epochs: Vec<EpochSummary>,
@@ -119,22 +120,22 @@ impl Transport for EmbeddedTransport {
         Ok(self.shared.inboxes[self.id as usize].lock().unwrap_or_else(|p| p.into_inner()).take(out, merged))
     }
 
-    fn average(&mut self, params: &mut [f32]) -> Result<(), TransportError> {
+    fn average(&mut self, state: &mut [f32]) -> Result<(), TransportError> {
         let mut hub = self.shared.hub();
-        let round = hub.submit_average(self.id, params);
+        let round = hub.submit_average(self.id, state);
         self.shared.changed.notify_all();
         loop {
             if let Some(avg) = hub.average_result(round) {
-                params.copy_from_slice(&avg);
+                state.copy_from_slice(&avg);
                 return Ok(());
             }
             hub = self.shared.wait(hub);
         }
     }
 
-    fn end_epoch(&mut self, epoch: u32, params: &[f32]) -> Result<EpochNext, TransportError> {
+    fn end_epoch(&mut self, epoch: u32, state: &[f32]) -> Result<EpochNext, TransportError> {
         let mut hub = self.shared.hub();
-        if let Some(ready) = hub.submit_epoch_end(self.id, epoch, params.to_vec()) {
+        if let Some(ready) = hub.submit_epoch_end(self.id, epoch, state.to_vec()) {
             self.send(Event::EpochReady(ready))?;
         }
         self.shared.changed.notify_all();
@@ -165,8 +166,8 @@ pub fn run_embedded(
     options: EmbeddedOptions,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, EngineError> {
-    if train.width != architecture.inputs {
-        return Err(EngineError::Shape { data: train.width, model: architecture.inputs });
+    if !architecture.input().accepts(train.shape) {
+        return Err(EngineError::Shape { data: train.shape, model: architecture.input() });
     }
     let n = architecture.param_count();
     let workers = job.cluster.workers.max(1);
@@ -175,11 +176,12 @@ pub fn run_embedded(
     let cfg = HubConfig {
         mode,
         params: n,
+        running: architecture.running_len(),
         epochs: job.train.epochs,
         start_epoch: options.start_epoch,
         plan: Plan::new(train.rows, batch, job.train.batches_per_partition),
     };
-    let mut hub = Hub::new(cfg, options.initial_params.clone());
+    let mut hub = Hub::new(cfg, options.initial_state.clone());
     for _ in 0..workers {
         hub.join();
     }
@@ -191,7 +193,7 @@ pub fn run_embedded(
     // Backends are created up front so a missing device fails before any thread starts.
     let mut backends = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let mut b = backend::create(job, architecture, batch, &options.initial_params)?;
+        let mut b = backend::create(job, architecture, batch, &options.initial_state)?;
         if let Some(state) = &options.optimizer
             && let Err(e) = b.restore_updater(state)
         {
@@ -199,7 +201,7 @@ pub fn run_embedded(
         }
         backends.push(b);
     }
-    let mut driver = Driver::new(job, architecture, train.rows, test, &options.initial_params);
+    let mut driver = Driver::new(job, architecture, train.rows, test, &options.initial_state);
     let (tx, rx) = mpsc::channel::<Event>();
     let mut summaries: Vec<Option<WorkerSummary>> = (0..workers).map(|_| None).collect();
     let mut first_error: Option<EngineError> = None;
@@ -213,7 +215,8 @@ pub fn run_embedded(
             std::thread::Builder::new()
                 .name(format!("strom-worker-{id}"))
                 .spawn_scoped(scope, move || {
-                    let mut worker = WorkerLoop::new(id as u32, job, dataset, backend, transport, 0.0);
+                    let mut worker =
+                        WorkerLoop::new(id as u32, job, architecture, dataset, backend, transport, 0.0);
                     if let Some(t) = tau {
                         worker.set_tau(t);
                     }
@@ -261,23 +264,25 @@ pub fn run_embedded(
         return Err(e);
     }
     let summaries: Vec<WorkerSummary> = summaries.into_iter().flatten().collect();
-    let params = match mode {
+    let state = match mode {
         SharingMode::Threshold => shared.hub().replica().to_vec(),
-        _ => mean_params(&summaries, n).unwrap_or_else(|| options.initial_params.clone()),
+        _ => {
+            mean_state(&summaries, architecture.state_len()).unwrap_or_else(|| options.initial_state.clone())
+        }
     };
     let mut totals = driver.totals();
     totals.messages_rejected += shared.hub().counters.updates_rejected;
     let optimizer = summaries.into_iter().find(|s| s.id == 0).map(|s| s.updater);
-    Ok(TrainOutcome { params, optimizer, epochs: driver.epochs, totals })
+    Ok(TrainOutcome { state, optimizer, epochs: driver.epochs, totals })
 }
 
-fn mean_params(summaries: &[WorkerSummary], n: usize) -> Option<Vec<f32>> {
+fn mean_state(summaries: &[WorkerSummary], n: usize) -> Option<Vec<f32>> {
     if summaries.is_empty() {
         return None;
     }
     let mut mean = vec![0.0f64; n];
     for s in summaries {
-        for (m, &p) in mean.iter_mut().zip(&s.params) {
+        for (m, &p) in mean.iter_mut().zip(&s.state) {
             *m += p as f64;
         }
     }

@@ -1,5 +1,6 @@
 //! The hub: the job's side of training, whatever the transport. It keeps the replica of the
-//! parameters (every relayed update applied), validates updates, runs the work queue of data
+//! model state (parameters with every relayed update applied, then the running state averaged
+//! at each epoch barrier), validates updates, runs the work queue of data
 //! partitions, the epoch barrier and the averaging rounds. It never blocks: callers wait on
 //! their own condition (a Condvar in-process, a watch channel in the coordinator) and ask again.
 
@@ -40,7 +41,7 @@ pub enum EpochNext {
 #[derive(Clone, Debug)]
 pub struct EpochReady {
     pub epoch: u32,
-    /// The job's model after this epoch.
+    /// The job's model state after this epoch.
     pub model: Arc<Vec<f32>>,
     pub drift: f64,
 }
@@ -48,7 +49,10 @@ pub struct EpochReady {
 #[derive(Clone, Debug)]
 pub struct HubConfig {
     pub mode: SharingMode,
+    /// Parameters (what updates address) ...
     pub params: usize,
+    /// ... and running-state values after them in the model state.
+    pub running: usize,
     pub epochs: u32,
     /// First epoch to run (resume).
     pub start_epoch: u32,
@@ -107,12 +111,20 @@ pub struct Hub {
     pub counters: HubCounters,
 }
 
+impl HubConfig {
+    /// Parameters plus running state.
+    pub fn state_len(&self) -> usize {
+        self.params + self.running
+    }
+}
+
 impl Hub {
-    pub fn new(cfg: HubConfig, params: Vec<f32>) -> Hub {
-        assert_eq!(params.len(), cfg.params);
+    /// `state`: the model state to start from (parameters, then running state).
+    pub fn new(cfg: HubConfig, state: Vec<f32>) -> Hub {
+        assert_eq!(state.len(), cfg.state_len());
         let finished = cfg.start_epoch >= cfg.epochs;
         let mut hub = Hub {
-            replica: params,
+            replica: state,
             epoch: cfg.start_epoch,
             state: if finished { HubState::Finished } else { HubState::Running },
             pending: VecDeque::new(),
@@ -227,7 +239,7 @@ impl Hub {
                 // Only sparse and bitmap quanta travel between workers; dense is for averaging.
                 return Err(DecodeError::UnknownFormat(Format::Dense as u8));
             }
-            view.subtract_from(&mut self.replica, 1.0);
+            view.subtract_from(&mut self.replica[..self.cfg.params], 1.0);
             Ok(view.header)
         });
         match &result {
@@ -249,14 +261,14 @@ impl Hub {
         }
     }
 
-    /// Worker `w` reached the barrier of `epoch` with `params`.
-    pub fn submit_epoch_end(&mut self, w: WorkerId, epoch: u32, params: Vec<f32>) -> Option<EpochReady> {
-        if epoch != self.epoch || params.len() != self.cfg.params || self.is_over() {
+    /// Worker `w` reached the barrier of `epoch` with its model `state`.
+    pub fn submit_epoch_end(&mut self, w: WorkerId, epoch: u32, state: Vec<f32>) -> Option<EpochReady> {
+        if epoch != self.epoch || state.len() != self.cfg.state_len() || self.is_over() {
             return None;
         }
         let rec = self.workers.get_mut(&w)?;
         rec.at_barrier = true;
-        self.barrier.insert(w, params);
+        self.barrier.insert(w, state);
         self.check_average_complete();
         self.check_barrier()
     }
@@ -269,7 +281,7 @@ impl Hub {
         if live.is_empty() || !live.iter().all(|id| self.barrier.contains_key(id)) {
             return None;
         }
-        let n = self.cfg.params;
+        let (n, p) = (self.cfg.state_len(), self.cfg.params);
         let mut mean = vec![0.0f64; n];
         for id in &live {
             for (m, &p) in mean.iter_mut().zip(&self.barrier[id]) {
@@ -278,16 +290,22 @@ impl Hub {
         }
         let inv = 1.0 / live.len() as f64;
         mean.iter_mut().for_each(|m| *m *= inv);
-        let mean_norm = mean.iter().map(|m| m * m).sum::<f64>().sqrt().max(1e-30);
+        // Drift is measured on the parameters; running statistics are averaged in every mode.
+        let mean_norm = mean[..p].iter().map(|m| m * m).sum::<f64>().sqrt().max(1e-30);
         let drift = live
             .iter()
             .map(|id| {
-                let d: f64 = self.barrier[id].iter().zip(&mean).map(|(&p, m)| (p as f64 - m).powi(2)).sum();
+                let d: f64 =
+                    self.barrier[id][..p].iter().zip(&mean[..p]).map(|(&x, m)| (x as f64 - m).powi(2)).sum();
                 d.sqrt() / mean_norm
             })
             .fold(0.0, f64::max);
         match self.cfg.mode {
-            SharingMode::Threshold => {}
+            SharingMode::Threshold => {
+                for (r, m) in self.replica[p..].iter_mut().zip(&mean[p..]) {
+                    *r = *m as f32;
+                }
+            }
             SharingMode::Averaging | SharingMode::None => {
                 for (r, m) in self.replica.iter_mut().zip(&mean) {
                     *r = *m as f32;
@@ -301,8 +319,9 @@ impl Hub {
     /// After evaluation: start the next epoch or finish. Returns what waiting workers get.
     pub fn finish_epoch(&mut self) -> EpochNext {
         let load = match self.cfg.mode {
-            SharingMode::Threshold => None,
-            SharingMode::Averaging | SharingMode::None => Some(Arc::new(self.replica.clone())),
+            // Workers keep their parameters; they take the averaged running state, if any.
+            SharingMode::Threshold if self.cfg.running == 0 => None,
+            _ => Some(Arc::new(self.replica.clone())),
         };
         self.last_epoch = Some((self.epoch, load.clone()));
         self.barrier.clear();
@@ -346,12 +365,13 @@ impl Hub {
     }
 
     /// Contributes to the current averaging round; returns the round number to wait for.
-    pub fn submit_average(&mut self, w: WorkerId, params: &[f32]) -> u64 {
-        if self.avg.sum.len() != self.cfg.params {
-            self.avg.sum = vec![0.0; self.cfg.params];
+    pub fn submit_average(&mut self, w: WorkerId, state: &[f32]) -> u64 {
+        let n = self.cfg.state_len();
+        if self.avg.sum.len() != n {
+            self.avg.sum = vec![0.0; n];
         }
-        if params.len() == self.cfg.params && self.avg.contributors.insert(w) {
-            for (s, &p) in self.avg.sum.iter_mut().zip(params) {
+        if state.len() == n && self.avg.contributors.insert(w) {
+            for (s, &p) in self.avg.sum.iter_mut().zip(state) {
                 *s += p;
             }
         }
@@ -446,7 +466,8 @@ mod tests {
     use crate::sharing::ThresholdEncoder;
 
     fn hub(mode: SharingMode, workers: usize) -> (Hub, Vec<WorkerId>) {
-        let cfg = HubConfig { mode, params: 4, epochs: 2, start_epoch: 0, plan: Plan::new(10, 2, 1) };
+        let cfg =
+            HubConfig { mode, params: 4, running: 0, epochs: 2, start_epoch: 0, plan: Plan::new(10, 2, 1) };
         let mut h = Hub::new(cfg, vec![0.0; 4]);
         let ids = (0..workers).map(|_| h.join()).collect();
         (h, ids)

@@ -30,6 +30,9 @@ pub struct StepStats {
     pub merged: u64,
     /// Incoming messages rejected as invalid (cumulative).
     pub rejected: u64,
+    /// Threshold sharing: this step's entries sent and residual norm per layer with parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<crate::sharing::LayerShare>,
 }
 
 /// One epoch of the job.

@@ -36,8 +36,8 @@ pub enum EngineError {
         #[source]
         source: crate::data::DataError,
     },
-    #[error("the training data has {data} features per example but the model expects {model}")]
-    Shape { data: usize, model: usize },
+    #[error("the training data's examples are {data} but the model takes {model}")]
+    Shape { data: crate::nn::Shape, model: crate::nn::Shape },
     #[error(transparent)]
     Backend(#[from] crate::backend::BackendError),
     #[error(transparent)]

@@ -15,9 +15,9 @@ use super::partition::{EpochOrder, Partition};
 use crate::backend::Backend;
 use crate::data::{BatchBuffer, Dataset};
 use crate::job::{JobSpec, LrSchedule, SharingMode};
-use crate::nn::UpdaterState;
+use crate::nn::{Architecture, UpdaterState};
 use crate::rng::Rng;
-use crate::sharing::{MessageView, ResidualClip, Threshold, ThresholdEncoder, codec};
+use crate::sharing::{MessageView, ThresholdSharing, codec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -40,16 +40,17 @@ pub trait Transport {
         out: &mut VecDeque<SharedMessage>,
         merged: &mut Vec<f32>,
     ) -> Result<bool, TransportError>;
-    /// Parameter averaging: replaces `params` with the average over the participating workers.
-    fn average(&mut self, params: &mut [f32]) -> Result<(), TransportError>;
-    /// Meets the others at the end of `epoch`.
-    fn end_epoch(&mut self, epoch: u32, params: &[f32]) -> Result<EpochNext, TransportError>;
+    /// Parameter averaging: replaces `state` (parameters and running state) with the average
+    /// over the participating workers.
+    fn average(&mut self, state: &mut [f32]) -> Result<(), TransportError>;
+    /// Meets the others at the end of `epoch` with this worker's model state.
+    fn end_epoch(&mut self, epoch: u32, state: &[f32]) -> Result<EpochNext, TransportError>;
     fn report(&mut self, stats: &StepStats) -> Result<(), TransportError>;
     /// Incoming messages merged so far because this worker fell behind.
     fn merged_total(&self) -> u64 {
         0
     }
-    /// Parameters to continue from after the transport re-joined the job (the replica).
+    /// The model state to continue from after the transport re-joined the job (the replica).
     fn take_reset(&mut self) -> Option<Arc<Vec<f32>>> {
         None
     }
@@ -69,8 +70,8 @@ pub struct WorkerSummary {
     pub bytes_received: u64,
     pub rejected: u64,
     pub merged: u64,
-    /// The worker's parameters when it ended.
-    pub params: Vec<f32>,
+    /// The worker's model state (parameters, running state) when it ended.
+    pub state: Vec<f32>,
 }
 
 pub struct WorkerLoop<T: Transport> {
@@ -85,13 +86,13 @@ pub struct WorkerLoop<T: Transport> {
     dataset: Arc<Dataset>,
     backend: Box<dyn Backend>,
     transport: T,
-    encoder: ThresholdEncoder,
-    threshold: Threshold,
-    clip: ResidualClip,
+    sharing: ThresholdSharing,
     rng: Rng,
     batch: BatchBuffer,
     order: EpochOrder,
-    params: Vec<f32>,
+    /// Scratch for the model state (barriers, averaging).
+    state: Vec<f32>,
+    param_count: usize,
     /// The current partition's usable rows.
     usable: Vec<u32>,
     incoming: VecDeque<SharedMessage>,
@@ -110,13 +111,13 @@ impl<T: Transport> WorkerLoop<T> {
     pub fn new(
         id: u32,
         job: &JobSpec,
+        architecture: &Architecture,
         dataset: Arc<Dataset>,
         backend: Box<dyn Backend>,
         transport: T,
         time_offset: f64,
     ) -> Self {
-        let n = backend.param_count();
-        let threshold = Threshold::new(&job.sharing.algorithm);
+        let sharing = ThresholdSharing::new(job, architecture.layout());
         WorkerLoop {
             id,
             mode: job.sharing_mode(),
@@ -130,13 +131,12 @@ impl<T: Transport> WorkerLoop<T> {
             dataset,
             backend,
             transport,
-            encoder: ThresholdEncoder::new(n),
-            stats: StepStats { worker: id, tau: threshold.tau(), ..StepStats::default() },
-            threshold,
-            clip: ResidualClip::new(&job.sharing.residual_clip),
+            stats: StepStats { worker: id, tau: sharing.tau(), ..StepStats::default() },
+            sharing,
             rng: Rng::derive(job.train.seed, 0x574B_0000 + id as u64),
             order: EpochOrder::default(),
-            params: vec![0.0; n],
+            state: vec![0.0; architecture.state_len()],
+            param_count: architecture.param_count(),
             usable: Vec::new(),
             incoming: VecDeque::new(),
             merged: Vec::new(),
@@ -151,8 +151,8 @@ impl<T: Transport> WorkerLoop<T> {
 
     /// Continue from a checkpoint's tau.
     pub fn set_tau(&mut self, tau: f32) {
-        self.threshold.set_tau(tau);
-        self.stats.tau = self.threshold.tau();
+        self.sharing.set_tau(tau);
+        self.stats.tau = self.sharing.tau();
     }
 
     /// Runs until the job finishes.
@@ -161,25 +161,25 @@ impl<T: Transport> WorkerLoop<T> {
         let failure = result.as_ref().err().map(|e| e.to_string());
         self.transport.finish(failure.as_deref());
         result?;
-        self.backend.read_params(&mut self.params);
+        self.backend.read_state(&mut self.state);
         Ok(WorkerSummary {
             id: self.id,
             steps: self.stats.step,
             samples: self.samples,
             updater: self.backend.updater_state(),
-            tau: self.threshold.tau(),
+            tau: self.sharing.tau(),
             sparsity_sum: self.sparsity_sum,
             bytes_sent: self.stats.bytes_sent,
             bytes_received: self.stats.bytes_received,
             rejected: self.stats.rejected,
             merged: self.transport.merged_total(),
-            params: self.params,
+            state: self.state,
         })
     }
 
     fn reset_if_rejoined(&mut self) {
-        if let Some(p) = self.transport.take_reset() {
-            self.backend.write_params(&p);
+        if let Some(s) = self.transport.take_reset() {
+            self.backend.write_state(&s);
         }
     }
 
@@ -195,11 +195,17 @@ impl<T: Transport> WorkerLoop<T> {
                 }
                 Work::EpochEnd { epoch } => {
                     self.apply_incoming().map_err(|e| fail(e, self.id))?;
-                    self.backend.read_params(&mut self.params);
-                    match self.transport.end_epoch(epoch, &self.params).map_err(|e| fail(e, self.id))? {
+                    self.backend.read_state(&mut self.state);
+                    match self.transport.end_epoch(epoch, &self.state).map_err(|e| fail(e, self.id))? {
                         EpochNext::Continue { load, .. } => {
-                            if let Some(p) = load {
-                                self.backend.write_params(&p);
+                            if let Some(s) = load {
+                                // Threshold sharing keeps each replica's parameters (updates
+                                // may still be in flight) and takes the averaged running state.
+                                if self.mode == SharingMode::Threshold {
+                                    self.backend.write_running(&s[self.param_count..]);
+                                } else {
+                                    self.backend.write_state(&s);
+                                }
                             }
                         }
                         EpochNext::Finished => break,
@@ -250,29 +256,26 @@ impl<T: Transport> WorkerLoop<T> {
                     self.since_average += 1;
                     if self.since_average >= self.averaging_frequency {
                         self.since_average = 0;
-                        self.backend.read_params(&mut self.params);
-                        self.transport.average(&mut self.params).map_err(|e| fail(e, self.id))?;
-                        self.backend.write_params(&self.params);
+                        self.backend.read_state(&mut self.state);
+                        self.transport.average(&mut self.state).map_err(|e| fail(e, self.id))?;
+                        self.backend.write_state(&self.state);
                         // A dense exchange each way.
-                        let bytes = (codec::HEADER_LEN + 4 * self.params.len()) as u64;
+                        let bytes = (codec::HEADER_LEN + 4 * self.state.len()) as u64;
                         self.stats.bytes_sent += bytes;
                         self.stats.bytes_received += bytes;
                     }
                 }
                 SharingMode::Threshold => {
-                    let tau = self.threshold.tau();
-                    let s = self.backend.encode_and_apply(&mut self.encoder, tau, self.id, self.stats.step);
+                    let s = self.sharing.step(self.backend.as_mut(), self.id, self.stats.step);
                     if s.entries > 0 {
-                        self.transport.send_update(self.encoder.message()).map_err(|e| fail(e, self.id))?;
+                        self.transport.send_update(self.sharing.message()).map_err(|e| fail(e, self.id))?;
                         self.stats.bytes_sent += s.bytes as u64;
-                    }
-                    self.threshold.observe(&s);
-                    if let Some(limit) = self.clip.step(tau) {
-                        self.backend.clip_residual(limit);
                     }
                     self.stats.sparsity = s.sparsity;
                     self.stats.residual_norm = s.residual_norm;
-                    self.stats.tau = self.threshold.tau();
+                    self.stats.tau = self.sharing.tau();
+                    self.stats.layers.clear();
+                    self.stats.layers.extend_from_slice(self.sharing.layers());
                     self.sparsity_sum += s.sparsity;
                 }
             }

@@ -1,6 +1,7 @@
-//! Element-wise activations and softmax, forward and backward.
+//! Element-wise activations and softmax: the functions and their derivatives, written in terms
+//! of the activation's output `a` so a backward pass never needs the pre-activation. The
+//! kernels that apply them to buffers live in the backends.
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
 use super::Real;
@@ -17,7 +18,7 @@ pub enum Activation {
 }
 
 /// Slope of leaky ReLU for negative inputs.
-const LEAK: f64 = 0.01;
+pub const LEAK: f64 = 0.01;
 
 impl Activation {
     pub fn name(self) -> &'static str {
@@ -31,74 +32,51 @@ impl Activation {
         }
     }
 
-    /// `a = f(z)`.
-    pub fn forward<F: Real>(self, z: ArrayView2<F>, mut a: ArrayViewMut2<F>) {
-        let zero = F::zero();
+    /// `f(z)` of an element-wise activation (softmax works on rows: see the backends).
+    #[inline(always)]
+    pub fn apply<F: Real>(self, z: F) -> F {
         match self {
             Activation::Relu => {
-                Zip::from(&mut a).and(&z).for_each(|a, &z| *a = if z > zero { z } else { zero })
-            }
-            Activation::LeakyRelu => {
-                let leak = F::of(LEAK);
-                Zip::from(&mut a).and(&z).for_each(|a, &z| *a = if z > zero { z } else { z * leak })
-            }
-            Activation::Tanh => Zip::from(&mut a).and(&z).for_each(|a, &z| *a = z.tanh()),
-            Activation::Sigmoid => {
-                Zip::from(&mut a).and(&z).for_each(|a, &z| *a = F::one() / (F::one() + (-z).exp()))
-            }
-            Activation::Identity => a.assign(&z),
-            Activation::Softmax => {
-                for (zr, mut ar) in z.axis_iter(Axis(0)).zip(a.axis_iter_mut(Axis(0))) {
-                    let max = zr.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
-                    let mut sum = zero;
-                    Zip::from(&mut ar).and(&zr).for_each(|a, &z| {
-                        *a = (z - max).exp();
-                        sum = sum + *a;
-                    });
-                    let inv = F::one() / sum;
-                    ar.mapv_inplace(|v| v * inv);
+                if z > F::zero() {
+                    z
+                } else {
+                    F::zero()
                 }
             }
+            Activation::LeakyRelu => {
+                if z > F::zero() {
+                    z
+                } else {
+                    z * F::of(LEAK)
+                }
+            }
+            Activation::Tanh => z.tanh(),
+            Activation::Sigmoid => F::one() / (F::one() + (-z).exp()),
+            Activation::Identity | Activation::Softmax => z,
         }
     }
 
-    /// `grad_z = dL/dz` from `grad_a = dL/da`, with `z` and `a = f(z)` from the forward pass.
-    pub fn backward<F: Real>(
-        self,
-        z: ArrayView2<F>,
-        a: ArrayView2<F>,
-        grad_a: ArrayView2<F>,
-        mut grad_z: ArrayViewMut2<F>,
-    ) {
-        let (zero, one) = (F::zero(), F::one());
+    /// `f'(z)` from `a = f(z)` (element-wise activations).
+    #[inline(always)]
+    pub fn derivative<F: Real>(self, a: F) -> F {
         match self {
-            Activation::Relu => Zip::from(&mut grad_z)
-                .and(&z)
-                .and(&grad_a)
-                .for_each(|g, &z, &ga| *g = if z > zero { ga } else { zero }),
-            Activation::LeakyRelu => {
-                let leak = F::of(LEAK);
-                Zip::from(&mut grad_z)
-                    .and(&z)
-                    .and(&grad_a)
-                    .for_each(|g, &z, &ga| *g = if z > zero { ga } else { ga * leak })
-            }
-            Activation::Tanh => {
-                Zip::from(&mut grad_z).and(&a).and(&grad_a).for_each(|g, &a, &ga| *g = ga * (one - a * a))
-            }
-            Activation::Sigmoid => {
-                Zip::from(&mut grad_z).and(&a).and(&grad_a).for_each(|g, &a, &ga| *g = ga * a * (one - a))
-            }
-            Activation::Identity => grad_z.assign(&grad_a),
-            Activation::Softmax => {
-                // dL/dz_i = a_i (g_i - sum_j g_j a_j), row by row.
-                for ((ar, gar), mut gzr) in
-                    a.axis_iter(Axis(0)).zip(grad_a.axis_iter(Axis(0))).zip(grad_z.axis_iter_mut(Axis(0)))
-                {
-                    let dot = Zip::from(&ar).and(&gar).fold(zero, |s, &a, &g| s + a * g);
-                    Zip::from(&mut gzr).and(&ar).and(&gar).for_each(|gz, &a, &g| *gz = a * (g - dot));
+            Activation::Relu => {
+                if a > F::zero() {
+                    F::one()
+                } else {
+                    F::zero()
                 }
             }
+            Activation::LeakyRelu => {
+                if a > F::zero() {
+                    F::one()
+                } else {
+                    F::of(LEAK)
+                }
+            }
+            Activation::Tanh => F::one() - a * a,
+            Activation::Sigmoid => a * (F::one() - a),
+            Activation::Identity | Activation::Softmax => F::one(),
         }
     }
 }

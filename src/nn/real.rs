@@ -3,9 +3,7 @@
 
 use std::fmt::Debug;
 
-pub trait Real:
-    num_traits::Float + ndarray::LinalgScalar + ndarray::ScalarOperand + Debug + Send + Sync + 'static
-{
+pub trait Real: num_traits::Float + Default + Debug + Send + Sync + std::iter::Sum + 'static {
     fn of(x: f64) -> Self;
     fn of32(x: f32) -> Self;
     fn f64(self) -> f64;

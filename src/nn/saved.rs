@@ -1,6 +1,7 @@
-//! Model files: `model.safetensors` (one tensor per layer weight and bias), `model.json`
-//! (architecture, preprocessing, class names, progress, the job) and, for `--resume`,
-//! `optimizer.safetensors`. Each file is written atomically; `model.json` goes last, so a
+//! Model files: `model.safetensors` (one named tensor per parameter and running-state tensor:
+//! `layers.0.conv2d.weight`, `layers.3.batch_norm.running_mean`, ...), `model.json`
+//! (architecture with its layer list, preprocessing, class names, progress, the job) and, for
+//! `--resume`, `optimizer.safetensors`. Each file is written atomically; `model.json` goes last, so a
 //! directory with a `model.json` always holds a complete model.
 
 use std::collections::HashMap;
@@ -15,7 +16,9 @@ use crate::storage::{Location, StorageError};
 pub const MODEL_JSON: &str = "model.json";
 pub const MODEL_TENSORS: &str = "model.safetensors";
 pub const OPTIMIZER_TENSORS: &str = "optimizer.safetensors";
-const FORMAT_VERSION: u32 = 1;
+/// 2: typed layers, tensors named `layers.N.<type>.<name>`. 1 (still read): dense layers only,
+/// tensors named `layers.K.weight` / `layers.K.bias` for the K-th dense layer.
+const FORMAT_VERSION: u32 = 2;
 
 /// How raw inputs become the network's inputs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,7 +72,8 @@ impl ModelMeta {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SavedModel {
     pub meta: ModelMeta,
-    pub params: Vec<f32>,
+    /// The model state: parameters, then running state.
+    pub state: Vec<f32>,
     pub optimizer: Option<UpdaterState>,
 }
 
@@ -115,24 +119,19 @@ impl SavedModel {
     /// Writes the model into directory `dir`.
     pub fn save(&self, dir: &Location) -> Result<(), ModelFileError> {
         let layout = self.meta.architecture.layout();
-        if self.params.len() != layout.len {
+        if self.state.len() != layout.state_len() {
             return Err(invalid(
                 dir,
-                format!("{} parameters for a layout of {}", self.params.len(), layout.len),
+                format!("{} values for a model state of {}", self.state.len(), layout.state_len()),
             ));
         }
+        let (params, running) = self.state.split_at(layout.len);
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (i, l) in layout.layers.iter().enumerate() {
-            tensors.push((
-                format!("layers.{i}.weight"),
-                vec![l.inputs, l.outputs],
-                f32_bytes(&self.params[l.weights.clone()]),
-            ));
-            tensors.push((
-                format!("layers.{i}.bias"),
-                vec![l.outputs],
-                f32_bytes(&self.params[l.bias.clone()]),
-            ));
+        for t in layout.tensors() {
+            tensors.push((t.name.clone(), t.dims.clone(), f32_bytes(&params[t.range.clone()])));
+        }
+        for r in layout.running_tensors() {
+            tensors.push((r.name.clone(), vec![r.range.len()], f32_bytes(&running[r.range.clone()])));
         }
         let bytes = serialize(&tensors, None).map_err(|e| invalid(&dir.join(MODEL_TENSORS), e))?;
         dir.join(MODEL_TENSORS).write_atomic(&bytes)?;
@@ -156,13 +155,15 @@ impl SavedModel {
             }
             None => opt_file.remove_file()?,
         }
-        let json = serde_json::to_vec_pretty(&self.meta)
-            .map_err(|e| invalid(&dir.join(MODEL_JSON), e.to_string()))?;
+        // Whatever version it was read as, it is written as this one.
+        let meta = ModelMeta { format_version: FORMAT_VERSION, ..self.meta.clone() };
+        let json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| invalid(&dir.join(MODEL_JSON), e.to_string()))?;
         dir.join(MODEL_JSON).write_atomic(&json)?;
         Ok(())
     }
 
-    /// Reads a model directory written by [`SavedModel::save`].
+    /// Reads a model directory written by [`SavedModel::save`] (this version or the last).
     pub fn load(dir: &Location) -> Result<SavedModel, ModelFileError> {
         let meta_file = dir.join(MODEL_JSON);
         let meta_bytes = meta_file.read().map_err(|e| match e {
@@ -173,11 +174,11 @@ impl SavedModel {
         })?;
         let meta: ModelMeta =
             serde_json::from_slice(&meta_bytes).map_err(|e| invalid(&meta_file, e.to_string()))?;
-        if meta.format_version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&meta.format_version) {
             return Err(invalid(
                 &meta_file,
                 format!(
-                    "format version {} is not supported (expected {FORMAT_VERSION})",
+                    "format version {} is not supported (this build reads 1 to {FORMAT_VERSION})",
                     meta.format_version
                 ),
             ));
@@ -186,23 +187,32 @@ impl SavedModel {
         let tensor_file = dir.join(MODEL_TENSORS);
         let bytes = tensor_file.read()?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| invalid(&tensor_file, e.to_string()))?;
-        let mut params = vec![0.0f32; layout.len];
-        for (i, l) in layout.layers.iter().enumerate() {
-            params[l.weights.clone()].copy_from_slice(&tensor_f32(
-                &st,
-                &format!("layers.{i}.weight"),
-                &[l.inputs, l.outputs],
-                &tensor_file,
-            )?);
-            params[l.bias.clone()].copy_from_slice(&tensor_f32(
-                &st,
-                &format!("layers.{i}.bias"),
-                &[l.outputs],
-                &tensor_file,
-            )?);
+        let mut state = vec![0.0f32; layout.state_len()];
+        let (params, running) = state.split_at_mut(layout.len);
+        if meta.format_version == 1 {
+            // Dense layers only: `layers.K.weight` [inputs, units] and `layers.K.bias`.
+            let dense = layout.layers.iter().filter(|l| !l.tensors.is_empty());
+            for (k, l) in dense.enumerate() {
+                for (t, suffix) in l.tensors.iter().zip(["weight", "bias"]) {
+                    let name = format!("layers.{k}.{suffix}");
+                    params[t.range.clone()].copy_from_slice(&tensor_f32(&st, &name, &t.dims, &tensor_file)?);
+                }
+            }
+        } else {
+            for t in layout.tensors() {
+                params[t.range.clone()].copy_from_slice(&tensor_f32(&st, &t.name, &t.dims, &tensor_file)?);
+            }
+            for r in layout.running_tensors() {
+                running[r.range.clone()].copy_from_slice(&tensor_f32(
+                    &st,
+                    &r.name,
+                    &[r.range.len()],
+                    &tensor_file,
+                )?);
+            }
         }
-        if params.iter().any(|p| !p.is_finite()) {
-            return Err(invalid(&tensor_file, "parameters contain NaN or infinity"));
+        if state.iter().any(|p| !p.is_finite()) {
+            return Err(invalid(&tensor_file, "parameters or running state contain NaN or infinity"));
         }
         let opt_file = dir.join(OPTIMIZER_TENSORS);
         let optimizer = match opt_file.read() {
@@ -210,7 +220,7 @@ impl SavedModel {
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e.into()),
         };
-        Ok(SavedModel { meta, params, optimizer })
+        Ok(SavedModel { meta, state, optimizer })
     }
 }
 
@@ -248,12 +258,14 @@ pub(crate) fn serialize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::ModelSpec;
+    use crate::job::{ModelPreset, ModelSpec};
+    use crate::nn::Shape;
 
-    fn model() -> SavedModel {
-        let arch = Architecture::from_job(&ModelSpec { hidden: vec![3], ..ModelSpec::default() }, 4, 2);
+    fn model(spec: ModelSpec, input: Shape) -> SavedModel {
+        let arch = Architecture::from_job(&spec, input, 2).unwrap();
         let n = arch.param_count();
         SavedModel {
+            state: (0..arch.state_len()).map(|i| i as f32 * 0.5).collect(),
             meta: ModelMeta::new(
                 arch,
                 Preprocessing::ImageScale { scale: 1.0 / 255.0 },
@@ -261,7 +273,6 @@ mod tests {
                 Progress { epochs_completed: 2, steps: 10 },
                 JobSpec::default(),
             ),
-            params: (0..n).map(|i| i as f32 * 0.5).collect(),
             optimizer: Some(UpdaterState {
                 kind: UpdaterKind::Adam,
                 step: 10,
@@ -271,13 +282,105 @@ mod tests {
         }
     }
 
+    fn mlp() -> SavedModel {
+        model(ModelSpec { hidden: vec![3], ..ModelSpec::default() }, Shape::Vector(4))
+    }
+
     #[test]
     fn round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let loc = Location::local(dir.path());
-        let m = model();
+        let m = mlp();
         m.save(&loc).unwrap();
         assert_eq!(SavedModel::load(&loc).unwrap(), m);
+    }
+
+    #[test]
+    fn cnn_round_trip_with_named_tensors_and_running_state() {
+        let spec = ModelSpec {
+            layers: Some(vec![
+                crate::nn::layers::LayerEntry::Layer(crate::nn::layers::LayerSpec::conv(
+                    3,
+                    3,
+                    crate::nn::layers::Padding::Same,
+                    crate::nn::Activation::Identity,
+                )),
+                crate::nn::layers::LayerEntry::Layer(crate::nn::layers::LayerSpec::BatchNorm(
+                    Default::default(),
+                )),
+            ]),
+            ..ModelSpec::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::local(dir.path());
+        let m = model(spec, Shape::image(1, 4, 4));
+        m.save(&loc).unwrap();
+        let bytes = loc.join(MODEL_TENSORS).read().unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = st.names();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "layers.0.conv2d.bias",
+                "layers.0.conv2d.weight",
+                "layers.1.batch_norm.running_mean",
+                "layers.1.batch_norm.running_var",
+                "layers.1.batch_norm.scale",
+                "layers.1.batch_norm.shift",
+                "layers.2.dense.bias",
+                "layers.2.dense.weight",
+            ]
+        );
+        assert_eq!(st.tensor("layers.0.conv2d.weight").unwrap().shape(), [3, 1, 3, 3]);
+        assert_eq!(SavedModel::load(&loc).unwrap(), m);
+        let _ = ModelPreset::Cnn;
+    }
+
+    #[test]
+    fn a_model_written_before_layer_types_still_loads() {
+        // model.json and tensor names as format 1 wrote them: dense layers K with dropout on
+        // a layer's input, tensors `layers.K.weight` [inputs, units] and `layers.K.bias`.
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::local(dir.path());
+        let w0: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let b0 = vec![0.5f32; 3];
+        let w1: Vec<f32> = (0..6).map(|i| -(i as f32)).collect();
+        let b1 = vec![0.25f32; 2];
+        let tensors = vec![
+            ("layers.0.weight".to_string(), vec![4, 3], f32_bytes(&w0)),
+            ("layers.0.bias".to_string(), vec![3], f32_bytes(&b0)),
+            ("layers.1.weight".to_string(), vec![3, 2], f32_bytes(&w1)),
+            ("layers.1.bias".to_string(), vec![2], f32_bytes(&b1)),
+        ];
+        loc.join(MODEL_TENSORS).write_atomic(&serialize(&tensors, None).unwrap()).unwrap();
+        let mut job = serde_json::to_value(JobSpec::default()).unwrap();
+        job["model"]["layers"] = serde_json::json!([{ "units": 3, "activation": "tanh", "dropout": 0.25 }]);
+        let meta = serde_json::json!({
+            "format_version": 1,
+            "created_by": "strom 0.1.0",
+            "architecture": { "inputs": 4, "layers": [
+                { "units": 3, "activation": "tanh", "input_dropout": 0.0 },
+                { "units": 2, "activation": "softmax", "input_dropout": 0.25 }],
+                "loss": "xent", "init": "he" },
+            "preprocessing": { "kind": "identity" },
+            "class_names": ["a", "b"],
+            "progress": { "epochs_completed": 3, "steps": 30 },
+            "job": job,
+        });
+        loc.join(MODEL_JSON).write_atomic(meta.to_string().as_bytes()).unwrap();
+        let m = SavedModel::load(&loc).unwrap();
+        let expect: Vec<f32> = [w0, b0, w1, b1].concat();
+        assert_eq!(m.state, expect);
+        assert_eq!(m.meta.architecture.layers().len(), 3, "dense, dropout, dense");
+        assert_eq!(m.meta.progress.epochs_completed, 3);
+        // Saved again, it is a current model file.
+        let again = tempfile::tempdir().unwrap();
+        let again = Location::local(again.path());
+        m.save(&again).unwrap();
+        let reloaded = SavedModel::load(&again).unwrap();
+        assert_eq!(reloaded.state, m.state);
+        assert_eq!(reloaded.meta.format_version, FORMAT_VERSION);
     }
 
     #[test]
@@ -286,11 +389,11 @@ mod tests {
         let loc = Location::local(dir.path());
         let e = SavedModel::load(&loc).unwrap_err().to_string();
         assert!(e.contains("not a model directory"), "{e}");
-        model().save(&loc).unwrap();
+        mlp().save(&loc).unwrap();
         loc.join(MODEL_TENSORS).write_atomic(b"garbage").unwrap();
         let e = SavedModel::load(&loc).unwrap_err().to_string();
         assert!(e.contains("model.safetensors"), "{e}");
-        model().save(&loc).unwrap();
+        mlp().save(&loc).unwrap();
         loc.join(MODEL_JSON).write_atomic(b"{").unwrap();
         let e = SavedModel::load(&loc).unwrap_err().to_string();
         assert!(e.contains("model.json"), "{e}");

@@ -1,17 +1,16 @@
-//! Residual accumulation and threshold encoding, fused into one pass over the buffer:
-//! `residual += update`; every entry with `|residual| >= tau` is emitted as one ±tau quantum and
-//! exactly that quantum is subtracted. The set of emitted entries is decided before any packing,
-//! so the format (sparse or bitmap) never loses quanta: `sum(emitted) + residual == sum(update)`.
+//! Packing a selection of quanta into a message. The selection comes from a backend's
+//! primitives (`residual += update`, select `|r| >= tau`, scatter-subtract; see
+//! [`super::ThresholdSharing`]); the set of entries is decided before any packing, so the
+//! format (sparse or bitmap) never loses quanta: `sum(emitted) + residual == sum(update)`.
 
 use super::codec::{Format, HEADER_LEN, Header, bitmap_len, put_varint, write_header};
+use super::quantum;
+use crate::backend::cpu_sharing;
 
-/// Bit marking a negative quantum in the selection list.
-const NEG: u32 = 1 << 31;
 /// Density above which the bitmap format is used ...
 pub const TO_BITMAP: f64 = 1.0 / 16.0;
 /// ... and below which it switches back to sparse (hysteresis).
 pub const TO_SPARSE: f64 = 1.0 / 32.0;
-const LANES: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EncodeStats {
@@ -36,7 +35,7 @@ pub struct ThresholdEncoder {
 
 impl ThresholdEncoder {
     pub fn new(params: usize) -> Self {
-        assert!(params < NEG as usize, "at most 2^31 parameters per message");
+        assert!(params < quantum::MAX_PARAMS, "at most 2^31 parameters per message");
         ThresholdEncoder {
             params,
             selected: Vec::with_capacity(params.min(1 << 20)),
@@ -54,7 +53,8 @@ impl ThresholdEncoder {
         &self.out
     }
 
-    /// `residual += update`, select and subtract quanta, and pack the message.
+    /// On host buffers: `residual += update`, select and subtract quanta, and pack the
+    /// message (tests, benchmarks and tools; training goes through a backend).
     pub fn encode(
         &mut self,
         residual: &mut [f32],
@@ -67,76 +67,17 @@ impl ThresholdEncoder {
         self.pack(tau, origin, step, residual_norm, None)
     }
 
-    /// The fused pass; fills the selection list and returns the residual's L2 norm afterwards.
+    /// On host buffers: accumulates, fills the selection list, subtracts the quanta and
+    /// returns the residual's L2 norm afterwards.
     pub fn accumulate_and_select(&mut self, residual: &mut [f32], update: &[f32], tau: f32) -> f64 {
         assert_eq!(residual.len(), self.params);
         assert_eq!(update.len(), self.params);
-        self.selected.clear();
-        // One portable binary (it is copied to SSH hosts and Spark executors), with the loop
-        // compiled a second time for AVX2 and chosen at run time.
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { self.select_avx2(residual, update, tau) };
-        }
-        self.select(residual, update, tau)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn select_avx2(&mut self, residual: &mut [f32], update: &[f32], tau: f32) -> f64 {
-        self.select(residual, update, tau)
-    }
-
-    #[inline(always)]
-    fn select(&mut self, residual: &mut [f32], update: &[f32], tau: f32) -> f64 {
-        let mut total_sq = 0.0f64;
-        let (r_chunks, r_tail) = residual.as_chunks_mut::<LANES>();
-        let (u_chunks, u_tail) = update.as_chunks::<LANES>();
-        let mut lane_sq = [0.0f32; LANES];
-        for (c, (r, u)) in r_chunks.iter_mut().zip(u_chunks).enumerate() {
-            let mut sum = [0.0f32; LANES];
-            let mut hit = false;
-            for k in 0..LANES {
-                sum[k] = r[k] + u[k];
-                hit |= sum[k].abs() >= tau;
-            }
-            if hit {
-                for (k, s) in sum.iter_mut().enumerate() {
-                    if *s >= tau {
-                        *s -= tau;
-                        self.selected.push((c * LANES + k) as u32);
-                    } else if *s <= -tau {
-                        *s += tau;
-                        self.selected.push((c * LANES + k) as u32 | NEG);
-                    }
-                }
-            }
-            *r = sum;
-            for (acc, s) in lane_sq.iter_mut().zip(sum) {
-                *acc += s * s;
-            }
-            // Flush the f32 lane sums now and then so long buffers keep their precision.
-            if c % 1024 == 1023 {
-                total_sq += lane_sq.iter().map(|&x| x as f64).sum::<f64>();
-                lane_sq = [0.0; LANES];
-            }
-        }
-        total_sq += lane_sq.iter().map(|&x| x as f64).sum::<f64>();
-        let base = r_chunks.len() * LANES;
-        for (k, (r, u)) in r_tail.iter_mut().zip(u_tail).enumerate() {
-            let mut s = *r + *u;
-            if s >= tau {
-                s -= tau;
-                self.selected.push((base + k) as u32);
-            } else if s <= -tau {
-                s += tau;
-                self.selected.push((base + k) as u32 | NEG);
-            }
-            *r = s;
-            total_sq += (s as f64) * (s as f64);
-        }
-        total_sq.sqrt()
+        cpu_sharing::add(residual, update);
+        let mut norm2 = [0.0f64];
+        let whole = std::iter::once(0..self.params).collect::<Vec<_>>();
+        cpu_sharing::select(residual, tau, &whole, &mut self.selected, &mut norm2);
+        cpu_sharing::scatter_subtract(residual, &self.selected, tau);
+        norm2[0].sqrt()
     }
 
     /// The selection list (ascending indices, bit 31 = negative); a device backend fills it
@@ -175,9 +116,9 @@ impl ThresholdEncoder {
         match format {
             Format::Sparse => {
                 let mut next: u32 = 0;
-                for &s in &self.selected {
-                    let i = s & !NEG;
-                    put_varint(&mut self.out, (((i - next) as u64) << 1) | (s >> 31) as u64);
+                for &q in &self.selected {
+                    let i = quantum::index(q) as u32;
+                    put_varint(&mut self.out, (((i - next) as u64) << 1) | quantum::is_negative(q) as u64);
                     next = i + 1;
                 }
             }
@@ -185,9 +126,9 @@ impl ThresholdEncoder {
                 let start = self.out.len();
                 self.out.resize(start + bitmap_len(self.params), 0);
                 let bits = &mut self.out[start..];
-                for &s in &self.selected {
-                    let i = (s & !NEG) as usize;
-                    let code = if s & NEG != 0 { 2u8 } else { 1u8 };
+                for &q in &self.selected {
+                    let i = quantum::index(q);
+                    let code = if quantum::is_negative(q) { 2u8 } else { 1u8 };
                     bits[i / 4] |= code << (2 * (i % 4));
                 }
             }

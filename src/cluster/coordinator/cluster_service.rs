@@ -244,10 +244,10 @@ impl Cluster for ClusterService {
     ) -> Result<Response<pb::EndEpochReply>, Status> {
         let req = request.into_inner();
         let run = self.run()?;
-        let params = params_from_bytes(&req.params, run.param_count).ok_or_else(|| {
+        let params = params_from_bytes(&req.params, run.state_len).ok_or_else(|| {
             Status::invalid_argument(format!(
-                "epoch-end parameters must be {} finite f32 values",
-                run.param_count
+                "the epoch-end model state must be {} finite f32 values",
+                run.state_len
             ))
         })?;
         if !req.stats.is_empty() {
@@ -276,10 +276,10 @@ impl Cluster for ClusterService {
         let round = match req.round {
             Some(r) => r,
             None => {
-                let params = params_from_bytes(&req.params, run.param_count).ok_or_else(|| {
+                let params = params_from_bytes(&req.params, run.state_len).ok_or_else(|| {
                     Status::invalid_argument(format!(
-                        "parameters must be {} finite f32 values",
-                        run.param_count
+                        "the model state must be {} finite f32 values",
+                        run.state_len
                     ))
                 })?;
                 run.submit_average(req.worker_id, &params)

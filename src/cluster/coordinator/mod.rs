@@ -214,8 +214,10 @@ fn fresh_setup(
         Some(p) => p,
         None => data::prepare(&job.data, job.train.seed)?,
     };
-    let architecture = Architecture::from_job(&job.model, shape.width, shape.outputs);
-    let params = crate::nn::initial_params(&architecture, job.train.seed);
+    let architecture = Architecture::from_job(&job.model, shape.input, shape.outputs)
+        .map_err(|e| ClusterError::Job(format!("the job's model: {e}")))?;
+    crate::backend::check_support(&job, &architecture).map_err(|e| ClusterError::Job(e.to_string()))?;
+    let state = crate::nn::initial_state(&architecture, job.train.seed);
     Ok(RunSetup {
         checkpoint_every: job.cluster.checkpoint_every,
         job,
@@ -223,7 +225,7 @@ fn fresh_setup(
         shape,
         test,
         process,
-        params,
+        state,
         start_epoch: 0,
         partitions_done: vec![],
         tau: None,
@@ -246,7 +248,7 @@ fn resumed_setup(ckpt: Checkpoint, dir: Location) -> Result<RunSetup, ClusterErr
         shape,
         test,
         process,
-        params: ckpt.params,
+        state: ckpt.state,
         start_epoch: ckpt.epoch,
         partitions_done: ckpt.partitions_done,
         tau: ckpt.tau,

@@ -38,7 +38,8 @@ pub struct RunSetup {
     pub test: Option<Arc<Dataset>>,
     /// The fitted transform process (tables), sent to every worker.
     pub process: Option<crate::data::transform::TransformProcess>,
-    pub params: Vec<f32>,
+    /// The model state to start from: parameters, then running state.
+    pub state: Vec<f32>,
     pub start_epoch: u32,
     pub partitions_done: Vec<u32>,
     pub tau: Option<f32>,
@@ -143,7 +144,10 @@ pub struct JobRun {
     pub transform_json: String,
     pub architecture: Architecture,
     pub shape: DataShape,
+    /// Parameters (what updates address) ...
     pub param_count: usize,
+    /// ... and the whole model state (with the running state), what barriers and averaging carry.
+    pub state_len: usize,
     hub: Mutex<Hub>,
     /// Wakes long polls (epoch barrier, averaging rounds) after any change of the hub.
     pub changed: Notify,
@@ -174,6 +178,7 @@ impl JobRun {
         let cfg = HubConfig {
             mode: setup.job.sharing_mode(),
             params: n,
+            running: setup.architecture.running_len(),
             epochs: setup.job.train.epochs,
             start_epoch: setup.start_epoch,
             plan: Plan::new(
@@ -182,10 +187,10 @@ impl JobRun {
                 setup.job.train.batches_per_partition,
             ),
         };
-        let mut hub = Hub::new(cfg, setup.params.clone());
+        let mut hub = Hub::new(cfg, setup.state.clone());
         hub.restore_progress(&setup.partitions_done);
         let driver =
-            Driver::new(&setup.job, &setup.architecture, setup.shape.rows, setup.test.clone(), &setup.params)
+            Driver::new(&setup.job, &setup.architecture, setup.shape.rows, setup.test.clone(), &setup.state)
                 .with_history(setup.history.clone());
         let mut history = History::default();
         for e in &setup.history {
@@ -195,6 +200,7 @@ impl JobRun {
             job_toml: setup.job.to_toml(),
             transform_json: setup.process.as_ref().map(|p| p.to_json()).unwrap_or_default(),
             param_count: n,
+            state_len: setup.architecture.state_len(),
             hub: Mutex::new(hub),
             changed: Notify::new(),
             links: Mutex::new(BTreeMap::new()),
@@ -514,14 +520,14 @@ impl JobRun {
             return;
         }
         self.write_checkpoint();
-        let params = self.hub().replica().to_vec();
+        let state = self.hub().replica().to_vec();
         let driver = lock(&self.driver);
         let mut totals = driver.totals();
         let counters = self.hub().counters.clone();
         totals.messages_rejected += counters.updates_rejected;
         totals.workers_lost = counters.workers_lost;
         totals.partitions_requeued = counters.partitions_requeued;
-        let outcome = TrainOutcome { params, optimizer: None, epochs: driver.epochs.clone(), totals };
+        let outcome = TrainOutcome { state, optimizer: None, epochs: driver.epochs.clone(), totals };
         drop(driver);
         for link in self.links() {
             if matches!(link.state(), LinkState::Training | LinkState::Waiting | LinkState::Joined) {
@@ -579,7 +585,7 @@ impl JobRun {
             (dir, c.seq)
         };
         let steps = self.total_steps();
-        let (params, epoch, done) = {
+        let (state, epoch, done) = {
             let hub = self.hub();
             (hub.replica().to_vec(), hub.epoch(), hub.partitions_done())
         };
@@ -594,7 +600,7 @@ impl JobRun {
             // A consistent cut: only epochs the hub has moved past (an epoch whose barrier is
             // being evaluated right now is evaluated again on resume, once).
             epochs: lock(&self.driver).epochs.iter().filter(|e| e.epoch < epoch).cloned().collect(),
-            params,
+            state,
         };
         let result = ckpt.write(&dir);
         let mut c = lock(&self.checkpoint);

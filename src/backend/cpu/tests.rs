@@ -1,0 +1,332 @@
+//! Every CPU kernel against central finite differences, in f64, through the very code that
+//! trains (the generic pass over [`Net`]): over several shapes, strides and paddings, and a
+//! property test over random convolution geometries.
+
+use proptest::prelude::*;
+
+use super::Net;
+use crate::backend::{LayerOps, train_pass};
+use crate::data::BatchTargets;
+use crate::nn::layers::{
+    ActivationLayer, AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, LayerSpec, MaxPool2d,
+    Padding, Pair,
+};
+use crate::nn::{Activation, Architecture, Init, Loss, Real, Shape, initial_running};
+use crate::rng::Rng;
+
+fn net(arch: &Architecture, rows: usize, threads: usize, seed: u64) -> Net<f64> {
+    let layout = arch.layout();
+    let mut n = Net::<f64>::new(layout, rows, threads);
+    let mut rng = Rng::new(seed);
+    for t in layout.tensors() {
+        for p in &mut n.params[t.range.clone()] {
+            *p = rng.normal() * 0.5;
+        }
+        if t.role == crate::nn::layers::Role::Scale {
+            n.params[t.range.clone()].iter_mut().for_each(|s| *s += 1.0);
+        }
+    }
+    let mut running = vec![0.0f32; layout.running_len];
+    initial_running(layout, &mut running);
+    n.running.iter_mut().zip(&running).for_each(|(d, &s)| *d = s as f64);
+    n.input_mut(rows).iter_mut().for_each(|x| *x = rng.normal());
+    n
+}
+
+struct Targets {
+    labels: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl Targets {
+    fn new(rows: usize, outputs: usize, seed: u64) -> Targets {
+        let mut rng = Rng::new(seed ^ 0xfeed);
+        Targets {
+            labels: (0..rows).map(|_| rng.below(outputs as u64) as u32).collect(),
+            values: (0..rows * outputs).map(|_| rng.normal() as f32).collect(),
+        }
+    }
+    fn get(&self, loss: Loss) -> BatchTargets<'_> {
+        match loss {
+            Loss::Xent => BatchTargets::Classes(&self.labels),
+            Loss::Mse => BatchTargets::Values(&self.values),
+        }
+    }
+}
+
+/// Analytic gradient of the mean loss against central differences, for every parameter.
+fn gradient_check(arch: &Architecture, rows: usize, threads: usize, seed: u64) -> Result<(), String> {
+    let mut n = net(arch, rows, threads, seed);
+    let t = Targets::new(rows, arch.outputs(), seed);
+    let targets = t.get(arch.loss());
+    // Dropout masks are drawn once and reused by every pass below.
+    n.resample(rows, &mut Rng::new(seed + 1));
+    train_pass(&mut n, rows, targets, None);
+    let analytic = n.grads.clone();
+    let h = 1e-6;
+    for (i, &a) in analytic.iter().enumerate() {
+        let orig = n.params[i];
+        n.params[i] = orig + h;
+        let up = train_pass(&mut n, rows, targets, None);
+        n.params[i] = orig - h;
+        let down = train_pass(&mut n, rows, targets, None);
+        n.params[i] = orig;
+        let numeric = (up - down) / (2.0 * h);
+        let err = (numeric - a).abs() / (1e-7 + numeric.abs().max(a.abs()));
+        if !(err < 1e-5 || (numeric - a).abs() < 1e-8) {
+            let layer = arch.layout().layers.iter().position(|l| l.params.contains(&i)).unwrap_or(0);
+            return Err(format!(
+                "{}: parameter {i} (layer {layer}: {}): analytic {a} numeric {numeric} (rel err {err})",
+                arch.describe(),
+                arch.layers()[layer].layer().describe()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn arch(input: Shape, mut layers: Vec<LayerSpec>, loss: Loss, outputs: usize) -> Architecture {
+    let out = if loss == Loss::Xent { Activation::Softmax } else { Activation::Identity };
+    layers.push(LayerSpec::dense(outputs, out));
+    Architecture::new(input, layers, loss, Init::He).unwrap()
+}
+
+fn conv(
+    filters: usize,
+    k: (usize, usize),
+    stride: (usize, usize),
+    padding: Padding,
+    act: Activation,
+) -> LayerSpec {
+    LayerSpec::Conv2d(Conv2d {
+        filters,
+        kernel: Pair(k.0, k.1),
+        stride: Pair(stride.0, stride.1),
+        padding,
+        activation: act,
+    })
+}
+
+#[test]
+fn conv_relu_max_pool_dense_xent() {
+    let a = arch(
+        Shape::image(2, 6, 6),
+        vec![conv(3, (3, 3), (1, 1), Padding::Same, Activation::Relu), LayerSpec::max_pool(2)],
+        Loss::Xent,
+        3,
+    );
+    gradient_check(&a, 3, 1, 1).unwrap();
+}
+
+#[test]
+fn strided_valid_conv_then_padded_conv_avg_pool_and_global_pool() {
+    let a = arch(
+        Shape::image(1, 7, 7),
+        vec![
+            conv(2, (3, 3), (2, 2), Padding::Valid, Activation::Tanh),
+            conv(3, (2, 2), (1, 1), Padding::Explicit(Pair(1, 1)), Activation::Sigmoid),
+            LayerSpec::AvgPool2d(AvgPool2d {
+                kernel: Pair(2, 2),
+                stride: Some(Pair(1, 1)),
+                padding: Padding::Same,
+            }),
+            LayerSpec::GlobalAvgPool(GlobalAvgPool {}),
+        ],
+        Loss::Xent,
+        2,
+    );
+    gradient_check(&a, 2, 1, 2).unwrap();
+}
+
+#[test]
+fn rectangular_kernels_strides_and_padding_with_batch_norm_flatten_and_dropout() {
+    let a = arch(
+        Shape::image(2, 5, 6),
+        vec![
+            conv(3, (3, 2), (2, 1), Padding::Explicit(Pair(1, 0)), Activation::Identity),
+            LayerSpec::BatchNorm(BatchNorm { activation: Activation::Relu, ..BatchNorm::default() }),
+            LayerSpec::MaxPool2d(MaxPool2d {
+                kernel: Pair(2, 2),
+                stride: Some(Pair(1, 2)),
+                padding: Padding::Same,
+            }),
+            LayerSpec::Flatten(Flatten {}),
+            LayerSpec::dense(5, Activation::LeakyRelu),
+            LayerSpec::Dropout(Dropout { rate: 0.3 }),
+        ],
+        Loss::Xent,
+        3,
+    );
+    gradient_check(&a, 4, 1, 3).unwrap();
+}
+
+#[test]
+fn batch_norm_on_dense_features_with_mse() {
+    let a = arch(
+        Shape::Vector(5),
+        vec![
+            LayerSpec::dense(4, Activation::Identity),
+            LayerSpec::BatchNorm(BatchNorm { activation: Activation::Tanh, ..BatchNorm::default() }),
+            LayerSpec::Activation(ActivationLayer { activation: Activation::Sigmoid }),
+        ],
+        Loss::Mse,
+        2,
+    );
+    gradient_check(&a, 5, 1, 4).unwrap();
+}
+
+#[test]
+fn one_by_one_convolution_reads_its_input_directly() {
+    let a = arch(
+        Shape::image(3, 4, 4),
+        vec![
+            conv(4, (1, 1), (1, 1), Padding::Valid, Activation::LeakyRelu),
+            conv(2, (1, 1), (1, 1), Padding::Valid, Activation::Tanh),
+        ],
+        Loss::Xent,
+        2,
+    );
+    gradient_check(&a, 2, 1, 5).unwrap();
+}
+
+#[test]
+fn every_hidden_activation_with_xent_and_every_output_with_mse() {
+    for act in [
+        Activation::Relu,
+        Activation::LeakyRelu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Identity,
+        Activation::Softmax,
+    ] {
+        let a =
+            arch(Shape::Vector(5), vec![LayerSpec::dense(4, act), LayerSpec::dense(3, act)], Loss::Xent, 3);
+        gradient_check(&a, 4, 1, 6).unwrap();
+    }
+    for out in [Activation::Identity, Activation::Sigmoid, Activation::Tanh, Activation::Softmax] {
+        let layers = vec![LayerSpec::dense(4, Activation::Tanh), LayerSpec::dense(3, out)];
+        let a = Architecture::new(Shape::Vector(5), layers, Loss::Mse, Init::He).unwrap();
+        gradient_check(&a, 4, 1, 7).unwrap();
+    }
+}
+
+#[test]
+fn threads_split_the_batch_without_changing_the_gradient() {
+    let a = arch(
+        Shape::image(2, 6, 6),
+        vec![
+            conv(3, (3, 3), (1, 1), Padding::Same, Activation::Relu),
+            conv(4, (3, 3), (2, 2), Padding::Same, Activation::Relu),
+            LayerSpec::max_pool(2),
+        ],
+        Loss::Xent,
+        3,
+    );
+    gradient_check(&a, 5, 3, 8).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    let t = Targets::new(5, 3, 9);
+    let one = {
+        let mut n = net(&a, 5, 1, 9);
+        train_pass(&mut n, 5, t.get(Loss::Xent), None);
+        n.grads
+    };
+    let three = pool.install(|| {
+        let mut n = net(&a, 5, 3, 9);
+        train_pass(&mut n, 5, t.get(Loss::Xent), None);
+        n.grads
+    });
+    for (x, y) in one.iter().zip(&three) {
+        assert!((x - y).abs() <= 1e-12 * (1.0 + x.abs()), "{x} vs {y}");
+    }
+}
+
+#[test]
+fn batch_norm_evaluates_with_its_running_statistics() {
+    let a = arch(
+        Shape::Vector(3),
+        vec![LayerSpec::BatchNorm(BatchNorm { decay: 0.0, ..BatchNorm::default() })],
+        Loss::Mse,
+        2,
+    );
+    let mut n = net(&a, 4, 1, 10);
+    let input: Vec<f64> = n.input_mut(4).to_vec();
+    let t = Targets::new(4, 2, 10);
+    train_pass(&mut n, 4, t.get(Loss::Mse), None);
+    // decay 0: the running statistics are the last batch's (variance unbiased).
+    for f in 0..3 {
+        let col: Vec<f64> = (0..4).map(|r| input[r * 3 + f]).collect();
+        let mean = col.iter().sum::<f64>() / 4.0;
+        let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 3.0;
+        assert!((n.running[f] - mean).abs() < 1e-12, "mean {f}");
+        assert!((n.running[3 + f] - var).abs() < 1e-12, "var {f}");
+    }
+    // Evaluation normalises with them: the layer's output is scale * (x - mean) / sqrt(var + eps) + shift.
+    crate::backend::eval_pass(&mut n, 4, t.get(Loss::Mse));
+    let bn = &n.acts[1];
+    let (scale, shift) = (n.params[0], n.params[3]);
+    let expect = scale * (input[0] - n.running[0]) / (n.running[3] + 1e-5f32 as f64).sqrt() + shift;
+    assert!((bn[0] - expect).abs() < 1e-9, "{} vs {expect}", bn[0]);
+}
+
+fn padding() -> impl Strategy<Value = Padding> {
+    prop_oneof![
+        Just(Padding::Same),
+        Just(Padding::Valid),
+        (0usize..3, 0usize..3).prop_map(|(a, b)| Padding::Explicit(Pair(a, b)))
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn random_conv_geometries_have_correct_gradients(
+        c in 1usize..3, h in 3usize..8, w in 3usize..8, f in 1usize..4,
+        kh in 1usize..4, kw in 1usize..4, sh in 1usize..3, sw in 1usize..3,
+        pad in padding(), rows in 1usize..4, seed in 0u64..1000, pool in any::<bool>(),
+    ) {
+        let pad = match pad {
+            Padding::Explicit(Pair(a, b)) => Padding::Explicit(Pair(a.min(kh - 1), b.min(kw - 1))),
+            p => p,
+        };
+        let mut layers = vec![
+            // A first convolution so the one under test also passes its input gradient back.
+            conv(2, (1, 1), (1, 1), Padding::Valid, Activation::Tanh),
+            conv(f, (kh, kw), (sh, sw), pad, Activation::Tanh),
+        ];
+        if pool {
+            layers.push(LayerSpec::AvgPool2d(AvgPool2d { kernel: Pair(2, 2), stride: Some(Pair(1, 1)), padding: Padding::Same }));
+        }
+        let Ok(a) = Architecture::new(
+            Shape::image(c, h, w),
+            [layers, vec![LayerSpec::dense(2, Activation::Softmax)]].concat(),
+            Loss::Xent,
+            Init::He,
+        ) else {
+            return Ok(()); // a window larger than the padded input: refused, as it should be
+        };
+        prop_assert!(gradient_check(&a, rows, 1, seed).is_ok(), "{:?}", gradient_check(&a, rows, 1, seed));
+    }
+}
+
+/// The f32 path the workers train with agrees with the f64 path of the checks.
+#[test]
+fn f32_and_f64_agree() {
+    let a = arch(
+        Shape::image(1, 6, 6),
+        vec![conv(2, (3, 3), (1, 1), Padding::Same, Activation::Relu)],
+        Loss::Xent,
+        2,
+    );
+    let mut n64 = net(&a, 3, 1, 11);
+    let mut n32 = Net::<f32>::new(a.layout(), 3, 1);
+    n32.params.iter_mut().zip(&n64.params).for_each(|(d, &s)| *d = s as f32);
+    let input: Vec<f32> = n64.input_mut(3).iter().map(|&x| x as f32).collect();
+    n32.input_mut(3).copy_from_slice(&input);
+    let t = Targets::new(3, 2, 11);
+    let l64 = train_pass(&mut n64, 3, t.get(Loss::Xent), None);
+    let l32 = train_pass(&mut n32, 3, t.get(Loss::Xent), None);
+    assert!((l64 - l32).abs() < 1e-5, "{l64} {l32}");
+    for (x, y) in n64.grads.iter().zip(&n32.grads) {
+        assert!((x - y.f64()).abs() < 1e-4 * (1.0 + x.abs()));
+    }
+}
