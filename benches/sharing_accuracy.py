@@ -8,6 +8,7 @@ Prints final test accuracy (mean and spread over seeds), bytes sent and compress
 
     cargo build --release
     python3 benches/sharing_accuracy.py [--epochs 15] [--seeds 1,2,3] [--data /usr/share/datasets/fashion-mnist]
+    python3 benches/sharing_accuracy.py --model cnn --dropout 0.25 --updaters nesterov   # the CNN table
 """
 import argparse
 import json
@@ -24,6 +25,8 @@ p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
 p.add_argument("--binary", default="target/release/strom")
 p.add_argument("--updaters", default="nesterov,adam")
 p.add_argument("--modes", default="", help="comma-separated mode numbers (0-3); default: all")
+p.add_argument("--model", default="mlp", help="model preset: mlp (784-256-128-10), cnn, lenet5")
+p.add_argument("--dropout", default=None, help="model.dropout for the preset")
 args = p.parse_args()
 
 if not os.path.exists(os.path.join(args.data, "train-images-idx3-ubyte.gz")):
@@ -41,14 +44,18 @@ def run(extra, seed):
         cmd = [args.binary, "--log-format", "json", "train",
                "--train", f"{args.data}/train", "--test", f"{args.data}/t10k",
                "--epochs", str(args.epochs), "--seed", str(seed),
-               "--output", os.path.join(d, "m"), "--summary-json", summary] + extra
+               "--model", args.model, "--output", os.path.join(d, "m"), "--summary-json", summary] + extra
+        if args.dropout is not None:
+            cmd += ["--dropout", args.dropout]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(summary) as f:
             return json.load(f)
 
 
-print(f"Fashion-MNIST 60k/10k, MLP 784-256-128-10, batch 64 per worker, {args.epochs} epochs, "
-      f"seeds {args.seeds}")
+model = "MLP 784-256-128-10" if args.model == "mlp" else f"{args.model} preset"
+if args.dropout is not None:
+    model += f", dropout {args.dropout}"
+print(f"Fashion-MNIST 60k/10k, {model}, batch 64 per worker, {args.epochs} epochs, seeds {args.seeds}")
 print(f"{'updater':<9} {'mode':<22} {'accuracy':>17} {'bytes sent':>12} {'compression':>12} {'mean sparsity':>14}")
 for updater in args.updaters.split(","):
     chosen = [MODES[int(i)] for i in args.modes.split(",")] if args.modes else MODES

@@ -31,10 +31,12 @@ fn step(c: &mut Criterion) {
             };
             group.throughput(Throughput::Elements(batch as u64));
             for threads in [1usize, 2] {
-                let mut backend = CpuBackend::new(&arch, &updater, 0.0, batch, &state, threads);
                 group.bench_function(
                     BenchmarkId::new(format!("batch{batch}"), format!("threads{threads}")),
                     |bench| {
+                        // Built here, so a run filtered to one case holds one replica (its
+                        // peak RSS is what benches/peers/pytorch_step.py reports).
+                        let mut backend = CpuBackend::new(&arch, &updater, 0.0, batch, &state, threads);
                         bench.iter(|| {
                             let loss = backend.forward_backward(&b, &mut rng);
                             backend.compute_update(1.0);

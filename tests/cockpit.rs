@@ -76,6 +76,42 @@ fn cockpit_sets_up_csv_with_a_transform_shows_its_schema_and_trains_it() {
 }
 
 #[test]
+fn cockpit_shows_the_model_and_each_layers_share_of_the_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("cnn.toml");
+    std::fs::write(
+        &job,
+        "name = \"cnn-cockpit\"\n[model]\npreset = \"cnn\"\n[train]\nepochs = 2\n[cluster]\nworkers = 2\n",
+    )
+    .unwrap();
+    let tmux = Tmux::new(160, 48);
+    tmux.run(&format!("{BIN} cockpit --job {}", job.display()));
+    tmux.wait("the job form", Duration::from_secs(30), |s| s.contains("READY") && s.contains("model.preset"));
+    tmux.keys(&["v"]);
+    let screen = tmux.wait("the checked data and model", Duration::from_secs(30), |s| s.contains("layers:"));
+    let words = common::right_panel_words(&screen);
+    assert!(
+        words.contains("model: 1x28x28 -> 10: 2 conv2d, 2 max_pool2d, 2 dense; 421642 parameters"),
+        "{screen}"
+    );
+    assert!(words.contains("conv2d 3x3 32 same relu → 32x28x28"), "{screen}");
+    tmux.keys(&["s"]);
+    while !tmux.screen().contains("[Workers]") {
+        tmux.keys(&["Tab"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let screen =
+        tmux.wait("the per-layer figures", Duration::from_secs(120), |s| s.contains("last step by layer"));
+    let dense = screen.lines().find(|l| l.contains("dense 128 relu")).unwrap_or_else(|| panic!("{screen}"));
+    assert!(dense.contains("401,536") && dense.contains('%'), "{dense}");
+    tmux.keys(&["x"]);
+    tmux.keys(&["y"]);
+    tmux.keys(&["q"]);
+    tmux.keys(&["y"]);
+    tmux.wait("the shell prompt", Duration::from_secs(30), |s| s.contains("PROMPT$"));
+}
+
+#[test]
 fn cockpit_setup_offers_the_launchers_and_shows_per_host_start_errors() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -4,6 +4,7 @@ use strom_proto::v1 as pb;
 
 use crate::backend::DeviceInfo;
 use crate::engine::{EpochSummary, Partition, StepStats};
+use crate::nn::Architecture;
 use crate::sharing::LayerShare;
 
 pub use crate::nn::saved::f32_bytes as params_to_bytes;
@@ -41,12 +42,29 @@ pub fn stats_to_pb(s: &StepStats) -> pb::StepStats {
         pending: s.pending,
         merged: s.merged,
         rejected: s.rejected,
-        layers: s
-            .layers
-            .iter()
-            .map(|l| pb::LayerShare { layer: l.layer, entries: l.entries, residual_norm: l.residual_norm })
-            .collect(),
+        layers: s.layers.iter().map(share_to_pb).collect(),
     }
+}
+
+pub fn share_to_pb(l: &LayerShare) -> pb::LayerShare {
+    pb::LayerShare { layer: l.layer, entries: l.entries, residual_norm: l.residual_norm }
+}
+
+/// A model, layer by layer, for the cockpit.
+pub fn model_to_pb(architecture: &Architecture) -> Vec<pb::ModelLayer> {
+    architecture
+        .layout()
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| pb::ModelLayer {
+            index: i as u32,
+            description: l.spec.layer().describe(),
+            output: l.output.to_string(),
+            parameters: l.params.len() as u64,
+            running: l.running.len() as u64,
+        })
+        .collect()
 }
 
 /// `samples` is not on the wire; it is derived from the step count and batch size.

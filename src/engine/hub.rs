@@ -562,6 +562,36 @@ mod tests {
     }
 
     #[test]
+    fn the_barrier_averages_running_state_and_threshold_workers_keep_their_parameters() {
+        // Two parameters, then two running-state values (a batch-norm mean and variance).
+        let cfg = HubConfig {
+            mode: SharingMode::Threshold,
+            params: 2,
+            running: 2,
+            epochs: 2,
+            start_epoch: 0,
+            plan: Plan::new(4, 2, 1),
+        };
+        let mut h = Hub::new(cfg, vec![0.5, 0.5, 0.0, 1.0]);
+        let ids = [h.join(), h.join()];
+        for &w in &ids {
+            drain(&mut h, w);
+        }
+        assert!(h.submit_epoch_end(ids[0], 0, vec![9.0, 9.0, 1.0, 2.0]).is_none());
+        let ready = h.submit_epoch_end(ids[1], 0, vec![7.0, 7.0, 3.0, 4.0]).expect("barrier complete");
+        assert_eq!(
+            *ready.model,
+            vec![0.5, 0.5, 2.0, 3.0],
+            "the replica's parameters, the mean running state"
+        );
+        match h.finish_epoch() {
+            EpochNext::Continue { load: Some(state), .. } => assert_eq!(&state[2..], &[2.0, 3.0]),
+            other => panic!("workers must receive the averaged running state: {other:?}"),
+        }
+        assert_eq!(h.replica(), &[0.5, 0.5, 2.0, 3.0]);
+    }
+
+    #[test]
     fn finishes_after_the_last_epoch_and_pause_holds_work() {
         let (mut h, ids) = hub(SharingMode::None, 1);
         h.pause();

@@ -88,6 +88,9 @@ pub struct SetupForm {
     pub data_summary: String,
     /// Tables: the schema after the transform process.
     pub data_columns: Vec<pb::DataColumn>,
+    /// The job's model on that data, layer by layer, and its one-line summary.
+    pub model: Vec<pb::ModelLayer>,
+    pub model_summary: String,
     /// A location was edited: check it once the coordinator returns the edited job.
     pub check_after_edit: bool,
 }
@@ -219,6 +222,8 @@ impl App {
                 self.setup.path_problems = v.problems;
                 self.setup.data_summary = v.data_summary;
                 self.setup.data_columns = v.data_columns;
+                self.setup.model = v.model;
+                self.setup.model_summary = v.model_summary;
                 if self.setup.path_problems.is_empty() && !self.setup.data_summary.is_empty() {
                     let summary = format!("data found: {}", self.setup.data_summary);
                     self.say(summary, false);

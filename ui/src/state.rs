@@ -57,6 +57,8 @@ pub struct JobView {
     pub coordinator: String,
     /// What the launcher could not start, per host or worker.
     pub launch_problems: Vec<String>,
+    /// The model, layer by layer (names the per-layer sharing figures).
+    pub model: Vec<pb::ModelLayer>,
 }
 
 impl JobView {
@@ -77,6 +79,7 @@ impl JobView {
             parameters: s.parameters,
             coordinator: s.coordinator,
             launch_problems: s.launch_problems,
+            model: s.model,
         };
         for ws in &s.series {
             v.series.entry(ws.worker).or_default().extend(ws);

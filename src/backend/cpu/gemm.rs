@@ -1,7 +1,20 @@
 //! Matrix products for the CPU kernels, on the `gemm` crate (AVX-512, AVX2 and FMA kernels
 //! chosen at run time; f32 for training, f64 for gradient checks). All matrices are row-major.
 
+use std::cell::Cell;
+
 use crate::nn::Real;
+
+thread_local! {
+    static IN_PRODUCT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is inside a `gemm` crate product right now. The crate allocates its
+/// packing buffers there; tests/no_alloc.rs uses this to hold Strom's own code to zero
+/// allocations per step while naming the crate's share separately.
+pub fn in_product() -> bool {
+    IN_PRODUCT.with(Cell::get)
+}
 
 /// Which operand is read transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +59,7 @@ pub fn gemm<F: Real>(
     };
     let parallelism =
         if threads > 1 { ::gemm::Parallelism::Rayon(threads) } else { ::gemm::Parallelism::None };
+    IN_PRODUCT.with(|f| f.set(true));
     // SAFETY: the asserts above keep every index the strides reach inside the slices; `c` does
     // not alias `a` or `b` (a unique borrow).
     unsafe {
@@ -71,6 +85,7 @@ pub fn gemm<F: Real>(
             parallelism,
         )
     }
+    IN_PRODUCT.with(|f| f.set(false));
 }
 
 #[cfg(test)]

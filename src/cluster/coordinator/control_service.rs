@@ -163,6 +163,7 @@ impl Control for ControlService {
             let mut problems = Vec::new();
             let mut summary = String::new();
             let mut columns = Vec::new();
+            let (mut model, mut model_summary, mut model_parameters) = (Vec::new(), String::new(), 0);
             if req.check_paths {
                 problems = job.check_paths();
                 if problems.is_empty() {
@@ -172,6 +173,30 @@ impl Control for ControlService {
                     {
                         Ok(shape) => {
                             summary = shape.to_string();
+                            match crate::nn::Architecture::from_job(&job.model, shape.input, shape.outputs) {
+                                Ok(arch) => {
+                                    model = crate::cluster::convert::model_to_pb(&arch);
+                                    model_summary = arch.describe();
+                                    model_parameters = arch.param_count() as u64;
+                                    if let Err(e) = crate::backend::check_support(&job, &arch) {
+                                        problems.push(crate::job::KeyError {
+                                            key: "cluster.backend".into(),
+                                            line: None,
+                                            message: e.to_string(),
+                                        });
+                                    }
+                                }
+                                Err(e) => problems.push(crate::job::KeyError {
+                                    key: if job.model.layers.is_some() {
+                                        "model.layers"
+                                    } else {
+                                        "model.preset"
+                                    }
+                                    .into(),
+                                    line: None,
+                                    message: format!("does not fit the data ({}): {e}", shape.input),
+                                }),
+                            }
                             columns = shape
                                 .columns
                                 .iter()
@@ -196,6 +221,9 @@ impl Control for ControlService {
                 normalized_toml: job.to_toml(),
                 data_summary: summary,
                 data_columns: columns,
+                model,
+                model_summary,
+                model_parameters,
             }
         })
         .await

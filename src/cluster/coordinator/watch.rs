@@ -208,6 +208,7 @@ fn workers(run: &JobRun) -> Vec<pb::WorkerInfo> {
                 memory_total: device.memory_total,
                 utilization: device.utilization,
                 detail: l.detail.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                layers: s.layers.iter().map(crate::cluster::convert::share_to_pb).collect(),
             }
         })
         .collect()
@@ -273,6 +274,7 @@ pub fn snapshot(run: &JobRun, coordinator: &str) -> (pb::JobSnapshot, Cursor) {
         coordinator: coordinator.to_string(),
         series,
         launch_problems: run.launch_problems.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        model: crate::cluster::convert::model_to_pb(&run.architecture),
     };
     (snapshot, cursor)
 }

@@ -133,6 +133,12 @@ fn draw_info(f: &mut Frame, area: Rect, app: &App) {
     for p in &app.view().launch_problems {
         lines.push(Line::styled(format!("✗ launch: {p}"), Style::new().fg(Color::Red)));
     }
+    if !setup.model_summary.is_empty() {
+        lines.push(Line::from(format!("model: {}", setup.model_summary)));
+        let layers: Vec<String> =
+            setup.model.iter().map(|l| format!("{} → {}", l.description, l.output)).collect();
+        lines.push(Line::from(format!("layers: {}", layers.join(" · "))));
+    }
     if !setup.data_columns.is_empty() {
         let columns: Vec<String> = setup
             .data_columns

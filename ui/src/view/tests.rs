@@ -293,3 +293,69 @@ fn setup_shows_the_schema_after_the_transform() {
     assert!(joined.contains("cultivar integer (label) · flavanoid_ratio double"), "{text}");
     insta::assert_snapshot!("setup_csv_schema_160x48", text);
 }
+
+fn cnn_layers() -> Vec<pb::ModelLayer> {
+    [
+        ("conv2d 3x3 32 same relu", "32x28x28", 320),
+        ("max_pool2d 2x2", "32x14x14", 0),
+        ("conv2d 3x3 64 same relu", "64x14x14", 18_496),
+        ("max_pool2d 2x2", "64x7x7", 0),
+        ("dense 128 relu", "128", 401_536),
+        ("dense 10 softmax", "10", 1_290),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (d, o, p))| pb::ModelLayer {
+        index: i as u32,
+        description: d.to_string(),
+        output: o.to_string(),
+        parameters: *p,
+        running: 0,
+    })
+    .collect()
+}
+
+#[test]
+fn workers_show_the_selected_workers_step_layer_by_layer() {
+    let mut app = fixture();
+    app.screen = Screen::Workers;
+    app.job.model = cnn_layers();
+    let shares = [(0, 1, 0.0012), (2, 37, 0.0151), (4, 402, 0.0833), (5, 3, 0.0009)];
+    for w in app.job.workers.values_mut() {
+        w.layers = shares
+            .iter()
+            .map(|&(layer, entries, residual_norm)| pb::LayerShare { layer, entries, residual_norm })
+            .collect();
+    }
+    let text = render(&app, 100, 30);
+    assert!(text.contains("w0: last step by layer (443 entries)"), "{text}");
+    let dense = text.lines().find(|l| l.contains("dense 128 relu")).unwrap_or_default();
+    assert!(dense.contains("402") && dense.contains("91%"), "{dense}");
+    insta::assert_snapshot!("workers_layers_100x30", text);
+}
+
+#[test]
+fn setup_shows_the_model_on_the_data() {
+    let mut app = fixture();
+    app.screen = Screen::Setup;
+    app.handle_msg(Msg::Validated(pb::ValidateReply {
+        ok: true,
+        data_summary: "10000 examples x 784 features, 10 classes".into(),
+        model: cnn_layers(),
+        model_summary: "1x28x28 -> 10: 2 conv2d, 2 max_pool2d, 2 dense; 421642 parameters".into(),
+        model_parameters: 421_642,
+        ..Default::default()
+    }));
+    let text = render(&app, 160, 48);
+    let joined: String = text.lines().filter_map(|l| l.split("││").nth(1)).collect::<Vec<_>>().join(" ");
+    let joined = joined
+        .split(|c: char| c == '│' || c == '"' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        joined.contains("model: 1x28x28 -> 10: 2 conv2d, 2 max_pool2d, 2 dense; 421642 parameters"),
+        "{joined}"
+    );
+    assert!(joined.contains("conv2d 3x3 32 same relu → 32x28x28"), "{text}");
+}

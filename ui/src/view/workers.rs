@@ -1,8 +1,10 @@
 //! The workers table: id, host, device, state, throughput, sparsity, tau, residual norm, lag,
-//! last heartbeat (and more columns when the terminal is wide).
+//! last heartbeat (and more columns when the terminal is wide); below it, the selected
+//! worker's last step layer by layer (entries sent, residual norm), so a user sees which
+//! layers dominate traffic.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
@@ -13,6 +15,16 @@ use crate::state::worker_state;
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let job = app.view();
+    let selected = app.selected_worker_id().and_then(|id| job.workers.get(&id));
+    let area = match selected.filter(|w| !w.layers.is_empty()) {
+        Some(w) if area.height >= 12 => {
+            let want = (w.layers.len() as u16 + 3).min(area.height / 2);
+            let [top, bottom] = Layout::vertical([Constraint::Min(5), Constraint::Length(want)]).areas(area);
+            draw_layers(f, bottom, app, w);
+            top
+        }
+        _ => area,
+    };
     if job.workers.is_empty() {
         let text = if job.is_running() {
             "waiting for workers to join"
@@ -106,5 +118,47 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 .borders(Borders::ALL)
                 .title(format!(" Workers ({}){detail} ", job.workers.len())),
         );
+    f.render_widget(table, area);
+}
+
+/// The selected worker's last step per layer: what share of the message each layer sent.
+fn draw_layers(f: &mut Frame, area: Rect, app: &App, w: &strom_proto::v1::WorkerInfo) {
+    let job = app.view();
+    let total: u64 = w.layers.iter().map(|l| l.entries).sum();
+    let rows: Vec<Row> = w
+        .layers
+        .iter()
+        .map(|l| {
+            let model = job.model.iter().find(|m| m.index == l.layer);
+            let (name, params) = model.map(|m| (m.description.as_str(), m.parameters)).unwrap_or(("", 0));
+            let share = if total > 0 { 100.0 * l.entries as f64 / total as f64 } else { 0.0 };
+            let density = if params > 0 { l.entries as f64 / params as f64 } else { 0.0 };
+            Row::new(vec![
+                Cell::from(l.layer.to_string()),
+                Cell::from(fmt::truncate(name, 28)),
+                Cell::from(fmt::count(params as f64)),
+                Cell::from(l.entries.to_string()),
+                Cell::from(format!("{share:.0}%")),
+                Cell::from(fmt::sci(density)),
+                Cell::from(format!("{:.4}", l.residual_norm)),
+            ])
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(3),
+        Constraint::Min(12),
+        Constraint::Length(10),
+        Constraint::Length(8),
+        Constraint::Length(6),
+        Constraint::Length(8),
+        Constraint::Length(9),
+    ];
+    let header = Row::new(vec!["#", "layer", "params", "sent", "share", "density", "residual"])
+        .style(Style::new().bold());
+    let table = Table::new(rows, widths).header(header).column_spacing(1).block(
+        Block::default()
+            .borders(Borders::ALL)
+            .title(format!(" w{}: last step by layer ({total} entries) ", w.id)),
+    );
     f.render_widget(table, area);
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Strom's CPU training step against PyTorch's on the same networks, batch sizes and thread
+# counts, measured side by side in one run (see pytorch_step.py). Installs torch from PyPI
+# into .venv-peers the first time (a few GB: the PyPI wheel brings its CUDA libraries along).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if ! .venv-peers/bin/python -c 'import torch' 2>/dev/null; then
+  echo "installing torch into .venv-peers (once)"
+  python3 -m venv .venv-peers
+  .venv-peers/bin/pip install -q torch
+fi
+cargo bench --bench train_step --no-run >/dev/null 2>&1
+exec .venv-peers/bin/python benches/peers/pytorch_step.py "$@"

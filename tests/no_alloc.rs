@@ -1,0 +1,115 @@
+//! Strom's code allocates nothing per training step once its buffers exist: forward, backward,
+//! updater, and the threshold-sharing step, for the MLP and a CNN with every layer type, on one
+//! thread. The one allocation left is the `gemm` crate's own: it allocates its packing buffers
+//! inside some products; those are counted apart (and reported) rather than hidden. (A worker's
+//! pool of several threads also allocates in rayon's scheduler, outside our code.)
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use strom::backend::{Backend, CpuBackend};
+use strom::data::{Batch, BatchInput, BatchTargets};
+use strom::job::{JobSpec, LayerEntry, LayerSpec, ModelPreset, ModelSpec, SharingMode};
+use strom::nn::layers::{AvgPool2d, BatchNorm, Dropout, GlobalAvgPool, Padding, Pair};
+use strom::nn::{Activation, Architecture, Shape, initial_state};
+use strom::rng::Rng;
+use strom::sharing::ThresholdSharing;
+
+struct Counting;
+/// Allocations by Strom's code, and inside the `gemm` crate's products.
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static IN_GEMM: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Only the measuring thread counts (the test harness allocates on its own threads).
+    static MEASURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn count() {
+    if !MEASURING.with(|m| m.get()) {
+        return;
+    }
+    if strom::backend::gemm::in_product() {
+        IN_GEMM.fetch_add(1, Ordering::Relaxed);
+    } else {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(ptr, layout, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn steps_allocate(model: ModelSpec) -> u64 {
+    let mut job = JobSpec { model, ..JobSpec::default() };
+    job.cluster.workers = 2;
+    assert_eq!(job.sharing_mode(), SharingMode::Threshold);
+    let arch = Architecture::from_job(&job.model, Shape::image(1, 28, 28), 10).unwrap();
+    let state = initial_state(&arch, 1);
+    let mut backend = CpuBackend::new(&arch, &job.updater(), 1e-4, 32, &state, 1);
+    let mut sharing = ThresholdSharing::new(&job, arch.layout());
+    let mut rng = Rng::new(1);
+    let images: Vec<u8> = (0..32 * 784).map(|_| rng.below(256) as u8).collect();
+    let labels: Vec<u32> = (0..32).map(|_| rng.below(10) as u32).collect();
+    let batch = Batch {
+        rows: 32,
+        input: BatchInput::U8 { data: &images, scale: 1.0 / 255.0 },
+        targets: BatchTargets::Classes(&labels),
+    };
+    let mut step = |n: u64, backend: &mut CpuBackend| {
+        backend.forward_backward(&batch, &mut rng);
+        backend.compute_update(1.0);
+        sharing.step(backend, 0, n);
+    };
+    // Warm-up: the residual and the selection list reach their sizes.
+    for n in 0..20 {
+        step(n, &mut backend);
+    }
+    let (before, gemm_before) = (ALLOCATIONS.load(Ordering::Relaxed), IN_GEMM.load(Ordering::Relaxed));
+    MEASURING.with(|m| m.set(true));
+    for n in 20..40 {
+        step(n, &mut backend);
+    }
+    MEASURING.with(|m| m.set(false));
+    let gemm = IN_GEMM.load(Ordering::Relaxed) - gemm_before;
+    eprintln!("{}: the gemm crate allocated {} packing buffers per step", arch.describe(), gemm / 20);
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+#[test]
+fn a_training_step_allocates_nothing() {
+    assert_eq!(steps_allocate(ModelSpec::default()), 0, "the MLP step allocated");
+    let every_layer = ModelSpec {
+        layers: Some(
+            [
+                LayerSpec::conv(4, 3, Padding::Same, Activation::Identity),
+                LayerSpec::BatchNorm(BatchNorm { activation: Activation::Relu, ..BatchNorm::default() }),
+                LayerSpec::max_pool(2),
+                LayerSpec::AvgPool2d(AvgPool2d { kernel: Pair(2, 2), stride: None, padding: Padding::Valid }),
+                LayerSpec::conv(8, 1, Padding::Valid, Activation::Tanh),
+                LayerSpec::GlobalAvgPool(GlobalAvgPool {}),
+                LayerSpec::dense(16, Activation::Relu),
+                LayerSpec::Dropout(Dropout { rate: 0.2 }),
+            ]
+            .into_iter()
+            .map(LayerEntry::Layer)
+            .collect(),
+        ),
+        ..ModelSpec::default()
+    };
+    assert_eq!(steps_allocate(every_layer), 0, "a CNN step allocated");
+    assert_eq!(steps_allocate(ModelSpec { preset: ModelPreset::Cnn, ..ModelSpec::default() }), 0);
+}
