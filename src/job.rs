@@ -439,6 +439,9 @@ pub struct ClusterSpec {
     pub threads: usize,
     /// A worker that sends nothing for this long is lost; its partitions go back to the queue.
     pub heartbeat_timeout_secs: u64,
+    /// A worker holding a partition that reports no step for this long is lost even if it
+    /// still heartbeats (a hung training thread); its partitions go back to the queue.
+    pub step_timeout_secs: u64,
     /// With a checkpoint directory: write a checkpoint every this many steps (all workers'
     /// steps together), besides every epoch end. 0: epoch ends only.
     pub checkpoint_every: u64,
@@ -557,6 +560,7 @@ impl Default for ClusterSpec {
             backend: BackendKind::Cpu,
             threads: 0,
             heartbeat_timeout_secs: 10,
+            step_timeout_secs: 300,
             checkpoint_every: 200,
             hosts: vec![],
             min_workers: None,
@@ -825,6 +829,9 @@ impl JobSpec {
         });
         v.check("cluster.heartbeat_timeout_secs", (1..=3600).contains(&c.heartbeat_timeout_secs), || {
             format!("must be 1..=3600 (got {})", c.heartbeat_timeout_secs)
+        });
+        v.check("cluster.step_timeout_secs", (1..=86_400).contains(&c.step_timeout_secs), || {
+            format!("must be 1..=86400 (got {})", c.step_timeout_secs)
         });
         v.check("sharing.mode", !(s.mode == Some(SharingMode::None) && c.workers > 1), || {
             format!(

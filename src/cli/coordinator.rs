@@ -164,7 +164,7 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
                 }
                 _ = tokio::signal::ctrl_c() => {
                     if let Some(run) = handle.shared.run() {
-                        run.write_checkpoint();
+                        run.write_checkpoint(true);
                     }
                     handle.shutdown().await;
                     bail!("interrupted");

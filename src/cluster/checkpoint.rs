@@ -2,7 +2,9 @@
 //! directory. The model state goes to `params-<seq>.safetensors` (tensor `params`, and
 //! `running` for the batch-norm statistics of models that have them), then `checkpoint.json` (which
 //! names that file) replaces the previous one atomically: a crash at any moment leaves the
-//! last complete checkpoint in place.
+//! last complete checkpoint in place. The two newest checkpoints are kept whole (each with its
+//! own `checkpoint-<seq>.json`): when the newest turns out damaged, startup takes the one
+//! before it. A replica holding NaN or infinity is never written.
 
 use safetensors::tensor::SafeTensors;
 use serde::{Deserialize, Serialize};
@@ -48,6 +50,18 @@ pub struct Checkpoint {
     pub state: Vec<f32>,
 }
 
+fn meta_name(seq: u64) -> String {
+    format!("checkpoint-{seq:08}.json")
+}
+
+/// The sequence number of a checkpoint's own files (`params-N.safetensors`, `checkpoint-N.json`).
+fn seq_of(name: &str) -> Option<u64> {
+    name.strip_prefix("params-")
+        .and_then(|s| s.strip_suffix(".safetensors"))
+        .or_else(|| name.strip_prefix("checkpoint-").and_then(|s| s.strip_suffix(".json")))
+        .and_then(|s| s.parse().ok())
+}
+
 fn err(dir: &Location, message: impl Into<String>) -> ClusterError {
     ClusterError::Checkpoint { location: dir.to_string(), message: message.into() }
 }
@@ -61,6 +75,12 @@ impl Checkpoint {
             return Err(err(
                 dir,
                 format!("{} values for a model state of {}", self.state.len(), self.architecture.state_len()),
+            ));
+        }
+        if self.state.iter().any(|v| !v.is_finite()) {
+            return Err(err(
+                dir,
+                "the replica holds NaN or infinity; not checkpointed (the previous checkpoint stands)",
             ));
         }
         let (params, running) = self.state.split_at(n);
@@ -87,12 +107,12 @@ impl Checkpoint {
                 .unwrap_or(0.0),
         };
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| err(dir, e.to_string()))?;
+        dir.join(&meta_name(self.seq)).write_atomic(&json)?;
         dir.join(CHECKPOINT_JSON).write_atomic(&json)?;
-        // Keep this checkpoint's parameters and the previous one's.
+        // Keep this checkpoint and the previous one.
         for entry in dir.list()? {
             let name = entry.location.file_name();
-            if let Some(seq) = name.strip_prefix("params-").and_then(|s| s.strip_suffix(".safetensors"))
-                && let Ok(seq) = seq.parse::<u64>()
+            if let Some(seq) = seq_of(&name)
                 && seq + 1 < self.seq
             {
                 let _ = entry.location.remove_file();
@@ -101,9 +121,42 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// The latest checkpoint in `dir`, or `None` if there is none.
+    /// The newest readable checkpoint in `dir`, or `None` if there is none. When the newest is
+    /// damaged (a file cut short, a bad tensor, NaN), the one before it is taken, with a
+    /// warning naming what was wrong; when none is readable, the newest one's error.
     pub fn read_latest(dir: &Location) -> Result<Option<Checkpoint>, ClusterError> {
-        let file = dir.join(CHECKPOINT_JSON);
+        let first = match Checkpoint::read_meta(dir, &dir.join(CHECKPOINT_JSON)) {
+            Ok(c) => return Ok(c),
+            Err(e) => e,
+        };
+        let mut older: Vec<(u64, Location)> = dir
+            .list()?
+            .into_iter()
+            .filter_map(|e| {
+                let name = e.location.file_name();
+                let seq = name.strip_prefix("checkpoint-")?.strip_suffix(".json")?.parse().ok()?;
+                Some((seq, e.location))
+            })
+            .collect();
+        older.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        for (seq, meta) in older {
+            match Checkpoint::read_meta(dir, &meta) {
+                Ok(Some(c)) => {
+                    tracing::warn!(
+                        "the latest checkpoint is damaged ({first}); resuming from checkpoint {seq}"
+                    );
+                    return Ok(Some(c));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("checkpoint {seq} is damaged too: {e}"),
+            }
+        }
+        Err(first)
+    }
+
+    /// The checkpoint a meta file describes, or `None` if that file does not exist.
+    fn read_meta(dir: &Location, file: &Location) -> Result<Option<Checkpoint>, ClusterError> {
+        let file = file.clone();
         let bytes = match file.read() {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Ok(None),
@@ -201,7 +254,16 @@ mod tests {
         assert_eq!(Checkpoint::read_latest(&loc).unwrap(), Some(ckpt(4)));
         let mut names: Vec<String> = loc.list().unwrap().iter().map(|e| e.location.file_name()).collect();
         names.sort();
-        assert_eq!(names, ["checkpoint.json", "params-00000003.safetensors", "params-00000004.safetensors"]);
+        assert_eq!(
+            names,
+            [
+                "checkpoint-00000003.json",
+                "checkpoint-00000004.json",
+                "checkpoint.json",
+                "params-00000003.safetensors",
+                "params-00000004.safetensors"
+            ]
+        );
     }
 
     #[test]
@@ -212,5 +274,31 @@ mod tests {
         loc.join("params-00000001.safetensors").write_atomic(b"junk").unwrap();
         let e = Checkpoint::read_latest(&loc).unwrap_err().to_string();
         assert!(e.contains("params-00000001.safetensors"), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_latest_checkpoint_falls_back_to_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::local(dir.path());
+        ckpt(1).write(&loc).unwrap();
+        ckpt(2).write(&loc).unwrap();
+        loc.join("params-00000002.safetensors").write_atomic(b"cut short").unwrap();
+        assert_eq!(Checkpoint::read_latest(&loc).unwrap(), Some(ckpt(1)));
+        // Damaged pointer file, same.
+        ckpt(3).write(&loc).unwrap();
+        loc.join(CHECKPOINT_JSON).write_atomic(b"{").unwrap();
+        assert_eq!(Checkpoint::read_latest(&loc).unwrap(), Some(ckpt(3)));
+    }
+
+    #[test]
+    fn a_non_finite_replica_is_not_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::local(dir.path());
+        ckpt(1).write(&loc).unwrap();
+        let mut bad = ckpt(2);
+        bad.state[3] = f32::INFINITY;
+        let e = bad.write(&loc).unwrap_err().to_string();
+        assert!(e.contains("NaN or infinity"), "{e}");
+        assert_eq!(Checkpoint::read_latest(&loc).unwrap(), Some(ckpt(1)), "the previous checkpoint stands");
     }
 }

@@ -36,6 +36,12 @@ use crate::telemetry::{LogEvent, log_tap};
 const WORKER_HEADER: &str = "strom-worker-id";
 const INBOX: usize = 64;
 const REPORT_EVERY: Duration = Duration::from_millis(100);
+/// Deadlines of the unary calls. Streams (updates, reports) have none: HTTP/2 keep-alive finds
+/// a dead peer, and a job's streams live as long as the job.
+const SHARD_DEADLINE: Duration = Duration::from_secs(30);
+/// The barrier and averaging rounds are long polls of up to 20 s each.
+const LONG_POLL_DEADLINE: Duration = Duration::from_secs(60);
+const HEARTBEAT_DEADLINE: Duration = Duration::from_secs(10);
 /// Step reports kept while the coordinator cannot take them; older ones are dropped (counted).
 const MAX_UNSENT_STATS: usize = 4096;
 
@@ -204,7 +210,6 @@ impl GrpcTransport {
         let mut ep = Endpoint::from_shared(self.cfg.url.clone())
             .map_err(|e| ConnectError::Fatal(format!("bad coordinator URL {}: {e}", self.cfg.url)))?
             .connect_timeout(self.cfg.connect_timeout)
-            .timeout(Duration::from_secs(60))
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(20));
         if let Some(tls) = &self.cfg.tls {
@@ -265,7 +270,11 @@ impl GrpcTransport {
             let mut failures = 0;
             loop {
                 tokio::time::sleep(interval).await;
-                match c.heartbeat(pb::HeartbeatRequest { worker_id: id }).await {
+                let beat = tokio::time::timeout(
+                    HEARTBEAT_DEADLINE,
+                    c.heartbeat(pb::HeartbeatRequest { worker_id: id }),
+                );
+                match beat.await.unwrap_or_else(|_| Err(Status::deadline_exceeded("no heartbeat answer"))) {
                     Ok(r) if r.get_ref().known => failures = 0,
                     Ok(_) => {
                         b.store(true, Ordering::Release);
@@ -377,6 +386,20 @@ impl GrpcTransport {
         self.session.as_mut().ok_or_else(|| TransportError::Closed("the job has ended".into()))
     }
 
+    /// A unary call with a deadline: a coordinator that stops answering breaks the session (the
+    /// next call reconnects) instead of hanging the worker.
+    fn unary<T>(
+        &self,
+        limit: Duration,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<tonic::Response<T>, Status> {
+        self.rt.block_on(async {
+            tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(format!("no answer within {} s", limit.as_secs())))
+            })
+        })
+    }
+
     fn client(&mut self) -> Result<Client, TransportError> {
         Ok(self.session()?.client.clone())
     }
@@ -472,7 +495,7 @@ impl Transport for GrpcTransport {
                 return Ok(Work::Finished);
             }
             let req = pb::ShardRequest { worker_id: self.id(), done: std::mem::take(&mut self.done) };
-            match self.rt.block_on(client.next_shard(req)) {
+            match self.unary(SHARD_DEADLINE, client.next_shard(req)) {
                 Ok(reply) => match reply.into_inner().work {
                     Some(pb::shard_reply::Work::Partition(p)) => {
                         return Ok(Work::Partition(Partition {
@@ -538,7 +561,7 @@ impl Transport for GrpcTransport {
                 params: if round.is_none() { params_to_bytes(params) } else { Vec::new() },
                 round,
             };
-            match self.rt.block_on(client.average(req)) {
+            match self.unary(LONG_POLL_DEADLINE, client.average(req)) {
                 Ok(reply) => {
                     let reply = reply.into_inner();
                     if let Some(avg) = params_from_bytes(&reply.params, params.len()) {
@@ -574,7 +597,7 @@ impl Transport for GrpcTransport {
             }
             let req =
                 pb::EndEpochRequest { worker_id: self.id(), epoch, params: params_to_bytes(params), stats };
-            match self.rt.block_on(client.end_epoch(req)) {
+            match self.unary(LONG_POLL_DEADLINE, client.end_epoch(req)) {
                 Ok(reply) => match reply.into_inner().outcome {
                     Some(pb::end_epoch_reply::Outcome::Pending(_)) => continue,
                     Some(pb::end_epoch_reply::Outcome::Next(n)) => {

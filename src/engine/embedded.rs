@@ -140,7 +140,7 @@ impl Transport for EmbeddedTransport {
         }
         self.shared.changed.notify_all();
         loop {
-            if let Some(next) = hub.epoch_result(epoch) {
+            if let Some(next) = hub.epoch_result(self.id, epoch) {
                 return Ok(next);
             }
             hub = self.shared.wait(hub);

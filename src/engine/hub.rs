@@ -4,7 +4,7 @@
 //! partitions, the epoch barrier and the averaging rounds. It never blocks: callers wait on
 //! their own condition (a Condvar in-process, a watch channel in the coordinator) and ask again.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::metrics::StepStats;
@@ -88,10 +88,11 @@ pub struct HubCounters {
     pub workers_lost: u64,
 }
 
+/// The averaging round in progress: each contribution kept apart, so losing a contributor
+/// removes exactly its share and the round can still complete with the others.
 struct AverageRound {
     round: u64,
-    sum: Vec<f32>,
-    contributors: BTreeSet<WorkerId>,
+    parts: BTreeMap<WorkerId, Vec<f32>>,
     last: Option<(u64, Arc<Vec<f32>>)>,
 }
 
@@ -131,7 +132,7 @@ impl Hub {
             in_flight: BTreeMap::new(),
             workers: BTreeMap::new(),
             barrier: BTreeMap::new(),
-            avg: AverageRound { round: 0, sum: Vec::new(), contributors: BTreeSet::new(), last: None },
+            avg: AverageRound { round: 0, parts: BTreeMap::new(), last: None },
             last_epoch: None,
             next_id: 0,
             counters: HubCounters::default(),
@@ -178,6 +179,11 @@ impl Hub {
         let total = self.cfg.plan.count();
         (total - self.pending.len() as u32 - self.in_flight.len() as u32, total)
     }
+    /// Whether worker `w` holds a partition of the current epoch.
+    pub fn holds_partition(&self, w: WorkerId) -> bool {
+        self.in_flight.values().any(|&o| o == w)
+    }
+
     pub fn live_workers(&self) -> usize {
         self.workers.values().filter(|w| !w.lost).count()
     }
@@ -261,9 +267,15 @@ impl Hub {
         }
     }
 
-    /// Worker `w` reached the barrier of `epoch` with its model `state`.
+    /// Worker `w` reached the barrier of `epoch` with its model `state`. While partitions of
+    /// the epoch are waiting in the queue (requeued from a lost worker) it is not taken: the
+    /// worker is told by [`Hub::epoch_result`] to go back to work.
     pub fn submit_epoch_end(&mut self, w: WorkerId, epoch: u32, state: Vec<f32>) -> Option<EpochReady> {
-        if epoch != self.epoch || state.len() != self.cfg.state_len() || self.is_over() {
+        if epoch != self.epoch
+            || state.len() != self.cfg.state_len()
+            || self.is_over()
+            || !self.pending.is_empty()
+        {
             return None;
         }
         let rec = self.workers.get_mut(&w)?;
@@ -340,10 +352,15 @@ impl Hub {
         EpochNext::Continue { epoch: self.epoch, load }
     }
 
-    /// For a worker waiting at the barrier of `epoch`: the outcome, once there is one.
-    pub fn epoch_result(&self, epoch: u32) -> Option<EpochNext> {
+    /// For worker `w` waiting at the barrier of `epoch`: the outcome, once there is one. A
+    /// worker the barrier let go (the epoch has work again) is told to go on with the same epoch.
+    pub fn epoch_result(&self, w: WorkerId, epoch: u32) -> Option<EpochNext> {
         if let HubState::Failed(_) = self.state {
             return Some(EpochNext::Finished);
+        }
+        let released = self.workers.get(&w).is_some_and(|r| !r.lost && !r.at_barrier);
+        if self.epoch == epoch && released && matches!(self.state, HubState::Running | HubState::Paused) {
+            return Some(EpochNext::Continue { epoch, load: None });
         }
         if self.epoch <= epoch && !self.is_over() {
             return None;
@@ -366,14 +383,9 @@ impl Hub {
 
     /// Contributes to the current averaging round; returns the round number to wait for.
     pub fn submit_average(&mut self, w: WorkerId, state: &[f32]) -> u64 {
-        let n = self.cfg.state_len();
-        if self.avg.sum.len() != n {
-            self.avg.sum = vec![0.0; n];
-        }
-        if state.len() == n && self.avg.contributors.insert(w) {
-            for (s, &p) in self.avg.sum.iter_mut().zip(state) {
-                *s += p;
-            }
+        let known = self.workers.get(&w).is_some_and(|r| !r.lost);
+        if known && state.len() == self.cfg.state_len() {
+            self.avg.parts.entry(w).or_insert_with(|| state.to_vec());
         }
         let round = self.avg.round;
         self.check_average_complete();
@@ -390,20 +402,24 @@ impl Hub {
     }
 
     fn check_average_complete(&mut self) {
-        if self.avg.contributors.is_empty() {
+        if self.avg.parts.is_empty() {
             return;
         }
-        let participants = self.workers.iter().filter(|(_, r)| !r.lost && !r.at_barrier).map(|(id, _)| id);
-        if participants.clone().any(|id| !self.avg.contributors.contains(id)) {
+        let mut participants =
+            self.workers.iter().filter(|(_, r)| !r.lost && !r.at_barrier).map(|(id, _)| id);
+        if participants.any(|id| !self.avg.parts.contains_key(id)) {
             return;
         }
-        let inv = 1.0 / self.avg.contributors.len() as f32;
-        let avg: Vec<f32> = self.avg.sum.iter().map(|s| s * inv).collect();
+        let mut sum = vec![0.0f64; self.cfg.state_len()];
+        for part in self.avg.parts.values() {
+            sum.iter_mut().zip(part).for_each(|(s, &p)| *s += p as f64);
+        }
+        let inv = 1.0 / self.avg.parts.len() as f64;
+        let avg: Vec<f32> = sum.iter().map(|s| (s * inv) as f32).collect();
         self.replica.copy_from_slice(&avg);
         self.avg.last = Some((self.avg.round, Arc::new(avg)));
         self.avg.round += 1;
-        self.avg.sum.fill(0.0);
-        self.avg.contributors.clear();
+        self.avg.parts.clear();
         self.counters.averaging_rounds += 1;
     }
 
@@ -423,11 +439,19 @@ impl Hub {
         }
         self.counters.partitions_requeued += lost.len() as u64;
         self.barrier.remove(&w);
-        if self.avg.contributors.remove(&w) {
-            // Its contribution is in the sum; restart the round without it.
-            self.avg.sum.fill(0.0);
-            self.avg.contributors.clear();
+        if !lost.is_empty() {
+            // The epoch has work again: whoever waits at the barrier goes back to training
+            // (their next barrier call or long poll says so); otherwise nobody would ask for
+            // the requeued partitions.
+            for (id, rec) in self.workers.iter_mut() {
+                if rec.at_barrier {
+                    rec.at_barrier = false;
+                    self.barrier.remove(id);
+                }
+            }
         }
+        // Its contribution to an averaging round goes; the others' stand.
+        self.avg.parts.remove(&w);
         self.check_average_complete();
         self.check_barrier()
     }
@@ -497,9 +521,9 @@ mod tests {
         h.partition_done(ids[1], &p);
         let ready = h.submit_epoch_end(ids[1], 0, vec![3.0; 4]).expect("barrier complete");
         assert!((ready.drift - 0.5).abs() < 1e-9, "{}", ready.drift);
-        assert_eq!(h.epoch_result(0), None, "not before the driver finishes the epoch");
+        assert_eq!(h.epoch_result(ids[0], 0), None, "not before the driver finishes the epoch");
         assert_eq!(h.finish_epoch(), EpochNext::Continue { epoch: 1, load: None });
-        assert_eq!(h.epoch_result(0), Some(EpochNext::Continue { epoch: 1, load: None }));
+        assert_eq!(h.epoch_result(ids[0], 0), Some(EpochNext::Continue { epoch: 1, load: None }));
         assert!(matches!(h.next_work(ids[0]), Work::Partition(p) if p.epoch == 1));
     }
 
@@ -539,6 +563,41 @@ mod tests {
         assert!(matches!(h.on_update(ids[0], wrong.message()), Err(DecodeError::ParamCount { .. })));
         assert_eq!(h.replica(), &[-0.5, 0.0, 0.5, 0.0]);
         assert_eq!(h.counters.updates_rejected, 2);
+    }
+
+    #[test]
+    fn a_partition_requeued_while_the_others_wait_at_the_barrier_is_trained() {
+        // Worker 1 dies holding the epoch's last partition while worker 0 waits at the barrier.
+        let (mut h, ids) = hub(SharingMode::Threshold, 2);
+        let Work::Partition(last) = h.next_work(ids[1]) else { panic!() };
+        let mine = drain(&mut h, ids[0]);
+        assert_eq!(mine.len(), 4);
+        assert_eq!(h.next_work(ids[0]), Work::EpochEnd { epoch: 0 });
+        assert!(h.submit_epoch_end(ids[0], 0, vec![1.0; 4]).is_none());
+        assert_eq!(h.epoch_result(ids[0], 0), None, "waiting for worker 1");
+        assert!(
+            h.remove_worker(ids[1]).is_none(),
+            "the barrier cannot complete: a partition is back in the queue"
+        );
+        // The waiting worker is let go, takes the partition, and the epoch completes.
+        assert_eq!(h.epoch_result(ids[0], 0), Some(EpochNext::Continue { epoch: 0, load: None }));
+        assert!(h.submit_epoch_end(ids[0], 0, vec![1.0; 4]).is_none(), "not while work is queued");
+        assert_eq!(h.next_work(ids[0]), Work::Partition(last));
+        h.partition_done(ids[0], &last);
+        assert_eq!(h.next_work(ids[0]), Work::EpochEnd { epoch: 0 });
+        assert!(h.submit_epoch_end(ids[0], 0, vec![1.0; 4]).is_some(), "the epoch ends");
+    }
+
+    #[test]
+    fn an_averaging_round_completes_after_losing_a_worker_that_contributed() {
+        let (mut h, ids) = hub(SharingMode::Averaging, 3);
+        let r = h.submit_average(ids[0], &[3.0; 4]);
+        h.submit_average(ids[1], &[100.0; 4]);
+        assert!(h.average_result(r).is_none(), "worker 2 has not contributed");
+        h.remove_worker(ids[1]);
+        assert!(h.average_result(r).is_none(), "still waiting for worker 2; worker 0's share stands");
+        h.submit_average(ids[2], &[5.0; 4]);
+        assert_eq!(*h.average_result(r).expect("the survivors complete the round"), vec![4.0; 4]);
     }
 
     #[test]
@@ -603,6 +662,6 @@ mod tests {
             h.finish_epoch();
         }
         assert_eq!(h.next_work(ids[0]), Work::Finished);
-        assert_eq!(h.epoch_result(1), Some(EpochNext::Finished));
+        assert_eq!(h.epoch_result(ids[0], 1), Some(EpochNext::Finished));
     }
 }

@@ -25,6 +25,10 @@
 pub const MAGIC: [u8; 2] = *b"SU";
 pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 28;
+/// The largest tau a message may carry: the adaptive threshold never goes beyond it, and a
+/// message past it is refused (a finite but huge tau, applied a few times, would overflow
+/// the parameters to infinity).
+pub const MAX_TAU: f32 = 1e3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -65,7 +69,7 @@ pub enum DecodeError {
     UnknownFormat(u8),
     #[error("message is for {got} parameters, this model has {expected}")]
     ParamCount { expected: u32, got: u32 },
-    #[error("tau {0} is not a positive finite number")]
+    #[error("tau {0} is outside (0, {MAX_TAU}]")]
     Tau(f32),
     #[error("entry count {entries} is impossible for {params} parameters")]
     EntryCount { entries: u32, params: u32 },
@@ -202,7 +206,7 @@ impl<'a> MessageView<'a> {
         let view = MessageView { header, payload };
         match header.format {
             Format::Sparse | Format::Bitmap => {
-                if !(header.tau.is_finite() && header.tau > 0.0) {
+                if !(header.tau.is_finite() && header.tau > 0.0 && header.tau <= MAX_TAU) {
                     return Err(DecodeError::Tau(header.tau));
                 }
                 if header.entries > header.params {
@@ -400,6 +404,11 @@ mod tests {
         bad[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
         put_varint(&mut bad, 4);
         assert!(matches!(MessageView::parse(&bad, 10), Err(DecodeError::Tau(_))));
+        // Finite but huge: twice applied, 3e38 overflows a parameter to infinity.
+        bad[8..12].copy_from_slice(&3e38f32.to_le_bytes());
+        assert!(matches!(MessageView::parse(&bad, 10), Err(DecodeError::Tau(_))));
+        bad[8..12].copy_from_slice(&MAX_TAU.to_le_bytes());
+        assert!(MessageView::parse(&bad, 10).is_ok(), "the largest tau the threshold reaches passes");
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub const DECAY: f32 = 0.965_936_3;
 /// A bitmap step counts as this sparsity, whatever its entry count (DL4J's convention).
 const BITMAP_SPARSITY: f64 = 1.0 / 16.0;
 const TAU_MIN: f32 = 1e-10;
-const TAU_MAX: f32 = 1e3;
+const TAU_MAX: f32 = super::codec::MAX_TAU;
 
 #[derive(Clone, Debug)]
 pub struct Threshold {

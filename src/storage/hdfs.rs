@@ -195,15 +195,30 @@ pub(super) fn write_atomic(
     bytes: &[u8],
 ) -> Result<(), StorageError> {
     let c = client(location, namenode)?;
-    let tmp = format!("{path}.{}.tmp", std::process::id());
+    let tmp = temp_name(path);
     let (dst, data) = (path.to_string(), bytes::Bytes::copy_from_slice(bytes));
-    run(location, namenode, DATA_TIMEOUT, async move {
-        let mut writer = c.create(&tmp, WriteOptions::default()).await?;
+    let (c2, t2) = (c.clone(), tmp.clone());
+    let result = run(location, namenode, DATA_TIMEOUT, async move {
+        let mut writer = c2.create(&t2, WriteOptions::default()).await?;
         writer.write_bytes(data).await?;
         // close() commits the last block; without it the file is incomplete.
         writer.close().await?;
-        c.rename(&tmp, &dst, true).await
-    })
+        c2.rename(&t2, &dst, true).await
+    });
+    if result.is_err() {
+        // Best effort: a failed write leaves no temporary file behind.
+        let _ =
+            run(location, namenode, hdfs_timeout(), async move { c.delete(&tmp, false).await.map(|_| ()) });
+    }
+    result
+}
+
+/// A temporary name beside `path`, unique per process and write: a temporary file a failed
+/// write left behind never blocks a later write.
+fn temp_name(path: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{path}.{}-{n}.tmp", std::process::id())
 }
 
 /// Streams to a temporary HDFS file in chunks; commit closes it (mandatory) and renames it.
@@ -271,7 +286,7 @@ pub(super) fn create(
     path: &str,
 ) -> Result<super::FileSink, StorageError> {
     let c = client(location, namenode)?;
-    let tmp = format!("{path}.{}.tmp", std::process::id());
+    let tmp = temp_name(path);
     let (c2, t2) = (c.clone(), tmp.clone());
     let writer =
         run(

@@ -255,7 +255,7 @@ impl Cluster for ClusterService {
             run.report(req.worker_id, req.stats.iter().map(|s| stats_from_pb(s, batch)).collect(), None);
         }
         run.end_epoch(req.worker_id, req.epoch, params);
-        let next = long_poll(&run, || run.epoch_result(req.epoch)).await;
+        let next = long_poll(&run, || run.epoch_result(req.worker_id, req.epoch)).await;
         let outcome = match next {
             None => pb::end_epoch_reply::Outcome::Pending(true),
             Some(EpochNext::Finished) => pb::end_epoch_reply::Outcome::Finished(true),

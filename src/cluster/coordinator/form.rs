@@ -91,6 +91,12 @@ const FIELDS: &[(&str, K, &[&str], &str)] = &[
     ("cluster.cuda_device", K::Integer, &[], "backend cuda: the device ordinal"),
     ("cluster.cpu_fallback", K::Bool, &[], "backend cuda: train on the CPU where no CUDA device can be used"),
     ("cluster.heartbeat_timeout_secs", K::Integer, &[], "A worker silent this long is lost"),
+    (
+        "cluster.step_timeout_secs",
+        K::Integer,
+        &[],
+        "A worker holding a partition with no step for this long is lost",
+    ),
     ("cluster.checkpoint_every", K::Integer, &[], "Checkpoint every this many steps (with a checkpoint dir)"),
     (
         "cluster.hosts",

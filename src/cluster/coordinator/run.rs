@@ -84,6 +84,8 @@ pub struct WorkerLink {
     /// Wakes the worker's outbound update stream.
     pub ready: Notify,
     pub last_seen: Mutex<Instant>,
+    /// The last sign of training: a step reported, or a partition handed out.
+    pub last_progress: Mutex<Instant>,
     pub latest: Mutex<Option<StepStats>>,
     pub state: Mutex<LinkState>,
     pub detail: Mutex<String>,
@@ -109,6 +111,10 @@ impl WorkerLink {
 
     pub fn touch(&self) {
         *lock(&self.last_seen) = Instant::now();
+    }
+
+    fn progressed(&self) {
+        *lock(&self.last_progress) = Instant::now();
     }
 
     pub fn set_state(&self, s: LinkState) {
@@ -155,12 +161,16 @@ pub struct JobRun {
     driver: Mutex<Driver>,
     pub history: Mutex<History>,
     checkpoint: Mutex<CheckpointState>,
+    /// Signalled when a checkpoint write ends.
+    checkpoint_done: std::sync::Condvar,
     observer: Mutex<Option<Box<dyn Observer>>>,
     pub started: Instant,
     end: watch::Sender<Option<Arc<RunResult>>>,
     tau: Mutex<Option<f32>>,
     steps_offset: u64,
     pub heartbeat_timeout: Duration,
+    /// A worker holding a partition with no step for this long is lost.
+    pub step_timeout: Duration,
     stop_requested: AtomicBool,
     /// Update bytes rejected at the relay (forged origin, bad content).
     pub rejected_bytes: AtomicU64,
@@ -206,6 +216,7 @@ impl JobRun {
             links: Mutex::new(BTreeMap::new()),
             driver: Mutex::new(driver),
             history: Mutex::new(history),
+            checkpoint_done: std::sync::Condvar::new(),
             checkpoint: Mutex::new(CheckpointState {
                 dir: setup.checkpoint_dir,
                 every: setup.checkpoint_every,
@@ -219,6 +230,7 @@ impl JobRun {
             tau: Mutex::new(setup.tau),
             steps_offset: setup.steps,
             heartbeat_timeout,
+            step_timeout: Duration::from_secs(setup.job.cluster.step_timeout_secs),
             stop_requested: AtomicBool::new(false),
             rejected_bytes: AtomicU64::new(0),
             launch_problems: Arc::default(),
@@ -277,6 +289,7 @@ impl JobRun {
             inbox: Mutex::new(Inbox::new(RELAY_INBOX, self.param_count)),
             ready: Notify::new(),
             last_seen: Mutex::new(Instant::now()),
+            last_progress: Mutex::new(Instant::now()),
             latest: Mutex::new(None),
             state: Mutex::new(LinkState::Joined),
             detail: Mutex::new(String::new()),
@@ -334,6 +347,9 @@ impl JobRun {
         if stats.is_empty() {
             return;
         }
+        if let Some(link) = &link {
+            link.progressed();
+        }
         let mut driver = lock(&self.driver);
         let mut history = lock(&self.history);
         let mut observer = lock(&self.observer);
@@ -365,7 +381,10 @@ impl JobRun {
         if let Some(link) = self.link(id) {
             link.touch();
             match w {
-                Work::Partition(_) => link.set_state(LinkState::Training),
+                Work::Partition(_) => {
+                    link.progressed();
+                    link.set_state(LinkState::Training)
+                }
                 Work::EpochEnd { .. } | Work::Wait => link.set_state(LinkState::Waiting),
                 Work::Finished => {}
             }
@@ -387,8 +406,8 @@ impl JobRun {
         }
     }
 
-    pub fn epoch_result(&self, epoch: u32) -> Option<EpochNext> {
-        self.hub().epoch_result(epoch)
+    pub fn epoch_result(&self, id: WorkerId, epoch: u32) -> Option<EpochNext> {
+        self.hub().epoch_result(id, epoch)
     }
 
     fn spawn_finish_epoch(self: &Arc<Self>, ready: EpochReady) {
@@ -412,7 +431,7 @@ impl JobRun {
         };
         tracing::info!("{line}");
         let next = self.hub().finish_epoch();
-        self.write_checkpoint();
+        self.write_checkpoint(true);
         self.changed.notify_waiters();
         if next == EpochNext::Finished {
             let end =
@@ -519,7 +538,7 @@ impl JobRun {
         if self.end.borrow().is_some() {
             return;
         }
-        self.write_checkpoint();
+        self.write_checkpoint(true);
         let state = self.hub().replica().to_vec();
         let driver = lock(&self.driver);
         let mut totals = driver.totals();
@@ -555,6 +574,14 @@ impl JobRun {
                 && matches!(link.state(), LinkState::Joined | LinkState::Training | LinkState::Waiting)
             {
                 self.lose_worker(link.id, &format!("no heartbeat for {:.0} s", silent.as_secs_f64()));
+                continue;
+            }
+            let idle = lock(&link.last_progress).elapsed();
+            if idle > self.step_timeout && self.hub().holds_partition(link.id) {
+                self.lose_worker(
+                    link.id,
+                    &format!("no training step for {:.0} s while holding a partition", idle.as_secs_f64()),
+                );
             }
         }
         let steps = self.total_steps();
@@ -564,7 +591,7 @@ impl JobRun {
         };
         if due {
             let run = self.clone();
-            tokio::task::spawn_blocking(move || run.write_checkpoint());
+            tokio::task::spawn_blocking(move || run.write_checkpoint(false));
         }
     }
 
@@ -572,13 +599,18 @@ impl JobRun {
         self.steps_offset + lock(&self.driver).totals().steps
     }
 
-    /// Writes a checkpoint now (no-op without a checkpoint directory).
-    pub fn write_checkpoint(&self) {
+    /// Writes a checkpoint now (no-op without a checkpoint directory). A periodic write
+    /// (`wait` false) is skipped while another is in progress; an epoch-end or final write
+    /// waits for it, so the last checkpoint is never lost to a slow periodic one.
+    pub fn write_checkpoint(&self, wait: bool) {
         let (dir, seq) = {
             let mut c = lock(&self.checkpoint);
             let Some(dir) = c.dir.clone() else { return };
-            if c.writing {
-                return;
+            while c.writing {
+                if !wait {
+                    return;
+                }
+                c = self.checkpoint_done.wait(c).unwrap_or_else(|p| p.into_inner());
             }
             c.writing = true;
             c.seq += 1;
@@ -602,15 +634,24 @@ impl JobRun {
             epochs: lock(&self.driver).epochs.iter().filter(|e| e.epoch < epoch).cloned().collect(),
             state,
         };
+        let finite = ckpt.state.iter().all(|v| v.is_finite());
         let result = ckpt.write(&dir);
         let mut c = lock(&self.checkpoint);
         c.writing = false;
+        self.checkpoint_done.notify_all();
         match result {
             Ok(()) => {
                 c.steps_at_last = steps;
                 tracing::debug!("checkpoint {seq} written to {dir} (epoch {}, step {steps})", epoch + 1);
             }
             Err(e) => tracing::error!("cannot write checkpoint to {dir}: {e}"),
+        }
+        drop(c);
+        if !finite {
+            self.hub().fail(
+                "the replica holds NaN or infinity (an update overflowed it); the last checkpoint stands",
+            );
+            self.changed.notify_waiters();
         }
     }
 
