@@ -442,6 +442,12 @@ pub struct ClusterSpec {
     /// A worker holding a partition that reports no step for this long is lost even if it
     /// still heartbeats (a hung training thread); its partitions go back to the queue.
     pub step_timeout_secs: u64,
+    /// Workers keep trying to reach a lost coordinator this long (long enough for it to restart
+    /// and prepare the data again); a job with no live worker for this long fails.
+    pub reconnect_secs: u64,
+    /// Local and SSH launchers start a crashed worker again this many times (with backoff:
+    /// 1, 2, 4, ... s); Spark relies on its own task retries.
+    pub max_restarts: u32,
     /// With a checkpoint directory: write a checkpoint every this many steps (all workers'
     /// steps together), besides every epoch end. 0: epoch ends only.
     pub checkpoint_every: u64,
@@ -561,6 +567,8 @@ impl Default for ClusterSpec {
             threads: 0,
             heartbeat_timeout_secs: 10,
             step_timeout_secs: 300,
+            reconnect_secs: 300,
+            max_restarts: 3,
             checkpoint_every: 200,
             hosts: vec![],
             min_workers: None,
@@ -832,6 +840,12 @@ impl JobSpec {
         });
         v.check("cluster.step_timeout_secs", (1..=86_400).contains(&c.step_timeout_secs), || {
             format!("must be 1..=86400 (got {})", c.step_timeout_secs)
+        });
+        v.check("cluster.reconnect_secs", (1..=86_400).contains(&c.reconnect_secs), || {
+            format!("must be 1..=86400 (got {})", c.reconnect_secs)
+        });
+        v.check("cluster.max_restarts", c.max_restarts <= 1000, || {
+            format!("must be 0..=1000 (got {})", c.max_restarts)
         });
         v.check("sharing.mode", !(s.mode == Some(SharingMode::None) && c.workers > 1), || {
             format!(

@@ -19,7 +19,7 @@ fn worker(url: &str, token: &str, extra: &[&str]) -> Proc {
 
 /// Processes whose command line names `marker` (a unique path or pid), still alive.
 fn alive_with(marker: &str) -> usize {
-    let out = std::process::Command::new("pgrep").args(["-f", marker]).output().unwrap();
+    let out = std::process::Command::new("pgrep").args(["-f", "--", marker]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
@@ -432,4 +432,81 @@ fn a_watcher_follows_a_running_job_to_its_end() {
     assert_eq!(states.last(), Some(&(pb::JobState::Finished as i32)), "{states:?}");
     assert_eq!(epochs, 3, "every epoch arrives once, as a snapshot or a delta");
     assert!(saw_samples);
+}
+
+fn pids_of(marker: &str) -> Vec<i32> {
+    let out = std::process::Command::new("pgrep").args(["-f", "--", marker]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+#[test]
+fn the_local_launcher_restarts_crashed_workers_and_the_job_finishes_with_all_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("s.json");
+    let job = dir.path().join("j.toml");
+    std::fs::write(
+        &job,
+        "name = \"restarts\"\n[train]\nepochs = 12\n[sharing]\nmode = \"threshold\"\n\
+         [cluster]\nlauncher = \"local\"\nworkers = 3\nheartbeat_timeout_secs = 2\nmax_restarts = 2\n",
+    )
+    .unwrap();
+    let mut train = Proc::spawn(&[
+        "train",
+        "--config",
+        job.to_str().unwrap(),
+        "--output",
+        dir.path().join("m").to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    let marker = format!("--exit-with-parent {}", train.child.id());
+    train.wait_for("epoch 1 done", Duration::from_secs(120)).unwrap_or_else(|| panic!("{}", train.output()));
+    let pids = pids_of(&marker);
+    assert_eq!(pids.len(), 3, "three worker processes: {pids:?}");
+    for &pid in &pids[..2] {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    train
+        .wait_for("restarted worker process", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no restart:\n{}", train.output()));
+    std::thread::sleep(Duration::from_secs(3));
+    let alive = pids_of(&marker);
+    assert_eq!(alive.len(), 3, "two restarted, one untouched: {alive:?}");
+    assert!(alive.contains(&pids[2]) && !alive.contains(&pids[0]) && !alive.contains(&pids[1]));
+    let status = train.wait_exit(Duration::from_secs(240)).expect("train finishes");
+    assert!(status.success(), "{}", train.output());
+    let s = json(&summary);
+    assert_eq!(s["workers_lost"], 2, "the two killed workers were lost, then replaced: {s}");
+    assert!(s["test_accuracy"].as_f64().unwrap() >= 0.8, "{s}");
+}
+
+#[test]
+fn a_job_whose_workers_are_all_gone_fails_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("j.toml");
+    std::fs::write(
+        &job,
+        "name = \"abandoned\"\n[train]\nepochs = 500\n[cluster]\nlauncher = \"local\"\nworkers = 1\n\
+         heartbeat_timeout_secs = 2\nmax_restarts = 0\nreconnect_secs = 3\n",
+    )
+    .unwrap();
+    let mut train = Proc::spawn(&[
+        "train",
+        "--config",
+        job.to_str().unwrap(),
+        "--output",
+        dir.path().join("m").to_str().unwrap(),
+    ]);
+    let marker = format!("--exit-with-parent {}", train.child.id());
+    train.wait_for("epoch 1 done", Duration::from_secs(120)).unwrap_or_else(|| panic!("{}", train.output()));
+    let killed = Instant::now();
+    for pid in pids_of(&marker) {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let status =
+        train.wait_exit(Duration::from_secs(60)).expect("the job gives up instead of waiting forever");
+    assert!(!status.success());
+    assert!(killed.elapsed() < Duration::from_secs(30), "took {:?}", killed.elapsed());
+    let out = train.output();
+    assert!(out.contains("no live worker for 3 s (cluster.reconnect_secs)"), "{out}");
 }

@@ -27,9 +27,13 @@ pub struct WorkerArgs {
     /// Name the coordinator's certificate must carry [default: the URL's host].
     #[arg(long, value_name = "NAME")]
     pub tls_domain: Option<String>,
-    /// Connection attempts (with capped, jittered backoff) before giving up.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    pub retries: u32,
+    /// Seconds to keep trying to reach the coordinator (at the start, and after losing it)
+    /// before giving up [default: the job's cluster.reconnect_secs once joined, 300 before].
+    #[arg(long, value_name = "SECS")]
+    pub reconnect_secs: Option<u64>,
+    /// Also give up after this many consecutive failed connection attempts.
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
     /// Seconds to wait for one connection attempt.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub connect_timeout: u64,
@@ -39,6 +43,9 @@ pub struct WorkerArgs {
     /// How this worker appears in the cockpit [default: the host name].
     #[arg(long, value_name = "LABEL")]
     pub name: Option<String>,
+    /// How often the launcher has restarted this worker (set by launchers; shown in the cockpit).
+    #[arg(long, hide = true, default_value_t = 0, value_name = "N")]
+    pub restarts: u32,
     /// Exit when this process is no longer the parent (set by launchers).
     #[arg(long, hide = true, value_name = "PID")]
     pub exit_with_parent: Option<u32>,
@@ -65,10 +72,12 @@ pub fn run(args: WorkerArgs) -> Result<()> {
         });
         cfg.tls = Some(client_tls(ca, &domain)?);
     }
-    cfg.retries = args.retries.max(1);
+    cfg.retries = args.retries.map(|r| r.max(1));
+    cfg.reconnect = args.reconnect_secs.map(|s| Duration::from_secs(s.max(1)));
     cfg.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
     cfg.backend = args.backend;
     cfg.host = args.name;
+    cfg.restarts = args.restarts;
     let outcome = run_worker(cfg).with_context(|| format!("worker for {url}"))?;
     if let Some(s) = outcome.summary {
         tracing::info!("worker {} done: {} steps, {} samples", outcome.id, s.steps, s.samples);

@@ -35,6 +35,8 @@ use crate::telemetry::{LogEvent, log_tap};
 
 const WORKER_HEADER: &str = "strom-worker-id";
 const INBOX: usize = 64;
+/// How long a worker tries to reach its coordinator before it knows the job's setting.
+pub const DEFAULT_RECONNECT_SECS: u64 = 300;
 const REPORT_EVERY: Duration = Duration::from_millis(100);
 /// Deadlines of the unary calls. Streams (updates, reports) have none: HTTP/2 keep-alive finds
 /// a dead peer, and a job's streams live as long as the job.
@@ -49,13 +51,19 @@ pub struct WorkerConfig {
     pub url: String,
     pub token: Option<String>,
     pub tls: Option<ClientTlsConfig>,
-    /// Consecutive failed connection attempts before the worker gives up.
-    pub retries: u32,
+    /// How long the worker keeps trying to reach its coordinator (first join or after losing
+    /// it) before it gives up; `None`: the job's `cluster.reconnect_secs` once joined, 300 s
+    /// before.
+    pub reconnect: Option<Duration>,
+    /// Also give up after this many consecutive failed attempts.
+    pub retries: Option<u32>,
     pub connect_timeout: Duration,
     /// Overrides the job's backend (`--backend`).
     pub backend: Option<BackendKind>,
     /// A label for this worker in the cockpit (default: the host name).
     pub host: Option<String>,
+    /// Restarts of this worker's process by its launcher, told to the coordinator.
+    pub restarts: u32,
 }
 
 impl WorkerConfig {
@@ -64,10 +72,12 @@ impl WorkerConfig {
             url: url.into(),
             token: None,
             tls: None,
-            retries: 10,
+            reconnect: None,
+            retries: None,
             connect_timeout: Duration::from_secs(5),
             backend: None,
             host: None,
+            restarts: 0,
         }
     }
 }
@@ -227,6 +237,7 @@ impl GrpcTransport {
                 device: self.device.device.clone(),
                 pid: std::process::id(),
                 previous_worker_id: previous,
+                restarts: self.cfg.restarts,
             })
             .await
             .map_err(|s| classify(&s))?
@@ -315,8 +326,11 @@ impl GrpcTransport {
         self.session = None;
         let started = Instant::now();
         let mut delay = Duration::from_millis(200);
-        let mut last = String::new();
-        for attempt in 1..=self.cfg.retries.max(1) {
+        let mut last;
+        let window = self.cfg.reconnect.unwrap_or(Duration::from_secs(DEFAULT_RECONNECT_SECS));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             match self.rt.block_on(self.open_bounded(self.id)) {
                 Ok((session, id, joined)) => {
                     if self.id.is_some() {
@@ -333,15 +347,17 @@ impl GrpcTransport {
                 }
                 Err(ConnectError::Retry(m)) => {
                     last = m;
-                    if attempt == self.cfg.retries.max(1) {
-                        break;
-                    }
                     let jitter = 0.5 + self.rng.next_f64();
                     let wait = delay.mul_f64(jitter);
+                    let out_of_time = started.elapsed() + wait >= window;
+                    if out_of_time || self.cfg.retries.is_some_and(|r| attempt >= r) {
+                        break;
+                    }
                     tracing::warn!(
-                        "cannot reach the coordinator at {} (attempt {attempt}/{}): {last}; retrying in {:.1} s",
+                        "cannot reach the coordinator at {} (attempt {attempt}, {:.0} of {} s): {last}; retrying in {:.1} s",
                         self.cfg.url,
-                        self.cfg.retries,
+                        started.elapsed().as_secs_f64(),
+                        window.as_secs(),
                         wait.as_secs_f64()
                     );
                     std::thread::sleep(wait);
@@ -352,8 +368,7 @@ impl GrpcTransport {
         Err(ClusterError::Unreachable {
             url: self.cfg.url.clone(),
             message: format!(
-                "no answer after {} attempts over {:.0} s: {last}",
-                self.cfg.retries.max(1),
+                "no answer after {attempt} attempts over {:.0} s: {last}",
                 started.elapsed().as_secs_f64()
             ),
         })
@@ -718,6 +733,9 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
     };
     transport.param_count = architecture.param_count();
     transport.state_len = architecture.state_len();
+    if transport.cfg.reconnect.is_none() {
+        transport.cfg.reconnect = Some(Duration::from_secs(job.cluster.reconnect_secs));
+    }
     *lock(&transport.inbox) = Inbox::new(INBOX, transport.param_count);
     transport.device = backend.device();
     let mut worker = WorkerLoop::new(id, &job, &architecture, Arc::new(dataset), backend, transport, 0.0);

@@ -229,7 +229,7 @@ impl Drop for Tmux {
 
 /// Pids of live processes whose command line contains `marker`.
 pub fn pids_with(marker: &str) -> Vec<u32> {
-    let out = std::process::Command::new("pgrep").args(["-f", marker]).output().unwrap();
+    let out = std::process::Command::new("pgrep").args(["-f", "--", marker]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 

@@ -80,7 +80,8 @@ impl Cluster for ClusterService {
         if run.is_over() {
             return Err(Status::failed_precondition("the job has ended"));
         }
-        let (id, params, epoch) = run.join(req.host, req.pid, req.device, req.previous_worker_id);
+        let (id, params, epoch) =
+            run.join(req.host, req.pid, req.device, req.previous_worker_id, req.restarts);
         Ok(Response::new(pb::JoinReply {
             worker_id: id,
             job_toml: run.job_toml.clone(),

@@ -97,6 +97,13 @@ const FIELDS: &[(&str, K, &[&str], &str)] = &[
         &[],
         "A worker holding a partition with no step for this long is lost",
     ),
+    (
+        "cluster.reconnect_secs",
+        K::Integer,
+        &[],
+        "Workers retry a lost coordinator this long; a job with no live worker this long fails",
+    ),
+    ("cluster.max_restarts", K::Integer, &[], "Local and SSH launchers restart a crashed worker this often"),
     ("cluster.checkpoint_every", K::Integer, &[], "Checkpoint every this many steps (with a checkpoint dir)"),
     (
         "cluster.hosts",

@@ -151,6 +151,7 @@ impl Shared {
         let run = self.run();
         let job = run.as_ref().map(|r| r.job.clone()).or_else(|| self.loaded_job());
         let mut url = self.url.clone();
+        let max_restarts = job.as_ref().map(|j| j.cluster.max_restarts).unwrap_or(0);
         if let Some(job) = job.filter(|j| j.cluster.launcher == crate::job::LauncherKind::Ssh) {
             let remote = job.cluster.hosts.iter().any(|h| {
                 let name = h.host().rsplit('@').next().unwrap_or_default();
@@ -165,6 +166,7 @@ impl Shared {
             binary: self.config.binary.clone(),
             token: self.config.token.clone(),
             problems: run.map(|r| r.launch_problems.clone()).unwrap_or_default(),
+            max_restarts,
         }
     }
 

@@ -86,6 +86,8 @@ pub struct WorkerLink {
     pub last_seen: Mutex<Instant>,
     /// The last sign of training: a step reported, or a partition handed out.
     pub last_progress: Mutex<Instant>,
+    /// Restarts of this worker's process by its launcher.
+    pub restarts: u32,
     pub latest: Mutex<Option<StepStats>>,
     pub state: Mutex<LinkState>,
     pub detail: Mutex<String>,
@@ -171,6 +173,10 @@ pub struct JobRun {
     pub heartbeat_timeout: Duration,
     /// A worker holding a partition with no step for this long is lost.
     pub step_timeout: Duration,
+    /// A job with no live worker for this long fails.
+    reconnect_window: Duration,
+    /// Since when no worker has been live (the start, or the last one lost).
+    unmanned_since: Mutex<Option<Instant>>,
     stop_requested: AtomicBool,
     /// Update bytes rejected at the relay (forged origin, bad content).
     pub rejected_bytes: AtomicU64,
@@ -231,6 +237,8 @@ impl JobRun {
             steps_offset: setup.steps,
             heartbeat_timeout,
             step_timeout: Duration::from_secs(setup.job.cluster.step_timeout_secs),
+            reconnect_window: Duration::from_secs(setup.job.cluster.reconnect_secs),
+            unmanned_since: Mutex::new(Some(Instant::now())),
             stop_requested: AtomicBool::new(false),
             rejected_bytes: AtomicU64::new(0),
             launch_problems: Arc::default(),
@@ -272,6 +280,7 @@ impl JobRun {
         pid: u32,
         device: String,
         previous: Option<WorkerId>,
+        restarts: u32,
     ) -> (WorkerId, Vec<f32>, u32) {
         let mut hub = self.hub();
         let id = match previous {
@@ -290,6 +299,7 @@ impl JobRun {
             ready: Notify::new(),
             last_seen: Mutex::new(Instant::now()),
             last_progress: Mutex::new(Instant::now()),
+            restarts,
             latest: Mutex::new(None),
             state: Mutex::new(LinkState::Joined),
             detail: Mutex::new(String::new()),
@@ -584,6 +594,7 @@ impl JobRun {
                 );
             }
         }
+        self.check_manned();
         let steps = self.total_steps();
         let due = {
             let c = lock(&self.checkpoint);
@@ -592,6 +603,29 @@ impl JobRun {
         if due {
             let run = self.clone();
             tokio::task::spawn_blocking(move || run.write_checkpoint(false));
+        }
+    }
+
+    /// Fails the job once no worker has been live for the reconnect window: nobody is left to
+    /// train it (a restarted worker joins well within the window).
+    fn check_manned(&self) {
+        let live = self.hub().live_workers();
+        let mut since = lock(&self.unmanned_since);
+        if live > 0 {
+            *since = None;
+            return;
+        }
+        let start = *since.get_or_insert_with(Instant::now);
+        if start.elapsed() >= self.reconnect_window {
+            drop(since);
+            let reason = format!(
+                "no live worker for {} s (cluster.reconnect_secs) and none restarting: nobody is left to train the job",
+                self.reconnect_window.as_secs()
+            );
+            tracing::error!("{reason}");
+            self.hub().fail(reason.clone());
+            self.changed.notify_waiters();
+            self.finalize(RunEnd::Failed(reason));
         }
     }
 

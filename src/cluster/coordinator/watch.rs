@@ -209,6 +209,7 @@ fn workers(run: &JobRun) -> Vec<pb::WorkerInfo> {
                 utilization: device.utilization,
                 detail: l.detail.lock().unwrap_or_else(|p| p.into_inner()).clone(),
                 layers: s.layers.iter().map(crate::cluster::convert::share_to_pb).collect(),
+                restarts: l.restarts,
             }
         })
         .collect()

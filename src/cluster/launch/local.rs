@@ -5,9 +5,10 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{LaunchContext, Launcher};
 use crate::cluster::ClusterError;
@@ -70,25 +71,59 @@ impl Tail {
     }
 }
 
+/// Starts a worker's process again after it crashed: the restart's number in, the new child
+/// and the tail of its output out.
+pub type Respawn = Box<dyn Fn(u32) -> std::io::Result<(Child, Tail)> + Send>;
+
 struct Slot {
     name: String,
     child: Child,
     tail: Tail,
     problems: Arc<Mutex<Vec<String>>>,
     reported: bool,
+    respawn: Option<Respawn>,
+    restarts: u32,
+    max_restarts: u32,
+    /// A restart is due at this time.
+    due: Option<Instant>,
+}
+
+/// The wait before restart `n` (1-based): 1, 2, 4, ... seconds, at most 30.
+fn backoff(n: u32) -> Duration {
+    Duration::from_secs(1u64 << n.saturating_sub(1).min(5)).min(Duration::from_secs(30))
 }
 
 /// Child processes standing for workers: watched (an exit with an error is reported with the
-/// child's last words) and stopped together.
+/// child's last words, and restarted up to `cluster.max_restarts` times with backoff when the
+/// launcher can) and stopped together.
 #[derive(Default)]
 pub struct ChildSlots {
     slots: Arc<Mutex<Vec<Slot>>>,
     monitor: OnceLock<()>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl ChildSlots {
-    pub fn push(&self, child: Child, tail: Tail, name: String, problems: Arc<Mutex<Vec<String>>>) {
-        lock(&self.slots).push(Slot { name, child, tail, problems, reported: false });
+    pub fn push(
+        &self,
+        child: Child,
+        tail: Tail,
+        name: String,
+        problems: Arc<Mutex<Vec<String>>>,
+        respawn: Option<Respawn>,
+        max_restarts: u32,
+    ) {
+        lock(&self.slots).push(Slot {
+            name,
+            child,
+            tail,
+            problems,
+            reported: false,
+            respawn,
+            restarts: 0,
+            max_restarts,
+            due: None,
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -99,33 +134,24 @@ impl ChildSlots {
         self.len() == 0
     }
 
-    /// Watches the children; reports those that exit with an error, with their last words.
+    /// Restarts so far, per worker slot.
+    pub fn restarts(&self) -> Vec<(String, u32)> {
+        lock(&self.slots).iter().map(|s| (s.name.clone(), s.restarts)).collect()
+    }
+
+    /// Watches the children; reports those that exit with an error, with their last words, and
+    /// restarts them while restarts are left.
     pub fn start_monitor(&self) {
         self.monitor.get_or_init(|| {
             let slots = Arc::downgrade(&self.slots);
+            let stopping = self.stopping.clone();
             let _ = std::thread::Builder::new().name("strom-launcher-monitor".into()).spawn(move || {
                 while let Some(slots) = slots.upgrade() {
                     for s in lock(&slots).iter_mut() {
-                        if s.reported {
-                            continue;
+                        if stopping.load(Ordering::Acquire) {
+                            break;
                         }
-                        if let Ok(Some(status)) = s.child.try_wait() {
-                            s.reported = true;
-                            if status.success() {
-                                tracing::debug!("worker {} (pid {}) exited", s.name, s.child.id());
-                            } else {
-                                let tail = s.tail.lines();
-                                tracing::error!(
-                                    "worker {} (pid {}) exited with {status}; its last output:\n{}",
-                                    s.name,
-                                    s.child.id(),
-                                    tail.join("\n")
-                                );
-                                let last = tail.last().cloned().unwrap_or_default();
-                                lock(&s.problems)
-                                    .push(format!("worker {} exited with {status}: {last}", s.name));
-                            }
-                        }
+                        watch(s);
                     }
                     drop(slots);
                     std::thread::sleep(Duration::from_millis(200));
@@ -134,8 +160,9 @@ impl ChildSlots {
         });
     }
 
-    /// SIGTERM, a grace period, then SIGKILL.
+    /// SIGTERM, a grace period, then SIGKILL; nothing is restarted any more.
     pub fn stop_all(&self) {
+        self.stopping.store(true, Ordering::Release);
         let mut slots = lock(&self.slots);
         for s in slots.iter_mut() {
             if let Ok(None) = s.child.try_wait() {
@@ -143,9 +170,9 @@ impl ChildSlots {
                 unsafe { libc::kill(s.child.id() as libc::pid_t, libc::SIGTERM) };
             }
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + Duration::from_secs(3);
         for s in slots.iter_mut() {
-            while matches!(s.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            while matches!(s.child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if let Ok(None) = s.child.try_wait() {
@@ -153,8 +180,75 @@ impl ChildSlots {
             }
             let _ = s.child.wait();
             s.reported = true;
+            s.due = None;
         }
     }
+}
+
+/// One look at one child: its exit reported, its restart scheduled or started.
+fn watch(s: &mut Slot) {
+    if let Some(due) = s.due {
+        if Instant::now() < due {
+            return;
+        }
+        s.due = None;
+        let n = s.restarts + 1;
+        match s.respawn.as_ref().map(|r| r(n)) {
+            Some(Ok((child, tail))) => {
+                tracing::warn!(
+                    "restarted worker {} as pid {} (restart {n} of {})",
+                    s.name,
+                    child.id(),
+                    s.max_restarts
+                );
+                (s.child, s.tail, s.restarts, s.reported) = (child, tail, n, false);
+            }
+            Some(Err(e)) => {
+                s.restarts = n;
+                tracing::error!("cannot restart worker {}: {e}", s.name);
+                lock(&s.problems).push(format!("worker {}: cannot restart: {e}", s.name));
+            }
+            None => {}
+        }
+        return;
+    }
+    if s.reported {
+        return;
+    }
+    let Ok(Some(status)) = s.child.try_wait() else { return };
+    s.reported = true;
+    if status.success() {
+        tracing::debug!("worker {} (pid {}) exited", s.name, s.child.id());
+        return;
+    }
+    let tail = s.tail.lines();
+    let last = tail.last().cloned().unwrap_or_default();
+    if s.respawn.is_some() && s.restarts < s.max_restarts {
+        let wait = backoff(s.restarts + 1);
+        tracing::error!(
+            "worker {} (pid {}) exited with {status}; restarting it in {} s (restart {} of {}); its last output:\n{}",
+            s.name,
+            s.child.id(),
+            wait.as_secs(),
+            s.restarts + 1,
+            s.max_restarts,
+            tail.join("\n")
+        );
+        s.due = Some(Instant::now() + wait);
+        return;
+    }
+    tracing::error!(
+        "worker {} (pid {}) exited with {status}{}; its last output:\n{}",
+        s.name,
+        s.child.id(),
+        if s.restarts > 0 {
+            format!(" after {} restart(s); not restarted again", s.restarts)
+        } else {
+            String::new()
+        },
+        tail.join("\n")
+    );
+    lock(&s.problems).push(format!("worker {} exited with {status}: {last}", s.name));
 }
 
 #[derive(Default)]
@@ -172,25 +266,42 @@ fn keep_tail(stderr: impl std::io::Read + Send + 'static, tail: Tail) {
     });
 }
 
+/// Starts one local worker process; `restart` > 0 tells the coordinator it is a restart.
+fn spawn_worker(ctx: &LaunchContext, restart: u32) -> std::io::Result<(Child, Tail)> {
+    let mut cmd = Command::new(&ctx.binary);
+    cmd.args(ctx.worker_args(false))
+        .args(["--log-format", "json", "--exit-with-parent", &std::process::id().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if restart > 0 {
+        cmd.args(["--restarts", &restart.to_string()]);
+    }
+    let mut child = spawn_tied(cmd)?;
+    let tail = Tail::default();
+    if let Some(stderr) = child.stderr.take() {
+        keep_tail(stderr, tail.clone());
+    }
+    Ok((child, tail))
+}
+
 impl Launcher for LocalLauncher {
     fn start(&self, count: usize, ctx: &LaunchContext) -> Result<(), ClusterError> {
         self.children.start_monitor();
         for _ in 0..count {
-            let mut cmd = Command::new(&ctx.binary);
-            cmd.args(ctx.worker_args(false))
-                .args(["--log-format", "json", "--exit-with-parent", &std::process::id().to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            let mut child = spawn_tied(cmd)
+            let (child, tail) = spawn_worker(ctx, 0)
                 .map_err(|e| ClusterError::Launch(format!("cannot start {}: {e}", ctx.binary.display())))?;
-            let tail = Tail::default();
-            if let Some(stderr) = child.stderr.take() {
-                keep_tail(stderr, tail.clone());
-            }
             let index = self.children.len();
             tracing::info!("started worker process {} (#{index})", child.id());
-            self.children.push(child, tail, format!("process #{index}"), ctx.problems.clone());
+            let again = ctx.clone();
+            self.children.push(
+                child,
+                tail,
+                format!("process #{index}"),
+                ctx.problems.clone(),
+                Some(Box::new(move |n| spawn_worker(&again, n))),
+                ctx.max_restarts,
+            );
         }
         Ok(())
     }

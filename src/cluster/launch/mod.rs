@@ -30,6 +30,8 @@ pub struct LaunchContext {
     pub token: Option<String>,
     /// Where launchers report what failed to start, per host or worker (shown by the cockpit).
     pub problems: Arc<Mutex<Vec<String>>>,
+    /// Restarts of a crashed worker (local and SSH launchers; `cluster.max_restarts`).
+    pub max_restarts: u32,
 }
 
 impl LaunchContext {

@@ -110,7 +110,15 @@ impl Launcher for SparkLauncher {
             });
         }
         tracing::info!("submitted {count} worker task(s) to Spark at {}", self.spec.master);
-        self.children.push(child, tail, format!("spark-submit ({})", self.spec.master), ctx.problems.clone());
+        // Spark retries failed tasks itself (spark.task.maxFailures); the driver is not restarted.
+        self.children.push(
+            child,
+            tail,
+            format!("spark-submit ({})", self.spec.master),
+            ctx.problems.clone(),
+            None,
+            0,
+        );
         self.children.start_monitor();
         lock(&self.staged).push(dir);
         Ok(())

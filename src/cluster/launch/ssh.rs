@@ -54,17 +54,8 @@ impl SshLauncher {
         }
     }
 
-    /// `ssh` with batch mode, timeouts, keep-alives, the job's options and the host's port.
     fn ssh(&self, host: &HostSpec) -> Command {
-        let mut c = Command::new("ssh");
-        c.args(["-o", "BatchMode=yes", "-o", &format!("ConnectTimeout={}", self.spec.connect_timeout_secs)])
-            .args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"])
-            .args(&self.spec.options);
-        if let Some(p) = host.port() {
-            c.args(["-p", &p.to_string()]);
-        }
-        c.arg(host.host());
-        c
+        ssh_command(&self.spec, host)
     }
 
     fn binary<'a>(&'a self, host: &'a HostSpec) -> &'a str {
@@ -159,14 +150,59 @@ impl SshLauncher {
             probed.insert(i, p);
         }
     }
+}
 
-    fn remote_command(&self, host: &HostSpec, ctx: &LaunchContext, name: &str) -> String {
-        let mut args: Vec<String> = vec![self.binary(host).to_string()];
-        args.extend(ctx.worker_args(true));
-        args.extend(["--name".into(), name.into(), "--log-format".into(), "json".into()]);
+/// `ssh` with batch mode, timeouts, keep-alives, the job's options and the host's port.
+fn ssh_command(spec: &crate::job::SshSpec, host: &HostSpec) -> Command {
+    let mut c = Command::new("ssh");
+    c.args(["-o", "BatchMode=yes", "-o", &format!("ConnectTimeout={}", spec.connect_timeout_secs)])
+        .args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"])
+        .args(&spec.options);
+    if let Some(p) = host.port() {
+        c.args(["-p", &p.to_string()]);
+    }
+    c.arg(host.host());
+    c
+}
+
+/// One worker on one host: what it takes to start it, and to start it again after a crash.
+struct RemoteWorker {
+    spec: crate::job::SshSpec,
+    host: HostSpec,
+    ctx: LaunchContext,
+    name: String,
+}
+
+impl RemoteWorker {
+    fn remote_command(&self, restart: u32) -> String {
+        let mut args: Vec<String> = vec![self.host.binary(&self.spec.binary).to_string()];
+        args.extend(self.ctx.worker_args(true));
+        args.extend(["--name".into(), self.name.clone(), "--log-format".into(), "json".into()]);
+        if restart > 0 {
+            args.extend(["--restarts".into(), restart.to_string()]);
+        }
         let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
         // $PPID is the sshd session: when the connection goes, so does the worker.
         format!("exec {} --exit-with-parent $PPID", quoted.join(" "))
+    }
+
+    fn spawn(&self, restart: u32) -> std::io::Result<(std::process::Child, Tail)> {
+        let mut cmd = ssh_command(&self.spec, &self.host);
+        cmd.arg(self.remote_command(restart))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = spawn_tied(cmd)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let token = self.ctx.token.clone().unwrap_or_default();
+            // The worker reads the token from stdin up to EOF; dropping closes it.
+            let _ = stdin.write_all(token.as_bytes());
+        }
+        let tail = Tail::default();
+        if let Some(stderr) = child.stderr.take() {
+            forward_logs(stderr, self.name.clone(), tail.clone());
+        }
+        Ok((child, tail))
     }
 }
 
@@ -190,30 +226,29 @@ impl Launcher for SshLauncher {
         for k in 0..count {
             let n = already + k;
             let host = &self.hosts[good[n % good.len()]];
-            let name = format!("{}#{n}", host.host());
-            let mut cmd = self.ssh(host);
-            cmd.arg(self.remote_command(host, ctx, &name))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            let mut child = match spawn_tied(cmd) {
+            let worker = RemoteWorker {
+                spec: self.spec.clone(),
+                host: host.clone(),
+                ctx: ctx.clone(),
+                name: format!("{}#{n}", host.host()),
+            };
+            let (child, tail) = match worker.spawn(0) {
                 Ok(c) => c,
                 Err(e) => {
                     failures.push(format!("host {}: cannot run ssh: {e}", host.host()));
                     continue;
                 }
             };
-            if let Some(mut stdin) = child.stdin.take() {
-                let token = ctx.token.clone().unwrap_or_default();
-                // The worker reads the token from stdin up to EOF; dropping closes it.
-                let _ = stdin.write_all(token.as_bytes());
-            }
-            let tail = Tail::default();
-            if let Some(stderr) = child.stderr.take() {
-                forward_logs(stderr, name.clone(), tail.clone());
-            }
-            tracing::info!("started worker {name} over ssh (local ssh pid {})", child.id());
-            self.children.push(child, tail, name, ctx.problems.clone());
+            tracing::info!("started worker {} over ssh (local ssh pid {})", worker.name, child.id());
+            let name = worker.name.clone();
+            self.children.push(
+                child,
+                tail,
+                name,
+                ctx.problems.clone(),
+                Some(Box::new(move |restart| worker.spawn(restart))),
+                ctx.max_restarts,
+            );
             started += 1;
         }
         *lock(&self.started) += started;

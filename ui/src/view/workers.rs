@@ -42,7 +42,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let mut header =
         vec!["", "id", "host", "device", "state", "samples/s", "sparsity", "tau", "residual", "lag", "seen"];
     if wide {
-        header.extend(["step", "loss", "sent", "received", "merged", "memory"]);
+        header.extend(["step", "loss", "sent", "received", "merged", "restarts", "memory"]);
     }
     let rows: Vec<Row> = job
         .workers
@@ -76,6 +76,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                     Cell::from(fmt::bytes(w.bytes_sent)),
                     Cell::from(fmt::bytes(w.bytes_received)),
                     Cell::from(w.merged.to_string()),
+                    Cell::from(w.restarts.to_string()),
                     Cell::from(memory),
                 ]);
             }
@@ -103,6 +104,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(9),
             Constraint::Length(9),
             Constraint::Length(7),
+            Constraint::Length(8),
             Constraint::Length(18),
         ]);
     }
