@@ -605,6 +605,21 @@ impl JobSpec {
         (available_cores() / sharing.max(1)).max(1)
     }
 
+    /// The keys that choose programs a coordinator runs for this job, with their values as
+    /// text (a coordinator compares a submitted job's against its own: see
+    /// `CoordinatorConfig::allow_job_commands`).
+    pub fn launch_commands(&self) -> Vec<(&'static str, String)> {
+        let c = &self.cluster;
+        let hosts: Vec<&str> = c.hosts.iter().map(|h| h.binary(&c.ssh.binary)).collect();
+        vec![
+            ("cluster.spark.submit", c.spark.submit.clone()),
+            ("cluster.spark.args", c.spark.args.join("\u{1f}")),
+            ("cluster.ssh.options", c.ssh.options.join("\u{1f}")),
+            ("cluster.ssh.binary", c.ssh.binary.clone()),
+            ("cluster.hosts", hosts.join("\u{1f}")),
+        ]
+    }
+
     /// The sharing mode in effect (see [`SharingSpec::mode`]).
     pub fn sharing_mode(&self) -> SharingMode {
         self.sharing.mode.unwrap_or(if self.cluster.workers > 1 {

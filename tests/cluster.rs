@@ -212,15 +212,25 @@ async fn forge(url: &str) -> u32 {
             Ok(r)
         })
         .max_decoding_message_size(64 << 20);
-    let joined = client
-        .join(pb::JoinRequest {
-            protocol_version: strom_proto::PROTOCOL_VERSION,
-            host: "forger".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    // The job starts once the coordinator has prepared its data.
+    let mut tries = 0;
+    let joined = loop {
+        let r = client
+            .join(pb::JoinRequest {
+                protocol_version: strom_proto::PROTOCOL_VERSION,
+                host: "forger".into(),
+                ..Default::default()
+            })
+            .await;
+        match r {
+            Ok(r) => break r.into_inner(),
+            Err(e) if e.code() == tonic::Code::FailedPrecondition && tries < 300 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let id = joined.worker_id;
     let n = joined.params.len() / 4;
     let mut forged = Vec::new();
@@ -253,6 +263,13 @@ async fn forge(url: &str) -> u32 {
     let mut dense = Vec::new();
     codec::encode_dense(&mut dense, &vec![1e9; n], id, 1);
     forged.push(dense);
+    // A finite but huge tau: applied twice it would overflow parameters to infinity.
+    let mut huge = ThresholdEncoder::new(n);
+    huge.encode(&mut vec![0.0; n], &vec![1.0; n], 0.5, id, 1);
+    let mut huge = huge.message().to_vec();
+    huge[8..12].copy_from_slice(&3e38f32.to_le_bytes());
+    forged.push(huge.clone());
+    forged.push(huge);
     let count = forged.len() as u32;
     let updates: Vec<pb::Update> = forged
         .into_iter()
@@ -261,6 +278,7 @@ async fn forge(url: &str) -> u32 {
         .collect();
     let mut req = tonic::Request::new(tokio_stream::iter(updates));
     req.metadata_mut().insert("strom-worker-id", id.to_string().parse().unwrap());
+    req.metadata_mut().insert("strom-worker-secret", joined.session_secret.parse().unwrap());
     let _responses = client.exchange(req).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     count

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::cluster::auth::{client_tls, generate_token, read_token_file, write_token_file};
+use crate::cluster::auth::{TokenDir, client_tls, generate_token, read_token_file};
 use crate::cluster::{Coordinator, CoordinatorConfig};
 use crate::job::JobSpec;
 use crate::storage::Location;
@@ -77,12 +77,18 @@ pub fn run(args: CockpitArgs, tour: bool, started: Instant) -> Result<()> {
         Some(path) => JobSpec::load(&Location::parse(path)?).with_context(|| format!("--job {path}"))?,
         None => JobSpec::from_toml(COCKPIT_JOB, "the cockpit's demo job")?,
     };
-    // Loopback only, but other users of this machine can reach loopback too: use a token.
+    // Loopback only, but other users of this machine can reach loopback too: tokens, the
+    // workers' in a private directory for the launched workers, the control token in this
+    // process only (the cockpit's own).
     let token = generate_token()?;
-    let token_file = std::env::temp_dir().join(format!("strom-cockpit-token-{}", std::process::id()));
-    write_token_file(&token_file, &token)?;
+    let control = generate_token()?;
+    let tokens = TokenDir::new(&format!("strom-cockpit-token-{}.", std::process::id()))?;
+    let token_file = tokens.write("worker-token", &token)?;
     let config = CoordinatorConfig {
-        token: Some(token.clone()),
+        token: Some(token),
+        control_token: Some(control.clone()),
+        // The person at this terminal edits the job, commands included.
+        allow_job_commands: true,
         token_file: Some(token_file.clone()),
         checkpoint_dir: args.checkpoint_dir.as_deref().map(Location::parse).transpose()?,
         ..CoordinatorConfig::loopback(Some(job))
@@ -91,7 +97,7 @@ pub fn run(args: CockpitArgs, tour: bool, started: Instant) -> Result<()> {
     let result = rt.block_on(async move {
         let handle = Coordinator::new(config).start().await?;
         let cfg = strom_ui::CockpitConfig {
-            target: strom_ui::Target { url: handle.url().to_string(), token: Some(token), tls: None },
+            target: strom_ui::Target { url: handle.url().to_string(), token: Some(control), tls: None },
             embedded: true,
             tour,
             refresh: Duration::from_millis(args.refresh_ms.clamp(50, 5000)),
@@ -109,7 +115,7 @@ pub fn run(args: CockpitArgs, tour: bool, started: Instant) -> Result<()> {
         handle.shutdown().await;
         ui
     });
-    let _ = std::fs::remove_file(&token_file);
+    drop(tokens);
     result
 }
 

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::progress::TrainProgress;
 use super::train::{FinishedRun, TrainArgs, log_plan};
-use crate::cluster::auth::{ServerTls, generate_token, read_token_file, write_token_file};
+use crate::cluster::auth::{ServerTls, TokenDir, generate_token, read_token_file};
 use crate::cluster::coordinator::{JobRun, RunEnd, RunResult};
 use crate::cluster::{Coordinator, CoordinatorConfig};
 use crate::engine::{EpochSummary, Observer, StepStats};
@@ -26,9 +26,18 @@ pub struct CoordinatorArgs {
     /// Address to listen on (host:port). Beyond loopback a token is required.
     #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
     pub listen: String,
-    /// File holding the bearer token every worker and cockpit must present.
+    /// File holding the workers' bearer token (join and train).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// File holding the control token the cockpit (`strom attach`) presents to watch and steer
+    /// jobs [default: the workers' token, with a warning: every worker host could steer].
+    #[arg(long, value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
+    /// Let submitted jobs name programs and ssh options of their own (cluster.spark.submit,
+    /// spark.args, ssh.options, ssh.binary, host binaries); without it they must match the
+    /// --job this coordinator started with.
+    #[arg(long)]
+    pub allow_job_commands: bool,
     /// Job file to run; without it the coordinator waits for one (`strom attach`).
     #[arg(long, value_name = "FILE")]
     pub job: Option<String>,
@@ -114,6 +123,10 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
     let listen: SocketAddr =
         args.listen.parse().with_context(|| format!("--listen {}: expected host:port", args.listen))?;
     let token = args.token_file.as_deref().map(read_token_file).transpose()?;
+    let control_token = args.control_token_file.as_deref().map(read_token_file).transpose()?;
+    if control_token.is_some() && control_token == token {
+        bail!("--control-token-file holds the workers' token: use a token of its own");
+    }
     let job = match &args.job {
         Some(path) => Some(JobSpec::load(&Location::parse(path)?).with_context(|| format!("--job {path}"))?),
         None => None,
@@ -122,6 +135,8 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
     let config = CoordinatorConfig {
         listen,
         token,
+        control_token,
+        allow_job_commands: args.allow_job_commands,
         token_file: args.token_file.clone(),
         tls: args.tls_cert.clone().zip(args.tls_key.clone()).map(|(cert, key)| ServerTls { cert, key }),
         tls_ca: args.tls_ca.clone(),
@@ -177,16 +192,11 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
 /// `strom train --launcher local|none|...`: a coordinator in this process, workers launched
 /// by the job's launcher, progress and results as with the embedded engine.
 pub fn train_with_coordinator(args: &TrainArgs, job: JobSpec, output: &Location) -> Result<()> {
+    // The workers' token, in a private directory for the launched workers; the control token
+    // stays in this process (nothing here steers the job over the wire).
     let token = generate_token()?;
-    let token_file = std::env::temp_dir().join(format!("strom-token-{}", std::process::id()));
-    write_token_file(&token_file, &token)?;
-    struct RemoveOnDrop(PathBuf);
-    impl Drop for RemoveOnDrop {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    let _cleanup = RemoveOnDrop(token_file.clone());
+    let tokens = TokenDir::new(&format!("strom-token-{}.", std::process::id()))?;
+    let token_file = tokens.write("worker-token", &token)?;
     // Prepared once here (for the plan and the progress display) and handed to the coordinator.
     let prepared = crate::data::prepare(&job.data, job.train.seed)
         .with_context(|| format!("reading {}", job.data.train))?;
@@ -208,6 +218,9 @@ pub fn train_with_coordinator(args: &TrainArgs, job: JobSpec, output: &Location)
     let config = CoordinatorConfig {
         listen,
         token: Some(token),
+        control_token: Some(generate_token()?),
+        // The job is this user's own, given on the command line.
+        allow_job_commands: true,
         token_file: Some(token_file.clone()),
         checkpoint_dir: args.checkpoint_dir.as_deref().map(Location::parse).transpose()?,
         job: Some(job),

@@ -523,6 +523,7 @@ fn summary_json(
         "mean_sparsity": t.mean_sparsity,
         "messages_merged": t.messages_merged,
         "messages_rejected": t.messages_rejected,
+        "calls_refused": t.calls_refused,
         "workers_lost": t.workers_lost,
         "partitions_requeued": t.partitions_requeued,
         "replica_drift": outcome.epochs.last().map(|e| e.replica_drift),

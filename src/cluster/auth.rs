@@ -1,4 +1,7 @@
-//! Bearer tokens (checked in constant time on every call) and TLS from PEM files.
+//! Credentials: the worker token (join and train), the control token (the cockpit: submit,
+//! pause, stop, add or remove workers), both bearer tokens checked in constant time on every
+//! call; per-session worker secrets, so a worker can only ever speak for itself; token files
+//! created exclusively in private directories; and TLS from PEM files.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,23 +47,38 @@ pub fn generate_token() -> Result<String, ClusterError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Writes a token to a new file readable by its owner only.
+/// Writes a token to a new file readable by its owner only. The file must not exist yet
+/// (O_EXCL): a file or link planted at that path is never written through.
 pub fn write_token_file(path: &Path, token: &str) -> Result<(), ClusterError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let err =
         |e: std::io::Error| ClusterError::Token { path: path.display().to_string(), message: e.to_string() };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(err)?;
-    // `mode` applies only when the file is created; an existing file is narrowed too.
-    use std::os::unix::fs::PermissionsExt;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
     f.write_all(token.as_bytes()).map_err(err)
+}
+
+/// A private directory for token files: a fresh random name, mode 0700, removed with
+/// everything in it when dropped.
+pub struct TokenDir(tempfile::TempDir);
+
+impl TokenDir {
+    /// Under the system's temporary directory; the name starts with `prefix`.
+    pub fn new(prefix: &str) -> Result<TokenDir, ClusterError> {
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .map(TokenDir)
+            .map_err(|e| ClusterError::Config(format!("cannot create a private directory for tokens: {e}")))
+    }
+
+    /// Writes `token` to a new file `name` in the directory; returns its path.
+    pub fn write(&self, name: &str, token: &str) -> Result<PathBuf, ClusterError> {
+        let path = self.0.path().join(name);
+        write_token_file(&path, token)?;
+        Ok(path)
+    }
 }
 
 /// Equality that takes the same time wherever the inputs differ.
@@ -91,6 +109,43 @@ impl Interceptor for CheckToken {
             Some(_) => Err(Status::unauthenticated("wrong token: check --token-file")),
             None => Err(Status::unauthenticated("this coordinator needs a token: pass --token-file")),
         }
+    }
+}
+
+/// Metadata naming the worker on every call after it joined ...
+pub const WORKER_ID: &str = "strom-worker-id";
+/// ... and proving it is that worker: the secret its join returned.
+pub const WORKER_SECRET: &str = "strom-worker-secret";
+
+/// A worker's client after it joined: the token, its id and its session secret on every call.
+#[derive(Clone)]
+pub struct WorkerSession {
+    bearer: Option<MetadataValue<Ascii>>,
+    id: MetadataValue<Ascii>,
+    secret: MetadataValue<Ascii>,
+}
+
+impl WorkerSession {
+    pub fn new(token: &AttachToken, id: u32, secret: &str) -> Result<Self, ClusterError> {
+        let bad =
+            |_| ClusterError::Config("the coordinator sent a session secret that is not a header".into());
+        Ok(WorkerSession {
+            bearer: token.header.clone(),
+            id: id.to_string().parse().map_err(bad)?,
+            secret: secret.parse().map_err(bad)?,
+        })
+    }
+}
+
+impl Interceptor for WorkerSession {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let md = request.metadata_mut();
+        if let Some(h) = &self.bearer {
+            md.insert(strom_proto::AUTHORIZATION, h.clone());
+        }
+        md.insert(WORKER_ID, self.id.clone());
+        md.insert(WORKER_SECRET, self.secret.clone());
+        Ok(request)
     }
 }
 
@@ -176,9 +231,15 @@ mod tests {
         std::fs::write(&p, "short").unwrap();
         assert!(read_token_file(&p).unwrap_err().to_string().contains("at least 16"));
         let t = generate_token().unwrap();
-        write_token_file(&p, &t).unwrap();
+        assert!(write_token_file(&p, &t).is_err(), "an existing file is never written through");
+        let tokens = TokenDir::new("strom-test-").unwrap();
+        let p = tokens.write("token", &t).unwrap();
         assert_eq!(read_token_file(&p).unwrap(), t);
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        let dir = p.parent().unwrap().to_path_buf();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        drop(tokens);
+        assert!(!dir.exists(), "the directory goes with its tokens");
     }
 }

@@ -17,7 +17,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::ClusterError;
-use super::auth::AttachToken;
+use super::auth::{AttachToken, WorkerSession};
 use super::convert::{device_to_pb, params_from_bytes, params_to_bytes, partition_to_pb, stats_to_pb};
 use super::coordinator::MAX_MESSAGE;
 use crate::backend::{self, DeviceInfo};
@@ -33,7 +33,6 @@ use crate::nn::Architecture;
 use crate::rng::Rng;
 use crate::telemetry::{LogEvent, log_tap};
 
-const WORKER_HEADER: &str = "strom-worker-id";
 const INBOX: usize = 64;
 /// How long a worker tries to reach its coordinator before it knows the job's setting.
 pub const DEFAULT_RECONNECT_SECS: u64 = 300;
@@ -82,7 +81,7 @@ impl WorkerConfig {
     }
 }
 
-type Client = ClusterClient<InterceptedService<Channel, AttachToken>>;
+type Client = ClusterClient<InterceptedService<Channel, WorkerSession>>;
 
 /// One connection's worth of streams and tasks.
 struct Session {
@@ -133,6 +132,8 @@ pub struct GrpcTransport {
     attach: AttachToken,
     host: String,
     id: Option<u32>,
+    /// The current session's secret (proves `id` when re-joining after a lost connection).
+    secret: Option<String>,
     param_count: usize,
     /// Parameters plus running state: the model state that joins and barriers carry.
     state_len: usize,
@@ -154,6 +155,7 @@ pub struct GrpcTransport {
 
 /// What joining returned.
 struct Joined {
+    secret: String,
     job_toml: String,
     architecture_json: String,
     transform_json: String,
@@ -166,7 +168,7 @@ enum ConnectError {
     /// Not worth retrying: wrong token, wrong protocol.
     Fatal(String),
     /// The job has ended.
-    Over,
+    Over(String),
     Retry(String),
 }
 
@@ -179,7 +181,9 @@ fn classify(status: &Status) -> ConnectError {
         Code::FailedPrecondition if status.message().contains("protocol") => {
             ConnectError::Fatal(status.message().to_string())
         }
-        Code::FailedPrecondition if status.message().contains("has ended") => ConnectError::Over,
+        Code::FailedPrecondition if status.message().contains("has ended") => {
+            ConnectError::Over(status.message().to_string())
+        }
         _ => ConnectError::Retry(status.message().to_string()),
     }
 }
@@ -193,6 +197,7 @@ impl GrpcTransport {
             attach,
             host,
             id: None,
+            secret: None,
             param_count: 0,
             state_len: 0,
             session: None,
@@ -227,10 +232,9 @@ impl GrpcTransport {
         }
         let channel =
             ep.connect().await.map_err(|e| ConnectError::Retry(format!("{e}: {}", source_chain(&e))))?;
-        let mut client = ClusterClient::with_interceptor(channel, self.attach.clone())
+        let reply = ClusterClient::with_interceptor(channel.clone(), self.attach.clone())
             .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
-        let reply = client
+            .max_encoding_message_size(MAX_MESSAGE)
             .join(pb::JoinRequest {
                 protocol_version: strom_proto::PROTOCOL_VERSION,
                 host: self.host.clone(),
@@ -238,19 +242,23 @@ impl GrpcTransport {
                 pid: std::process::id(),
                 previous_worker_id: previous,
                 restarts: self.cfg.restarts,
+                previous_secret: self.secret.clone().unwrap_or_default(),
             })
             .await
             .map_err(|s| classify(&s))?
             .into_inner();
         let id = reply.worker_id;
-        let header: tonic::metadata::MetadataValue<_> =
-            id.to_string().parse().map_err(|_| ConnectError::Fatal("bad worker id".into()))?;
+        // Every later call proves this session: the id and the secret the join returned.
+        let session = WorkerSession::new(&self.attach, id, &reply.session_secret)
+            .map_err(|e| ConnectError::Fatal(e.to_string()))?;
+        let mut client = ClusterClient::with_interceptor(channel, session)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
         let broken = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
 
         let (updates, rx) = mpsc::channel::<pb::Update>(256);
-        let mut req = Request::new(ReceiverStream::new(rx));
-        req.metadata_mut().insert(WORKER_HEADER, header.clone());
+        let req = Request::new(ReceiverStream::new(rx));
         let mut inbound = client.exchange(req).await.map_err(|s| classify(&s))?.into_inner();
         let (inbox, b) = (self.inbox.clone(), broken.clone());
         tasks.push(tokio::spawn(async move {
@@ -266,8 +274,7 @@ impl GrpcTransport {
         }));
 
         let (reports, rx) = mpsc::channel::<pb::WorkerReport>(64);
-        let mut req = Request::new(ReceiverStream::new(rx));
-        req.metadata_mut().insert(WORKER_HEADER, header);
+        let req = Request::new(ReceiverStream::new(rx));
         let (mut c, b) = (client.clone(), broken.clone());
         tasks.push(tokio::spawn(async move {
             if c.report(req).await.is_err() {
@@ -302,6 +309,7 @@ impl GrpcTransport {
             }
         }));
         let joined = Joined {
+            secret: reply.session_secret,
             job_toml: reply.job_toml,
             architecture_json: reply.architecture_json,
             transform_json: reply.transform_json,
@@ -337,11 +345,13 @@ impl GrpcTransport {
                         tracing::info!("reconnected to {} as worker {id}", self.cfg.url);
                     }
                     self.id = Some(id);
+                    self.secret = Some(joined.secret.clone());
                     self.session = Some(session);
                     return Ok(Some(joined));
                 }
                 Err(ConnectError::Fatal(m)) => return Err(ClusterError::Refused(m)),
-                Err(ConnectError::Over) => {
+                Err(ConnectError::Over(why)) => {
+                    tracing::info!("{why}");
                     self.finished = true;
                     return Ok(None);
                 }
@@ -424,7 +434,8 @@ impl GrpcTransport {
     fn failed(&mut self, status: Status) -> Result<(), TransportError> {
         match classify(&status) {
             ConnectError::Fatal(m) => Err(TransportError::Failed(m)),
-            ConnectError::Over => {
+            ConnectError::Over(why) => {
+                tracing::info!("{why}");
                 self.finished = true;
                 Ok(())
             }
@@ -550,6 +561,11 @@ impl Transport for GrpcTransport {
         self.seq += 1;
         let update =
             pb::Update { origin: id, seq: self.seq, payload: SharedMessage::copy_from_slice(message) };
+        // The job ended (or this worker was removed) while it trained: the loop learns it from
+        // its next call for work.
+        if self.session().is_err() && self.finished {
+            return Ok(());
+        }
         let session = self.session()?;
         // Bounded: a coordinator that cannot keep up slows this worker down.
         if session.updates.blocking_send(update).is_err() {
@@ -570,6 +586,9 @@ impl Transport for GrpcTransport {
         let params = state;
         let mut round = None;
         loop {
+            if self.finished {
+                return Ok(());
+            }
             let mut client = self.client()?;
             let req = pb::AverageRequest {
                 worker_id: self.id(),
@@ -639,7 +658,10 @@ impl Transport for GrpcTransport {
         self.stats.push(s);
         if self.last_flush.elapsed() >= REPORT_EVERY || self.stats.len() >= 256 {
             if self.session.as_ref().is_some_and(|s| s.is_broken()) {
-                self.session()?;
+                let reconnected = self.session().map(|_| ());
+                if !self.finished {
+                    reconnected?;
+                }
             }
             self.flush(None);
         }

@@ -145,6 +145,7 @@ impl Driver {
             messages_rejected: self.latest.values().map(|s| s.rejected).sum(),
             workers_lost: 0,
             partitions_requeued: 0,
+            calls_refused: 0,
         }
     }
 

@@ -73,6 +73,9 @@ pub struct Totals {
     pub mean_sparsity: f64,
     pub messages_merged: u64,
     pub messages_rejected: u64,
+    /// Worker calls refused for not proving the identity they claimed (cluster runs).
+    #[serde(default)]
+    pub calls_refused: u64,
     /// Workers declared lost (cluster runs).
     pub workers_lost: u64,
     /// Partitions re-queued because their worker was lost.

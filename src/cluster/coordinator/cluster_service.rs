@@ -11,7 +11,8 @@ use strom_proto::v1::cluster_server::Cluster;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Shared;
-use super::run::{JobRun, LinkState};
+use super::run::{JobRun, LinkState, WorkerLink};
+use crate::cluster::auth::{WORKER_ID, WORKER_SECRET, constant_time_eq};
 use crate::cluster::convert::{
     params_from_bytes, params_to_bytes, partition_from_pb, partition_to_pb, stats_from_pb,
 };
@@ -22,8 +23,6 @@ use crate::telemetry::{LogEvent, log_tap};
 
 /// How long a long poll (barrier, averaging round) holds before answering "pending".
 const LONG_POLL: Duration = Duration::from_secs(20);
-/// Metadata key naming the worker on its streams.
-pub const WORKER_HEADER: &str = "strom-worker-id";
 
 pub struct ClusterService {
     pub shared: Arc<Shared>,
@@ -35,13 +34,39 @@ impl ClusterService {
     }
 }
 
-fn worker_of<T>(request: &Request<T>) -> Result<u32, Status> {
-    request
-        .metadata()
-        .get(WORKER_HEADER)
+/// The worker a call comes from, proven by its session secret; `claimed` (the id the call's
+/// body names) must be the same. Every call after the join goes through here, so no worker can
+/// act for another (report it failed, keep it alive, take its partitions or its link).
+fn authenticate<T>(
+    run: &JobRun,
+    request: &Request<T>,
+    claimed: Option<u32>,
+) -> Result<Arc<WorkerLink>, Status> {
+    let md = request.metadata();
+    let id: u32 = md
+        .get(WORKER_ID)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Status::invalid_argument(format!("missing or bad '{WORKER_HEADER}' metadata")))
+        .ok_or_else(|| Status::invalid_argument(format!("missing or bad '{WORKER_ID}' metadata")))?;
+    if let Some(c) = claimed
+        && c != id
+    {
+        run.refuse(&format!("worker {id} spoke for worker {c}"));
+        return Err(Status::permission_denied(format!(
+            "the call names worker {c} but comes from worker {id}"
+        )));
+    }
+    let link = run
+        .link(id)
+        .ok_or_else(|| Status::not_found(format!("worker {id} is not part of this job; join again")))?;
+    let secret = md.get(WORKER_SECRET).map(|v| v.as_bytes()).unwrap_or_default();
+    if !constant_time_eq(secret, link.secret.as_bytes()) {
+        run.refuse(&format!("a call for worker {id} without its session secret"));
+        return Err(Status::permission_denied(format!(
+            "worker {id}'s session secret does not match: a worker may only speak for itself"
+        )));
+    }
+    Ok(link)
 }
 
 /// Waits until `ready` returns something, for at most [`LONG_POLL`].
@@ -63,6 +88,22 @@ async fn long_poll<T>(run: &JobRun, mut ready: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
+/// Log lines a worker may send per report, and characters per line (the rest is cut).
+const MAX_LOG_LINES: usize = 200;
+const MAX_LOG_LINE: usize = 4096;
+
+fn bounded(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
 type UpdateStream = Pin<Box<dyn Stream<Item = Result<pb::Update, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -80,10 +121,13 @@ impl Cluster for ClusterService {
         if run.is_over() {
             return Err(Status::failed_precondition("the job has ended"));
         }
-        let (id, params, epoch) =
-            run.join(req.host, req.pid, req.device, req.previous_worker_id, req.restarts);
+        let previous = req.previous_worker_id.map(|p| (p, req.previous_secret.clone()));
+        let (id, secret, params, epoch) = run
+            .join(req.host, req.pid, req.device, previous, req.restarts)
+            .map_err(Status::failed_precondition)?;
         Ok(Response::new(pb::JoinReply {
             worker_id: id,
+            session_secret: secret,
             job_toml: run.job_toml.clone(),
             params: params_to_bytes(&params),
             epoch,
@@ -100,10 +144,9 @@ impl Cluster for ClusterService {
         &self,
         request: Request<Streaming<pb::Update>>,
     ) -> Result<Response<Self::ExchangeStream>, Status> {
-        let id = worker_of(&request)?;
         let run = self.run()?;
-        let link =
-            run.link(id).ok_or_else(|| Status::failed_precondition(format!("worker {id} has not joined")))?;
+        let link = authenticate(&run, &request, None)?;
+        let id = link.id;
         let mut inbound = request.into_inner();
 
         // Inbound: validate and relay; when the stream ends, the worker is gone.
@@ -173,8 +216,8 @@ impl Cluster for ClusterService {
         &self,
         request: Request<Streaming<pb::WorkerReport>>,
     ) -> Result<Response<pb::ReportAck>, Status> {
-        let id = worker_of(&request)?;
         let run = self.run()?;
+        let id = authenticate(&run, &request, None)?.id;
         let mut stream = request.into_inner();
         let batch = run.job.train.batch_size;
         while let Some(item) = stream.next().await {
@@ -192,12 +235,12 @@ impl Cluster for ClusterService {
             });
             run.report(id, stats, device);
             let tap = log_tap();
-            for l in report.logs {
+            for l in report.logs.into_iter().take(MAX_LOG_LINES) {
                 let _ = tap.send(LogEvent {
                     time: l.time,
-                    level: l.level,
-                    target: l.target,
-                    message: l.message,
+                    level: bounded(l.level, 16),
+                    target: bounded(l.target, 128),
+                    message: bounded(l.message, MAX_LOG_LINE),
                     worker: Some(id),
                 });
             }
@@ -212,13 +255,21 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::ShardRequest>,
     ) -> Result<Response<pb::ShardReply>, Status> {
-        let req = request.into_inner();
         let run = self.run()?;
+        let claimed = request.get_ref().worker_id;
+        match authenticate(&run, &request, Some(claimed)) {
+            Err(e) if e.code() == tonic::Code::NotFound => {}
+            other => {
+                other?;
+            }
+        }
+        let req = request.into_inner();
         match run.link(req.worker_id).map(|l| l.state()) {
             Some(LinkState::Removed) => {
-                return Ok(Response::new(pb::ShardReply {
-                    work: Some(pb::shard_reply::Work::Finished(true)),
-                }));
+                return Err(Status::failed_precondition(format!(
+                    "worker {} was removed from this job: its part has ended",
+                    req.worker_id
+                )));
             }
             None | Some(LinkState::Lost) => {
                 return Err(Status::not_found(format!(
@@ -243,8 +294,9 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::EndEpochRequest>,
     ) -> Result<Response<pb::EndEpochReply>, Status> {
-        let req = request.into_inner();
         let run = self.run()?;
+        authenticate(&run, &request, Some(request.get_ref().worker_id))?;
+        let req = request.into_inner();
         let params = params_from_bytes(&req.params, run.state_len).ok_or_else(|| {
             Status::invalid_argument(format!(
                 "the epoch-end model state must be {} finite f32 values",
@@ -272,8 +324,9 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::AverageRequest>,
     ) -> Result<Response<pb::AverageReply>, Status> {
-        let req = request.into_inner();
         let run = self.run()?;
+        authenticate(&run, &request, Some(request.get_ref().worker_id))?;
+        let req = request.into_inner();
         let round = match req.round {
             Some(r) => r,
             None => {
@@ -298,13 +351,17 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatReply>, Status> {
-        let id = request.into_inner().worker_id;
-        let known = match self.shared.run().and_then(|r| r.link(id)) {
-            Some(link) if !matches!(link.state(), LinkState::Lost | LinkState::Removed) => {
+        let Some(run) = self.shared.run() else {
+            return Ok(Response::new(pb::HeartbeatReply { known: false }));
+        };
+        let known = match authenticate(&run, &request, Some(request.get_ref().worker_id)) {
+            Ok(link) if !matches!(link.state(), LinkState::Lost | LinkState::Removed) => {
                 link.touch();
                 true
             }
-            _ => false,
+            Ok(_) => false,
+            Err(e) if e.code() == tonic::Code::NotFound => false,
+            Err(e) => return Err(e),
         };
         Ok(Response::new(pb::HeartbeatReply { known }))
     }

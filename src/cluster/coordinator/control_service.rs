@@ -59,11 +59,13 @@ impl Control for ControlService {
     type WatchJobStream = WatchStream;
 
     async fn watch_job(&self, request: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        let watcher = self.shared.watcher()?;
         let ms = request.into_inner().interval_ms;
         let interval = Duration::from_millis(if ms == 0 { 250 } else { ms.clamp(50, 10_000) as u64 });
         let (tx, rx) = mpsc::channel(WATCH_QUEUE);
         let shared = self.shared.clone();
         tokio::spawn(async move {
+            let _watcher = watcher;
             let mut current: Option<(Arc<super::JobRun>, watch::Cursor)> = None;
             let mut ticker = tokio::time::interval(interval);
             loop {
@@ -100,12 +102,14 @@ impl Control for ControlService {
     type WatchLogsStream = LogStream;
 
     async fn watch_logs(&self, request: Request<pb::LogsRequest>) -> Result<Response<LogStream>, Status> {
+        let watcher = self.shared.watcher()?;
         let req = request.into_inner();
         let min = level_rank(if req.min_level.is_empty() { "info" } else { &req.min_level });
         let workers = req.workers;
         let mut events = log_tap().subscribe();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
+            let _watcher = watcher;
             loop {
                 let mut batch = Vec::new();
                 match events.recv().await {
@@ -250,6 +254,14 @@ impl Control for ControlService {
                 ok: false,
                 problems: vec![],
                 message: format!("job {} is still running; stop it first", run.job.name),
+            }));
+        }
+        let refused = self.shared.foreign_commands(&job);
+        if !refused.is_empty() {
+            return Ok(Response::new(pb::SubmitReply {
+                ok: false,
+                problems: form::problems(&refused),
+                message: "the job names programs this coordinator was not started to run".into(),
             }));
         }
         let name = job.name.clone();

@@ -31,12 +31,37 @@ use crate::job::JobSpec;
 use crate::nn::Architecture;
 use crate::storage::Location;
 
-/// Largest gRPC message: parameter vectors of big models travel in one message.
+/// Largest message of the workers' service: a model state travels in one message (up to
+/// 128M parameters); what arrives is checked against the job's model before use.
 pub const MAX_MESSAGE: usize = 512 << 20;
+/// Largest message of the control service: job files and forms are small; snapshots with
+/// their history are the largest.
+pub const MAX_CONTROL_MESSAGE: usize = 16 << 20;
+/// Cockpits (job and log watchers) served at once.
+pub const MAX_WATCHERS: usize = 64;
+/// HTTP/2 streams one connection may have open at once.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
+/// One watcher being served; the count goes down when it is dropped.
+pub struct Watcher(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 pub struct CoordinatorConfig {
     pub listen: SocketAddr,
+    /// The workers' token: join and train.
     pub token: Option<String>,
+    /// The control token: the cockpit's calls (watch, submit, pause, stop, add and remove
+    /// workers). `None`: the workers' token serves for both (one credential, with a warning).
+    pub control_token: Option<String>,
+    /// Submitted jobs may name programs and ssh options of their own (cluster.spark.submit,
+    /// spark.args, ssh.options, ssh.binary, host binaries). Off: they must match the job the
+    /// coordinator started with.
+    pub allow_job_commands: bool,
     /// The token file, handed to launched workers.
     pub token_file: Option<PathBuf>,
     pub tls: Option<ServerTls>,
@@ -56,6 +81,8 @@ impl CoordinatorConfig {
         CoordinatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
+            control_token: None,
+            allow_job_commands: false,
             token_file: None,
             tls: None,
             tls_ca: None,
@@ -78,6 +105,8 @@ pub struct Shared {
     observer: Mutex<Option<Box<dyn Observer>>>,
     /// Data the caller prepared for the loaded job (used once, by the first start).
     prepared: Mutex<Option<data::Prepared>>,
+    /// Watch streams being served.
+    watchers: Arc<std::sync::atomic::AtomicUsize>,
     /// Counts runs, so a waiter can tell a new run from the last one.
     runs: tokio_watch::Sender<u64>,
 }
@@ -145,6 +174,40 @@ impl Shared {
         }
         *lock(&self.launcher) = launcher;
         Ok(run)
+    }
+
+    /// The keys by which a submitted job would make this coordinator run a program (or pass
+    /// ssh options, such as a ProxyCommand) its own configuration did not allow.
+    pub fn foreign_commands(&self, job: &JobSpec) -> Vec<crate::job::KeyError> {
+        if self.config.allow_job_commands {
+            return Vec::new();
+        }
+        let own = self.config.job.clone().unwrap_or_default().launch_commands();
+        job.launch_commands()
+            .into_iter()
+            .zip(own)
+            .filter(|((_, theirs), (_, ours))| theirs != ours)
+            .map(|((key, _), _)| crate::job::KeyError {
+                key: key.into(),
+                line: None,
+                message: "a submitted job may not choose the programs or ssh options this coordinator runs; \
+                          start the coordinator with this job (--job) or with --allow-job-commands"
+                    .into(),
+            })
+            .collect()
+    }
+
+    /// Admits one more watcher (cockpit), within [`MAX_WATCHERS`].
+    pub fn watcher(&self) -> Result<Watcher, tonic::Status> {
+        use std::sync::atomic::Ordering;
+        let n = self.watchers.fetch_add(1, Ordering::AcqRel);
+        let guard = Watcher(self.watchers.clone());
+        if n >= MAX_WATCHERS {
+            return Err(tonic::Status::resource_exhausted(format!(
+                "{MAX_WATCHERS} cockpits are watching already; close one first"
+            )));
+        }
+        Ok(guard)
     }
 
     pub fn launch_context(&self) -> LaunchContext {
@@ -324,18 +387,27 @@ impl Coordinator {
             launcher: Mutex::new(None),
             observer: Mutex::new(self.observer),
             prepared: Mutex::new(self.prepared),
+            watchers: Arc::default(),
             runs: tokio_watch::channel(0).0,
             config,
         });
 
         let check = CheckToken::new(shared.config.token.as_deref());
+        let control_check =
+            CheckToken::new(shared.config.control_token.as_deref().or(shared.config.token.as_deref()));
+        if shared.config.token.is_some() && shared.config.control_token.is_none() {
+            tracing::warn!(
+                "one token for workers and the cockpit: every worker host can steer the job; pass --control-token-file"
+            );
+        }
         let cluster = ClusterServer::new(cluster_service::ClusterService { shared: shared.clone() })
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         let control = ControlServer::new(control_service::ControlService { shared: shared.clone() })
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
+            .max_decoding_message_size(MAX_CONTROL_MESSAGE)
+            .max_encoding_message_size(MAX_CONTROL_MESSAGE);
         let mut builder = Server::builder()
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)));
         if let Some(tls) = tls {
@@ -346,7 +418,7 @@ impl Coordinator {
         let server = tokio::spawn(
             builder
                 .add_service(tonic::service::interceptor::InterceptedService::new(cluster, check.clone()))
-                .add_service(tonic::service::interceptor::InterceptedService::new(control, check))
+                .add_service(tonic::service::interceptor::InterceptedService::new(control, control_check))
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = rx.await;
                 }),

@@ -23,6 +23,9 @@ use crate::nn::Architecture;
 use crate::sharing::codec;
 use crate::storage::Location;
 
+/// Links of lost, removed or failed workers are dropped after this long.
+const FORGET_GONE_WORKERS: Duration = Duration::from_secs(600);
+
 /// Messages a worker may have waiting on the coordinator before further ones are merged.
 const RELAY_INBOX: usize = 256;
 
@@ -94,6 +97,8 @@ pub struct WorkerLink {
     pub seq: AtomicU64,
     /// Set when the link is replaced or lost: its streams end.
     pub closed: AtomicBool,
+    /// What every call of this worker's session proves itself with.
+    pub secret: String,
 }
 
 impl WorkerLink {
@@ -180,6 +185,10 @@ pub struct JobRun {
     stop_requested: AtomicBool,
     /// Update bytes rejected at the relay (forged origin, bad content).
     pub rejected_bytes: AtomicU64,
+    /// Calls refused for not proving the worker identity they claimed.
+    pub refused: AtomicU64,
+    /// Workers removed by request: never admitted again.
+    removed: Mutex<std::collections::BTreeSet<WorkerId>>,
     /// What the launcher could not start ("host n2: Connection refused").
     pub launch_problems: Arc<Mutex<Vec<String>>>,
 }
@@ -241,6 +250,8 @@ impl JobRun {
             unmanned_since: Mutex::new(Some(Instant::now())),
             stop_requested: AtomicBool::new(false),
             rejected_bytes: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            removed: Mutex::new(Default::default()),
             launch_problems: Arc::default(),
             job: setup.job,
             architecture: setup.architecture,
@@ -272,23 +283,47 @@ impl JobRun {
         *lock(&self.tau)
     }
 
-    /// Registers a worker (a new one, or one re-joining under its old id); returns its id and
-    /// what it starts from.
+    /// Registers a worker (a new one, or one re-joining under its old id); returns its id,
+    /// its session secret and what it starts from. An old id is taken back only with the
+    /// secret of that id's session (or when this coordinator has never seen it: a restart);
+    /// a removed worker is not admitted again.
     pub fn join(
         &self,
         host: String,
         pid: u32,
         device: String,
-        previous: Option<WorkerId>,
+        previous: Option<(WorkerId, String)>,
         restarts: u32,
-    ) -> (WorkerId, Vec<f32>, u32) {
+    ) -> Result<(WorkerId, String, Vec<f32>, u32), String> {
+        let secret = crate::cluster::auth::generate_token().map_err(|e| e.to_string())?;
+        if let Some((p, _)) = &previous
+            && lock(&self.removed).contains(p)
+        {
+            return Err(format!(
+                "worker {p} was removed from this job: its part has ended; it is not admitted again"
+            ));
+        }
         let mut hub = self.hub();
-        let id = match previous {
-            Some(id) => {
-                hub.rejoin(id);
-                id
+        let old = previous.as_ref().and_then(|(p, _)| self.link(*p));
+        let id = match (&previous, old) {
+            (Some((p, s)), Some(link))
+                if crate::cluster::auth::constant_time_eq(s.as_bytes(), link.secret.as_bytes()) =>
+            {
+                hub.rejoin(*p);
+                *p
             }
-            None => hub.join(),
+            (Some((p, _)), Some(_)) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "a worker asked for id {p} without that session's secret; it joins as a new worker"
+                );
+                hub.join()
+            }
+            (Some((p, _)), None) => {
+                hub.rejoin(*p);
+                *p
+            }
+            (None, _) => hub.join(),
         };
         let link = Arc::new(WorkerLink {
             id,
@@ -305,6 +340,7 @@ impl JobRun {
             detail: Mutex::new(String::new()),
             seq: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            secret: secret.clone(),
         });
         if let Some(old) = lock(&self.links).insert(id, link) {
             old.close();
@@ -312,9 +348,17 @@ impl JobRun {
         let params = hub.replica().to_vec();
         let epoch = hub.epoch();
         drop(hub);
-        tracing::info!(worker = id, "worker {id} joined{}", if previous.is_some() { " again" } else { "" });
+        let again = if previous.as_ref().is_some_and(|(p, _)| *p == id) { " again" } else { "" };
+        let restarted = if restarts > 0 { format!(" (restart {restarts})") } else { String::new() };
+        tracing::info!(worker = id, "worker {id} joined{again}{restarted}");
         self.changed.notify_waiters();
-        (id, params, epoch)
+        Ok((id, secret, params, epoch))
+    }
+
+    /// Counts a call refused for not proving its worker identity.
+    pub fn refuse(&self, why: &str) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("refused a call: {why}");
     }
 
     /// Validates an update from `origin` and relays it to every other live worker.
@@ -467,7 +511,9 @@ impl JobRun {
     }
 
     /// Removes a worker by request: its partitions return to the queue and it is told to finish.
+    /// Removes a worker for good: it is told to finish and never admitted again.
     pub fn remove_worker(self: &Arc<Self>, id: WorkerId) {
+        lock(&self.removed).insert(id);
         self.drop_worker(id, "removed by request", LinkState::Removed);
     }
 
@@ -554,6 +600,7 @@ impl JobRun {
         let mut totals = driver.totals();
         let counters = self.hub().counters.clone();
         totals.messages_rejected += counters.updates_rejected;
+        totals.calls_refused = self.refused.load(Ordering::Relaxed);
         totals.workers_lost = counters.workers_lost;
         totals.partitions_requeued = counters.partitions_requeued;
         let outcome = TrainOutcome { state, optimizer: None, epochs: driver.epochs.clone(), totals };
@@ -595,6 +642,11 @@ impl JobRun {
             }
         }
         self.check_manned();
+        // Links of workers gone for a while are forgotten (removed ones stay refused by id).
+        lock(&self.links).retain(|_, l| {
+            !(matches!(l.state(), LinkState::Lost | LinkState::Removed | LinkState::Failed)
+                && lock(&l.last_seen).elapsed() > FORGET_GONE_WORKERS)
+        });
         let steps = self.total_steps();
         let due = {
             let c = lock(&self.checkpoint);

@@ -1,0 +1,315 @@
+//! Hostile clients on loopback: raw HTTP/2 with garbage, truncated and oversized gRPC
+//! messages; a worker speaking for another; the workers' token calling the control service; a
+//! submitted job trying to make the coordinator run a program; a removed worker coming back.
+//! Each is refused (and counted where it reaches a job), and the coordinator keeps serving:
+//! the job trains to its accuracy bound on the real workers beside them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Proc, json, token_file};
+use strom_proto::v1 as pb;
+use tonic::Code;
+
+const TOKEN: &str = "hostile-worker-token-0123456789";
+const CONTROL: &str = "hostile-control-token-9876543210";
+
+fn job(dir: &std::path::Path, epochs: u32) -> String {
+    let p = dir.join("job.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"hostile\"\n[train]\nepochs = {epochs}\n[sharing]\nmode = \"threshold\"\n[cluster]\nlauncher = \"none\"\nworkers = 2\n"
+        ),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+fn coordinator(dir: &std::path::Path, epochs: u32, summary: &std::path::Path) -> (Proc, String, String) {
+    let token = token_file(dir, TOKEN);
+    let control = dir.join("control-token");
+    std::fs::write(&control, CONTROL).unwrap();
+    let p = Proc::spawn(&[
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-file",
+        &token,
+        "--control-token-file",
+        control.to_str().unwrap(),
+        "--job",
+        &job(dir, epochs),
+        "--output",
+        dir.join("m").to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    let url = p.coordinator_url();
+    (p, url, token)
+}
+
+type AddMetadata = Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+type Intercepted = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AddMetadata>;
+
+async fn channel(url: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(url.to_string()).unwrap().connect().await.unwrap()
+}
+
+/// A client whose every call carries `token` and, when given, a worker id and secret.
+fn with_metadata(
+    channel: tonic::transport::Channel,
+    token: &str,
+    worker: Option<(u32, String)>,
+) -> Intercepted {
+    let auth: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    let f: AddMetadata = Box::new(move |mut r| {
+        r.metadata_mut().insert("authorization", auth.clone());
+        if let Some((id, secret)) = &worker {
+            r.metadata_mut().insert("strom-worker-id", id.to_string().parse().unwrap());
+            r.metadata_mut().insert("strom-worker-secret", secret.parse().unwrap());
+        }
+        Ok(r)
+    });
+    tonic::service::interceptor::InterceptedService::new(channel, f)
+}
+
+async fn join(url: &str) -> pb::JoinReply {
+    let mut c = pb::cluster_client::ClusterClient::new(with_metadata(channel(url).await, TOKEN, None))
+        .max_decoding_message_size(64 << 20);
+    for _ in 0..300 {
+        match c
+            .join(pb::JoinRequest {
+                protocol_version: strom_proto::PROTOCOL_VERSION,
+                host: "intruder".into(),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(r) => return r.into_inner(),
+            Err(e) if e.code() == Code::FailedPrecondition => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("the job never started");
+}
+
+/// Raw HTTP/2 at the coordinator: not HTTP/2 at all, gRPC frames cut short, a frame far past
+/// the limit, a frame that is not the message it claims to be. Returns what each got.
+async fn raw_http2(addr: &str) -> Vec<String> {
+    use tokio::io::AsyncWriteExt;
+    let mut seen = Vec::new();
+    // 1. Garbage instead of the HTTP/2 preface.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.1\r\n\r\n\x00\xff\xfe garbage \x13\x37").await;
+    let _ = s.write_all(&[0xAB; 4096]).await;
+    drop(s);
+    seen.push("garbage connection closed".to_string());
+    // 2-4. Proper HTTP/2, broken gRPC bodies.
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", {
+            // Claims 1000 bytes, sends 10, ends the stream.
+            let mut b = vec![0u8];
+            b.extend_from_slice(&1000u32.to_be_bytes());
+            b.extend_from_slice(&[1; 10]);
+            b
+        }),
+        ("oversized", {
+            // Claims 2 GiB: past every limit.
+            let mut b = vec![0u8];
+            b.extend_from_slice(&(2u32 << 30).to_be_bytes());
+            b.extend_from_slice(&[7; 64]);
+            b
+        }),
+        ("not protobuf", {
+            let junk = [0xFFu8; 40];
+            let mut b = vec![0u8];
+            b.extend_from_slice(&(junk.len() as u32).to_be_bytes());
+            b.extend_from_slice(&junk);
+            b
+        }),
+    ];
+    for (what, body) in bodies {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{addr}/strom.v1.Cluster/Join"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(())
+            .unwrap();
+        let (response, mut stream) = client.send_request(request, false).unwrap();
+        let _ = stream.send_data(bytes::Bytes::from(body), true);
+        let outcome = match tokio::time::timeout(Duration::from_secs(10), response).await {
+            Ok(Ok(r)) => {
+                let status = r.headers().get("grpc-status").map(|v| v.to_str().unwrap_or("").to_string());
+                let mut body = r.into_body();
+                let trailers = tokio::time::timeout(Duration::from_secs(10), async {
+                    while let Some(Ok(_)) = body.data().await {}
+                    body.trailers().await
+                })
+                .await;
+                let t = match trailers {
+                    Ok(Ok(Some(t))) => t.get("grpc-status").map(|v| v.to_str().unwrap_or("").to_string()),
+                    _ => None,
+                };
+                format!("{what}: grpc-status {:?}", status.or(t))
+            }
+            Ok(Err(e)) => format!("{what}: reset ({e})"),
+            Err(_) => panic!("{what}: no answer within 10 s: the coordinator hangs on a broken message"),
+        };
+        seen.push(outcome);
+    }
+    seen
+}
+
+#[test]
+fn hostile_clients_are_refused_and_the_job_trains_beside_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("s.json");
+    let (mut coord, url, token) = coordinator(dir.path(), 8, &summary);
+    let addr = url.trim_start_matches("http://").to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut workers: Vec<Proc> =
+        (0..2).map(|_| Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token])).collect();
+    let (raw, refused_calls) = rt.block_on(async {
+        let raw = raw_http2(&addr).await;
+        // Every broken message got an error status (not OK) or a reset, and nothing hung.
+        for r in &raw[1..] {
+            assert!(!r.contains("Some(\"0\")"), "a broken message was accepted: {r}");
+        }
+        // A worker speaking for another: its own secret with another id, and no secret at all.
+        let me = join(&url).await;
+        let other = if me.worker_id == 0 { 1 } else { 0 };
+        let mut as_other = pb::cluster_client::ClusterClient::new(with_metadata(
+            channel(&url).await,
+            TOKEN,
+            Some((other, me.session_secret.clone())),
+        ));
+        let e = as_other.heartbeat(pb::HeartbeatRequest { worker_id: other }).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+        assert!(e.message().contains("may only speak for itself"), "{e}");
+        let mut mine = pb::cluster_client::ClusterClient::new(with_metadata(
+            channel(&url).await,
+            TOKEN,
+            Some((me.worker_id, me.session_secret.clone())),
+        ));
+        let e = mine.next_shard(pb::ShardRequest { worker_id: other, done: vec![] }).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "naming another worker in the body: {e}");
+        let mut no_secret = pb::cluster_client::ClusterClient::new(with_metadata(
+            channel(&url).await,
+            TOKEN,
+            Some((other, String::new())),
+        ));
+        let e = no_secret.heartbeat(pb::HeartbeatRequest { worker_id: other }).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+        // Taking over another worker's id on a re-join needs that session's secret.
+        let mut c = pb::cluster_client::ClusterClient::new(with_metadata(channel(&url).await, TOKEN, None))
+            .max_decoding_message_size(64 << 20);
+        let taken = c
+            .join(pb::JoinRequest {
+                protocol_version: strom_proto::PROTOCOL_VERSION,
+                previous_worker_id: Some(other),
+                previous_secret: "guessed".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_ne!(taken.worker_id, other, "an id is not handed over without its secret");
+        // The workers' token on the control service.
+        let mut control =
+            pb::control_client::ControlClient::new(with_metadata(channel(&url).await, TOKEN, None));
+        let e = control.stop(pb::Empty {}).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "a worker credential cannot steer the job: {e}");
+        let e = control.watch_job(pb::WatchRequest::default()).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+        // The control token cannot join as a worker either.
+        let mut c = pb::cluster_client::ClusterClient::new(with_metadata(channel(&url).await, CONTROL, None));
+        let e = c
+            .join(pb::JoinRequest { protocol_version: strom_proto::PROTOCOL_VERSION, ..Default::default() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+        // The intruders leave; their ids are lost like any worker's.
+        drop((as_other, mine, no_secret));
+        (raw, 4u64)
+    });
+    let status = coord.wait_exit(Duration::from_secs(240)).expect("the job completes");
+    assert!(status.success(), "{}", coord.output());
+    for w in &mut workers {
+        assert!(w.wait_exit(Duration::from_secs(30)).expect("worker exits").success(), "{}", w.output());
+    }
+    let s = json(&summary);
+    assert!(s["calls_refused"].as_u64().unwrap() >= refused_calls, "every refusal is counted: {s}");
+    assert!(s["test_accuracy"].as_f64().unwrap() >= 0.8, "the job is unaffected: {s} ({raw:?})");
+}
+
+#[test]
+fn submitted_jobs_cannot_choose_programs_and_removed_workers_stay_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("s.json");
+    let (mut coord, url, token) = coordinator(dir.path(), 400, &summary);
+    let mut workers: Vec<Proc> =
+        (0..2).map(|_| Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token])).collect();
+    coord.wait_for("epoch 1 done", Duration::from_secs(120)).unwrap_or_else(|| panic!("{}", coord.output()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut control =
+            pb::control_client::ControlClient::new(with_metadata(channel(&url).await, CONTROL, None));
+        // Remove worker 0: it is told to finish, and never admitted again under that id.
+        let r = control.remove_worker(pb::RemoveWorkerRequest { worker_id: 0 }).await.unwrap().into_inner();
+        assert!(r.ok, "{}", r.message);
+        let mut c = pb::cluster_client::ClusterClient::new(with_metadata(channel(&url).await, TOKEN, None));
+        let e = c
+            .join(pb::JoinRequest {
+                protocol_version: strom_proto::PROTOCOL_VERSION,
+                previous_worker_id: Some(0),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(e.message().contains("was removed from this job"), "{e}");
+        // A running job can be stopped, and the next one cannot bring a ProxyCommand along.
+        control.stop(pb::Empty {}).await.unwrap();
+        let toml = "name = \"sneaky\"\n[cluster]\nlauncher = \"ssh\"\nhosts = [\"me@127.0.0.1\"]\n\
+                    [cluster.ssh]\noptions = [\"-oProxyCommand=touch /tmp/strom-pwned\"]\n";
+        let mut reply =
+            control.submit(pb::SubmitRequest { toml: toml.into(), start: true }).await.unwrap().into_inner();
+        for _ in 0..50 {
+            if !reply.message.contains("still running") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            reply = control
+                .submit(pb::SubmitRequest { toml: toml.into(), start: true })
+                .await
+                .unwrap()
+                .into_inner();
+        }
+        assert!(!reply.ok, "{}", reply.message);
+        assert!(reply.problems.iter().any(|p| p.key == "cluster.ssh.options"), "{reply:?}");
+    });
+    assert!(!std::path::Path::new("/tmp/strom-pwned").exists());
+    let removed = workers
+        .iter_mut()
+        .map(|w| w.wait_exit(Duration::from_secs(60)).expect("workers exit"))
+        .collect::<Vec<_>>();
+    assert!(
+        removed.iter().all(|s| s.success()),
+        "a removed worker exits cleanly (nothing restarts it): {removed:?}\n{}\n---\n{}",
+        workers[0].output(),
+        workers[1].output()
+    );
+    assert!(coord.output().contains("removed by request"), "{}", coord.output());
+    let _ = coord.wait_exit(Duration::from_secs(30));
+}
