@@ -331,7 +331,10 @@ impl GrpcTransport {
 
     /// Connects (or reconnects) with capped, jittered backoff.
     fn connect(&mut self) -> Result<Option<Joined>, ClusterError> {
+        // The old session's streams stop here; what it delivered and this worker has not
+        // applied yet is in the replica the join returns, so it must not be applied again.
         self.session = None;
+        lock(&self.inbox).clear();
         let started = Instant::now();
         let mut delay = Duration::from_millis(200);
         let mut last;

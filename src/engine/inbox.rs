@@ -62,6 +62,16 @@ impl Inbox {
         self.merged_total += 1;
     }
 
+    /// Drops what is waiting (a rejoined worker starts from the replica, which holds it
+    /// already); the counters stay.
+    pub fn clear(&mut self) {
+        self.queue.clear();
+        if self.merged_pending {
+            self.merged.fill(0.0);
+            self.merged_pending = false;
+        }
+    }
+
     /// Moves the queued messages into `out`; returns the merged sum, if any, through `merged`
     /// (swapped, so no allocation once both sides have buffers).
     pub fn take(&mut self, out: &mut VecDeque<SharedMessage>, merged: &mut Vec<f32>) -> bool {

@@ -298,8 +298,10 @@ impl<T: Transport> WorkerLoop<T> {
         Ok(())
     }
 
-    /// Applies every update that has arrived; invalid ones are counted, never applied.
+    /// Applies every update that has arrived; invalid ones are counted, never applied. A
+    /// rejoined transport's replica comes first: what arrived since is relative to it.
     fn apply_incoming(&mut self) -> Result<(), TransportError> {
+        self.reset_if_rejoined();
         let had_merged = self.transport.take_updates(&mut self.incoming, &mut self.merged)?;
         let n = self.backend.param_count();
         self.stats.pending = self.incoming.len() as u32;

@@ -372,7 +372,10 @@ impl JobRun {
             tracing::warn!(worker = origin, "rejected an update claiming to come from worker {claimed}");
             return Err(format!("update claims origin {claimed}, sent by worker {origin}"));
         }
-        if let Err(e) = self.hub().on_update(origin, &payload) {
+        // Applied to the replica and queued for the others under one hold of the hub: a worker
+        // joining meanwhile gets either the replica with it, or it in its inbox, never both.
+        let mut hub = self.hub();
+        if let Err(e) = hub.on_update(origin, &payload) {
             self.rejected_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
             return Err(e.to_string());
         }
