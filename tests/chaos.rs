@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Proc, json};
+use common::{Proc, json, workers_of};
 use strom::rng::Rng;
 
 const EPOCHS: u64 = 8;
@@ -46,12 +46,6 @@ fn coordinator(dir: &Path, job: &str, summary: &Path) -> Proc {
         "--token-file",
         &common::token_file(dir, "chaos-token-0123456789abcdef"),
     ])
-}
-
-fn workers_of(coordinator: &Proc) -> Vec<i32> {
-    let marker = format!("--exit-with-parent {}", coordinator.child.id());
-    let out = std::process::Command::new("pgrep").args(["-f", "--", &marker]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 /// One run; returns the final test accuracy and what was done to it.
@@ -89,12 +83,12 @@ fn run(seed: Option<u64>, mode: &str) -> (f64, Vec<String>) {
                 // launches new ones.
                 coord = coordinator(dir.path(), &job, &summary);
             } else {
-                let pids = workers_of(&coord);
+                let pids = workers_of(coord.child.id());
                 if pids.is_empty() {
                     continue;
                 }
                 let victim = pids[rng.below(pids.len() as u64) as usize];
-                unsafe { libc::kill(victim, libc::SIGKILL) };
+                unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
                 done.push(format!("worker pid {victim} after epoch {epoch}"));
             }
         }

@@ -6,7 +6,7 @@ mod common;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Proc, cluster_job, json, token_file};
+use common::{Proc, cluster_job, json, token_file, workers_of};
 use strom_proto::v1 as pb;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
@@ -15,12 +15,6 @@ fn worker(url: &str, token: &str, extra: &[&str]) -> Proc {
     let mut args = vec!["worker", "--coordinator", url, "--token-file", token];
     args.extend_from_slice(extra);
     Proc::spawn(&args)
-}
-
-/// Processes whose command line names `marker` (a unique path or pid), still alive.
-fn alive_with(marker: &str) -> usize {
-    let out = std::process::Command::new("pgrep").args(["-f", "--", marker]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
 #[test]
@@ -47,7 +41,7 @@ fn three_local_worker_processes_train_the_demo() {
     assert_eq!(s["steps"], 785, "every worker step is accounted for");
     assert_eq!(train.output().matches("started worker process").count(), 3, "{}", train.output());
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(alive_with(&format!("--exit-with-parent {pid}")), 0, "no worker outlives the job");
+    assert_eq!(workers_of(pid), Vec::<u32>::new(), "no worker outlives the job");
 }
 
 #[test]
@@ -452,11 +446,6 @@ fn a_watcher_follows_a_running_job_to_its_end() {
     assert!(saw_samples);
 }
 
-fn pids_of(marker: &str) -> Vec<i32> {
-    let out = std::process::Command::new("pgrep").args(["-f", "--", marker]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
-}
-
 #[test]
 fn the_local_launcher_restarts_crashed_workers_and_the_job_finishes_with_all_of_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -477,18 +466,17 @@ fn the_local_launcher_restarts_crashed_workers_and_the_job_finishes_with_all_of_
         "--summary-json",
         summary.to_str().unwrap(),
     ]);
-    let marker = format!("--exit-with-parent {}", train.child.id());
     train.wait_for("epoch 1 done", Duration::from_secs(120)).unwrap_or_else(|| panic!("{}", train.output()));
-    let pids = pids_of(&marker);
+    let pids = workers_of(train.child.id());
     assert_eq!(pids.len(), 3, "three worker processes: {pids:?}");
     for &pid in &pids[..2] {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
     }
     train
         .wait_for("restarted worker process", Duration::from_secs(30))
         .unwrap_or_else(|| panic!("no restart:\n{}", train.output()));
     std::thread::sleep(Duration::from_secs(3));
-    let alive = pids_of(&marker);
+    let alive = workers_of(train.child.id());
     assert_eq!(alive.len(), 3, "two restarted, one untouched: {alive:?}");
     assert!(alive.contains(&pids[2]) && !alive.contains(&pids[0]) && !alive.contains(&pids[1]));
     let status = train.wait_exit(Duration::from_secs(240)).expect("train finishes");
@@ -515,11 +503,10 @@ fn a_job_whose_workers_are_all_gone_fails_saying_so() {
         "--output",
         dir.path().join("m").to_str().unwrap(),
     ]);
-    let marker = format!("--exit-with-parent {}", train.child.id());
     train.wait_for("epoch 1 done", Duration::from_secs(120)).unwrap_or_else(|| panic!("{}", train.output()));
     let killed = Instant::now();
-    for pid in pids_of(&marker) {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+    for pid in workers_of(train.child.id()) {
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
     }
     let status =
         train.wait_exit(Duration::from_secs(60)).expect("the job gives up instead of waiting forever");

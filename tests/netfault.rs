@@ -119,28 +119,11 @@ fn a_worker_cut_off_longer_than_the_heartbeat_timeout_is_lost_rejoins_and_the_jo
     // The other worker lives in the namespace: only the veth pair joins it to the coordinator.
     let bin = env!("CARGO_BIN_EXE_strom");
     let mut cut = {
-        use std::io::BufRead;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &net.ns, bin, "worker", "--coordinator", &url, "--token-file", &token])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &net.ns, bin, "worker", "--coordinator", &url, "--token-file", &token])
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let l = lines.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
-                    l.lock().unwrap().push(line);
-                }
-            });
-        }
-        Proc { child, lines }
+            .env("NO_COLOR", "1");
+        Proc::from_command(cmd)
     };
     coordinator
         .wait_for("epoch 2 done", Duration::from_secs(120))

@@ -61,15 +61,19 @@ impl Proc {
     }
 
     pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
-        use std::io::BufRead;
         let mut cmd = strom();
-        cmd.args(args)
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        cmd.args(args).env("RUST_LOG", "info");
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Proc::from_command(cmd)
+    }
+
+    /// Starts `cmd` (a `strom` command, or one that runs it, such as `ip netns exec`) and
+    /// collects its output lines.
+    pub fn from_command(mut cmd: Command) -> Proc {
+        use std::io::BufRead;
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("strom starts");
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let out = child.stdout.take().unwrap();
@@ -225,6 +229,12 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         self.tmux(&["kill-server"]);
     }
+}
+
+/// Pids of the worker processes a launcher in process `parent` started (they name it with
+/// `--exit-with-parent`).
+pub fn workers_of(parent: u32) -> Vec<u32> {
+    pids_with(&format!("--exit-with-parent {parent}"))
 }
 
 /// Pids of live processes whose command line contains `marker`.
