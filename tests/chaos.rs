@@ -121,6 +121,9 @@ fn run(seed: Option<u64>, mode: &str) -> (f64, Vec<String>) {
     (s["test_accuracy"].as_f64().unwrap(), done)
 }
 
+/// The runs compare accuracies, so they take the machine one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn seeds() -> Vec<u64> {
     match std::env::var("STROM_CHAOS_SEEDS") {
         Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
@@ -130,6 +133,7 @@ fn seeds() -> Vec<u64> {
 
 #[test]
 fn threshold_sharing_survives_kills_of_workers_and_the_coordinator() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let (calm, _) = run(None, "threshold");
     for seed in seeds() {
         let (acc, done) = run(Some(seed), "threshold");
@@ -143,6 +147,7 @@ fn threshold_sharing_survives_kills_of_workers_and_the_coordinator() {
 
 #[test]
 fn averaging_survives_kills_during_its_rounds() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let (calm, _) = run(None, "averaging");
     let seed = seeds()[0] + 100;
     let (acc, done) = run(Some(seed), "averaging");
