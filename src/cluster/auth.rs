@@ -66,8 +66,11 @@ pub struct TokenDir(tempfile::TempDir);
 impl TokenDir {
     /// Under the system's temporary directory; the name starts with `prefix`.
     pub fn new(prefix: &str) -> Result<TokenDir, ClusterError> {
+        use std::os::unix::fs::PermissionsExt;
+        // Private whatever the umask or the temporary directory's defaults.
         tempfile::Builder::new()
             .prefix(prefix)
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map(TokenDir)
             .map_err(|e| ClusterError::Config(format!("cannot create a private directory for tokens: {e}")))
