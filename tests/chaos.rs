@@ -48,7 +48,7 @@ fn coordinator(dir: &Path, job: &str, summary: &Path) -> Proc {
     ])
 }
 
-/// One run; returns the final test accuracy and what was done to it.
+/// One run; returns the mean test accuracy of its last three epochs and what was done to it.
 fn run(seed: Option<u64>, mode: &str) -> (f64, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("s.json");
@@ -118,8 +118,24 @@ fn run(seed: Option<u64>, mode: &str) -> (f64, Vec<String>) {
         "seed {seed:?}: per epoch {curve:?}; lost {}, requeued {}",
         s["workers_lost"], s["partitions_requeued"]
     );
-    (s["test_accuracy"].as_f64().unwrap(), done)
+    // The last epochs' mean: one epoch's test accuracy swings by up to 3 points on the demo
+    // subset (0.848 then 0.815 in one undisturbed stretch), three together much less.
+    let last: Vec<f64> = s["per_epoch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(3)
+        .filter_map(|e| e["test_accuracy"].as_f64())
+        .collect();
+    (last.iter().sum::<f64>() / last.len() as f64, done)
 }
+
+/// How far below the undisturbed run a disturbed one may end (means of the last three epochs).
+/// Two undisturbed runs differ by about 0.011 here (asynchronous sharing between processes
+/// depends on timing), so the bound sits above that noise; a reset replica or updates applied
+/// twice cost far more.
+const TOLERANCE: f64 = 0.025;
 
 /// The runs compare accuracies, so they take the machine one at a time.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -139,7 +155,7 @@ fn threshold_sharing_survives_kills_of_workers_and_the_coordinator() {
         let (acc, done) = run(Some(seed), "threshold");
         eprintln!("chaos seed {seed}: accuracy {acc:.4} (undisturbed {calm:.4}) after {done:?}");
         assert!(
-            (acc - calm).abs() <= 0.01,
+            acc >= calm - TOLERANCE,
             "seed {seed}: accuracy {acc:.4} vs undisturbed {calm:.4} after {done:?}"
         );
     }
@@ -153,7 +169,7 @@ fn averaging_survives_kills_during_its_rounds() {
     let (acc, done) = run(Some(seed), "averaging");
     eprintln!("chaos seed {seed} (averaging): accuracy {acc:.4} (undisturbed {calm:.4}) after {done:?}");
     assert!(
-        (acc - calm).abs() <= 0.01,
+        acc >= calm - TOLERANCE,
         "seed {seed}: accuracy {acc:.4} vs undisturbed {calm:.4} after {done:?}"
     );
 }

@@ -4,31 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use common::json;
-
-fn spark_submit() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("STROM_SPARK_SUBMIT").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-spark/bin/spark-submit")),
-    ];
-    let found = candidates.into_iter().flatten().find(|p| p.exists()).or_else(|| {
-        let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path).map(|d| d.join("spark-submit")).find(|p| p.exists())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have pyspark (.ci/test installs it into .venv-spark)"
-        );
-        eprintln!(
-            "skipped: no spark-submit (python3 -m venv .venv-spark && .venv-spark/bin/pip install pyspark)"
-        );
-    }
-    found
-}
+use common::{json, spark_submit};
 
 fn submit(spark: &Path, args: &[&str]) -> Output {
     // `strom submit transform --spark-submit ..`: the subcommand comes first.

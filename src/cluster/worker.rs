@@ -428,8 +428,15 @@ impl GrpcTransport {
         })
     }
 
-    fn client(&mut self) -> Result<Client, TransportError> {
-        Ok(self.session()?.client.clone())
+    /// The session's client; None once the job is over for this worker (also when a
+    /// reconnect is what found that out: the job ended, or this worker was removed).
+    fn client(&mut self) -> Result<Option<Client>, TransportError> {
+        let client = self.session().map(|s| s.client.clone());
+        match client {
+            Ok(c) => Ok(Some(c)),
+            Err(_) if self.finished => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// An RPC failed: on a transport error the session is marked broken (the next call
@@ -519,10 +526,7 @@ impl Transport for GrpcTransport {
             if self.finished {
                 return Ok(Work::Finished);
             }
-            let mut client = self.client()?;
-            if self.finished {
-                return Ok(Work::Finished);
-            }
+            let Some(mut client) = self.client()? else { return Ok(Work::Finished) };
             let req = pb::ShardRequest { worker_id: self.id(), done: std::mem::take(&mut self.done) };
             match self.unary(SHARD_DEADLINE, client.next_shard(req)) {
                 Ok(reply) => match reply.into_inner().work {
@@ -592,7 +596,7 @@ impl Transport for GrpcTransport {
             if self.finished {
                 return Ok(());
             }
-            let mut client = self.client()?;
+            let Some(mut client) = self.client()? else { return Ok(()) };
             let req = pb::AverageRequest {
                 worker_id: self.id(),
                 params: if round.is_none() { params_to_bytes(params) } else { Vec::new() },
@@ -625,7 +629,7 @@ impl Transport for GrpcTransport {
             if self.finished {
                 return Ok(EpochNext::Finished);
             }
-            let mut client = self.client()?;
+            let Some(mut client) = self.client()? else { return Ok(EpochNext::Finished) };
             let mut stats = std::mem::take(&mut self.stats);
             if stats.is_empty()
                 && let Some(last) = &self.last_stats

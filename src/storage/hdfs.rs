@@ -53,10 +53,28 @@ fn client(location: &Location, namenode: &str) -> Result<Client, StorageError> {
 }
 
 fn hdfs_error(location: &Location, namenode: &str, e: HdfsError) -> StorageError {
+    let location_text = location.to_string();
     match e {
-        HdfsError::FileNotFound(_) => StorageError::NotFound { location: location.to_string() },
+        // The namenode answers a read of a directory with FileNotFoundException("Path is not a
+        // file: ..."): a different problem from a missing path, and said so.
+        HdfsError::FileNotFound(m) | HdfsError::RPCError(_, m) if m.contains("is not a file") => {
+            StorageError::NotAFile { location: location_text }
+        }
+        HdfsError::IsADirectoryError(_) => StorageError::NotAFile { location: location_text },
+        HdfsError::FileNotFound(_) => StorageError::NotFound { location: location_text },
+        HdfsError::RPCError(class, _) if class.ends_with("FileNotFoundException") => {
+            StorageError::NotFound { location: location_text }
+        }
+        HdfsError::RPCError(class, message) if class.ends_with("AccessControlException") => {
+            // "Permission denied: user=alice, access=READ_EXECUTE, inode=\"/x\":hdfs:supergroup:drwx------"
+            let message = message.lines().next().unwrap_or_default();
+            StorageError::PermissionDenied {
+                location: location_text,
+                message: message.strip_prefix("Permission denied: ").unwrap_or(message).to_string(),
+            }
+        }
         other => StorageError::Hdfs {
-            location: location.to_string(),
+            location: location_text,
             namenode: namenode.to_string(),
             message: other.to_string(),
         },

@@ -30,6 +30,10 @@ pub enum StorageError {
          reachable? set STROM_HDFS_TIMEOUT_SECS to wait longer)"
     )]
     Timeout { location: String, namenode: String, seconds: u64 },
+    #[error("{location}: permission denied ({message})")]
+    PermissionDenied { location: String, message: String },
+    #[error("{location}: not a file (it is a directory)")]
+    NotAFile { location: String },
     #[error("{location}: HDFS ({namenode}): {message}")]
     Hdfs { location: String, namenode: String, message: String },
     #[error("{location}: {message}")]

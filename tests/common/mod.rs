@@ -264,3 +264,28 @@ pub fn right_panel_words(screen: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Real Spark's `spark-submit`: STROM_SPARK_SUBMIT, `.venv-spark` (which `.ci/test` fills with
+/// pyspark), or PATH. Outside CI, None (the caller skips, saying so); in CI, a failure.
+pub fn spark_submit() -> Option<std::path::PathBuf> {
+    let candidates = [
+        std::env::var_os("STROM_SPARK_SUBMIT").map(std::path::PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-spark/bin/spark-submit")),
+    ];
+    let found = candidates.into_iter().flatten().find(|p| p.exists()).or_else(|| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).map(|d| d.join("spark-submit")).find(|p| p.exists())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have pyspark (.ci/test installs it into .venv-spark)"
+        );
+        eprintln!(
+            "skipped: no spark-submit (python3 -m venv .venv-spark && .venv-spark/bin/pip install pyspark)"
+        );
+    }
+    found
+}
+
+pub mod minidfs;
