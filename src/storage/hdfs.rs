@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
 use std::sync::{Arc, Mutex, OnceLock};
+
+use futures_util::StreamExt;
 use std::time::Duration;
 
 use hdfs_native::client::FileStatus;
@@ -18,8 +20,10 @@ use super::{Entry, Location, StorageError, hdfs_timeout};
 
 /// Reading the bytes of a large file may take much longer than a metadata call.
 const DATA_TIMEOUT: Duration = Duration::from_secs(600);
-/// Chunk size of streamed reads.
+/// Chunk size of streamed writes.
 const CHUNK: usize = 8 << 20;
+/// Packets (about 64 KiB each) read ahead of the caller: a few MiB per open file.
+const READ_AHEAD_PACKETS: usize = 64;
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -150,58 +154,82 @@ pub(super) fn open(
     let c = client(location, namenode)?;
     let p = path.to_string();
     let reader = run(location, namenode, hdfs_timeout(), async move { c.read(&p).await })?;
+    let len = reader.file_length();
+    // One stream over the whole file, block after block, read ahead on the I/O runtime into a
+    // bounded queue of packets (about 64 KiB each): no new datanode request per chunk, and the
+    // network keeps going while the caller parses.
+    let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD_PACKETS);
+    let (loc, nn) = (location.clone(), namenode.to_string());
+    runtime().spawn(async move {
+        let mut stream = reader.read_range_stream(0, len);
+        loop {
+            let item = match tokio::time::timeout(DATA_TIMEOUT, stream.next()).await {
+                Ok(Some(Ok(bytes))) => Ok(bytes),
+                Ok(Some(Err(e))) => Err(hdfs_error(&loc, &nn, e)),
+                Ok(None) => break,
+                Err(_) => Err(StorageError::Timeout {
+                    location: loc.to_string(),
+                    namenode: nn.clone(),
+                    seconds: DATA_TIMEOUT.as_secs(),
+                }),
+            };
+            let last = item.is_err();
+            // Never block an I/O thread on a slow reader: wait for room asynchronously.
+            let mut item = item;
+            loop {
+                match tx.try_send(item) {
+                    Ok(()) => break,
+                    Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                        item = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+                }
+            }
+            if last {
+                return;
+            }
+        }
+    });
     Ok(Box::new(HdfsReader {
         location: location.clone(),
-        namenode: namenode.to_string(),
-        len: reader.file_length(),
-        reader: Arc::new(reader),
+        len,
+        packets: rx,
+        current: bytes::Bytes::new(),
         pos: 0,
-        buf: Vec::new(),
-        buf_pos: 0,
     }))
 }
 
-/// A `Read` over an HDFS file, fetched in chunks so memory stays bounded.
+/// A `Read` over an HDFS file, fed by the read-ahead task; memory stays bounded.
 struct HdfsReader {
     location: Location,
-    namenode: String,
-    reader: Arc<hdfs_native::file::FileReader>,
     len: usize,
+    packets: std::sync::mpsc::Receiver<Result<bytes::Bytes, StorageError>>,
+    current: bytes::Bytes,
     pos: usize,
-    buf: Vec<u8>,
-    buf_pos: usize,
 }
 
 impl Read for HdfsReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.buf_pos == self.buf.len() {
+        while self.current.is_empty() {
             if self.pos >= self.len {
                 return Ok(0);
             }
-            let n = CHUNK.min(self.len - self.pos);
-            let (r, offset) = (self.reader.clone(), self.pos);
-            let bytes =
-                run(
-                    &self.location,
-                    &self.namenode,
-                    DATA_TIMEOUT,
-                    async move { r.read_range(offset, n).await },
-                )
-                .map_err(std::io::Error::other)?;
-            self.buf.clear();
-            self.buf.extend_from_slice(&bytes);
-            self.buf_pos = 0;
-            self.pos += bytes.len();
-            if bytes.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("{}: file ended early", self.location),
-                ));
+            match self.packets.recv_timeout(DATA_TIMEOUT + Duration::from_secs(5)) {
+                Ok(Ok(bytes)) => self.current = bytes,
+                Ok(Err(e)) => return Err(std::io::Error::other(e)),
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("{}: file ended early ({} of {} bytes)", self.location, self.pos, self.len),
+                    ));
+                }
             }
         }
-        let n = out.len().min(self.buf.len() - self.buf_pos);
-        out[..n].copy_from_slice(&self.buf[self.buf_pos..self.buf_pos + n]);
-        self.buf_pos += n;
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        self.pos += n;
         Ok(n)
     }
 }

@@ -505,6 +505,9 @@ public final class MiniDfs {
   }
 
   private String handle(String cmd) throws Exception {
+    if (cmd.startsWith("read ")) {
+      return timedRead(new Path(cmd.substring(5).trim()));
+    }
     if (cmd.startsWith("put ")) {
       String[] parts = cmd.split("\\s+");
       if (parts.length != 3) {
@@ -562,6 +565,24 @@ public final class MiniDfs {
       }
     };
     return adminUgi != null ? adminUgi.doAs(copy) : copy.run();
+  }
+
+  /** Reads a file with Hadoop's own client; replies with its length and the milliseconds. */
+  private String timedRead(Path path) throws Exception {
+    PrivilegedExceptionAction<String> read = () -> {
+      try (FileSystem fs = FileSystem.get(URI.create(url + "/"), adminConf)) {
+        byte[] buf = new byte[1 << 20];
+        long n = 0;
+        long t0 = System.nanoTime();
+        try (java.io.InputStream in = fs.open(path)) {
+          for (int r; (r = in.read(buf)) > 0; ) {
+            n += r;
+          }
+        }
+        return "OK bytes=" + n + " ms=" + (System.nanoTime() - t0) / 1_000_000;
+      }
+    };
+    return adminUgi != null ? adminUgi.doAs(read) : read.run();
   }
 
   private void requireHa() {
