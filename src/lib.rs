@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod data;
 pub mod engine;
+pub mod import;
 pub mod job;
 pub mod nn;
 pub mod rng;

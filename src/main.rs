@@ -27,6 +27,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Coordinator(a)) => cli::coordinator::run(*a),
         Some(Command::Worker(a)) => cli::worker::run(a),
         Some(Command::Submit(a)) => cli::submit::run(*a),
+        Some(Command::Import(a)) => cli::import::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

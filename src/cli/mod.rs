@@ -5,6 +5,7 @@ pub mod cockpit;
 pub mod coordinator;
 pub mod etl;
 pub mod eval;
+pub mod import;
 mod progress;
 pub mod submit;
 pub mod train;
@@ -57,6 +58,8 @@ pub enum Command {
     Worker(worker::WorkerArgs),
     /// Run a job (or a transform process) on a Spark cluster through spark-submit.
     Submit(Box<submit::SubmitArgs>),
+    /// Bring a Deeplearning4j network configuration or a DataVec transform process over.
+    Import(import::ImportArgs),
 }
 
 /// Parses a flag value through the same names the job file uses (`adam`, `threshold`, ...).

@@ -102,6 +102,12 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         states: Option<Vec<String>>,
     },
+    /// Integers to categories, by a table (DataVec's IntegerToCategoricalTransform; JSON keys
+    /// are the integers, as text): states in the order of their integers.
+    IntegerToCategorical {
+        column: String,
+        map: std::collections::BTreeMap<String, String>,
+    },
     CategoricalToInteger {
         column: String,
     },
@@ -181,6 +187,7 @@ impl Step {
             Step::ReorderColumns { .. } => "reorder_columns",
             Step::DuplicateColumn { .. } => "duplicate_column",
             Step::StringToCategorical { .. } => "string_to_categorical",
+            Step::IntegerToCategorical { .. } => "integer_to_categorical",
             Step::CategoricalToInteger { .. } => "categorical_to_integer",
             Step::CategoricalToOneHot { .. } => "categorical_to_one_hot",
             Step::IntegerToOneHot { .. } => "integer_to_one_hot",
@@ -238,6 +245,11 @@ pub enum Op {
         states: HashMap<Box<str>, u32>,
         list: Vec<String>,
         reserved: Option<u32>,
+    },
+    IntToCat {
+        col: usize,
+        name: String,
+        map: HashMap<i64, Box<str>>,
     },
     CatToInt {
         col: usize,
@@ -425,6 +437,35 @@ impl Step {
                 schema.columns[c].kind = ColumnType::Categorical { states: list.clone() };
                 Op::Categorical { col: c, name: column.clone(), states: state_map(&list), list, reserved }
             }
+            Step::IntegerToCategorical { column, map } => {
+                let c = find(schema, column)?;
+                if !matches!(schema.columns[c].kind, ColumnType::Integer | ColumnType::Long) {
+                    return Err(format!(
+                        "column '{column}' is {}; expected an integer",
+                        schema.columns[c].kind.name()
+                    ));
+                }
+                let mut pairs = map
+                    .iter()
+                    .map(|(k, v)| {
+                        k.trim()
+                            .parse::<i64>()
+                            .map(|k| (k, v.clone()))
+                            .map_err(|_| format!("map key '{k}' is not an integer"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if pairs.is_empty() {
+                    return Err("the map is empty".into());
+                }
+                pairs.sort_by_key(|(k, _)| *k);
+                schema.columns[c].kind =
+                    ColumnType::Categorical { states: pairs.iter().map(|(_, v)| v.clone()).collect() };
+                Op::IntToCat {
+                    col: c,
+                    name: column.clone(),
+                    map: pairs.into_iter().map(|(k, v)| (k, v.into())).collect(),
+                }
+            }
             Step::CategoricalToInteger { column } => {
                 let c = find(schema, column)?;
                 let states = categorical(schema, c)?;
@@ -589,6 +630,14 @@ impl Op {
                     None => return Err(unknown(name, v)),
                 },
             },
+            Op::IntToCat { col, name, map } => {
+                let v = &row[*col];
+                row[*col] = match v {
+                    Value::Missing => Value::Missing,
+                    Value::Int(i) => Value::Str(map.get(i).ok_or_else(|| unknown(name, v))?.clone()),
+                    other => return Err(unknown(name, other)),
+                };
+            }
             Op::CatToInt { col, name, states } => {
                 let v = &row[*col];
                 row[*col] = match v {
