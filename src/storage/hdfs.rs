@@ -9,10 +9,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
 use std::sync::{Arc, Mutex, OnceLock};
-
-use futures_util::StreamExt;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use hdfs_native::client::FileStatus;
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 
