@@ -453,7 +453,7 @@ fn the_local_launcher_restarts_crashed_workers_and_the_job_finishes_with_all_of_
     let job = dir.path().join("j.toml");
     std::fs::write(
         &job,
-        "name = \"restarts\"\n[train]\nepochs = 12\n[sharing]\nmode = \"threshold\"\n\
+        "name = \"restarts\"\n[train]\nepochs = 60\n[sharing]\nmode = \"threshold\"\n\
          [cluster]\nlauncher = \"local\"\nworkers = 3\nheartbeat_timeout_secs = 2\nmax_restarts = 2\n",
     )
     .unwrap();
@@ -475,8 +475,16 @@ fn the_local_launcher_restarts_crashed_workers_and_the_job_finishes_with_all_of_
     train
         .wait_for("restarted worker process", Duration::from_secs(30))
         .unwrap_or_else(|| panic!("no restart:\n{}", train.output()));
-    std::thread::sleep(Duration::from_secs(3));
-    let alive = workers_of(train.child.id());
+    // Both replacements up while the job still runs (it has epochs enough to outlast this).
+    let t0 = std::time::Instant::now();
+    let alive = loop {
+        let alive = workers_of(train.child.id());
+        if alive.len() == 3 || t0.elapsed() > Duration::from_secs(30) {
+            break alive;
+        }
+        assert!(train.child.try_wait().ok().flatten().is_none(), "the job ended first:\n{}", train.output());
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert_eq!(alive.len(), 3, "two restarted, one untouched: {alive:?}");
     assert!(alive.contains(&pids[2]) && !alive.contains(&pids[0]) && !alive.contains(&pids[1]));
     let status = train.wait_exit(Duration::from_secs(240)).expect("train finishes");
