@@ -285,7 +285,10 @@ impl Cluster for ClusterService {
             Work::Partition(p) => pb::shard_reply::Work::Partition(partition_to_pb(&p)),
             Work::EpochEnd { epoch } => pb::shard_reply::Work::EpochEnd(epoch),
             Work::Wait => pb::shard_reply::Work::WaitMs(50),
-            Work::Finished => pb::shard_reply::Work::Finished(true),
+            Work::Finished => {
+                run.told_over(req.worker_id);
+                pb::shard_reply::Work::Finished(true)
+            }
         };
         Ok(Response::new(pb::ShardReply { work: Some(work) }))
     }
@@ -311,7 +314,10 @@ impl Cluster for ClusterService {
         let next = long_poll(&run, || run.epoch_result(req.worker_id, req.epoch)).await;
         let outcome = match next {
             None => pb::end_epoch_reply::Outcome::Pending(true),
-            Some(EpochNext::Finished) => pb::end_epoch_reply::Outcome::Finished(true),
+            Some(EpochNext::Finished) => {
+                run.told_over(req.worker_id);
+                pb::end_epoch_reply::Outcome::Finished(true)
+            }
             Some(EpochNext::Continue { epoch, load }) => pb::end_epoch_reply::Outcome::Next(pb::NextEpoch {
                 epoch,
                 load: load.map(|p| params_to_bytes(&p)).unwrap_or_default(),
@@ -340,6 +346,9 @@ impl Cluster for ClusterService {
             }
         };
         let result = long_poll(&run, || run.average_result(round)).await;
+        if run.is_over() {
+            run.told_over(req.worker_id);
+        }
         Ok(Response::new(pb::AverageReply {
             round,
             params: result.as_ref().map(|p| params_to_bytes(p)).unwrap_or_default(),

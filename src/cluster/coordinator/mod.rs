@@ -39,6 +39,8 @@ pub const MAX_MESSAGE: usize = 512 << 20;
 pub const MAX_CONTROL_MESSAGE: usize = 16 << 20;
 /// Cockpits (job and log watchers) served at once.
 pub const MAX_WATCHERS: usize = 64;
+/// How long an exiting coordinator waits for the workers of an ended job to hear of it.
+const DRAIN: Duration = Duration::from_secs(5);
 /// HTTP/2 streams one connection may have open at once.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
@@ -511,8 +513,15 @@ impl CoordinatorHandle {
         }
     }
 
-    /// Stops serving; launched workers are stopped too.
+    /// Stops serving; launched workers are stopped too. Workers of a job that has ended get
+    /// a moment (DRAIN) to hear so from their next call before the port closes.
     pub async fn shutdown(mut self) {
+        if let Some(run) = self.shared.run().filter(|r| r.is_over()) {
+            let t0 = tokio::time::Instant::now();
+            while run.untold_workers() > 0 && t0.elapsed() < DRAIN {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         self.shared.stop_workers();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

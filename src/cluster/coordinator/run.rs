@@ -97,6 +97,8 @@ pub struct WorkerLink {
     pub seq: AtomicU64,
     /// Set when the link is replaced or lost: its streams end.
     pub closed: AtomicBool,
+    /// The worker has been answered that the job is over (so the coordinator may exit).
+    pub told_over: AtomicBool,
     /// What every call of this worker's session proves itself with.
     pub secret: String,
 }
@@ -271,6 +273,23 @@ impl JobRun {
         lock(&self.links).get(&id).cloned()
     }
 
+    /// Notes that worker `id` was answered that the job is over.
+    pub fn told_over(&self, id: WorkerId) {
+        if let Some(link) = self.link(id) {
+            link.told_over.store(true, Ordering::Release);
+        }
+    }
+
+    /// Workers that were still in the job when it ended and have not yet been told so: a
+    /// coordinator about to exit waits a moment for their next call, or they would take the
+    /// closed port for a crash and keep retrying.
+    pub fn untold_workers(&self) -> usize {
+        self.links()
+            .iter()
+            .filter(|l| l.state() == LinkState::Done && !l.told_over.load(Ordering::Acquire))
+            .count()
+    }
+
     pub fn result(&self) -> watch::Receiver<Option<Arc<RunResult>>> {
         self.end.subscribe()
     }
@@ -340,6 +359,7 @@ impl JobRun {
             detail: Mutex::new(String::new()),
             seq: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            told_over: AtomicBool::new(false),
             secret: secret.clone(),
         });
         if let Some(old) = lock(&self.links).insert(id, link) {
