@@ -301,10 +301,10 @@ fn submitted_jobs_cannot_choose_programs_and_removed_workers_stay_out() {
     });
     assert!(!std::path::Path::new("/tmp/strom-pwned").exists());
     let mut removed = Vec::new();
-    for i in 0..workers.len() {
-        match workers[i].wait_exit(Duration::from_secs(60)) {
+    for (i, w) in workers.iter_mut().enumerate() {
+        match w.wait_exit(Duration::from_secs(60)) {
             Some(status) => removed.push(status),
-            None => panic!("worker {i} did not exit:\n{}\n---\n{}", workers[i].output(), coord.output()),
+            None => panic!("worker {i} did not exit:\n{}\n---\n{}", w.output(), coord.output()),
         }
     }
     assert!(
