@@ -163,12 +163,6 @@ fn time_field(name: &str) -> Option<TimeField> {
     })
 }
 
-/// Strom's name for a derived time column.
-fn derived_name(column: &str, field: TimeField) -> String {
-    let f = serde_json::to_value(field).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    format!("{column}_{f}")
-}
-
 /// DataVec's column order, followed step by step (Strom appends some columns where DataVec
 /// inserts them; one reorder at the end makes the two agree).
 struct Columns {
@@ -296,7 +290,7 @@ fn transform(t: &Value, cols: &mut Columns) -> Result<Vec<Step>, String> {
                     return Err(format!("{class}: a formatted (text) derived column"));
                 }
                 fields.push(field);
-                renames.push(Step::RenameColumn { from: derived_name(&column, field), to: name.clone() });
+                renames.push(Step::RenameColumn { from: field.column_name(&column), to: name.clone() });
                 names.push(name);
             }
             let after = text(t, "insertAfter").unwrap_or(&column).to_string();

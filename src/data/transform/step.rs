@@ -65,6 +65,15 @@ pub enum TimeField {
     DayOfYear,
 }
 
+impl TimeField {
+    /// The column `derive_time` makes from `column` for this field: `<column>_<field>`.
+    pub fn column_name(self, column: &str) -> String {
+        let field =
+            serde_json::to_value(self).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        format!("{column}_{field}")
+    }
+}
+
 /// Statistics a normaliser was fitted with; stored in the process so training and
 /// inference use the same.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -519,14 +528,7 @@ impl Step {
                     ));
                 }
                 for f in fields {
-                    let name = format!(
-                        "{column}_{}",
-                        serde_json::to_value(f)
-                            .ok()
-                            .and_then(|v| v.as_str().map(String::from))
-                            .unwrap_or_default()
-                    );
-                    schema.columns.push(Column { name, kind: ColumnType::Integer });
+                    schema.columns.push(Column { name: f.column_name(column), kind: ColumnType::Integer });
                 }
                 Op::Derive { col: c, fields: fields.clone(), zone: zone(z)? }
             }
