@@ -405,6 +405,96 @@ fn tls_coordinator_and_worker() {
 }
 
 #[test]
+fn beyond_loopback_the_coordinator_makes_its_own_certificate_and_workers_pin_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = token_file(d, TOKEN);
+    let job = cluster_job(d, 2, "");
+    let summary = d.join("s.json");
+    let mut coordinator = Proc::spawn(&[
+        "coordinator",
+        "--listen",
+        "0.0.0.0:0",
+        "--token-file",
+        &token,
+        "--job",
+        &job,
+        "--output",
+        d.join("m").to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    let url = coordinator.coordinator_url();
+    assert!(url.starts_with("https://"), "no --tls-cert, no --insecure-plaintext: TLS all the same ({url})");
+    let line = coordinator
+        .wait_for("tls pin: sha256:", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no fingerprint printed:\n{}", coordinator.output()));
+    let pin = line.split_whitespace().nth(2).unwrap().to_string();
+
+    // Another fingerprint: refused at once, naming both (retrying cannot help).
+    let wrong = format!("sha256:{}", "ab".repeat(32));
+    let t = Instant::now();
+    let mut w = worker(&url, &token, &["--tls-pin", &wrong]);
+    assert!(!w.wait_exit(Duration::from_secs(30)).unwrap().success());
+    assert!(t.elapsed() < Duration::from_secs(20), "a wrong certificate is not retried for minutes");
+    assert!(w.output().contains("not the pinned") && w.output().contains(&pin), "{}", w.output());
+    // A malformed fingerprint: the flag is named.
+    let mut w = worker(&url, &token, &["--tls-pin", "sha256:12"]);
+    assert!(!w.wait_exit(Duration::from_secs(10)).unwrap().success());
+    assert!(w.output().contains("--tls-pin") && w.output().contains("64 hex digits"), "{}", w.output());
+    // Plaintext to it gets nowhere.
+    let mut w =
+        worker(&url.replace("https://", "http://"), &token, &["--retries", "1", "--connect-timeout", "1"]);
+    assert!(!w.wait_exit(Duration::from_secs(20)).unwrap().success());
+
+    // The right fingerprint: the job trains over TLS.
+    let _w: Vec<Proc> = (0..2).map(|_| worker(&url, &token, &["--tls-pin", &pin])).collect();
+    let status = coordinator.wait_exit(Duration::from_secs(120)).expect("the job completes over TLS");
+    assert!(status.success(), "{}", coordinator.output());
+    assert!(json(&summary)["test_accuracy"].as_f64().unwrap() > 0.7);
+
+    // Plaintext beyond loopback only when asked for, by name.
+    let mut plain = Proc::spawn(&[
+        "coordinator",
+        "--listen",
+        "0.0.0.0:0",
+        "--token-file",
+        &token,
+        "--insecure-plaintext",
+    ]);
+    let url = plain.coordinator_url();
+    assert!(url.starts_with("http://"), "{url}");
+    assert!(plain.wait_for("unencrypted", Duration::from_secs(10)).is_some(), "{}", plain.output());
+    plain.kill9();
+}
+
+#[test]
+fn workers_a_coordinator_launches_pin_its_certificate() {
+    // `strom train` with its coordinator beyond loopback: local worker processes get the
+    // fingerprint with the token and train over TLS.
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("s.json");
+    let out = common::strom()
+        .env("RUST_LOG", "info")
+        .args(["train", "--launcher", "local", "--workers", "2", "--epochs", "2", "--listen", "0.0.0.0:0"])
+        .args([
+            "--output",
+            dir.path().join("m").to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("workers pin sha256:"), "{stderr}");
+    assert!(stderr.contains("https://"), "{stderr}");
+    let s = json(&summary);
+    assert_eq!(s["workers_lost"], 0, "{s}");
+    assert!(s["test_accuracy"].as_f64().unwrap() > 0.7, "{s}");
+}
+
+#[test]
 fn a_watcher_follows_a_running_job_to_its_end() {
     let dir = tempfile::tempdir().unwrap();
     let token = token_file(dir.path(), TOKEN);
@@ -522,4 +612,91 @@ fn a_job_whose_workers_are_all_gone_fails_saying_so() {
     assert!(killed.elapsed() < Duration::from_secs(30), "took {:?}", killed.elapsed());
     let out = train.output();
     assert!(out.contains("no live worker for 3 s (cluster.reconnect_secs)"), "{out}");
+}
+
+/// One thread of another process stopped as a debugger stops it (ptrace), its other threads
+/// running on; it resumes when this is dropped.
+struct StoppedThread(libc::pid_t);
+
+impl StoppedThread {
+    fn stop(tid: libc::pid_t) -> Result<StoppedThread, String> {
+        let null = std::ptr::null_mut::<libc::c_void>();
+        // SAFETY: plain ptrace requests on a child's thread; the tracee is detached on drop.
+        unsafe {
+            if libc::ptrace(libc::PTRACE_SEIZE, tid, null, null) != 0 {
+                return Err(format!("PTRACE_SEIZE: {}", std::io::Error::last_os_error()));
+            }
+            if libc::ptrace(libc::PTRACE_INTERRUPT, tid, null, null) != 0 {
+                return Err(format!("PTRACE_INTERRUPT: {}", std::io::Error::last_os_error()));
+            }
+            let mut status = 0;
+            libc::waitpid(tid, &mut status, libc::__WALL);
+        }
+        Ok(StoppedThread(tid))
+    }
+}
+
+impl Drop for StoppedThread {
+    fn drop(&mut self) {
+        let null = std::ptr::null_mut::<libc::c_void>();
+        // SAFETY: detaching the thread this value stopped.
+        unsafe { libc::ptrace(libc::PTRACE_DETACH, self.0, null, null) };
+    }
+}
+
+#[test]
+fn a_worker_whose_training_thread_hangs_is_lost_although_it_heartbeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path(), TOKEN);
+    // Heartbeats would keep it for 30 s; the step timeout (3 s) is what must catch it.
+    let job = cluster_job(dir.path(), 40, "heartbeat_timeout_secs = 30\nstep_timeout_secs = 3\n");
+    let summary = dir.path().join("s.json");
+    let mut coordinator = Proc::spawn(&[
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-file",
+        &token,
+        "--job",
+        &job,
+        "--summary-json",
+        summary.to_str().unwrap(),
+        "--output",
+        dir.path().join("m").to_str().unwrap(),
+    ]);
+    let url = coordinator.coordinator_url();
+    let mut hung = worker(&url, &token, &[]);
+    let mut fine = worker(&url, &token, &[]);
+    coordinator
+        .wait_for("epoch 2 done", Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("{}", coordinator.output()));
+    // The worker's main thread trains; its gRPC runtime (heartbeats) runs on other threads.
+    let stopped = match StoppedThread::stop(hung.child.id() as libc::pid_t) {
+        Ok(s) => s,
+        Err(why) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must allow ptrace of a child: {why}");
+            eprintln!("skipped: cannot stop a thread here ({why})");
+            return;
+        }
+    };
+    let t = Instant::now();
+    let lost = coordinator
+        .wait_for("no training step for", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("the hung worker was not lost:\n{}", coordinator.output()));
+    assert!(t.elapsed() < Duration::from_secs(30), "{lost}");
+    assert!(
+        !coordinator.output().contains("no heartbeat for"),
+        "its heartbeat went on: {}",
+        coordinator.output()
+    );
+    drop(stopped);
+    // The job goes on without it and finishes; the thawed worker finds itself lost and ends.
+    let status = coordinator.wait_exit(Duration::from_secs(300)).expect("the job finishes");
+    assert!(status.success(), "{}", coordinator.output());
+    assert!(fine.wait_exit(Duration::from_secs(30)).expect("worker exits").success(), "{}", fine.output());
+    hung.wait_exit(Duration::from_secs(60)).expect("the thawed worker exits");
+    let s = json(&summary);
+    assert!(s["workers_lost"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(s["epochs"], 40, "{s}");
+    assert!(s["test_accuracy"].as_f64().unwrap() >= 0.8, "{s}");
 }

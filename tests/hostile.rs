@@ -124,6 +124,14 @@ async fn raw_http2(addr: &str) -> Vec<String> {
             b.extend_from_slice(&[7; 64]);
             b
         }),
+        ("past the model", {
+            // Claims 64 MiB: under the service's ceiling, far over what this job's model
+            // needs; refused from the header, before any of it is read.
+            let mut b = vec![0u8];
+            b.extend_from_slice(&(64u32 << 20).to_be_bytes());
+            b.extend_from_slice(&[7; 64]);
+            b
+        }),
         ("not protobuf", {
             let junk = [0xFFu8; 40];
             let mut b = vec![0u8];
@@ -187,6 +195,8 @@ fn hostile_clients_are_refused_and_the_job_trains_beside_them() {
         for r in &raw[1..] {
             assert!(!r.contains("Some(\"0\")"), "a broken message was accepted: {r}");
         }
+        let past = raw.iter().find(|r| r.starts_with("past the model")).unwrap();
+        assert!(past.contains("Some(\"8\")"), "refused as too large (RESOURCE_EXHAUSTED): {past}");
         // A worker speaking for another: its own secret with another id, and no secret at all.
         let me = join(&url).await;
         let other = if me.worker_id == 0 { 1 } else { 0 };
@@ -242,7 +252,7 @@ fn hostile_clients_are_refused_and_the_job_trains_beside_them() {
         assert_eq!(e.code(), Code::Unauthenticated, "{e}");
         // The intruders leave; their ids are lost like any worker's.
         drop((as_other, mine, no_secret));
-        (raw, 4u64)
+        (raw, 5u64)
     });
     let status = coord.wait_exit(Duration::from_secs(240)).expect("the job completes");
     assert!(status.success(), "{}", coord.output());

@@ -113,16 +113,31 @@ fn a_worker_cut_off_longer_than_the_heartbeat_timeout_is_lost_rejoins_and_the_jo
         "--output",
         dir.path().join("m").to_str().unwrap(),
     ]);
-    let url = format!("http://{listen}");
-    coordinator.wait_for("coordinator listening", Duration::from_secs(30)).expect("the coordinator starts");
-    let mut here = Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token]);
+    // Beyond loopback: TLS with a certificate the coordinator made, pinned by both workers.
+    let url = coordinator.coordinator_url();
+    assert_eq!(url, format!("https://{listen}"));
+    let pin_line = coordinator.wait_for("tls pin: ", Duration::from_secs(10)).expect("a fingerprint");
+    let pin = pin_line.split_whitespace().nth(2).unwrap().to_string();
+    let mut here = Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token, "--tls-pin", &pin]);
     // The other worker lives in the namespace: only the veth pair joins it to the coordinator.
     let bin = env!("CARGO_BIN_EXE_strom");
     let mut cut = {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &net.ns, bin, "worker", "--coordinator", &url, "--token-file", &token])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1");
+        cmd.args([
+            "netns",
+            "exec",
+            &net.ns,
+            bin,
+            "worker",
+            "--coordinator",
+            &url,
+            "--token-file",
+            &token,
+            "--tls-pin",
+            &pin,
+        ])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
         Proc::from_command(cmd)
     };
     coordinator

@@ -40,7 +40,10 @@ fn the_demo_trains_in_spark_barrier_tasks_to_the_target_and_failures_exit_non_ze
     );
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains("attach with: strom attach http://"), "{stdout}");
+    // The driver's coordinator listens beyond loopback: TLS with a certificate it made, pinned
+    // by the worker tasks.
+    assert!(stdout.contains("attach with: strom attach https://"), "{stdout}");
+    assert!(stdout.contains("--tls-pin sha256:"), "{stdout}");
     let s = json(&summary);
     let acc = s["test_accuracy"].as_f64().unwrap();
     assert!(acc >= 0.80, "accuracy {acc}");

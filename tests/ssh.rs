@@ -215,3 +215,47 @@ fn unreachable_hosts_are_named_and_the_job_runs_on_the_rest_or_fails() {
     assert!(t.elapsed() < Duration::from_secs(30), "failed in {:?}", t.elapsed());
     assert!(started.elapsed() < Duration::from_secs(120));
 }
+
+#[test]
+fn a_killed_remote_worker_is_restarted_and_workers_pin_the_coordinators_certificate() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = [sshd.host(BIN), sshd.host(BIN)];
+    let job = job(dir.path(), &hosts, "max_restarts = 1\nheartbeat_timeout_secs = 2\n", &sshd.options());
+    let summary = dir.path().join("s.json");
+    // Beyond loopback: the coordinator serves TLS with a certificate it made, and the SSH
+    // launcher hands its fingerprint to the remote workers with the token.
+    let mut train = common::Proc::spawn(&[
+        "train",
+        "--config",
+        job.to_str().unwrap(),
+        "--epochs",
+        "40",
+        "--listen",
+        "0.0.0.0:0",
+        "--output",
+        dir.path().join("m").to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    train
+        .wait_for("epoch 2 done", Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("{}\nsshd: {}", train.output(), sshd.log()));
+    // The remote worker itself (not the ssh client whose command line names it too).
+    let pattern = format!("^{BIN} worker .*--name {}@127.0.0.1#0 ", sshd.user);
+    let victims = common::pids_with(&pattern);
+    assert_eq!(victims.len(), 1, "one remote worker #0: {victims:?}");
+    let cmdline =
+        std::fs::read_to_string(format!("/proc/{}/cmdline", victims[0])).unwrap().replace('\0', " ");
+    assert!(cmdline.contains("https://") && cmdline.contains("--tls-pin sha256:"), "{cmdline}");
+    unsafe { libc::kill(victims[0] as libc::pid_t, libc::SIGKILL) };
+    train
+        .wait_for("restarted worker", Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no restart over ssh:\n{}", train.output()));
+    let status = train.wait_exit(Duration::from_secs(300)).expect("the job finishes");
+    assert!(status.success(), "{}", train.output());
+    let s = json(&summary);
+    assert_eq!(s["epochs"], 40, "{s}");
+    assert!(s["test_accuracy"].as_f64().unwrap() >= 0.78, "{s}");
+    assert!(train.output().contains("workers pin sha256:"), "{}", train.output());
+}

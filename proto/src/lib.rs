@@ -3,6 +3,8 @@
 
 pub use bytes::Bytes;
 
+pub mod tls;
+
 pub mod v1 {
     tonic::include_proto!("strom.v1");
 }

@@ -46,11 +46,15 @@ pub struct AttachArgs {
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// CA certificate (PEM) for an https:// coordinator.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_pin")]
     pub tls_ca: Option<PathBuf>,
     /// Name on the coordinator's certificate [default: the URL's host].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
     pub tls_domain: Option<String>,
+    /// Trust exactly the certificate with this SHA-256 fingerprint (printed by a coordinator
+    /// that made its own certificate: `tls pin: sha256:...`).
+    #[arg(long, value_name = "sha256:HEX")]
+    pub tls_pin: Option<String>,
     #[arg(long, default_value_t = 250, value_name = "MS")]
     pub refresh_ms: u64,
     #[arg(long)]
@@ -124,19 +128,7 @@ pub fn attach(args: AttachArgs, started: Instant) -> Result<()> {
     need_terminal()?;
     let url = if args.url.contains("://") { args.url.clone() } else { format!("http://{}", args.url) };
     let token = args.token_file.as_deref().map(read_token_file).transpose()?;
-    let tls = match &args.tls_ca {
-        Some(ca) => {
-            let domain = args.tls_domain.clone().unwrap_or_else(|| {
-                url.split("://")
-                    .nth(1)
-                    .and_then(|r| r.split([':', '/']).next())
-                    .unwrap_or("localhost")
-                    .to_string()
-            });
-            Some(client_tls(ca, &domain)?)
-        }
-        None => None,
-    };
+    let tls = client_tls(&url, args.tls_ca.as_deref(), args.tls_domain.as_deref(), args.tls_pin.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(strom_ui::run(strom_ui::CockpitConfig {
         target: strom_ui::Target { url, token, tls },

@@ -53,6 +53,11 @@ pub struct CoordinatorArgs {
     /// CA certificate launched workers should trust (with TLS).
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    /// Serve plaintext beyond loopback. Without it, and without --tls-cert, a coordinator that
+    /// listens beyond loopback makes a self-signed certificate at start and prints its
+    /// fingerprint (`tls pin: sha256:...`), which the workers it launches pin.
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub insecure_plaintext: bool,
     /// Where the final model goes [default: strom-runs/<job name>].
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<String>,
@@ -140,6 +145,7 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
         token_file: args.token_file.clone(),
         tls: args.tls_cert.clone().zip(args.tls_key.clone()).map(|(cert, key)| ServerTls { cert, key }),
         tls_ca: args.tls_ca.clone(),
+        insecure_plaintext: args.insecure_plaintext,
         checkpoint_dir,
         start: job.is_some(),
         job,
@@ -149,6 +155,12 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
     rt.block_on(async move {
         let handle = Coordinator::new(config).start().await?;
         println!("coordinator listening on {}", handle.url());
+        if let Some(pin) = handle.tls_pin() {
+            println!(
+                "tls pin: {pin} (a certificate made at start: strom worker --coordinator {url} --tls-pin {pin}; strom attach {url} --tls-pin {pin})",
+                url = handle.url()
+            );
+        }
         loop {
             let running = handle.shared.run().is_some();
             if !running && !args.serve {
@@ -222,6 +234,7 @@ pub fn train_with_coordinator(args: &TrainArgs, job: JobSpec, output: &Location)
         // The job is this user's own, given on the command line.
         allow_job_commands: true,
         token_file: Some(token_file.clone()),
+        insecure_plaintext: args.insecure_plaintext,
         checkpoint_dir: args.checkpoint_dir.as_deref().map(Location::parse).transpose()?,
         job: Some(job),
         start: true,

@@ -134,6 +134,10 @@ pub struct TrainArgs {
     /// [default: 127.0.0.1 on a free port].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// With --listen beyond loopback: serve plaintext instead of TLS with a self-signed
+    /// certificate that the launched workers pin.
+    #[arg(long, requires = "listen")]
+    pub insecure_plaintext: bool,
     /// With a launcher other than embedded: checkpoint directory (local or HDFS).
     #[arg(long, value_name = "LOC")]
     pub checkpoint_dir: Option<String>,

@@ -22,11 +22,15 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// CA certificate (PEM) to trust for an https:// coordinator.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_pin")]
     pub tls_ca: Option<PathBuf>,
     /// Name the coordinator's certificate must carry [default: the URL's host].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
     pub tls_domain: Option<String>,
+    /// Trust exactly the certificate with this SHA-256 fingerprint (the one a coordinator
+    /// without certificate files makes at start and prints: `tls pin: sha256:...`).
+    #[arg(long, value_name = "sha256:HEX")]
+    pub tls_pin: Option<String>,
     /// Seconds to keep trying to reach the coordinator (at the start, and after losing it)
     /// before giving up [default: the job's cluster.reconnect_secs once joined, 300 before].
     #[arg(long, value_name = "SECS")]
@@ -62,16 +66,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
     };
     let mut cfg = WorkerConfig::new(url.clone());
     cfg.token = args.token_file.as_deref().map(read_token_file).transpose()?;
-    if let Some(ca) = &args.tls_ca {
-        let domain = args.tls_domain.clone().unwrap_or_else(|| {
-            url.split("://")
-                .nth(1)
-                .and_then(|r| r.split([':', '/']).next())
-                .unwrap_or("localhost")
-                .to_string()
-        });
-        cfg.tls = Some(client_tls(ca, &domain)?);
-    }
+    cfg.tls = client_tls(&url, args.tls_ca.as_deref(), args.tls_domain.as_deref(), args.tls_pin.as_deref())?;
     cfg.retries = args.retries.map(|r| r.max(1));
     cfg.reconnect = args.reconnect_secs.map(|s| Duration::from_secs(s.max(1)));
     cfg.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));

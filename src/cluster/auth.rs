@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use strom_proto::tls::{ClientTls, Pin};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
@@ -196,10 +197,46 @@ impl ServerTls {
     }
 }
 
-/// The CA (PEM) a client trusts, and the name the coordinator's certificate must carry.
-pub fn client_tls(ca: &Path, domain: &str) -> Result<ClientTlsConfig, ClusterError> {
-    let pem = std::fs::read(ca).map_err(|e| ClusterError::Tls(format!("{}: {e}", ca.display())))?;
-    Ok(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)).domain_name(domain))
+/// A certificate made now, signed by its own key, for a coordinator that serves TLS without
+/// certificate files; clients pin its fingerprint. The names matter only to clients that check
+/// them (`--tls-ca` with the PEM the coordinator can write); pinning clients do not.
+pub fn self_signed(names: Vec<String>) -> Result<(ServerTlsConfig, Pin), ClusterError> {
+    let made = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| ClusterError::Tls(format!("cannot make a self-signed certificate: {e}")))?;
+    let pin = Pin::of(made.cert.der());
+    let identity = Identity::from_pem(made.cert.pem(), made.signing_key.serialize_pem());
+    Ok((ServerTlsConfig::new().identity(identity), pin))
+}
+
+/// How a client given `--tls-ca [--tls-domain]` or `--tls-pin` checks the coordinator at `url`.
+pub fn client_tls(
+    url: &str,
+    ca: Option<&Path>,
+    domain: Option<&str>,
+    pin: Option<&str>,
+) -> Result<Option<ClientTls>, ClusterError> {
+    match (ca, pin) {
+        (Some(_), Some(_)) => Err(ClusterError::Config("--tls-ca and --tls-pin: give one of them".into())),
+        (None, Some(pin)) => {
+            let pin =
+                pin.parse::<Pin>().map_err(|e| ClusterError::Config(format!("--tls-pin {pin}: {e}")))?;
+            Ok(Some(ClientTls::Pin(pin)))
+        }
+        (Some(ca), None) => {
+            let domain = domain.map(str::to_string).unwrap_or_else(|| {
+                url.split("://")
+                    .nth(1)
+                    .and_then(|r| r.split([':', '/']).next())
+                    .unwrap_or("localhost")
+                    .to_string()
+            });
+            let pem = std::fs::read(ca).map_err(|e| ClusterError::Tls(format!("{}: {e}", ca.display())))?;
+            let config =
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)).domain_name(domain);
+            Ok(Some(ClientTls::Ca(config)))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 #[cfg(test)]

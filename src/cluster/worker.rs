@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use strom_proto::tls::ClientTls;
 use strom_proto::v1 as pb;
 use strom_proto::v1::cluster_client::ClusterClient;
 use tokio::runtime::Runtime;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use super::ClusterError;
@@ -49,7 +50,7 @@ const MAX_UNSENT_STATS: usize = 4096;
 pub struct WorkerConfig {
     pub url: String,
     pub token: Option<String>,
-    pub tls: Option<ClientTlsConfig>,
+    pub tls: Option<ClientTls>,
     /// How long the worker keeps trying to reach its coordinator (first join or after losing
     /// it) before it gives up; `None`: the job's `cluster.reconnect_secs` once joined, 300 s
     /// before.
@@ -222,16 +223,21 @@ impl GrpcTransport {
     }
 
     async fn open(&self, previous: Option<u32>) -> Result<(Session, u32, Joined), ConnectError> {
-        let mut ep = Endpoint::from_shared(self.cfg.url.clone())
+        let tls = self.cfg.tls.as_ref();
+        let ep = strom_proto::tls::endpoint(&self.cfg.url, tls)
             .map_err(|e| ConnectError::Fatal(format!("bad coordinator URL {}: {e}", self.cfg.url)))?
             .connect_timeout(self.cfg.connect_timeout)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(20));
-        if let Some(tls) = &self.cfg.tls {
-            ep = ep.tls_config(tls.clone()).map_err(|e| ConnectError::Fatal(format!("TLS: {e}")))?;
-        }
-        let channel =
-            ep.connect().await.map_err(|e| ConnectError::Retry(format!("{e}: {}", source_chain(&e))))?;
+        let channel = strom_proto::tls::connect(&ep, tls).await.map_err(|e| {
+            let chain = source_chain(&e);
+            // A certificate that is not the one expected will not change by retrying.
+            if chain.contains("certificate") {
+                ConnectError::Fatal(format!("TLS: {chain}"))
+            } else {
+                ConnectError::Retry(format!("{e}: {chain}"))
+            }
+        })?;
         let reply = ClusterClient::with_interceptor(channel.clone(), self.attach.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)

@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
+use strom_proto::tls::ClientTls;
 use strom_proto::v1 as pb;
 use strom_proto::v1::control_client::ControlClient;
 use tokio::sync::mpsc;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request as GrpcRequest, Status};
 
 use crate::app::{Msg, Request};
@@ -20,7 +21,7 @@ use crate::state::Connection;
 pub struct Target {
     pub url: String,
     pub token: Option<String>,
-    pub tls: Option<ClientTlsConfig>,
+    pub tls: Option<ClientTls>,
 }
 
 #[derive(Clone)]
@@ -38,18 +39,16 @@ impl tonic::service::Interceptor for Auth {
 type Client = ControlClient<InterceptedService<Channel, Auth>>;
 
 pub fn client(target: &Target) -> anyhow::Result<Client> {
-    let mut ep = Endpoint::from_shared(target.url.clone())?
+    let ep = strom_proto::tls::endpoint(&target.url, target.tls.as_ref())?
         .connect_timeout(Duration::from_secs(3))
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(10));
-    if let Some(tls) = &target.tls {
-        ep = ep.tls_config(tls.clone())?;
-    }
     let auth = Auth(match &target.token {
         Some(t) => Some(format!("Bearer {t}").parse()?),
         None => None,
     });
-    Ok(ControlClient::with_interceptor(ep.connect_lazy(), auth).max_decoding_message_size(256 << 20))
+    Ok(ControlClient::with_interceptor(strom_proto::tls::connect_lazy(&ep, target.tls.as_ref()), auth)
+        .max_decoding_message_size(256 << 20))
 }
 
 /// Backoff between reconnection attempts: 250 ms doubling to 5 s, each ±50% at random.

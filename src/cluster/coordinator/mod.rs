@@ -5,6 +5,7 @@
 mod cluster_service;
 mod control_service;
 pub mod form;
+mod limit;
 pub mod run;
 pub mod watch;
 
@@ -22,7 +23,9 @@ use tonic::transport::Server;
 pub use run::{JobRun, RunEnd, RunResult, RunSetup};
 
 use super::ClusterError;
-use super::auth::{CheckToken, ServerTls};
+use strom_proto::tls::Pin;
+
+use super::auth::{self, CheckToken, ServerTls};
 use super::checkpoint::Checkpoint;
 use super::launch::{self, LaunchContext, Launcher};
 use crate::data;
@@ -31,8 +34,9 @@ use crate::job::JobSpec;
 use crate::nn::Architecture;
 use crate::storage::Location;
 
-/// Largest message of the workers' service: a model state travels in one message (up to
-/// 128M parameters); what arrives is checked against the job's model before use.
+/// Ceiling of the workers' service's messages: a model state travels in one message (up to
+/// 64M values). Each call is held to its job's model size below that ([`limit`]), and what
+/// arrives is checked against the job's model before use.
 pub const MAX_MESSAGE: usize = 512 << 20;
 /// Largest message of the control service: job files and forms are small; snapshots with
 /// their history are the largest.
@@ -66,7 +70,11 @@ pub struct CoordinatorConfig {
     pub allow_job_commands: bool,
     /// The token file, handed to launched workers.
     pub token_file: Option<PathBuf>,
+    /// Certificate files to serve TLS with. Without them a coordinator beyond loopback makes a
+    /// self-signed certificate at start, whose fingerprint launched workers pin.
     pub tls: Option<ServerTls>,
+    /// Serve plaintext beyond loopback (no certificate files, no self-signed one).
+    pub insecure_plaintext: bool,
     /// The CA launched workers should trust (with TLS).
     pub tls_ca: Option<PathBuf>,
     pub checkpoint_dir: Option<Location>,
@@ -87,6 +95,7 @@ impl CoordinatorConfig {
             allow_job_commands: false,
             token_file: None,
             tls: None,
+            insecure_plaintext: false,
             tls_ca: None,
             checkpoint_dir: None,
             job,
@@ -101,6 +110,8 @@ pub struct Shared {
     pub config: CoordinatorConfig,
     pub addr: SocketAddr,
     pub url: String,
+    /// The fingerprint of the self-signed certificate this coordinator made, if it made one.
+    pub tls_pin: Option<Pin>,
     job: Mutex<Option<JobSpec>>,
     run: Mutex<Option<Arc<JobRun>>>,
     launcher: Mutex<Option<Box<dyn Launcher>>>,
@@ -228,6 +239,7 @@ impl Shared {
             url,
             token_file: self.config.token_file.clone(),
             tls_ca: self.config.tls_ca.clone(),
+            tls_pin: self.tls_pin,
             binary: self.config.binary.clone(),
             token: self.config.token.clone(),
             problems: run.map(|r| r.launch_problems.clone()).unwrap_or_default(),
@@ -368,9 +380,25 @@ impl Coordinator {
                 config.listen
             )));
         }
-        let tls = match &config.tls {
-            Some(t) => Some(t.config()?),
-            None => None,
+        let (tls, tls_pin) = match &config.tls {
+            Some(t) => (Some(t.config()?), None),
+            None if config.listen.ip().is_loopback() => (None, None),
+            None if config.insecure_plaintext => {
+                tracing::warn!(
+                    "serving plaintext on {} (--insecure-plaintext): tokens and updates cross the network unencrypted",
+                    config.listen
+                );
+                (None, None)
+            }
+            None => {
+                let mut names =
+                    vec!["strom-coordinator".to_string(), "localhost".into(), super::worker::host_name()];
+                if !config.listen.ip().is_unspecified() {
+                    names.push(config.listen.ip().to_string());
+                }
+                let (tls, pin) = auth::self_signed(names)?;
+                (Some(tls), Some(pin))
+            }
         };
         let listener = TcpListener::bind(config.listen)
             .await
@@ -384,6 +412,7 @@ impl Coordinator {
         let shared = Arc::new(Shared {
             addr,
             url,
+            tls_pin,
             job: Mutex::new(config.job.clone()),
             run: Mutex::new(None),
             launcher: Mutex::new(None),
@@ -419,13 +448,19 @@ impl Coordinator {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let server = tokio::spawn(
             builder
-                .add_service(tonic::service::interceptor::InterceptedService::new(cluster, check.clone()))
+                .add_service(limit::Limited {
+                    inner: tonic::service::interceptor::InterceptedService::new(cluster, check.clone()),
+                    shared: shared.clone(),
+                })
                 .add_service(tonic::service::interceptor::InterceptedService::new(control, control_check))
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = rx.await;
                 }),
         );
         tracing::info!("coordinator listening on {}", shared.url);
+        if let Some(pin) = &shared.tls_pin {
+            tracing::info!("serving TLS with a certificate made at start; workers pin {pin}");
+        }
 
         // The tick: history samples, heartbeat timeouts, checkpoints.
         let ticker = shared.clone();
@@ -490,6 +525,11 @@ impl CoordinatorHandle {
 
     pub fn addr(&self) -> SocketAddr {
         self.shared.addr
+    }
+
+    /// The fingerprint clients pin, when this coordinator made its own certificate.
+    pub fn tls_pin(&self) -> Option<Pin> {
+        self.shared.tls_pin
     }
 
     /// Waits until the current (or next) run ends.

@@ -15,6 +15,8 @@ pub use threads::ThreadLauncher;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use strom_proto::tls::Pin;
+
 use super::ClusterError;
 use crate::job::{JobSpec, LauncherKind};
 
@@ -24,6 +26,8 @@ pub struct LaunchContext {
     pub url: String,
     pub token_file: Option<PathBuf>,
     pub tls_ca: Option<PathBuf>,
+    /// The fingerprint of the coordinator's self-signed certificate, which workers pin.
+    pub tls_pin: Option<Pin>,
     /// The `strom` binary to run.
     pub binary: PathBuf,
     /// The token itself, for workers that get it on stdin (remote hosts lack the file).
@@ -50,6 +54,9 @@ impl LaunchContext {
         }
         if let Some(ca) = &self.tls_ca {
             args.extend(["--tls-ca".into(), ca.display().to_string()]);
+        }
+        if let Some(pin) = &self.tls_pin {
+            args.extend(["--tls-pin".into(), pin.to_string()]);
         }
         args
     }

@@ -84,6 +84,7 @@ impl Launcher for SparkLauncher {
             "strom": ctx.binary.display().to_string(),
             "url": ctx.url,
             "token": ctx.token.clone().unwrap_or_default(),
+            "tls_pin": ctx.tls_pin.map(|p| p.to_string()),
             "workers": count,
         });
         let (mut cmd, dir) = driver_command(&self.spec, &config)?;

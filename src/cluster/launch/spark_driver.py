@@ -58,11 +58,17 @@ def train(spark, cfg):
     if "listening on" not in first:
         sys.exit(coordinator.wait() or 1)
     local_url = first.strip().split()[-1]
+    if local_url.startswith("https://") and not cfg.get("tls_pin"):
+        # A certificate the coordinator made at start: the next line has its fingerprint.
+        said = coordinator.stdout.readline().split()
+        if said[:2] == ["tls", "pin:"]:
+            cfg["tls_pin"] = said[2]
     scheme, rest = local_url.split("://")
     port = rest.rsplit(":", 1)[1]
     host = cfg.get("advertise") or sc.getConf().get("spark.driver.host", socket.gethostname())
     url = f"{scheme}://{host}:{port}"
-    print(f"strom: coordinator at {url}; attach with: strom attach {local_url} --token-file {token_file}", flush=True)
+    pin = f" --tls-pin {cfg['tls_pin']}" if cfg.get("tls_pin") else ""
+    print(f"strom: coordinator at {url}; attach with: strom attach {local_url} --token-file {token_file}{pin}", flush=True)
     # Echo the coordinator's progress while the stage runs.
     threading.Thread(target=lambda: [print(line, end="", flush=True) for line in coordinator.stdout], daemon=True).start()
 
@@ -84,8 +90,9 @@ def run_workers(sc, cfg, url, token):
         i = ctx.partitionId()
         binary = find_binary(named)
         name = f"spark-{i}@{socket.gethostname()}"
+        pin = ["--tls-pin", cfg["tls_pin"]] if cfg.get("tls_pin") else []
         p = subprocess.run(
-            [binary, "worker", "--coordinator", url, "--token-file", "-", "--name", name],
+            [binary, "worker", "--coordinator", url, "--token-file", "-", "--name", name] + pin,
             input=token,
             capture_output=True,
             text=True,

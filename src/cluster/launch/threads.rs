@@ -1,7 +1,7 @@
 //! Workers as threads of the coordinator's process, connecting over loopback gRPC exactly like
 //! a remote `strom worker` (the cockpit's default: one process, the same code path).
 
-use std::path::Path;
+use strom_proto::tls::ClientTls;
 
 use super::{LaunchContext, Launcher};
 use crate::cluster::ClusterError;
@@ -14,9 +14,10 @@ pub struct ThreadLauncher;
 impl Launcher for ThreadLauncher {
     fn start(&self, count: usize, ctx: &LaunchContext) -> Result<(), ClusterError> {
         let token = ctx.token_file.as_deref().map(read_token_file).transpose()?;
-        let tls = match &ctx.tls_ca {
-            Some(ca) => Some(client_tls(Path::new(ca), "localhost")?),
-            None => None,
+        let tls = match (&ctx.tls_pin, &ctx.tls_ca) {
+            (Some(pin), _) => Some(ClientTls::Pin(*pin)),
+            (None, Some(ca)) => client_tls(&ctx.url, Some(ca), Some("localhost"), None)?,
+            (None, None) => None,
         };
         for i in 0..count {
             let mut cfg = WorkerConfig::new(ctx.url.clone());
