@@ -442,10 +442,14 @@ fn beyond_loopback_the_coordinator_makes_its_own_certificate_and_workers_pin_it(
     let mut w = worker(&url, &token, &["--tls-pin", "sha256:12"]);
     assert!(!w.wait_exit(Duration::from_secs(10)).unwrap().success());
     assert!(w.output().contains("--tls-pin") && w.output().contains("64 hex digits"), "{}", w.output());
-    // Plaintext to it gets nowhere.
+    // Plaintext to it gets nowhere, with a hint; https without a pin or CA is refused at once.
     let mut w =
         worker(&url.replace("https://", "http://"), &token, &["--retries", "1", "--connect-timeout", "1"]);
     assert!(!w.wait_exit(Duration::from_secs(20)).unwrap().success());
+    assert!(w.output().contains("--tls-pin it printed"), "{}", w.output());
+    let mut w = worker(&url, &token, &[]);
+    assert!(!w.wait_exit(Duration::from_secs(10)).unwrap().success());
+    assert!(w.output().contains("serves TLS: pass --tls-pin"), "{}", w.output());
 
     // The right fingerprint: the job trains over TLS.
     let _w: Vec<Proc> = (0..2).map(|_| worker(&url, &token, &["--tls-pin", &pin])).collect();

@@ -235,6 +235,10 @@ pub fn client_tls(
                 ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)).domain_name(domain);
             Ok(Some(ClientTls::Ca(config)))
         }
+        (None, None) if url.starts_with("https://") => Err(ClusterError::Config(format!(
+            "{url} serves TLS: pass --tls-pin with the fingerprint the coordinator printed (`tls pin: \
+             sha256:...`), or --tls-ca with the CA of its certificate"
+        ))),
         (None, None) => Ok(None),
     }
 }

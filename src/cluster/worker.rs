@@ -173,6 +173,16 @@ enum ConnectError {
     Retry(String),
 }
 
+/// What plaintext HTTP/2 gets from a TLS port is a protocol error, not a refusal: say so.
+fn plaintext_hint(tls: bool, error: &str) -> &'static str {
+    let garbled = ["h2 protocol error", "http2 error", "transport error"].iter().any(|s| error.contains(s));
+    if !tls && garbled && !error.contains("refused") {
+        " (does it serve https? Beyond loopback a coordinator does: use the https:// URL and the --tls-pin it printed)"
+    } else {
+        ""
+    }
+}
+
 fn classify(status: &Status) -> ConnectError {
     match status.code() {
         Code::Unauthenticated | Code::PermissionDenied => ConnectError::Fatal(format!(
@@ -387,8 +397,9 @@ impl GrpcTransport {
         Err(ClusterError::Unreachable {
             url: self.cfg.url.clone(),
             message: format!(
-                "no answer after {attempt} attempts over {:.0} s: {last}",
-                started.elapsed().as_secs_f64()
+                "no answer after {attempt} attempts over {:.0} s: {last}{}",
+                started.elapsed().as_secs_f64(),
+                plaintext_hint(self.cfg.tls.is_some(), &last)
             ),
         })
     }

@@ -53,6 +53,8 @@ pub fn full_fashion_mnist() -> Option<&'static str> {
 pub struct Proc {
     pub child: std::process::Child,
     pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Output streams not yet at their end (none: the process and its heirs are gone).
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proc {
@@ -76,29 +78,36 @@ impl Proc {
         cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("strom starts");
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
         let out = child.stdout.take().unwrap();
         let err = child.stderr.take().unwrap();
         for stream in [Box::new(out) as Box<dyn std::io::Read + Send>, Box::new(err)] {
-            let l = lines.clone();
+            let (l, o) = (lines.clone(), open.clone());
             std::thread::spawn(move || {
                 for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
                     l.lock().unwrap().push(line);
                 }
+                o.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
             });
         }
-        Proc { child, lines }
+        Proc { child, lines, open }
     }
 
     pub fn output(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
 
-    /// Waits until a line contains `pattern`; returns that line.
+    /// Waits until a line contains `pattern`; returns that line. Gives up early once the
+    /// process has closed its output (it ended: the line will never come).
     pub fn wait_for(&self, pattern: &str, timeout: std::time::Duration) -> Option<String> {
         let start = std::time::Instant::now();
         while start.elapsed() < timeout {
+            let ended = self.open.load(std::sync::atomic::Ordering::Acquire) == 0;
             if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(pattern)) {
                 return Some(l.clone());
+            }
+            if ended {
+                return None;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
