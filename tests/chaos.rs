@@ -67,7 +67,8 @@ fn run(seed: Option<u64>, mode: &str) -> (f64, Vec<String>) {
             }
             let at_barrier = rng.next_f64() < 0.3;
             if !at_barrier {
-                std::thread::sleep(Duration::from_millis(rng.below(1500)));
+                // Within the next epoch: the demo's epochs take a fraction of a second.
+                std::thread::sleep(Duration::from_millis(rng.below(300)));
             }
             if coord.child.try_wait().ok().flatten().is_some() {
                 break;

@@ -4,6 +4,7 @@
 mod common;
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Proc, cluster_job, json, token_file, workers_of};
@@ -13,6 +14,21 @@ const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 fn worker(url: &str, token: &str, extra: &[&str]) -> Proc {
     let mut args = vec!["worker", "--coordinator", url, "--token-file", token];
+    args.extend_from_slice(extra);
+    Proc::spawn(&args)
+}
+
+/// `strom coordinator` on `listen` running `job`, its model in `dir/m` and its summary in
+/// `summary`.
+fn coordinator(dir: &Path, listen: &str, token: &str, job: &str, summary: &Path, extra: &[&str]) -> Proc {
+    let output = dir.join("m");
+    let mut args = vec!["coordinator", "--listen", listen, "--token-file", token, "--job", job];
+    args.extend_from_slice(&[
+        "--output",
+        output.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
     args.extend_from_slice(extra);
     Proc::spawn(&args)
 }
@@ -50,19 +66,7 @@ fn killed_worker_is_replaced_by_the_others_and_the_job_completes() {
     let token = token_file(dir.path(), TOKEN);
     let job = cluster_job(dir.path(), 8, "");
     let summary = dir.path().join("s.json");
-    let coordinator = Proc::spawn(&[
-        "coordinator",
-        "--listen",
-        "127.0.0.1:0",
-        "--token-file",
-        &token,
-        "--job",
-        &job,
-        "--output",
-        dir.path().join("m").to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
+    let coordinator = coordinator(dir.path(), "127.0.0.1:0", &token, &job, &summary, &[]);
     let url = coordinator.coordinator_url();
     let mut workers: Vec<Proc> = (0..3).map(|_| worker(&url, &token, &[])).collect();
     coordinator
@@ -284,19 +288,7 @@ fn forged_updates_are_rejected_counted_and_harmless() {
     let token = token_file(dir.path(), TOKEN);
     let job = cluster_job(dir.path(), 5, "");
     let summary = dir.path().join("s.json");
-    let mut coordinator = Proc::spawn(&[
-        "coordinator",
-        "--listen",
-        "127.0.0.1:0",
-        "--token-file",
-        &token,
-        "--job",
-        &job,
-        "--output",
-        dir.path().join("m").to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
+    let mut coordinator = coordinator(dir.path(), "127.0.0.1:0", &token, &job, &summary, &[]);
     let url = coordinator.coordinator_url();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sent = rt.block_on(forge(&url));
@@ -372,23 +364,19 @@ fn tls_coordinator_and_worker() {
     let token = token_file(d, TOKEN);
     let job = cluster_job(d, 2, "");
     let summary = d.join("s.json");
-    let mut coordinator = Proc::spawn(&[
-        "coordinator",
-        "--listen",
+    let mut coordinator = coordinator(
+        d,
         "127.0.0.1:0",
-        "--token-file",
         &token,
-        "--job",
         &job,
-        "--tls-cert",
-        d.join("server.pem").to_str().unwrap(),
-        "--tls-key",
-        d.join("server.key").to_str().unwrap(),
-        "--output",
-        d.join("m").to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
+        &summary,
+        &[
+            "--tls-cert",
+            d.join("server.pem").to_str().unwrap(),
+            "--tls-key",
+            d.join("server.key").to_str().unwrap(),
+        ],
+    );
     let url = coordinator.coordinator_url();
     assert!(url.starts_with("https://"), "{url}");
     let ca = d.join("ca.pem");
@@ -411,19 +399,7 @@ fn beyond_loopback_the_coordinator_makes_its_own_certificate_and_workers_pin_it(
     let token = token_file(d, TOKEN);
     let job = cluster_job(d, 2, "");
     let summary = d.join("s.json");
-    let mut coordinator = Proc::spawn(&[
-        "coordinator",
-        "--listen",
-        "0.0.0.0:0",
-        "--token-file",
-        &token,
-        "--job",
-        &job,
-        "--output",
-        d.join("m").to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
+    let mut coordinator = coordinator(d, "0.0.0.0:0", &token, &job, &summary, &[]);
     let url = coordinator.coordinator_url();
     assert!(url.starts_with("https://"), "no --tls-cert, no --insecure-plaintext: TLS all the same ({url})");
     let line = coordinator
@@ -655,19 +631,7 @@ fn a_worker_whose_training_thread_hangs_is_lost_although_it_heartbeats() {
     // Heartbeats would keep it for 30 s; the step timeout (3 s) is what must catch it.
     let job = cluster_job(dir.path(), 40, "heartbeat_timeout_secs = 30\nstep_timeout_secs = 3\n");
     let summary = dir.path().join("s.json");
-    let mut coordinator = Proc::spawn(&[
-        "coordinator",
-        "--listen",
-        "127.0.0.1:0",
-        "--token-file",
-        &token,
-        "--job",
-        &job,
-        "--summary-json",
-        summary.to_str().unwrap(),
-        "--output",
-        dir.path().join("m").to_str().unwrap(),
-    ]);
+    let mut coordinator = coordinator(dir.path(), "127.0.0.1:0", &token, &job, &summary, &[]);
     let url = coordinator.coordinator_url();
     let mut hung = worker(&url, &token, &[]);
     let mut fine = worker(&url, &token, &[]);
