@@ -26,6 +26,10 @@ impl Drop for Sshd {
     }
 }
 
+/// The remote workers of every test here carry the same names (`user@127.0.0.1#N`), and the
+/// tests look for them by name: one test at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -116,6 +120,7 @@ fn job(dir: &Path, hosts: &[String], extra: &str, ssh_options: &str) -> PathBuf 
 
 #[test]
 fn two_workers_over_ssh_train_the_demo_one_with_a_copied_binary() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(sshd) = Sshd::start() else { return };
     let dir = tempfile::tempdir().unwrap();
     // The second host entry names a binary that is not there yet: copy_binary puts it there.
@@ -162,6 +167,7 @@ fn two_workers_over_ssh_train_the_demo_one_with_a_copied_binary() {
 
 #[test]
 fn unreachable_hosts_are_named_and_the_job_runs_on_the_rest_or_fails() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(sshd) = Sshd::start() else { return };
     let dir = tempfile::tempdir().unwrap();
     let closed = free_port();
@@ -218,6 +224,7 @@ fn unreachable_hosts_are_named_and_the_job_runs_on_the_rest_or_fails() {
 
 #[test]
 fn a_killed_remote_worker_is_restarted_and_workers_pin_the_coordinators_certificate() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(sshd) = Sshd::start() else { return };
     let dir = tempfile::tempdir().unwrap();
     let hosts = [sshd.host(BIN), sshd.host(BIN)];
