@@ -439,8 +439,9 @@ pub struct ClusterSpec {
     pub threads: usize,
     /// A worker that sends nothing for this long is lost; its partitions go back to the queue.
     pub heartbeat_timeout_secs: u64,
-    /// A worker holding a partition that reports no step for this long is lost even if it
-    /// still heartbeats (a hung training thread); its partitions go back to the queue.
+    /// A worker the job waits for (a partition, the barrier, an averaging round) that makes no
+    /// training call for this long is lost even if it still heartbeats (a hung training
+    /// thread); its partitions go back to the queue.
     pub step_timeout_secs: u64,
     /// Workers keep trying to reach a lost coordinator this long (long enough for it to restart
     /// and prepare the data again); a job with no live worker for this long fails.

@@ -184,6 +184,20 @@ impl Hub {
         self.in_flight.values().any(|&o| o == w)
     }
 
+    /// Whether the job is held up by worker `w`: it holds a partition, or (while running) the
+    /// epoch's work is all handed out and the barrier waits for it, or the averaging round in
+    /// progress lacks its contribution.
+    pub fn awaits(&self, w: WorkerId) -> bool {
+        if self.holds_partition(w) {
+            return true;
+        }
+        let Some(rec) = self.workers.get(&w) else { return false };
+        if rec.lost || rec.at_barrier || self.state != HubState::Running {
+            return false;
+        }
+        self.pending.is_empty() || (!self.avg.parts.is_empty() && !self.avg.parts.contains_key(&w))
+    }
+
     pub fn live_workers(&self) -> usize {
         self.workers.values().filter(|w| !w.lost).count()
     }
@@ -525,6 +539,40 @@ mod tests {
         assert_eq!(h.finish_epoch(), EpochNext::Continue { epoch: 1, load: None });
         assert_eq!(h.epoch_result(ids[0], 0), Some(EpochNext::Continue { epoch: 1, load: None }));
         assert!(matches!(h.next_work(ids[0]), Work::Partition(p) if p.epoch == 1));
+    }
+
+    #[test]
+    fn the_job_awaits_whoever_holds_a_partition_or_is_missing_at_the_barrier() {
+        let (mut h, ids) = hub(SharingMode::Threshold, 2);
+        assert!(!h.awaits(ids[0]) && !h.awaits(ids[1]), "work is queued: nobody is late yet");
+        let Work::Partition(p) = h.next_work(ids[1]) else { panic!() };
+        assert!(h.awaits(ids[1]), "it holds a partition");
+        // Worker 0 takes the rest; worker 1 finishes its partition but then stalls before the
+        // barrier (its training thread hung between two calls).
+        drain(&mut h, ids[0]);
+        h.partition_done(ids[1], &p);
+        assert!(h.submit_epoch_end(ids[0], 0, vec![1.0; 4]).is_none());
+        assert!(!h.awaits(ids[0]), "it waits at the barrier");
+        assert!(h.awaits(ids[1]), "the barrier waits for it although it holds nothing");
+        h.pause();
+        assert!(!h.awaits(ids[1]), "a paused job waits for nobody");
+        assert!(h.resume().is_none());
+        assert!(h.awaits(ids[1]));
+        assert!(h.remove_worker(ids[1]).is_some(), "losing it completes the barrier");
+        assert!(!h.awaits(ids[1]));
+    }
+
+    #[test]
+    fn an_averaging_round_awaits_the_workers_that_have_not_contributed() {
+        let (mut h, ids) = hub(SharingMode::Averaging, 2);
+        let Work::Partition(p) = h.next_work(ids[1]) else { panic!() };
+        h.partition_done(ids[1], &p);
+        assert!(!h.awaits(ids[1]), "no round is open and work is queued");
+        h.submit_average(ids[0], &[1.0; 4]);
+        assert!(h.awaits(ids[1]), "the round lacks its contribution");
+        assert!(!h.awaits(ids[0]));
+        h.submit_average(ids[1], &[3.0; 4]);
+        assert!(h.average_result(0).is_some());
     }
 
     #[test]

@@ -95,7 +95,7 @@ const FIELDS: &[(&str, K, &[&str], &str)] = &[
         "cluster.step_timeout_secs",
         K::Integer,
         &[],
-        "A worker holding a partition with no step for this long is lost",
+        "A worker the job waits for with no training step for this long is lost",
     ),
     (
         "cluster.reconnect_secs",

@@ -87,8 +87,11 @@ pub struct WorkerLink {
     /// Wakes the worker's outbound update stream.
     pub ready: Notify,
     pub last_seen: Mutex<Instant>,
-    /// The last sign of training: a step reported, or a partition handed out.
+    /// The last sign of life of the worker's training thread: a step reported, work asked
+    /// for, a barrier or an averaging contribution.
     pub last_progress: Mutex<Instant>,
+    /// Since when the job has been waiting for this worker (the hub's `awaits`).
+    awaited_since: Mutex<Option<Instant>>,
     /// Restarts of this worker's process by its launcher.
     pub restarts: u32,
     pub latest: Mutex<Option<StepStats>>,
@@ -178,7 +181,7 @@ pub struct JobRun {
     tau: Mutex<Option<f32>>,
     steps_offset: u64,
     pub heartbeat_timeout: Duration,
-    /// A worker holding a partition with no step for this long is lost.
+    /// A worker the job waits for with no training call for this long is lost.
     pub step_timeout: Duration,
     /// A job with no live worker for this long fails.
     reconnect_window: Duration,
@@ -353,6 +356,7 @@ impl JobRun {
             ready: Notify::new(),
             last_seen: Mutex::new(Instant::now()),
             last_progress: Mutex::new(Instant::now()),
+            awaited_since: Mutex::new(None),
             restarts,
             latest: Mutex::new(None),
             state: Mutex::new(LinkState::Joined),
@@ -457,11 +461,9 @@ impl JobRun {
         drop(hub);
         if let Some(link) = self.link(id) {
             link.touch();
+            link.progressed();
             match w {
-                Work::Partition(_) => {
-                    link.progressed();
-                    link.set_state(LinkState::Training)
-                }
+                Work::Partition(_) => link.set_state(LinkState::Training),
                 Work::EpochEnd { .. } | Work::Wait => link.set_state(LinkState::Waiting),
                 Work::Finished => {}
             }
@@ -474,6 +476,7 @@ impl JobRun {
     pub fn end_epoch(self: &Arc<Self>, id: WorkerId, epoch: u32, params: Vec<f32>) {
         if let Some(link) = self.link(id) {
             link.touch();
+            link.progressed();
             link.set_state(LinkState::Waiting);
         }
         let ready = self.hub().submit_epoch_end(id, epoch, params);
@@ -519,6 +522,9 @@ impl JobRun {
 
     /// Contributes to an averaging round; returns the round to wait for.
     pub fn submit_average(&self, id: WorkerId, params: &[f32]) -> u64 {
+        if let Some(link) = self.link(id) {
+            link.progressed();
+        }
         let round = self.hub().submit_average(id, params);
         self.changed.notify_waiters();
         round
@@ -656,11 +662,23 @@ impl JobRun {
                 self.lose_worker(link.id, &format!("no heartbeat for {:.0} s", silent.as_secs_f64()));
                 continue;
             }
-            let idle = lock(&link.last_progress).elapsed();
-            if idle > self.step_timeout && self.hub().holds_partition(link.id) {
+            // A worker is only late while the job waits for it (a partition it holds, the
+            // barrier or an averaging round), and counts from when that began.
+            let awaited = self.hub().awaits(link.id);
+            let waited = {
+                let mut since = lock(&link.awaited_since);
+                if awaited {
+                    since.get_or_insert_with(Instant::now).elapsed()
+                } else {
+                    *since = None;
+                    Duration::ZERO
+                }
+            };
+            let idle = lock(&link.last_progress).elapsed().min(waited);
+            if idle > self.step_timeout {
                 self.lose_worker(
                     link.id,
-                    &format!("no training step for {:.0} s while holding a partition", idle.as_secs_f64()),
+                    &format!("no training step for {:.0} s while the job waits for it", idle.as_secs_f64()),
                 );
             }
         }
