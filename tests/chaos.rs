@@ -99,6 +99,10 @@ fn run(seed: Option<u64>, mode: &str) -> (f64, Vec<String>) {
         .wait_exit(Duration::from_secs(600))
         .unwrap_or_else(|| panic!("seed {seed:?}: the run did not finish ({done:?}):\n{}", coord.output()));
     assert!(status.success(), "seed {seed:?}: the run failed ({done:?}):\n{}", coord.output());
+    if let Some(dump) = std::env::var_os("STROM_CHAOS_DUMP") {
+        let name = format!("{mode}-{}.log", seed.map_or("calm".to_string(), |s| s.to_string()));
+        let _ = std::fs::write(Path::new(&dump).join(name), coord.output());
+    }
     let s = json(&summary);
     assert_eq!(s["epochs"].as_u64(), Some(EPOCHS), "seed {seed:?} ({done:?}): {s}");
     let epochs: Vec<u64> =

@@ -71,7 +71,10 @@ fn steps_allocate(model: ModelSpec) -> u64 {
     };
     let mut step = |n: u64, backend: &mut CpuBackend| {
         backend.forward_backward(&batch, &mut rng);
-        backend.compute_update(1.0);
+        // A decaying learning rate: the residual and tau follow it in place.
+        let lr_scale = 1.0 / (1.0 + n as f32 * 0.05);
+        backend.compute_update(lr_scale);
+        sharing.follow_lr(backend, lr_scale);
         sharing.step(backend, 0, n);
     };
     // Warm-up: the residual and the selection list reach their sizes.

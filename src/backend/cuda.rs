@@ -133,6 +133,10 @@ extern "C" __global__ void clip(float* r, int n, float limit) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) r[i] = fminf(fmaxf(r[i], -limit), limit);
 }
+extern "C" __global__ void scale(float* r, int n, float factor) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) r[i] *= factor;
+}
 "#;
 
 fn cuda_err(e: impl std::fmt::Debug) -> BackendError {
@@ -170,6 +174,7 @@ struct Kernels {
     select_quanta: CudaFunction,
     apply_quanta: CudaFunction,
     clip: CudaFunction,
+    scale: CudaFunction,
 }
 
 /// A dense layer's place in the flat buffer (the only layer type with a CUDA kernel so far).
@@ -303,6 +308,7 @@ impl CudaBackend {
             select_quanta: f("select_quanta")?,
             apply_quanta: f("apply_quanta")?,
             clip: f("clip")?,
+            scale: f("scale")?,
             _module: module,
         };
         let cap = batch_capacity.max(1);
@@ -781,6 +787,19 @@ impl Backend for CudaBackend {
             let result = unsafe { b.launch(cfg(n)) }.map_err(cuda_err);
             if let Err(e) = result {
                 self.fail("clipping the residual", e);
+            }
+        }
+    }
+
+    fn scale_residual(&mut self, factor: f32) {
+        let n = self.layout.len;
+        if let Some(r) = self.residual.as_mut() {
+            let n32 = n as i32;
+            let mut b = self.stream.launch_builder(&self.k.scale);
+            b.arg(r).arg(&n32).arg(&factor);
+            let result = unsafe { b.launch(cfg(n)) }.map_err(cuda_err);
+            if let Err(e) = result {
+                self.fail("scaling the residual", e);
             }
         }
     }

@@ -89,6 +89,8 @@ pub trait Backend: Send {
     fn apply_message(&mut self, message: &MessageView<'_>);
     /// Clips the residual to ±limit.
     fn clip_residual(&mut self, limit: f32);
+    /// `residual *= factor`.
+    fn scale_residual(&mut self, factor: f32);
 
     /// Forward pass without dropout, batch norm on its running statistics; the outputs (rows x
     /// outputs) are written to `outputs`; returns the mean loss.

@@ -247,7 +247,8 @@ impl<T: Transport> WorkerLoop<T> {
             let within = start as f64 + (end - start) as f64 * at as f64 / usable.len() as f64;
             let progress =
                 (p.epoch as f64 + within / self.dataset.rows.max(1) as f64) / self.epochs.max(1) as f64;
-            self.backend.compute_update(self.lr_schedule.scale(progress));
+            let lr_scale = self.lr_schedule.scale(progress);
+            self.backend.compute_update(lr_scale);
             self.stats.step += 1;
             match self.mode {
                 SharingMode::None => self.backend.apply_update(),
@@ -266,6 +267,7 @@ impl<T: Transport> WorkerLoop<T> {
                     }
                 }
                 SharingMode::Threshold => {
+                    self.sharing.follow_lr(self.backend.as_mut(), lr_scale);
                     let s = self.sharing.step(self.backend.as_mut(), self.id, self.stats.step);
                     if s.entries > 0 {
                         self.transport.send_update(self.sharing.message()).map_err(|e| fail(e, self.id))?;

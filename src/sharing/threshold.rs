@@ -36,6 +36,18 @@ impl Threshold {
         }
     }
 
+    /// Whether tau follows the updates (adaptive band, target); a fixed tau is the user's.
+    pub fn adapts(&self) -> bool {
+        !matches!(self.spec, ThresholdSpec::Fixed { .. })
+    }
+
+    /// Scales tau with the updates (a learning-rate schedule moved them).
+    pub fn scale(&mut self, factor: f32) {
+        if factor.is_finite() && factor > 0.0 {
+            self.tau = (self.tau * factor).clamp(TAU_MIN, TAU_MAX);
+        }
+    }
+
     /// Adapts tau after a step.
     pub fn observe(&mut self, stats: &EncodeStats) {
         let sparsity = if stats.format == Format::Bitmap { BITMAP_SPARSITY } else { stats.sparsity };

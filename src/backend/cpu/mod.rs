@@ -406,6 +406,10 @@ impl Backend for CpuBackend {
         sharing::clip(&mut self.residual, limit);
     }
 
+    fn scale_residual(&mut self, factor: f32) {
+        self.residual.iter_mut().for_each(|r| *r *= factor);
+    }
+
     fn evaluate(&mut self, batch: &Batch<'_>, outputs: &mut Vec<f32>) -> f32 {
         let rows = batch.rows;
         self.net.set_input(batch.input, rows);
