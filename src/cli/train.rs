@@ -12,6 +12,7 @@ use super::progress::TrainProgress;
 use crate::data::transform::TransformProcess;
 use crate::data::{self, Dataset, Features};
 use crate::engine::{self, EmbeddedOptions, EvalReport, TrainOutcome};
+use crate::job::keys;
 use crate::job::{
     Activation, BackendKind, DataFormat, Init, JobSpec, LauncherKind, Loss, ModelPreset, SharingMode,
     ThresholdSpec, UpdaterKind,
@@ -29,84 +30,60 @@ pub struct TrainArgs {
     /// Job file (TOML); flags override its keys.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<String>,
-    /// Training data: local path, file://, hdfs://, viewfs:// or builtin: location [data.train].
-    #[arg(long, value_name = "LOC")]
+    #[arg(long, help = keys::flag_help("data.train"), value_name = "LOC")]
     pub train: Option<String>,
-    /// Test data, evaluated after every epoch; "" for none [data.test].
-    #[arg(long, value_name = "LOC")]
+    #[arg(long, help = keys::flag_help("data.test"), value_name = "LOC")]
     pub test: Option<String>,
-    /// Data format [data.format].
-    #[arg(long, value_name = "idx|csv", value_parser = parse_name::<DataFormat>)]
+    #[arg(long, help = keys::flag_help("data.format"), value_name = "idx|csv", value_parser = parse_name::<DataFormat>)]
     pub format: Option<DataFormat>,
-    /// CSV: transform process (JSON) applied to every row, on every worker [data.transform].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, help = keys::flag_help("data.transform"), value_name = "FILE")]
     pub transform: Option<String>,
-    /// CSV: the column to predict, after the transform [data.label].
-    #[arg(long, value_name = "COLUMN")]
+    #[arg(long, help = keys::flag_help("data.label"), value_name = "COLUMN")]
     pub label: Option<String>,
-    /// Fraction of training rows held out as test data when there is no --test [data.holdout].
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, help = keys::flag_help("data.holdout"), value_name = "FRACTION")]
     pub holdout: Option<f32>,
     /// Model preset [model.preset]: mlp (dense layers of --hidden), cnn (two 3x3 convolutions
     /// and max-pooling, about 420k parameters on 28x28 images) or lenet5. Clears model.layers.
     #[arg(long, value_name = "mlp|cnn|lenet5", value_parser = parse_name::<ModelPreset>)]
     pub model: Option<ModelPreset>,
-    /// Hidden layer widths of the mlp preset, comma-separated [model.hidden].
-    #[arg(long, value_name = "N,N,..", value_delimiter = ',')]
+    #[arg(long, help = keys::flag_help("model.hidden"), value_name = "N,N,..", value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
-    /// Activation of the preset's hidden layers [model.activation].
-    #[arg(long, value_name = "relu|leaky_relu|tanh|sigmoid|identity", value_parser = parse_name::<Activation>)]
+    #[arg(long, help = keys::flag_help("model.activation"), value_name = "relu|leaky_relu|tanh|sigmoid|identity", value_parser = parse_name::<Activation>)]
     pub activation: Option<Activation>,
-    /// Dropout probability after the preset's hidden dense layers [model.dropout].
-    #[arg(long, value_name = "P")]
+    #[arg(long, help = keys::flag_help("model.dropout"), value_name = "P")]
     pub dropout: Option<f32>,
-    /// Loss [model.loss].
-    #[arg(long, value_name = "xent|mse", value_parser = parse_name::<Loss>)]
+    #[arg(long, help = keys::flag_help("model.loss"), value_name = "xent|mse", value_parser = parse_name::<Loss>)]
     pub loss: Option<Loss>,
-    /// Weight initialisation [model.init].
-    #[arg(long, value_name = "he|xavier", value_parser = parse_name::<Init>)]
+    #[arg(long, help = keys::flag_help("model.init"), value_name = "he|xavier", value_parser = parse_name::<Init>)]
     pub init: Option<Init>,
-    /// Epochs [train.epochs].
-    #[arg(long, value_name = "N")]
+    #[arg(long, help = keys::flag_help("train.epochs"), value_name = "N")]
     pub epochs: Option<u32>,
-    /// Minibatch size per worker [train.batch_size].
-    #[arg(long, value_name = "N")]
+    #[arg(long, help = keys::flag_help("train.batch_size"), value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Updater [train.updater.kind].
-    #[arg(long, value_name = "sgd|nesterov|adam|rmsprop", value_parser = parse_name::<UpdaterKind>)]
+    #[arg(long, help = keys::flag_help("train.updater.kind"), value_name = "sgd|nesterov|adam|rmsprop", value_parser = parse_name::<UpdaterKind>)]
     pub updater: Option<UpdaterKind>,
-    /// Learning rate [train.updater.lr].
-    #[arg(long, value_name = "F")]
+    #[arg(long, help = keys::flag_help("train.updater.lr"), value_name = "F")]
     pub lr: Option<f32>,
-    /// Nesterov momentum [train.updater.momentum].
-    #[arg(long, value_name = "F")]
+    #[arg(long, help = keys::flag_help("train.updater.momentum"), value_name = "F")]
     pub momentum: Option<f32>,
-    /// L2 regularisation of the weights [train.l2].
-    #[arg(long, value_name = "F")]
+    #[arg(long, help = keys::flag_help("train.l2"), value_name = "F")]
     pub l2: Option<f32>,
-    /// Random seed [train.seed].
-    #[arg(long, value_name = "N")]
+    #[arg(long, help = keys::flag_help("train.seed"), value_name = "N")]
     pub seed: Option<u64>,
-    /// Workers [cluster.workers].
-    #[arg(long, short = 'w', value_name = "N")]
+    #[arg(long, help = keys::flag_help("cluster.workers"), short = 'w', value_name = "N")]
     pub workers: Option<usize>,
-    /// CPU threads per worker; 0: the cores shared among the workers [cluster.threads].
-    #[arg(long, value_name = "N")]
+    #[arg(long, help = keys::flag_help("cluster.threads"), value_name = "N")]
     pub threads: Option<usize>,
-    /// How workers share updates [sharing.mode]; default threshold with several workers.
-    #[arg(long, value_name = "threshold|averaging|none", value_parser = parse_name::<SharingMode>)]
+    #[arg(long, help = keys::flag_help("sharing.mode"), value_name = "threshold|averaging|none", value_parser = parse_name::<SharingMode>)]
     pub sharing: Option<SharingMode>,
     /// Use a fixed threshold tau instead of the adaptive one [sharing.algorithm].
     #[arg(long, value_name = "F")]
     pub tau: Option<f32>,
-    /// Minibatches between averages in averaging mode [sharing.averaging_frequency].
-    #[arg(long, value_name = "N")]
+    #[arg(long, help = keys::flag_help("sharing.averaging_frequency"), value_name = "N")]
     pub averaging_frequency: Option<u32>,
-    /// Where workers run [cluster.launcher].
-    #[arg(long, value_name = "embedded|local|ssh|spark|none", value_parser = parse_name::<LauncherKind>)]
+    #[arg(long, help = keys::flag_help("cluster.launcher"), value_name = "embedded|local|ssh|spark|none", value_parser = parse_name::<LauncherKind>)]
     pub launcher: Option<LauncherKind>,
-    /// Compute backend [cluster.backend].
-    #[arg(long, value_name = "cpu|cuda", value_parser = parse_name::<BackendKind>)]
+    #[arg(long, help = keys::flag_help("cluster.backend"), value_name = "cpu|cuda", value_parser = parse_name::<BackendKind>)]
     pub backend: Option<BackendKind>,
     /// The device: cpu, cuda or cuda:N [cluster.backend, cluster.cuda_device].
     #[arg(long, value_name = "cpu|cuda:N", value_parser = parse_device, conflicts_with = "backend")]

@@ -10,6 +10,8 @@ pub use crate::nn::layers::{HiddenLayer, LayerEntry, LayerSpec, Padding};
 pub use crate::nn::{Activation, Init, Loss};
 use crate::storage::{Location, StorageError};
 
+pub mod keys;
+
 /// The demo job: the Fashion-MNIST subset compiled into the binary.
 pub const DEMO_TRAIN: &str = "builtin:fashion-mnist-demo/train";
 pub const DEMO_TEST: &str = "builtin:fashion-mnist-demo/test";
@@ -686,6 +688,13 @@ impl JobSpec {
     /// Range and consistency checks; every problem names its key.
     pub fn validate(&self) -> Result<(), Vec<KeyError>> {
         let mut v = Checks::default();
+        // Each key's own rule (ranges, positivity) comes from its definition in `keys`.
+        for key in keys::KEYS {
+            if let Some(message) = key.check(self) {
+                v.fail(key.name, message);
+            }
+        }
+        // What relates keys to each other, or looks inside a value, is checked here.
         v.check("data.train", !self.data.train.trim().is_empty(), || "must name the training data".into());
         for (key, value) in [("data.train", &self.data.train), ("data.test", &self.data.test)] {
             if !value.trim().is_empty()
@@ -695,9 +704,6 @@ impl JobSpec {
             }
         }
         let d = &self.data;
-        v.check("data.holdout", (0.0..1.0).contains(&d.holdout), || {
-            format!("must be in [0, 1) (got {})", d.holdout)
-        });
         if let Err(e) = d.csv.check() {
             v.fail("data.csv", e);
         }
@@ -713,11 +719,6 @@ impl JobSpec {
             if let Err(e) = Location::parse(&d.transform) {
                 v.fail("data.transform", e.to_string());
             }
-        }
-        if let Some(n) = d.num_classes {
-            v.check("data.num_classes", (2..=100_000).contains(&n), || {
-                format!("must be 2..=100000 (got {n})")
-            });
         }
         let m = &self.model;
         match &m.layers {
@@ -758,80 +759,13 @@ impl JobSpec {
                 });
             }
         }
-        v.check("model.dropout", (0.0..1.0).contains(&m.dropout), || {
-            format!("must be in [0, 1) (got {})", m.dropout)
-        });
-
-        let t = &self.train;
-        v.check("train.epochs", (1..=100_000).contains(&t.epochs), || {
-            format!("must be 1..=100000 (got {})", t.epochs)
-        });
-        v.check("train.batch_size", (1..=65_536).contains(&t.batch_size), || {
-            format!("must be 1..=65536 (got {})", t.batch_size)
-        });
-        v.check("train.batches_per_partition", t.batches_per_partition >= 1, || "must be at least 1".into());
-        let u = &self.updater();
-        let lr = u.learning_rate();
-        v.check("train.updater.lr", lr.is_finite() && lr > 0.0 && lr <= 10.0, || {
-            format!("must be in (0, 10] (got {lr})")
-        });
-        v.check("train.updater.momentum", (0.0..1.0).contains(&u.momentum), || {
-            format!("must be in [0, 1) (got {})", u.momentum)
-        });
-        v.check("train.updater.beta1", (0.0..1.0).contains(&u.beta1), || {
-            format!("must be in [0, 1) (got {})", u.beta1)
-        });
-        v.check("train.updater.beta2", (0.0..1.0).contains(&u.beta2), || {
-            format!("must be in [0, 1) (got {})", u.beta2)
-        });
-        v.check("train.updater.rho", (0.0..1.0).contains(&u.rho), || {
-            format!("must be in [0, 1) (got {})", u.rho)
-        });
-        v.check("train.updater.epsilon", u.epsilon.is_finite() && u.epsilon > 0.0, || {
-            format!("must be positive (got {})", u.epsilon)
-        });
-        v.check("train.l2", t.l2.is_finite() && t.l2 >= 0.0, || format!("must be ≥ 0 (got {})", t.l2));
-
         let s = &self.sharing;
-        let positive = |x: f32| x.is_finite() && x > 0.0;
-        let fraction = |x: f32| x.is_finite() && x > 0.0 && x <= 1.0;
-        match s.algorithm {
-            ThresholdSpec::Fixed { tau } => {
-                v.check("sharing.algorithm.tau", positive(tau), || format!("must be positive (got {tau})"))
-            }
-            ThresholdSpec::Adaptive { initial, min_sparsity, max_sparsity } => {
-                v.check("sharing.algorithm.initial", positive(initial), || {
-                    format!("must be positive (got {initial})")
-                });
-                v.check("sharing.algorithm.min_sparsity", fraction(min_sparsity), || {
-                    format!("must be in (0, 1] (got {min_sparsity})")
-                });
-                v.check("sharing.algorithm.max_sparsity", fraction(max_sparsity), || {
-                    format!("must be in (0, 1] (got {max_sparsity})")
-                });
-                v.check("sharing.algorithm.max_sparsity", min_sparsity < max_sparsity, || {
-                    format!("must be above min_sparsity ({max_sparsity} ≤ {min_sparsity})")
-                });
-            }
-            ThresholdSpec::Target { initial, target } => {
-                v.check("sharing.algorithm.initial", positive(initial), || {
-                    format!("must be positive (got {initial})")
-                });
-                v.check("sharing.algorithm.target", fraction(target), || {
-                    format!("must be in (0, 1] (got {target})")
-                });
-            }
+        if let ThresholdSpec::Adaptive { min_sparsity, max_sparsity, .. } = s.algorithm {
+            v.check("sharing.algorithm.max_sparsity", min_sparsity < max_sparsity, || {
+                format!("must be above min_sparsity ({max_sparsity} ≤ {min_sparsity})")
+            });
         }
-        v.check("sharing.residual_clip.multiple", positive(s.residual_clip.multiple), || {
-            format!("must be positive (got {})", s.residual_clip.multiple)
-        });
-        v.check("sharing.averaging_frequency", s.averaging_frequency >= 1, || "must be at least 1".into());
-
         let c = &self.cluster;
-        v.check("cluster.workers", (1..=1024).contains(&c.workers), || {
-            format!("must be 1..=1024 (got {})", c.workers)
-        });
-        v.check("cluster.threads", c.threads <= 1024, || format!("must be 0..=1024 (got {})", c.threads));
         if let Some(m) = c.min_workers {
             v.check("cluster.min_workers", (1..=c.workers).contains(&m), || {
                 format!("must be 1..=cluster.workers ({}) (got {m})", c.workers)
@@ -848,21 +782,6 @@ impl JobSpec {
                 || format!("entry {i}: '{host}' is not a host name (expected user@host or host)"),
             );
         }
-        v.check("cluster.ssh.connect_timeout_secs", (1..=300).contains(&c.ssh.connect_timeout_secs), || {
-            format!("must be 1..=300 (got {})", c.ssh.connect_timeout_secs)
-        });
-        v.check("cluster.heartbeat_timeout_secs", (1..=3600).contains(&c.heartbeat_timeout_secs), || {
-            format!("must be 1..=3600 (got {})", c.heartbeat_timeout_secs)
-        });
-        v.check("cluster.step_timeout_secs", (1..=86_400).contains(&c.step_timeout_secs), || {
-            format!("must be 1..=86400 (got {})", c.step_timeout_secs)
-        });
-        v.check("cluster.reconnect_secs", (1..=86_400).contains(&c.reconnect_secs), || {
-            format!("must be 1..=86400 (got {})", c.reconnect_secs)
-        });
-        v.check("cluster.max_restarts", c.max_restarts <= 1000, || {
-            format!("must be 0..=1000 (got {})", c.max_restarts)
-        });
         v.check("sharing.mode", !(s.mode == Some(SharingMode::None) && c.workers > 1), || {
             format!(
                 "'none' trains a single worker but cluster.workers = {}; use threshold or averaging",

@@ -1,5 +1,6 @@
-//! The cockpit's state machine: keys and messages from the coordinator in, requests to the
-//! coordinator out. Pure, so every key path is unit-tested without a terminal.
+//! The cockpit's state machine: keys and messages from the coordinator in, requests out (to
+//! the coordinator, or file I/O where the cockpit runs, both carried out by `conn`). Pure, so
+//! every key path is unit-tested without a terminal.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use strom_proto::v1 as pb;
@@ -11,15 +12,35 @@ use crate::tour;
 /// What the app asks the connection to do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
-    Submit { toml: String, start: bool },
+    Submit {
+        toml: String,
+        start: bool,
+    },
     Pause,
     Resume,
     Stop,
     AddWorkers(u32),
     RemoveWorker(u32),
-    Describe { toml: String },
-    Edit { toml: String, key: String, value: String },
-    Validate { toml: String },
+    Describe {
+        toml: String,
+    },
+    Edit {
+        toml: String,
+        key: String,
+        value: String,
+    },
+    Validate {
+        toml: String,
+    },
+    /// Read a job file here and describe it (the form).
+    OpenFile {
+        path: String,
+    },
+    /// Write the job to a file here.
+    SaveFile {
+        path: String,
+        toml: String,
+    },
 }
 
 /// What the connection tells the app.
@@ -532,32 +553,16 @@ impl App {
         }
     }
 
-    /// Opening and saving job files happen where the cockpit runs.
+    /// Opening and saving job files happen where the cockpit runs: the app asks, the
+    /// connection's request task does the file I/O and answers.
     fn file_action(&mut self, kind: PromptKind, path: &str) -> Vec<Request> {
         if path.is_empty() {
             return vec![];
         }
+        let path = path.to_string();
         match kind {
-            PromptKind::Open => match std::fs::read_to_string(path) {
-                Ok(text) => {
-                    self.say(format!("opened {path}"), false);
-                    vec![Request::Describe { toml: text }]
-                }
-                Err(e) => {
-                    self.say(format!("cannot open {path}: {e}"), true);
-                    vec![]
-                }
-            },
-            PromptKind::Save => match std::fs::write(path, &self.setup.toml) {
-                Ok(()) => {
-                    self.say(format!("saved the job to {path}"), false);
-                    vec![]
-                }
-                Err(e) => {
-                    self.say(format!("cannot write {path}: {e}"), true);
-                    vec![]
-                }
-            },
+            PromptKind::Open => vec![Request::OpenFile { path }],
+            PromptKind::Save => vec![Request::SaveFile { path, toml: self.setup.toml.clone() }],
         }
     }
 }
@@ -728,30 +733,27 @@ mod tests {
     }
 
     #[test]
-    fn save_and_open_job_files() {
-        let dir = std::env::temp_dir().join(format!("strom-ui-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("j.toml");
+    fn save_and_open_ask_for_the_file_io_where_the_cockpit_runs() {
         let mut app = App::new("u", false, false);
         form(&mut app);
         app.handle_key(key(KeyCode::Char('w')));
         if let Some(Overlay::Prompt { buffer, .. }) = &mut app.overlay {
-            *buffer = path.display().to_string();
+            *buffer = "jobs/j.toml".into();
         }
-        app.handle_key(key(KeyCode::Enter));
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "T");
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Request::SaveFile { path: "jobs/j.toml".into(), toml: "T".into() }]
+        );
         app.handle_key(key(KeyCode::Char('o')));
-        for c in path.display().to_string().chars() {
+        for c in " jobs/j.toml ".chars() {
             app.handle_key(key(KeyCode::Char(c)));
         }
-        assert_eq!(app.handle_key(key(KeyCode::Enter)), vec![Request::Describe { toml: "T".into() }]);
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Request::OpenFile { path: "jobs/j.toml".into() }]
+        );
         app.handle_key(key(KeyCode::Char('o')));
-        for c in "/no/such/file.toml".chars() {
-            app.handle_key(key(KeyCode::Char(c)));
-        }
-        assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
-        assert!(app.status.as_ref().unwrap().error);
-        let _ = std::fs::remove_dir_all(dir);
+        assert!(app.handle_key(key(KeyCode::Enter)).is_empty(), "no path, nothing asked");
     }
 
     #[test]

@@ -133,6 +133,19 @@ pub async fn logs(target: Target, tx: mpsc::Sender<Msg>) {
     }
 }
 
+/// Reads a job file where the cockpit runs.
+async fn read_job(path: &str) -> Result<String, String> {
+    tokio::fs::read_to_string(path).await.map_err(|e| format!("cannot open {path}: {e}"))
+}
+
+/// Writes the job to a file where the cockpit runs; what to tell the user.
+async fn write_job(path: &str, toml: &str) -> Result<String, String> {
+    match tokio::fs::write(path, toml).await {
+        Ok(()) => Ok(format!("saved the job to {path}")),
+        Err(e) => Err(format!("cannot write {path}: {e}")),
+    }
+}
+
 /// Carries out the app's requests, one at a time, in order.
 pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc::Sender<Msg>) {
     let Ok(mut c) = client(&target) else { return };
@@ -174,6 +187,22 @@ pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc:
                 Ok(r) => Msg::Validated(r.into_inner()),
                 Err(s) => Msg::Reply(false, describe(&s)),
             },
+            Request::OpenFile { path } => match read_job(&path).await {
+                Ok(toml) => {
+                    if tx.send(Msg::Reply(true, format!("opened {path}"))).await.is_err() {
+                        return;
+                    }
+                    match c.describe_job(pb::JobText { toml, check_paths: false }).await {
+                        Ok(r) => Msg::Form(r.into_inner()),
+                        Err(s) => Msg::Reply(false, describe(&s)),
+                    }
+                }
+                Err(e) => Msg::Reply(false, e),
+            },
+            Request::SaveFile { path, toml } => match write_job(&path, &toml).await {
+                Ok(said) => Msg::Reply(true, said),
+                Err(e) => Msg::Reply(false, e),
+            },
         };
         if tx.send(msg).await.is_err() {
             return;
@@ -184,6 +213,20 @@ pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn job_files_are_written_and_read_back_with_errors_that_name_the_path() {
+        let dir = std::env::temp_dir().join(format!("strom-ui-conn-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.toml").display().to_string();
+        assert_eq!(write_job(&path, "T").await, Ok(format!("saved the job to {path}")));
+        assert_eq!(read_job(&path).await.as_deref(), Ok("T"));
+        let missing = read_job("/no/such/file.toml").await.unwrap_err();
+        assert!(missing.starts_with("cannot open /no/such/file.toml: "), "{missing}");
+        let unwritable = write_job("/no/such/dir/j.toml", "T").await.unwrap_err();
+        assert!(unwritable.starts_with("cannot write /no/such/dir/j.toml: "), "{unwritable}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn backoff_is_capped_and_jittered() {

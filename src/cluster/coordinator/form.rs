@@ -5,167 +5,35 @@
 use strom_proto::v1 as pb;
 use toml::Value;
 
+use crate::job::keys::{self, Key, Kind, render};
 use crate::job::{JobSpec, KeyError};
 
-use pb::FieldKind as K;
+/// The wire's kind of a key.
+fn wire_kind(kind: Kind) -> pb::FieldKind {
+    match kind {
+        Kind::Text | Kind::Toml => pb::FieldKind::Text,
+        Kind::Location => pb::FieldKind::Location,
+        Kind::Choice => pb::FieldKind::Choice,
+        Kind::Integer => pb::FieldKind::Integer,
+        Kind::Float => pb::FieldKind::Float,
+        Kind::Bool => pb::FieldKind::Bool,
+        Kind::List => pb::FieldKind::List,
+    }
+}
 
-/// Every key the form shows: (key, kind, choices, help).
-const FIELDS: &[(&str, K, &[&str], &str)] = &[
-    ("name", K::Text, &[], "Job name, shown in logs and checkpoints"),
-    ("data.train", K::Location, &[], "Training data: a local path, hdfs://, viewfs:// or builtin: location"),
-    ("data.test", K::Location, &[], "Test data, evaluated after each epoch; empty for none"),
-    ("data.format", K::Choice, &["idx", "csv"], "Data format"),
-    ("data.holdout", K::Float, &[], "Fraction of training rows held out as test data when test is empty"),
-    ("data.csv.header", K::Bool, &[], "CSV: the first record names the columns"),
-    ("data.csv.delimiter", K::Text, &[], "CSV: field delimiter (one character)"),
-    ("data.csv.quote", K::Text, &[], "CSV: quote character"),
-    ("data.csv.skip_lines", K::Integer, &[], "CSV: records skipped at the start of every file"),
-    ("data.transform", K::Location, &[], "CSV: transform process (JSON), run locally and on every worker"),
-    ("data.label", K::Text, &[], "CSV: the column to predict, after the transform"),
-    ("data.task", K::Choice, &["classification", "regression"], "CSV: what the label is"),
-    ("data.num_classes", K::Integer, &[], "CSV: number of classes; empty: found in the data"),
-    (
-        "model.preset",
-        K::Choice,
-        &["mlp", "cnn", "lenet5"],
-        "Model preset: mlp (dense layers of hidden), cnn (two 3x3 conv + max-pool), lenet5",
-    ),
-    ("model.hidden", K::List, &[], "mlp: hidden layer widths, e.g. 256, 128"),
-    (
-        "model.activation",
-        K::Choice,
-        &["relu", "leaky_relu", "tanh", "sigmoid", "identity"],
-        "Activation of the preset's hidden layers",
-    ),
-    ("model.dropout", K::Float, &[], "Dropout after the preset's hidden dense layers, [0, 1)"),
-    ("model.loss", K::Choice, &["xent", "mse"], "Loss: softmax cross-entropy or mean squared error"),
-    ("model.init", K::Choice, &["he", "xavier"], "Weight initialisation"),
-    (
-        "model.layers",
-        K::Text,
-        &[],
-        "Explicit layers, a TOML array: [{ type = \"conv2d\", filters = 32, kernel = 3, padding = \"same\" }, ...]; overrides the preset",
-    ),
-    ("train.epochs", K::Integer, &[], "Passes over the training data"),
-    ("train.batch_size", K::Integer, &[], "Minibatch size per worker"),
-    (
-        "train.updater.kind",
-        K::Choice,
-        &["", "sgd", "nesterov", "adam", "rmsprop"],
-        "Updater; empty: nesterov with threshold sharing, adam otherwise",
-    ),
-    ("train.updater.lr", K::Float, &[], "Learning rate; empty: the updater's default"),
-    ("train.updater.momentum", K::Float, &[], "Nesterov momentum"),
-    ("train.updater.beta1", K::Float, &[], "Adam first-moment decay"),
-    ("train.updater.beta2", K::Float, &[], "Adam second-moment decay"),
-    ("train.updater.rho", K::Float, &[], "RMSProp decay"),
-    ("train.updater.epsilon", K::Float, &[], "Updater epsilon"),
-    ("train.l2", K::Float, &[], "L2 regularisation of the weights"),
-    ("train.seed", K::Integer, &[], "Random seed"),
-    ("train.batches_per_partition", K::Integer, &[], "Minibatches per work-queue partition"),
-    (
-        "train.lr_schedule",
-        K::Choice,
-        &["cosine", "constant"],
-        "Learning rate over the job: cosine decay to zero, or constant",
-    ),
-    (
-        "sharing.mode",
-        K::Choice,
-        &["", "threshold", "averaging", "none"],
-        "How workers share updates; empty: threshold with several workers",
-    ),
-    ("sharing.algorithm.kind", K::Choice, &["adaptive", "fixed", "target"], "How tau moves"),
-    ("sharing.algorithm.initial", K::Float, &[], "Initial tau"),
-    ("sharing.algorithm.min_sparsity", K::Float, &[], "Lower end of the sparsity band"),
-    ("sharing.algorithm.max_sparsity", K::Float, &[], "Upper end of the sparsity band"),
-    ("sharing.algorithm.tau", K::Float, &[], "Fixed tau"),
-    ("sharing.algorithm.target", K::Float, &[], "Target sparsity"),
-    ("sharing.residual_clip.multiple", K::Float, &[], "Clip the residual to ±multiple·tau"),
-    ("sharing.residual_clip.every", K::Integer, &[], "Clip every this many steps; 0: never"),
-    ("sharing.averaging_frequency", K::Integer, &[], "Minibatches between averages (averaging mode)"),
-    ("cluster.launcher", K::Choice, &["embedded", "local", "ssh", "spark", "none"], "Where workers run"),
-    ("cluster.workers", K::Integer, &[], "Number of workers"),
-    ("cluster.backend", K::Choice, &["cpu", "cuda"], "Compute backend"),
-    ("cluster.threads", K::Integer, &[], "CPU threads per worker; 0: the cores shared among the workers"),
-    ("cluster.cuda_device", K::Integer, &[], "backend cuda: the device ordinal"),
-    ("cluster.cpu_fallback", K::Bool, &[], "backend cuda: train on the CPU where no CUDA device can be used"),
-    ("cluster.heartbeat_timeout_secs", K::Integer, &[], "A worker silent this long is lost"),
-    (
-        "cluster.step_timeout_secs",
-        K::Integer,
-        &[],
-        "A worker the job waits for with no training step for this long is lost",
-    ),
-    (
-        "cluster.reconnect_secs",
-        K::Integer,
-        &[],
-        "Workers retry a lost coordinator this long; a job with no live worker this long fails",
-    ),
-    ("cluster.max_restarts", K::Integer, &[], "Local and SSH launchers restart a crashed worker this often"),
-    ("cluster.checkpoint_every", K::Integer, &[], "Checkpoint every this many steps (with a checkpoint dir)"),
-    (
-        "cluster.hosts",
-        K::Text,
-        &[],
-        "SSH hosts, a TOML array: [\"alice@node1\", { host = \"node2\", port = 2222, binary = \"/opt/strom\" }]",
-    ),
-    ("cluster.min_workers", K::Integer, &[], "The job runs if at least this many workers start; empty: all"),
-    ("cluster.ssh.binary", K::Text, &[], "The strom binary on the SSH hosts (path, or name on PATH)"),
-    ("cluster.ssh.copy_binary", K::Bool, &[], "Copy this binary to hosts that lack it (scp)"),
-    ("cluster.ssh.options", K::Text, &[], "Extra ssh/scp arguments, a TOML array: [\"-i\", \"~/.ssh/key\"]"),
-    (
-        "cluster.ssh.coordinator_url",
-        K::Text,
-        &[],
-        "The coordinator's URL as hosts reach it; empty: this host",
-    ),
-    ("cluster.ssh.connect_timeout_secs", K::Integer, &[], "Seconds to wait for a host to answer"),
-    ("cluster.spark.master", K::Text, &[], "Spark master: local[N], spark://host:7077, yarn"),
-    ("cluster.spark.submit", K::Text, &[], "spark-submit to run; empty: $SPARK_HOME/bin or PATH"),
-    ("cluster.spark.args", K::Text, &[], "Extra spark-submit arguments, a TOML array"),
-    ("cluster.spark.ship_binary", K::Bool, &[], "Ship this binary to the executors (--files)"),
-];
-
-/// Keys whose values are TOML expressions (arrays, tables), edited as text.
-const TOML_VALUED: &[&str] = &["model.layers", "cluster.hosts", "cluster.ssh.options", "cluster.spark.args"];
-
-/// Keys that stay in the form when unset (their default depends on other keys).
-const OPTIONAL: &[&str] = &[
-    "cluster.hosts",
-    "cluster.min_workers",
-    "data.num_classes",
-    "sharing.mode",
-    "train.updater.kind",
-    "train.updater.lr",
-];
-
-fn spec(key: &str) -> Option<&'static (&'static str, K, &'static [&'static str], &'static str)> {
-    FIELDS.iter().find(|f| f.0 == key)
+fn is_toml(key: &str) -> bool {
+    keys::get(key).is_some_and(|k| k.kind == Kind::Toml)
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     match v {
-        Value::Table(t) if !TOML_VALUED.contains(&prefix) => {
+        Value::Table(t) if !is_toml(prefix) => {
             for (k, v) in t {
                 let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                 flatten(&key, v, out);
             }
         }
         other => out.push((prefix.to_string(), other.clone())),
-    }
-}
-
-fn render(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        // Job floats are f32: show the shortest spelling that reads back as the same f32.
-        Value::Float(x) if (*x as f32) as f64 == *x => format!("{}", *x as f32),
-        Value::Array(a) if a.iter().all(|x| x.is_integer() || x.is_float()) => {
-            a.iter().map(render).collect::<Vec<_>>().join(", ")
-        }
-        other => other.to_string(),
     }
 }
 
@@ -178,24 +46,24 @@ pub fn fields(job: &JobSpec) -> Vec<pb::FormField> {
     let value = Value::try_from(job).unwrap_or(Value::Table(Default::default()));
     let mut flat = Vec::new();
     flatten("", &value, &mut flat);
-    for key in OPTIONAL {
-        if !flat.iter().any(|(k, _)| k == key) {
-            flat.push((key.to_string(), Value::String(String::new())));
+    for key in keys::KEYS.iter().filter(|k| k.optional) {
+        if !flat.iter().any(|(k, _)| k == key.name) {
+            flat.push((key.name.to_string(), Value::String(String::new())));
         }
     }
     let mut out: Vec<pb::FormField> = flat
         .into_iter()
         .map(|(key, v)| {
-            let (kind, choices, help) = match spec(&key) {
-                Some((_, kind, choices, help)) => {
-                    (*kind, choices.iter().map(|c| c.to_string()).collect(), help.to_string())
+            let (kind, choices, help) = match keys::get(&key) {
+                Some(k) => {
+                    (wire_kind(k.kind), k.choices.iter().map(|c| c.to_string()).collect(), k.help.to_string())
                 }
-                None => (K::Text, vec![], String::new()),
+                None => (pb::FieldKind::Text, vec![], String::new()),
             };
             pb::FormField { value: render(&v), kind: kind as i32, choices, help, section: section(&key), key }
         })
         .collect();
-    let order = |k: &str| FIELDS.iter().position(|f| f.0 == k).unwrap_or(usize::MAX);
+    let order = |k: &str| keys::KEYS.iter().position(|f| f.name == k).unwrap_or(usize::MAX);
     out.sort_by_key(|f| order(&f.key));
     out
 }
@@ -225,19 +93,19 @@ pub fn describe(toml_text: &str) -> pb::JobForm {
 }
 
 /// Parses a field's text into the TOML value its kind needs.
-fn parse_value(key: &str, kind: K, text: &str) -> Result<Value, String> {
+fn parse_value(kind: Kind, text: &str) -> Result<Value, String> {
     let t = text.trim();
     match kind {
-        K::Integer => {
+        Kind::Integer => {
             t.parse::<i64>().map(Value::Integer).map_err(|_| format!("'{t}' is not a whole number"))
         }
-        K::Float => t.parse::<f64>().map(Value::Float).map_err(|_| format!("'{t}' is not a number")),
-        K::Bool => match t {
+        Kind::Float => t.parse::<f64>().map(Value::Float).map_err(|_| format!("'{t}' is not a number")),
+        Kind::Bool => match t {
             "true" | "yes" | "on" => Ok(Value::Boolean(true)),
             "false" | "no" | "off" => Ok(Value::Boolean(false)),
             _ => Err(format!("'{t}' is not true or false")),
         },
-        K::List => {
+        Kind::List => {
             let items: Result<Vec<Value>, String> = t
                 .trim_matches(|c| c == '[' || c == ']')
                 .split([',', ' '])
@@ -248,7 +116,7 @@ fn parse_value(key: &str, kind: K, text: &str) -> Result<Value, String> {
                 .collect();
             items.map(Value::Array)
         }
-        K::Text if TOML_VALUED.contains(&key) => toml::from_str::<toml::Table>(&format!("v = {t}"))
+        Kind::Toml => toml::from_str::<toml::Table>(&format!("v = {t}"))
             .map_err(|e| e.message().to_string())
             .and_then(|mut tbl| tbl.remove("v").ok_or_else(|| "empty".to_string())),
         _ => Ok(Value::String(t.to_string())),
@@ -263,7 +131,7 @@ pub fn edit(toml_text: &str, key: &str, value: &str) -> pb::JobForm {
         form.problems.insert(0, pb::KeyProblem { key: key.to_string(), line: 0, message });
         form
     };
-    let Some((_, kind, choices, _)) = spec(key) else {
+    let Some(&Key { kind, choices, .. }) = keys::get(key) else {
         return fail(format!("'{key}' is not a job key"));
     };
     if !choices.is_empty() && !choices.contains(&value.trim()) {
@@ -281,10 +149,10 @@ pub fn edit(toml_text: &str, key: &str, value: &str) -> pb::JobForm {
         let Value::Table(t) = entry else { return fail(format!("'{p}' is not a table")) };
         node = t;
     }
-    if value.trim().is_empty() && ((*kind != K::Text && *kind != K::Location) || TOML_VALUED.contains(&key)) {
+    if value.trim().is_empty() && !matches!(kind, Kind::Text | Kind::Location) {
         node.remove(*last);
     } else {
-        let v = match parse_value(key, *kind, value) {
+        let v = match parse_value(kind, value) {
             Ok(v) => v,
             Err(message) => return fail(message),
         };
@@ -315,11 +183,11 @@ mod tests {
         job.train.updater.lr = Some(0.1);
         let form = fields(&job);
         for f in &form {
-            assert!(spec(&f.key).is_some(), "form key {} has no spec in FIELDS", f.key);
+            assert!(keys::get(&f.key).is_some(), "form key {} has no definition in job::keys", f.key);
         }
         for algo in [ThresholdSpec::Fixed { tau: 1.0 }, ThresholdSpec::Target { initial: 1.0, target: 0.1 }] {
             job.sharing.algorithm = algo;
-            assert!(fields(&job).iter().all(|f| spec(&f.key).is_some()));
+            assert!(fields(&job).iter().all(|f| keys::get(&f.key).is_some()));
         }
     }
 
