@@ -3,8 +3,9 @@
 //! picks, random workers (the launcher restarts them) and the coordinator itself (restarted with
 //! the same command: it resumes from its checkpoint and launches its workers again), some at the
 //! epoch barrier while the checkpoint is written. Every run must finish, lose no acknowledged
-//! epoch (every epoch appears exactly once in the history) and land within one point of the
-//! undisturbed run. A failure prints its seed; `STROM_CHAOS_SEEDS=7,8,9` replays or extends.
+//! epoch (every epoch appears exactly once in the history) and land within `TOLERANCE` of the
+//! undisturbed run. A failure prints its seed; `STROM_CHAOS_SEEDS=7,8,9` replays or extends,
+//! `STROM_CHAOS_DUMP=DIR` keeps each run's coordinator log.
 
 mod common;
 
@@ -137,9 +138,10 @@ fn run(seed: Option<u64>, mode: &str) -> (f64, Vec<String>) {
 }
 
 /// How far below the undisturbed run a disturbed one may end (means of the last three epochs).
-/// Two undisturbed runs differ by about 0.011 here (asynchronous sharing between processes
-/// depends on timing), so the bound sits above that noise; a reset replica or updates applied
-/// twice cost far more.
+/// Undisturbed runs spread about 0.006 (asynchronous sharing between processes depends on
+/// timing); 38 of 40 seeds land within 0.01, but a coordinator restart also restarts its local
+/// workers, whose residuals and momentum start over, and two of them have cost up to 0.028. A
+/// reset replica or updates applied twice cost far more.
 const TOLERANCE: f64 = 0.025;
 
 /// The runs compare accuracies, so they take the machine one at a time.

@@ -258,6 +258,7 @@ pub static KEYS: &[Key] = &[
     key("sharing.residual_clip.multiple", K::Float, "Clip the residual to ±multiple·tau")
         .rule(Rule::Positive, |j| Some(j.sharing.residual_clip.multiple as f64)),
     key("sharing.residual_clip.every", K::Integer, "Clip every this many steps; 0: never"),
+    key("sharing.follow_lr", K::Bool, "Scale the residual and an adapting tau with the learning-rate schedule (false: about 2x fewer bytes, less stable ends)"),
     key("sharing.averaging_frequency", K::Integer, "Minibatches between parameter averages (averaging mode)")
         .rule(Rule::AtLeast(1), |j| Some(j.sharing.averaging_frequency as f64)),
     key("cluster.launcher", K::Choice, "Where workers run (see Clusters)")

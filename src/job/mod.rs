@@ -393,6 +393,8 @@ pub struct SharingSpec {
     pub mode: Option<SharingMode>,
     pub algorithm: ThresholdSpec,
     pub residual_clip: ResidualClipSpec,
+    /// Scale the residual and an adapting tau with the learning-rate schedule.
+    pub follow_lr: bool,
     /// Minibatches between parameter averages (averaging mode).
     pub averaging_frequency: u32,
 }
@@ -403,6 +405,7 @@ impl Default for SharingSpec {
             mode: None,
             algorithm: ThresholdSpec::default(),
             residual_clip: ResidualClipSpec::default(),
+            follow_lr: true,
             averaging_frequency: 5,
         }
     }

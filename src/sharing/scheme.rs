@@ -31,6 +31,8 @@ pub struct ThresholdSharing {
     segments: Vec<Range<usize>>,
     norm2: Vec<f64>,
     layers: Vec<LayerShare>,
+    /// Whether the residual and tau follow the learning rate (`sharing.follow_lr`).
+    follow_lr: bool,
     /// The learning-rate scale the residual and tau are expressed at (0: not yet known).
     lr_scale: f32,
 }
@@ -51,6 +53,7 @@ impl ThresholdSharing {
                 .map(|(i, _)| LayerShare { layer: *i as u32, ..LayerShare::default() })
                 .collect(),
             segments: segments.into_iter().map(|(_, r)| r).collect(),
+            follow_lr: job.sharing.follow_lr,
             lr_scale: 0.0,
         }
     }
@@ -60,9 +63,10 @@ impl ThresholdSharing {
     /// scaled by the same factor. Otherwise updates held back while the rate was high would
     /// be sent after it has decayed (the band lowers tau as the updates shrink): a burst of
     /// stale updates at the end of a cosine schedule that cost the final model up to 8 points.
-    /// A fixed tau is left alone, and so is the residual with it.
+    /// A fixed tau is left alone, and so is the residual with it; `sharing.follow_lr = false`
+    /// turns this off.
     pub fn follow_lr(&mut self, backend: &mut dyn Backend, lr_scale: f32) {
-        if !(self.threshold.adapts() && lr_scale.is_finite() && lr_scale > 0.0) {
+        if !(self.follow_lr && self.threshold.adapts() && lr_scale.is_finite() && lr_scale > 0.0) {
             return;
         }
         if self.lr_scale <= 0.0 {
@@ -168,6 +172,16 @@ mod tests {
         assert!((sharing.tau() - tau0 * 0.5).abs() <= 1e-6 * tau0, "{} vs {tau0}", sharing.tau());
         sharing.follow_lr(&mut backend, 0.0); // a schedule's very end: nothing to scale by
         assert!((sharing.tau() - tau0 * 0.5).abs() <= 1e-6 * tau0);
+    }
+
+    #[test]
+    fn follow_lr_false_leaves_them_alone() {
+        let (mut backend, mut sharing) = trained(ThresholdSpec::default());
+        sharing.follow_lr = false;
+        let (r0, tau0) = (backend.residual().to_vec(), sharing.tau());
+        sharing.follow_lr(&mut backend, 1.0);
+        sharing.follow_lr(&mut backend, 0.1);
+        assert_eq!((backend.residual(), sharing.tau()), (&r0[..], tau0));
     }
 
     #[test]

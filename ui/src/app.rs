@@ -5,7 +5,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use strom_proto::v1 as pb;
 
-use crate::keys::{Command, Screen, command_for};
+use crate::keys::{Command, OverlayAction, OverlayKind, Screen, command_for, overlay_action};
 use crate::state::{Connection, JobView, LEVELS, Logs};
 use crate::tour;
 
@@ -439,23 +439,23 @@ impl App {
         let Some(field) = self.setup.field().cloned() else { return vec![] };
         let edit =
             |value: String| Request::Edit { toml: self.setup.toml.clone(), key: field.key.clone(), value };
-        match key.code {
-            KeyCode::Enter => {
+        match (overlay_action(OverlayKind::Prompt, key), key.code) {
+            (Some(OverlayAction::Accept), _) => {
                 self.setup.editing = None;
                 self.setup.check_after_edit = SetupForm::kind(&field) == pb::FieldKind::Location;
                 vec![edit(buffer)]
             }
-            KeyCode::Esc => {
-                self.setup.editing = None;
-                vec![edit(original)]
-            }
-            KeyCode::Backspace => {
+            (Some(OverlayAction::DeleteChar), _) => {
                 let mut b = buffer;
                 b.pop();
                 self.setup.editing = Some((b.clone(), original));
                 vec![edit(b)]
             }
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+            (Some(_), _) => {
+                self.setup.editing = None;
+                vec![edit(original)]
+            }
+            (None, KeyCode::Char(c)) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
                 let mut b = buffer;
                 b.push(c);
                 self.setup.editing = Some((b.clone(), original));
@@ -474,8 +474,8 @@ impl App {
                 }
                 vec![]
             }
-            Overlay::Confirm(what) => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+            Overlay::Confirm(what) => match overlay_action(OverlayKind::Confirm, key) {
+                Some(OverlayAction::Yes) => {
                     self.overlay = None;
                     match what {
                         Confirm::Pause => vec![Request::Pause],
@@ -488,51 +488,54 @@ impl App {
                         }
                     }
                 }
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
+                Some(_) => {
                     self.overlay = None;
                     vec![]
                 }
-                _ => vec![],
+                None => vec![],
             },
-            Overlay::Prompt { kind, mut buffer } => match key.code {
-                KeyCode::Enter => {
-                    self.overlay = None;
-                    self.file_action(kind, buffer.trim())
+            Overlay::Prompt { kind, mut buffer } => {
+                match (overlay_action(OverlayKind::Prompt, key), key.code) {
+                    (Some(OverlayAction::Accept), _) => {
+                        self.overlay = None;
+                        self.file_action(kind, buffer.trim())
+                    }
+                    (Some(OverlayAction::DeleteChar), _) => {
+                        buffer.pop();
+                        self.overlay = Some(Overlay::Prompt { kind, buffer });
+                        vec![]
+                    }
+                    (Some(_), _) => {
+                        self.overlay = None;
+                        vec![]
+                    }
+                    (None, KeyCode::Char(c)) => {
+                        buffer.push(c);
+                        self.overlay = Some(Overlay::Prompt { kind, buffer });
+                        vec![]
+                    }
+                    (None, _) => vec![],
                 }
-                KeyCode::Esc => {
-                    self.overlay = None;
-                    vec![]
-                }
-                KeyCode::Backspace => {
-                    buffer.pop();
-                    self.overlay = Some(Overlay::Prompt { kind, buffer });
-                    vec![]
-                }
-                KeyCode::Char(c) => {
-                    buffer.push(c);
-                    self.overlay = Some(Overlay::Prompt { kind, buffer });
-                    vec![]
-                }
-                _ => vec![],
-            },
-            Overlay::Tour(step) => match key.code {
-                KeyCode::Esc | KeyCode::Char('q') => {
+            }
+            Overlay::Tour(step) => match overlay_action(OverlayKind::Tour, key) {
+                Some(OverlayAction::TourClose) => {
                     self.overlay = None;
                     self.say("tour closed; ? shows every key", false);
                     vec![]
                 }
-                KeyCode::Char('s') => {
+                Some(OverlayAction::TourStart) => {
                     // Starting the job from the tour moves it on to the dashboard tips.
                     let out = self.command(Command::Start);
                     let next = tour::first_step_on(Screen::Dashboard).max(step + 1);
                     self.goto_tour(next);
                     out
                 }
-                KeyCode::Char('b') | KeyCode::Left => {
+                Some(OverlayAction::TourBack) => {
                     self.goto_tour(step.saturating_sub(1));
                     vec![]
                 }
                 _ => {
+                    // Enter, and any other key: on to the next step.
                     self.goto_tour(step + 1);
                     vec![]
                 }

@@ -309,6 +309,145 @@ pub fn bar_for(screen: Screen) -> Vec<(&'static str, &'static str)> {
     bindings_for(screen).into_iter().filter(|b| !b.bar.is_empty()).map(|b| (b.label, b.bar)).collect()
 }
 
+/// The boxes drawn over a screen that take the keys while open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverlayKind {
+    /// A yes/no question.
+    Confirm,
+    /// A path being typed (open, save); typing a field on Setup uses the same keys.
+    Prompt,
+    /// The guided tour.
+    Tour,
+}
+
+/// What a key does in an overlay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverlayAction {
+    Yes,
+    No,
+    Accept,
+    Cancel,
+    DeleteChar,
+    TourNext,
+    TourBack,
+    TourStart,
+    TourClose,
+}
+
+pub struct OverlayBinding {
+    pub overlay: OverlayKind,
+    /// As shown to people, in the overlay's footer.
+    pub label: &'static str,
+    pub keys: &'static [(KeyCode, KeyModifiers)],
+    pub action: OverlayAction,
+    /// The footer's word for it; empty: not in the footer.
+    pub hint: &'static str,
+}
+
+/// The overlays' keys: they drive the overlays' input handling and footers. (A prompt's other
+/// keys type text; a tour step's other keys go on, as Enter does.)
+pub static OVERLAY_BINDINGS: &[OverlayBinding] = &[
+    OverlayBinding {
+        overlay: OverlayKind::Confirm,
+        label: "y",
+        keys: &[
+            (KeyCode::Char('y'), NONE),
+            (KeyCode::Char('Y'), SHIFT),
+            (KeyCode::Char('Y'), NONE),
+            (KeyCode::Enter, NONE),
+        ],
+        action: OverlayAction::Yes,
+        hint: "yes",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Confirm,
+        label: "n",
+        keys: &[
+            (KeyCode::Char('n'), NONE),
+            (KeyCode::Char('N'), SHIFT),
+            (KeyCode::Char('N'), NONE),
+            (KeyCode::Esc, NONE),
+            (KeyCode::Char('q'), NONE),
+        ],
+        action: OverlayAction::No,
+        hint: "no",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Prompt,
+        label: "Enter",
+        keys: &[(KeyCode::Enter, NONE)],
+        action: OverlayAction::Accept,
+        hint: "ok",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Prompt,
+        label: "Esc",
+        keys: &[(KeyCode::Esc, NONE)],
+        action: OverlayAction::Cancel,
+        hint: "cancel",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Prompt,
+        label: "Backspace",
+        keys: &[(KeyCode::Backspace, NONE)],
+        action: OverlayAction::DeleteChar,
+        hint: "",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Tour,
+        label: "Enter",
+        keys: &[(KeyCode::Enter, NONE), (KeyCode::Right, NONE), (KeyCode::Char(' '), NONE)],
+        action: OverlayAction::TourNext,
+        hint: "next",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Tour,
+        label: "b",
+        keys: &[(KeyCode::Char('b'), NONE), (KeyCode::Left, NONE)],
+        action: OverlayAction::TourBack,
+        hint: "back",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Tour,
+        label: "s",
+        keys: &[(KeyCode::Char('s'), NONE)],
+        action: OverlayAction::TourStart,
+        hint: "",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Tour,
+        label: "Esc",
+        keys: &[(KeyCode::Esc, NONE), (KeyCode::Char('q'), NONE)],
+        action: OverlayAction::TourClose,
+        hint: "close tour",
+    },
+];
+
+/// What `key` does in `overlay`, if it is one of its keys.
+pub fn overlay_action(overlay: OverlayKind, key: KeyEvent) -> Option<OverlayAction> {
+    OVERLAY_BINDINGS
+        .iter()
+        .filter(|b| b.overlay == overlay)
+        .find(|b| b.keys.iter().any(|(code, mods)| *code == key.code && *mods == key.modifiers))
+        .map(|b| b.action)
+}
+
+/// An overlay's footer: its keys and what they do, from the table.
+pub fn overlay_footer(overlay: OverlayKind) -> String {
+    let parts = OVERLAY_BINDINGS.iter().filter(|b| b.overlay == overlay && !b.hint.is_empty());
+    match overlay {
+        OverlayKind::Confirm => {
+            parts.map(|b| format!("[{}] {}", b.label, b.hint)).collect::<Vec<_>>().join("    ")
+        }
+        OverlayKind::Prompt => {
+            parts.map(|b| format!("{}: {}", b.label, b.hint)).collect::<Vec<_>>().join("    ")
+        }
+        OverlayKind::Tour => {
+            parts.map(|b| format!("{}: {}", b.label, b.hint)).collect::<Vec<_>>().join("   ")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +463,24 @@ mod tests {
         assert_eq!(command_for(key(KeyCode::Char('w')), Screen::Dashboard), None);
         assert_eq!(command_for(key(KeyCode::Char('s')), Screen::Workers), Some(Command::Start));
         assert_eq!(command_for(KeyEvent::new(KeyCode::Char('c'), CTRL), Screen::Logs), Some(Command::Quit));
+    }
+
+    #[test]
+    fn overlays_take_their_keys_from_the_table() {
+        assert_eq!(overlay_footer(OverlayKind::Confirm), "[y] yes    [n] no");
+        assert_eq!(overlay_footer(OverlayKind::Prompt), "Enter: ok    Esc: cancel");
+        assert_eq!(overlay_footer(OverlayKind::Tour), "Enter: next   b: back   Esc: close tour");
+        assert_eq!(overlay_action(OverlayKind::Confirm, key(KeyCode::Enter)), Some(OverlayAction::Yes));
+        assert_eq!(overlay_action(OverlayKind::Prompt, key(KeyCode::Char('q'))), None, "q is typed");
+        assert_eq!(overlay_action(OverlayKind::Confirm, key(KeyCode::Char('q'))), Some(OverlayAction::No));
+        for kind in [OverlayKind::Confirm, OverlayKind::Prompt, OverlayKind::Tour] {
+            let mut seen = std::collections::HashSet::new();
+            for b in OVERLAY_BINDINGS.iter().filter(|b| b.overlay == kind) {
+                for k in b.keys {
+                    assert!(seen.insert(*k), "{k:?} bound twice in {kind:?}");
+                }
+            }
+        }
     }
 
     #[test]

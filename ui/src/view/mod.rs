@@ -16,7 +16,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use strom_proto::v1 as pb;
 
 use crate::app::{App, Overlay, PromptKind};
-use crate::keys::{Screen, bar_for, bindings_for};
+use crate::keys::{OverlayKind, Screen, bar_for, bindings_for, overlay_footer};
 use crate::state::Connection;
 use crate::tour;
 
@@ -42,7 +42,11 @@ pub fn draw(f: &mut Frame, app: &App) {
         Some(Overlay::Confirm(c)) => draw_box(
             f,
             "Confirm",
-            vec![Line::from(c.question()), Line::from(""), Line::from("[y] yes    [n] no").bold()],
+            vec![
+                Line::from(c.question()),
+                Line::from(""),
+                Line::from(overlay_footer(OverlayKind::Confirm)).bold(),
+            ],
             60,
             5,
         ),
@@ -58,7 +62,7 @@ pub fn draw(f: &mut Frame, app: &App) {
                     Line::from(what),
                     Line::from(format!("{buffer}▏")).bold(),
                     Line::from(""),
-                    Line::from("Enter: ok    Esc: cancel"),
+                    Line::from(overlay_footer(OverlayKind::Prompt)),
                 ],
                 70,
                 6,
@@ -195,7 +199,7 @@ fn draw_tour(f: &mut Frame, step: usize) {
     let mut lines: Vec<Line> =
         s.text.split("\n\n").flat_map(|p| [Line::from(p.to_string()), Line::from("")]).collect();
     lines.push(
-        Line::from(format!("Enter: next   b: back   Esc: close tour   ({}/{})", step + 1, tour::STEPS.len()))
+        Line::from(format!("{}   ({}/{})", overlay_footer(OverlayKind::Tour), step + 1, tour::STEPS.len()))
             .bold(),
     );
     let area = f.area();
