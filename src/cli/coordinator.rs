@@ -14,7 +14,7 @@ use crate::cluster::auth::{ServerTls, TokenDir, generate_token, read_token_file}
 use crate::cluster::coordinator::{JobRun, RunEnd, RunResult};
 use crate::cluster::{Coordinator, CoordinatorConfig};
 use crate::engine::{EpochSummary, Observer, StepStats};
-use crate::job::{DataFormat, JobSpec};
+use crate::job::JobSpec;
 use crate::nn::saved::Preprocessing;
 use crate::storage::Location;
 
@@ -93,10 +93,7 @@ fn preprocessing_for(run: &JobRun) -> Preprocessing {
     {
         return Preprocessing::Transform { process: Box::new(p) };
     }
-    match run.job.data.format {
-        DataFormat::Idx => Preprocessing::ImageScale { scale: 1.0 / 255.0 },
-        DataFormat::Csv => Preprocessing::Identity,
-    }
+    crate::data::source(run.job.data.format).preprocessing()
 }
 
 /// Saves and reports a run that ended; errors if it failed.

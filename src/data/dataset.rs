@@ -3,7 +3,16 @@
 
 use std::sync::Arc;
 
-use super::table::LazyTable;
+/// Rows a source keeps raw and turns into features only when their partition is first trained
+/// (the distributed executor: each worker transforms what it trains). CSV tables are one such
+/// source (`table::LazyTable`); a format that wants the same implements this.
+pub trait LazyRows: std::fmt::Debug + Send + Sync {
+    /// Transforms the rows `indices` if not done yet; the usable ones (filters may drop rows)
+    /// into `out`.
+    fn prepare(&self, indices: &[u32], out: &mut Vec<u32>) -> Result<(), super::DataError>;
+    /// Copies a prepared row's features into `out`; returns its label (class index or value).
+    fn row(&self, i: usize, out: &mut [f32]) -> f32;
+}
 
 /// Feature storage: one row of `width` values per example, rows back to back.
 #[derive(Clone, Debug)]
@@ -14,8 +23,8 @@ pub enum Features {
         scale: f32,
     },
     F32(Vec<f32>),
-    /// Raw table rows, transformed when their partition is first trained.
-    Lazy(Arc<LazyTable>),
+    /// Raw rows, transformed when their partition is first trained.
+    Lazy(Arc<dyn LazyRows>),
 }
 
 #[derive(Clone, Debug)]

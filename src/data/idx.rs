@@ -2,7 +2,7 @@
 
 use std::io::Read;
 
-use super::{DataError, DataInputs, Dataset, Features, Targets};
+use super::{DataError, Dataset, Features, Targets};
 use crate::nn::Shape;
 use crate::storage::Location;
 
@@ -23,7 +23,8 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
-pub(super) fn resolve(location: &Location) -> Result<DataInputs, DataError> {
+/// The images and labels files a location stands for.
+pub(super) fn resolve(location: &Location) -> Result<(Location, Location), DataError> {
     match location.stat() {
         Ok(entry) if entry.is_dir => {
             let entries = location.list()?;
@@ -49,7 +50,7 @@ pub(super) fn resolve(location: &Location) -> Result<DataInputs, DataError> {
                     }),
                 }
             };
-            Ok(DataInputs::Idx { images: pick(IMAGES)?, labels: pick(LABELS)? })
+            Ok((pick(IMAGES)?, pick(LABELS)?))
         }
         Ok(_) => Err(DataError::NoInput {
             location: location.to_string(),
@@ -68,7 +69,7 @@ pub(super) fn resolve(location: &Location) -> Result<DataInputs, DataError> {
                 Ok(None)
             };
             match (find(IMAGES)?, find(LABELS)?) {
-                (Some(images), Some(labels)) => Ok(DataInputs::Idx { images, labels }),
+                (Some(images), Some(labels)) => Ok((images, labels)),
                 (images, _) => Err(DataError::NoInput {
                     location: location.to_string(),
                     message: format!(

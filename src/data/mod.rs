@@ -10,16 +10,18 @@ mod dataset;
 pub mod executor;
 pub mod idx;
 pub mod schema;
+mod source;
 pub mod table;
 pub mod transform;
 
 pub use batch::{Batch, BatchBuffer, BatchInput, BatchTargets};
-pub use dataset::{Dataset, Features, Targets};
+pub use dataset::{Dataset, Features, LazyRows, Targets};
+pub use source::{Source, source};
 
 use table::Split;
 use transform::{TransformError, TransformProcess};
 
-use crate::job::{DataFormat, DataSpec};
+use crate::job::DataSpec;
 use crate::storage::{Location, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +59,7 @@ pub enum DataInputs {
 /// `*images-idx3-ubyte[.gz]` and one `*labels-idx1-ubyte[.gz]`, or a prefix `P` with
 /// `P-images-idx3-ubyte[.gz]` and `P-labels-idx1-ubyte[.gz]`. For CSV: a file or a directory.
 pub fn resolve_inputs(location: &Location, data: &DataSpec) -> Result<DataInputs, DataError> {
-    match data.format {
-        DataFormat::Idx => idx::resolve(location),
-        DataFormat::Csv => Ok(DataInputs::Csv(csv::CsvSource::open(location, &data.csv)?)),
-    }
+    source(data.format).resolve(location, data)
 }
 
 /// The shape of a dataset, found without keeping all of it.
@@ -94,10 +93,7 @@ impl std::fmt::Display for DataShape {
 
 /// The job's transform process, fitted on its training rows (tables only; `None` for IDX).
 pub fn fitted_process(data: &DataSpec, seed: u64) -> Result<Option<TransformProcess>, DataError> {
-    match data.format {
-        DataFormat::Idx => Ok(None),
-        DataFormat::Csv => table::fitted_process(data, seed),
-    }
+    source(data.format).fitted_process(data, seed)
 }
 
 /// Loads every row of a location (evaluation, tools).
@@ -116,18 +112,7 @@ fn load_split(
     split: Split,
     seed: u64,
 ) -> Result<Dataset, DataError> {
-    match data.format {
-        DataFormat::Idx => {
-            let DataInputs::Idx { images, labels } = idx::resolve(location)? else { unreachable!() };
-            let all = idx::load(&images, &labels)?;
-            if split == Split::All || data.holdout <= 0.0 {
-                return Ok(all);
-            }
-            let (train, held) = table::holdout(all.rows, data.holdout, seed);
-            Ok(all.select(if split == Split::Train { &train } else { &held }))
-        }
-        DataFormat::Csv => Ok(table::load_eager(location, data, process, split, seed)?.0),
-    }
+    source(data.format).load(location, data, process, split, seed)
 }
 
 /// The training data. Tables load lazily when `lazy` (each worker transforms the partitions
@@ -140,9 +125,10 @@ pub fn load_train(
     outputs: usize,
 ) -> Result<Dataset, DataError> {
     let loc = Location::parse(&data.train)?;
-    match (data.format, process, lazy) {
-        (DataFormat::Csv, Some(p), true) => table::load_lazy(&loc, data, p, outputs, seed),
-        _ => load_split(&loc, data, process, Split::Train, seed),
+    if lazy {
+        source(data.format).load_lazy(&loc, data, process, outputs, seed)
+    } else {
+        load_split(&loc, data, process, Split::Train, seed)
     }
 }
 
@@ -199,30 +185,5 @@ pub fn describe(
     process: Option<&TransformProcess>,
 ) -> Result<DataShape, DataError> {
     let loc = Location::parse(&data.train)?;
-    match data.format {
-        DataFormat::Idx => {
-            let DataInputs::Idx { images, labels } = idx::resolve(&loc)? else { unreachable!() };
-            let mut shape = idx::describe(&images, &labels)?;
-            if data.holdout > 0.0 {
-                shape.rows = table::holdout(shape.rows, data.holdout, seed).0.len();
-            }
-            Ok(shape)
-        }
-        DataFormat::Csv => {
-            let (ds, report) = table::load_eager(&loc, data, process, Split::Train, seed)?;
-            // Opening the source only lists files; the rows were counted by the pass above.
-            let source = csv::CsvSource::open(&loc, &data.csv)?;
-            let schema = table::process_for(data, &source, process)?.compile()?.output;
-            Ok(DataShape {
-                rows: report.rows_in as usize,
-                columns: schema.columns.iter().map(|c| (c.name.clone(), c.kind.name().to_string())).collect(),
-                label: data.label.clone(),
-                width: ds.width,
-                input: ds.shape,
-                outputs: ds.output_width(),
-                classification: ds.is_classification(),
-                class_names: ds.class_names,
-            })
-        }
-    }
+    source(data.format).describe(&loc, data, process, seed)
 }

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::csv::{CsvSource, RawRecord};
 use super::schema::{ColumnType, Schema, Value};
 use super::transform::{Compiled, Report, TransformProcess};
-use super::{DataError, Dataset, Features, Targets};
+use super::{DataError, Dataset, Features, LazyRows, Targets};
 use crate::job::{DataSpec, Task};
 use crate::rng::Rng;
 use crate::storage::Location;
@@ -351,9 +351,11 @@ impl LazyTable {
     pub fn report(&self) -> Report {
         self.report.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+}
 
+impl LazyRows for LazyTable {
     /// Transforms the rows of `indices` not yet transformed; puts the usable ones in `out`.
-    pub fn prepare(&self, indices: &[u32], out: &mut Vec<u32>) -> Result<(), DataError> {
+    fn prepare(&self, indices: &[u32], out: &mut Vec<u32>) -> Result<(), DataError> {
         out.clear();
         let w = self.layout.width();
         let mut report = Report::default();
@@ -393,7 +395,7 @@ impl LazyTable {
     }
 
     /// Copies a prepared row's features; returns its label.
-    pub fn row(&self, i: usize, out: &mut [f32]) -> f32 {
+    fn row(&self, i: usize, out: &mut [f32]) -> f32 {
         let w = self.layout.width();
         let block = self.blocks[i / BLOCK].lock().unwrap_or_else(|p| p.into_inner());
         let j = i % BLOCK;
