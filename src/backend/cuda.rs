@@ -675,6 +675,19 @@ impl CudaBackend {
 
     /// The trait's step methods return no errors: a device fault is logged once, later steps
     /// do nothing, and losses read NaN, which stops the run as diverged (the log says why).
+    /// Runs an elementwise kernel `(residual, n, value)` over the residual, if there is one.
+    fn residual_kernel(&mut self, kernel: fn(&Kernels) -> &CudaFunction, value: f32, what: &str) {
+        let n = self.layout.len;
+        let Some(r) = self.residual.as_mut() else { return };
+        let n32 = n as i32;
+        let mut b = self.stream.launch_builder(kernel(&self.k));
+        b.arg(r).arg(&n32).arg(&value);
+        let result = unsafe { b.launch(cfg(n)) }.map_err(cuda_err);
+        if let Err(e) = result {
+            self.fail(what, e);
+        }
+    }
+
     fn fail(&mut self, what: &str, e: BackendError) -> f32 {
         if self.fault.is_none() {
             tracing::error!("CUDA device {}: {what}: {e}", self.ordinal);
@@ -779,29 +792,11 @@ impl Backend for CudaBackend {
     }
 
     fn clip_residual(&mut self, limit: f32) {
-        let n = self.layout.len;
-        if let Some(r) = self.residual.as_mut() {
-            let n32 = n as i32;
-            let mut b = self.stream.launch_builder(&self.k.clip);
-            b.arg(r).arg(&n32).arg(&limit);
-            let result = unsafe { b.launch(cfg(n)) }.map_err(cuda_err);
-            if let Err(e) = result {
-                self.fail("clipping the residual", e);
-            }
-        }
+        self.residual_kernel(|k| &k.clip, limit, "clipping the residual");
     }
 
     fn scale_residual(&mut self, factor: f32) {
-        let n = self.layout.len;
-        if let Some(r) = self.residual.as_mut() {
-            let n32 = n as i32;
-            let mut b = self.stream.launch_builder(&self.k.scale);
-            b.arg(r).arg(&n32).arg(&factor);
-            let result = unsafe { b.launch(cfg(n)) }.map_err(cuda_err);
-            if let Err(e) = result {
-                self.fail("scaling the residual", e);
-            }
-        }
+        self.residual_kernel(|k| &k.scale, factor, "scaling the residual");
     }
 
     fn evaluate(&mut self, batch: &Batch<'_>, outputs: &mut Vec<f32>) -> f32 {

@@ -102,17 +102,7 @@ pub fn load(
     data: &DataSpec,
     process: Option<&TransformProcess>,
 ) -> Result<Dataset, DataError> {
-    load_split(location, data, process, Split::All, 0)
-}
-
-fn load_split(
-    location: &Location,
-    data: &DataSpec,
-    process: Option<&TransformProcess>,
-    split: Split,
-    seed: u64,
-) -> Result<Dataset, DataError> {
-    source(data.format).load(location, data, process, split, seed)
+    source(data.format).load(location, data, process, Split::All, 0)
 }
 
 /// The training data. Tables load lazily when `lazy` (each worker transforms the partitions
@@ -128,7 +118,7 @@ pub fn load_train(
     if lazy {
         source(data.format).load_lazy(&loc, data, process, outputs, seed)
     } else {
-        load_split(&loc, data, process, Split::Train, seed)
+        source(data.format).load(&loc, data, process, Split::Train, seed)
     }
 }
 
@@ -142,7 +132,8 @@ pub fn load_test(
         return load(&Location::parse(&data.test)?, data, process).map(Some);
     }
     if data.holdout > 0.0 {
-        return load_split(&Location::parse(&data.train)?, data, process, Split::Held, seed).map(Some);
+        let train = Location::parse(&data.train)?;
+        return source(data.format).load(&train, data, process, Split::Held, seed).map(Some);
     }
     Ok(None)
 }
