@@ -402,10 +402,7 @@ fn beyond_loopback_the_coordinator_makes_its_own_certificate_and_workers_pin_it(
     let mut coordinator = coordinator(d, "0.0.0.0:0", &token, &job, &summary, &[]);
     let url = coordinator.coordinator_url();
     assert!(url.starts_with("https://"), "no --tls-cert, no --insecure-plaintext: TLS all the same ({url})");
-    let line = coordinator
-        .wait_for("tls pin: sha256:", Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("no fingerprint printed:\n{}", coordinator.output()));
-    let pin = line.split_whitespace().nth(2).unwrap().to_string();
+    let pin = coordinator.tls_pin();
 
     // Another fingerprint: refused at once, naming both (retrying cannot help).
     let wrong = format!("sha256:{}", "ab".repeat(32));

@@ -116,8 +116,7 @@ fn a_worker_cut_off_longer_than_the_heartbeat_timeout_is_lost_rejoins_and_the_jo
     // Beyond loopback: TLS with a certificate the coordinator made, pinned by both workers.
     let url = coordinator.coordinator_url();
     assert_eq!(url, format!("https://{listen}"));
-    let pin_line = coordinator.wait_for("tls pin: ", Duration::from_secs(10)).expect("a fingerprint");
-    let pin = pin_line.split_whitespace().nth(2).unwrap().to_string();
+    let pin = coordinator.tls_pin();
     let mut here = Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token, "--tls-pin", &pin]);
     // The other worker lives in the namespace: only the veth pair joins it to the coordinator.
     let bin = env!("CARGO_BIN_EXE_strom");

@@ -139,6 +139,15 @@ impl Proc {
             .unwrap_or_else(|| panic!("no coordinator URL in:\n{}", self.output()));
         line.rsplit(' ').next().unwrap().trim().to_string()
     }
+
+    /// The fingerprint a coordinator beyond loopback prints for its own certificate
+    /// (`tls pin: sha256:<hex> (...)`).
+    pub fn tls_pin(&self) -> String {
+        let line = self
+            .wait_for("tls pin: sha256:", std::time::Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no fingerprint printed:\n{}", self.output()));
+        line.split_whitespace().nth(2).unwrap().to_string()
+    }
 }
 
 impl Drop for Proc {
