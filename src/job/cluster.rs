@@ -1,0 +1,183 @@
+//! `[cluster]`: where workers run, the compute backend, timeouts and launchers' settings.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LauncherKind {
+    /// Workers are threads of this process.
+    Embedded,
+    /// Workers are `strom worker` processes on this machine.
+    Local,
+    /// Workers are started on SSH hosts.
+    Ssh,
+    /// Workers are Spark barrier tasks.
+    Spark,
+    /// Nothing is started; workers join by themselves.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSpec {
+    pub launcher: LauncherKind,
+    pub workers: usize,
+    pub backend: BackendKind,
+    /// CPU threads each worker computes with. 0: the machine's cores shared among the workers
+    /// that run on it (embedded and local: all of them; SSH: those of one host; Spark: one).
+    pub threads: usize,
+    /// A worker that sends nothing for this long is lost; its partitions go back to the queue.
+    pub heartbeat_timeout_secs: u64,
+    /// A worker the job waits for (a partition, the barrier, an averaging round) that makes no
+    /// training call for this long is lost even if it still heartbeats (a hung training
+    /// thread); its partitions go back to the queue.
+    pub step_timeout_secs: u64,
+    /// Workers keep trying to reach a lost coordinator this long (long enough for it to restart
+    /// and prepare the data again); a job with no live worker for this long fails.
+    pub reconnect_secs: u64,
+    /// Local and SSH launchers start a crashed worker again this many times (with backoff:
+    /// 1, 2, 4, ... s); Spark relies on its own task retries.
+    pub max_restarts: u32,
+    /// With a checkpoint directory: write a checkpoint every this many steps (all workers'
+    /// steps together), besides every epoch end. 0: epoch ends only.
+    pub checkpoint_every: u64,
+    /// SSH launcher: the hosts workers start on, in turn ("user@host", or a table with host,
+    /// port and the binary's path there).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostSpec>,
+    /// SSH and Spark launchers: the job runs if at least this many workers start (hosts that
+    /// cannot be reached are reported and skipped). Default: all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_workers: Option<usize>,
+    pub ssh: SshSpec,
+    pub spark: SparkSpec,
+    /// backend = "cuda": the device ordinal (`--device cuda:N`).
+    pub cuda_device: usize,
+    /// backend = "cuda": train on the CPU (with a warning) where no CUDA device can be used,
+    /// instead of stopping.
+    pub cpu_fallback: bool,
+}
+
+/// How the Spark launcher submits worker tasks (the cockpit's and `strom train`'s; `strom
+/// submit` takes the same settings as flags).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SparkSpec {
+    /// Spark master: local[N], spark://host:7077, yarn, k8s://...
+    pub master: String,
+    /// spark-submit to run [default: $SPARK_HOME/bin/spark-submit, else on PATH].
+    pub submit: String,
+    /// Extra spark-submit arguments.
+    pub args: Vec<String>,
+    /// Ship this binary to the executors with --files.
+    pub ship_binary: bool,
+}
+
+impl Default for SparkSpec {
+    fn default() -> Self {
+        SparkSpec { master: "local[2]".into(), submit: String::new(), args: vec![], ship_binary: false }
+    }
+}
+
+/// An SSH host: "user@host" or `{ host = "user@host", port = 2222, binary = "/opt/strom" }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HostSpec {
+    Name(String),
+    Full(HostTable),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostTable {
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The `strom` binary on that host [default: cluster.ssh.binary].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<String>,
+}
+
+impl HostSpec {
+    pub fn host(&self) -> &str {
+        match self {
+            HostSpec::Name(h) => h,
+            HostSpec::Full(t) => &t.host,
+        }
+    }
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            HostSpec::Name(_) => None,
+            HostSpec::Full(t) => t.port,
+        }
+    }
+    pub fn binary<'a>(&'a self, default: &'a str) -> &'a str {
+        match self {
+            HostSpec::Full(HostTable { binary: Some(b), .. }) => b,
+            _ => default,
+        }
+    }
+}
+
+/// How the SSH launcher reaches hosts and what it runs there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshSpec {
+    /// The `strom` binary on the hosts: a path, or a name found on their PATH.
+    pub binary: String,
+    /// Copy this machine's binary there with scp when a host lacks it (same OS and CPU family).
+    pub copy_binary: bool,
+    /// Extra arguments for ssh and scp (e.g. ["-i", "~/.ssh/cluster", "-o", "ProxyJump=gw"]).
+    pub options: Vec<String>,
+    /// The coordinator's URL as the hosts reach it [default: this machine's host name and the
+    /// coordinator's port].
+    pub coordinator_url: String,
+    /// Seconds to wait for a host to answer.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for SshSpec {
+    fn default() -> Self {
+        SshSpec {
+            binary: "strom".into(),
+            copy_binary: false,
+            options: vec![],
+            coordinator_url: String::new(),
+            connect_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            launcher: LauncherKind::Embedded,
+            workers: 1,
+            backend: BackendKind::Cpu,
+            threads: 0,
+            heartbeat_timeout_secs: 10,
+            step_timeout_secs: 300,
+            reconnect_secs: 300,
+            max_restarts: 3,
+            checkpoint_every: 200,
+            hosts: vec![],
+            min_workers: None,
+            ssh: SshSpec::default(),
+            spark: SparkSpec::default(),
+            cuda_device: 0,
+            cpu_fallback: false,
+        }
+    }
+}
+
+/// The cores this process may use.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}

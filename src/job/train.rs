@@ -1,0 +1,118 @@
+//! `[train]`: epochs, batches, the updater and the learning-rate schedule.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdaterKind {
+    Sgd,
+    Nesterov,
+    Adam,
+    Rmsprop,
+}
+
+impl UpdaterKind {
+    pub fn default_lr(self) -> f32 {
+        match self {
+            UpdaterKind::Sgd => 0.1,
+            UpdaterKind::Nesterov => 0.01,
+            UpdaterKind::Adam | UpdaterKind::Rmsprop => 1e-3,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdaterSpec {
+    /// sgd | nesterov | adam | rmsprop. Unset: nesterov with threshold sharing (Adam's
+    /// per-entry scaling defeats threshold sparsification), adam otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<UpdaterKind>,
+    /// Learning rate; default 0.1 for sgd, 0.01 for nesterov, 1e-3 for adam and rmsprop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f32>,
+    /// Nesterov momentum.
+    pub momentum: f32,
+    /// Adam's first and second moment decay.
+    pub beta1: f32,
+    pub beta2: f32,
+    /// RMSProp's decay of the squared-gradient average.
+    pub rho: f32,
+    pub epsilon: f32,
+}
+
+impl Default for UpdaterSpec {
+    fn default() -> Self {
+        UpdaterSpec {
+            kind: None,
+            lr: None,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            rho: 0.95,
+            epsilon: 1e-8,
+        }
+    }
+}
+
+impl UpdaterSpec {
+    /// The updater kind; must be resolved (see [`JobSpec::updater`]).
+    pub fn kind(&self) -> UpdaterKind {
+        self.kind.unwrap_or(UpdaterKind::Adam)
+    }
+
+    pub fn learning_rate(&self) -> f32 {
+        self.lr.unwrap_or_else(|| self.kind().default_lr())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSpec {
+    pub epochs: u32,
+    /// Minibatch size, per worker.
+    pub batch_size: usize,
+    pub updater: UpdaterSpec,
+    /// L2 regularisation of the weights (not biases), added to the gradient.
+    pub l2: f32,
+    pub seed: u64,
+    /// Minibatches per data partition of the work queue that feeds the workers.
+    pub batches_per_partition: usize,
+    /// How the learning rate moves over the job.
+    pub lr_schedule: LrSchedule,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// The learning rate throughout.
+    Constant,
+    /// Half a cosine from the learning rate down to zero over all epochs.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The factor on the learning rate at `progress` (0 at the start of the job, 1 at the end).
+    pub fn scale(self, progress: f64) -> f32 {
+        match self {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::Cosine => {
+                (0.5 * (1.0 + (std::f64::consts::PI * progress.clamp(0.0, 1.0)).cos())) as f32
+            }
+        }
+    }
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        TrainSpec {
+            epochs: 5,
+            batch_size: 64,
+            updater: UpdaterSpec::default(),
+            l2: 0.0,
+            seed: 42,
+            batches_per_partition: 8,
+            lr_schedule: LrSchedule::Cosine,
+        }
+    }
+}
