@@ -66,9 +66,6 @@ pub struct Key {
 }
 
 impl Key {
-    const fn new(name: &'static str, kind: Kind, help: &'static str) -> Key {
-        Key { name, kind, choices: &[], rule: Rule::Any, value: None, default: None, optional: false, help }
-    }
     const fn choices(mut self, choices: &'static [&'static str]) -> Key {
         self.choices = choices;
         self
@@ -116,29 +113,23 @@ impl Key {
     pub fn check(&self, job: &JobSpec) -> Option<String> {
         let x = (self.value?)(job)?;
         let got = shown(x, self.rule);
-        let ok = match self.rule {
-            Rule::Any => true,
-            Rule::Int { min, max } => x >= min as f64 && x <= max as f64,
-            Rule::AtLeast(n) => x >= n as f64,
-            Rule::Positive => x.is_finite() && x > 0.0,
-            Rule::NonNegative => x.is_finite() && x >= 0.0,
-            Rule::Fraction => x.is_finite() && x > 0.0 && x <= 1.0,
-            Rule::Probability => (0.0..1.0).contains(&x),
-            Rule::UpTo(max) => x.is_finite() && x > 0.0 && x <= max,
+        let (ok, problem) = match self.rule {
+            Rule::Any => return None,
+            Rule::Int { min, max } => {
+                (x >= min as f64 && x <= max as f64, format!("must be {min}..={max} (got {got})"))
+            }
+            Rule::AtLeast(n) => (x >= n as f64, format!("must be at least {n}")),
+            Rule::Positive => (x.is_finite() && x > 0.0, format!("must be positive (got {got})")),
+            Rule::NonNegative => (x.is_finite() && x >= 0.0, format!("must be ≥ 0 (got {got})")),
+            Rule::Fraction => {
+                (x.is_finite() && x > 0.0 && x <= 1.0, format!("must be in (0, 1] (got {got})"))
+            }
+            Rule::Probability => ((0.0..1.0).contains(&x), format!("must be in [0, 1) (got {got})")),
+            Rule::UpTo(max) => {
+                (x.is_finite() && x > 0.0 && x <= max, format!("must be in (0, {max}] (got {got})"))
+            }
         };
-        if ok {
-            return None;
-        }
-        Some(match self.rule {
-            Rule::Any => unreachable!("Any accepts everything"),
-            Rule::Int { min, max } => format!("must be {min}..={max} (got {got})"),
-            Rule::AtLeast(n) => format!("must be at least {n}"),
-            Rule::Positive => format!("must be positive (got {got})"),
-            Rule::NonNegative => format!("must be ≥ 0 (got {got})"),
-            Rule::Fraction => format!("must be in (0, 1] (got {got})"),
-            Rule::Probability => format!("must be in [0, 1) (got {got})"),
-            Rule::UpTo(max) => format!("must be in (0, {max}] (got {got})"),
-        })
+        (!ok).then_some(problem)
     }
 }
 
@@ -153,8 +144,9 @@ fn shown(x: f64, rule: Rule) -> String {
 
 use Kind as K;
 
+/// A key with no choices, rule or default of its own; the builder methods add them.
 const fn key(name: &'static str, kind: Kind, help: &'static str) -> Key {
-    Key::new(name, kind, help)
+    Key { name, kind, choices: &[], rule: Rule::Any, value: None, default: None, optional: false, help }
 }
 
 fn algorithm_initial(j: &JobSpec) -> Option<f64> {
@@ -247,14 +239,12 @@ pub static KEYS: &[Key] = &[
         .rule(Rule::Positive, |j| match j.sharing.algorithm {
             ThresholdSpec::Fixed { tau } => Some(tau as f64),
             _ => None,
-        })
-        .default("0.001"),
+        }),
     key("sharing.algorithm.target", K::Float, "target: the sparsity tau steers to")
         .rule(Rule::Fraction, |j| match j.sharing.algorithm {
             ThresholdSpec::Target { target, .. } => Some(target as f64),
             _ => None,
-        })
-        .default("0.001"),
+        }),
     key("sharing.residual_clip.multiple", K::Float, "Clip the residual to ±multiple·tau")
         .rule(Rule::Positive, |j| Some(j.sharing.residual_clip.multiple as f64)),
     key("sharing.residual_clip.every", K::Integer, "Clip every this many steps; 0: never"),
@@ -329,12 +319,25 @@ fn lookup<'a>(root: &'a Value, name: &str) -> Option<&'a Value> {
     name.split('.').try_fold(root, |v, part| v.get(part))
 }
 
+/// The default job as TOML values, then the same with each `sharing.algorithm.kind` at its
+/// defaults (the keys of the kinds the default job does not use): where README finds defaults.
+fn default_values() -> Vec<Value> {
+    let kinds = get("sharing.algorithm.kind").map_or(&[][..], |k| k.choices);
+    let variants = kinds.iter().filter_map(|kind| toml::from_str(&format!("kind = \"{kind}\"")).ok());
+    let jobs = std::iter::once(JobSpec::default()).chain(variants.map(|algorithm| {
+        let mut job = JobSpec::default();
+        job.sharing.algorithm = algorithm;
+        job
+    }));
+    jobs.filter_map(|job| Value::try_from(job).ok()).collect()
+}
+
 /// README's table of job keys, generated from [`KEYS`] (a test keeps README's copy equal).
 pub fn readme_table() -> String {
-    let defaults = Value::try_from(JobSpec::default()).unwrap_or(Value::Table(Default::default()));
+    let defaults = default_values();
     let mut out = String::from("| key | default | values | what it does |\n|---|---|---|---|\n");
     for k in KEYS {
-        let default = match (k.default, lookup(&defaults, k.name)) {
+        let default = match (k.default, defaults.iter().find_map(|d| lookup(d, k.name))) {
             (Some(d), _) => d.to_string(),
             (None, Some(Value::String(s))) if s.is_empty() => "empty".into(),
             (None, Some(Value::Array(a))) if a.is_empty() => "`[]`".into(),

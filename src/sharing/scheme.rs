@@ -31,7 +31,8 @@ pub struct ThresholdSharing {
     segments: Vec<Range<usize>>,
     norm2: Vec<f64>,
     layers: Vec<LayerShare>,
-    /// Whether the residual and tau follow the learning rate (`sharing.follow_lr`).
+    /// Whether the residual and tau follow the learning rate: `sharing.follow_lr`, with a tau
+    /// that adapts (a fixed tau is the user's, and so is its residual).
     follow_lr: bool,
     /// The learning-rate scale the residual and tau are expressed at (0: not yet known).
     lr_scale: f32,
@@ -43,9 +44,11 @@ const LR_FOLLOW: f32 = 0.01;
 impl ThresholdSharing {
     pub fn new(job: &JobSpec, layout: &Layout) -> Self {
         let segments = layout.segments();
+        let threshold = Threshold::new(&job.sharing.algorithm);
         ThresholdSharing {
             encoder: ThresholdEncoder::new(layout.len),
-            threshold: Threshold::new(&job.sharing.algorithm),
+            follow_lr: job.sharing.follow_lr && threshold.adapts(),
+            threshold,
             clip: ResidualClip::new(&job.sharing.residual_clip),
             norm2: vec![0.0; segments.len()],
             layers: segments
@@ -53,7 +56,6 @@ impl ThresholdSharing {
                 .map(|(i, _)| LayerShare { layer: *i as u32, ..LayerShare::default() })
                 .collect(),
             segments: segments.into_iter().map(|(_, r)| r).collect(),
-            follow_lr: job.sharing.follow_lr,
             lr_scale: 0.0,
         }
     }
@@ -66,7 +68,7 @@ impl ThresholdSharing {
     /// A fixed tau is left alone, and so is the residual with it; `sharing.follow_lr = false`
     /// turns this off.
     pub fn follow_lr(&mut self, backend: &mut dyn Backend, lr_scale: f32) {
-        if !(self.follow_lr && self.threshold.adapts() && lr_scale.is_finite() && lr_scale > 0.0) {
+        if !(self.follow_lr && lr_scale.is_finite() && lr_scale > 0.0) {
             return;
         }
         if self.lr_scale <= 0.0 {

@@ -439,29 +439,25 @@ impl App {
         let Some(field) = self.setup.field().cloned() else { return vec![] };
         let edit =
             |value: String| Request::Edit { toml: self.setup.toml.clone(), key: field.key.clone(), value };
-        match (overlay_action(OverlayKind::Prompt, key), key.code) {
-            (Some(OverlayAction::Accept), _) => {
+        if matches!(key.code, KeyCode::Char(_)) && key.modifiers.contains(KeyModifiers::CONTROL) {
+            return vec![]; // a field takes no control characters
+        }
+        let mut b = buffer;
+        match type_key(&mut b, key) {
+            Typed::Accept => {
                 self.setup.editing = None;
                 self.setup.check_after_edit = SetupForm::kind(&field) == pb::FieldKind::Location;
-                vec![edit(buffer)]
-            }
-            (Some(OverlayAction::DeleteChar), _) => {
-                let mut b = buffer;
-                b.pop();
-                self.setup.editing = Some((b.clone(), original));
                 vec![edit(b)]
             }
-            (Some(_), _) => {
+            Typed::Cancel => {
                 self.setup.editing = None;
                 vec![edit(original)]
             }
-            (None, KeyCode::Char(c)) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                let mut b = buffer;
-                b.push(c);
+            Typed::Changed => {
                 self.setup.editing = Some((b.clone(), original));
                 vec![edit(b)]
             }
-            _ => vec![],
+            Typed::Ignored => vec![],
         }
     }
 
@@ -494,29 +490,21 @@ impl App {
                 }
                 None => vec![],
             },
-            Overlay::Prompt { kind, mut buffer } => {
-                match (overlay_action(OverlayKind::Prompt, key), key.code) {
-                    (Some(OverlayAction::Accept), _) => {
-                        self.overlay = None;
-                        self.file_action(kind, buffer.trim())
-                    }
-                    (Some(OverlayAction::DeleteChar), _) => {
-                        buffer.pop();
-                        self.overlay = Some(Overlay::Prompt { kind, buffer });
-                        vec![]
-                    }
-                    (Some(_), _) => {
-                        self.overlay = None;
-                        vec![]
-                    }
-                    (None, KeyCode::Char(c)) => {
-                        buffer.push(c);
-                        self.overlay = Some(Overlay::Prompt { kind, buffer });
-                        vec![]
-                    }
-                    (None, _) => vec![],
+            Overlay::Prompt { kind, mut buffer } => match type_key(&mut buffer, key) {
+                Typed::Accept => {
+                    self.overlay = None;
+                    self.file_action(kind, buffer.trim())
                 }
-            }
+                Typed::Cancel => {
+                    self.overlay = None;
+                    vec![]
+                }
+                Typed::Changed => {
+                    self.overlay = Some(Overlay::Prompt { kind, buffer });
+                    vec![]
+                }
+                Typed::Ignored => vec![],
+            },
             Overlay::Tour(step) => match overlay_action(OverlayKind::Tour, key) {
                 Some(OverlayAction::TourClose) => {
                     self.overlay = None;
@@ -567,6 +555,32 @@ impl App {
             PromptKind::Open => vec![Request::OpenFile { path }],
             PromptKind::Save => vec![Request::SaveFile { path, toml: self.setup.toml.clone() }],
         }
+    }
+}
+
+/// What a key did to a line being typed (a path prompt, a Setup field).
+enum Typed {
+    Accept,
+    Cancel,
+    Changed,
+    Ignored,
+}
+
+/// Applies `key` to `buffer` with the prompt's keys from the key table: Enter accepts, Esc
+/// cancels, Backspace deletes, any other character is typed.
+fn type_key(buffer: &mut String, key: KeyEvent) -> Typed {
+    match (overlay_action(OverlayKind::Prompt, key), key.code) {
+        (Some(OverlayAction::Accept), _) => Typed::Accept,
+        (Some(OverlayAction::DeleteChar), _) => {
+            buffer.pop();
+            Typed::Changed
+        }
+        (Some(_), _) => Typed::Cancel,
+        (None, KeyCode::Char(c)) => {
+            buffer.push(c);
+            Typed::Changed
+        }
+        (None, _) => Typed::Ignored,
     }
 }
 
