@@ -3,8 +3,10 @@
 //! picks, random workers (the launcher restarts them) and the coordinator itself (restarted with
 //! the same command: it resumes from its checkpoint and launches its workers again), some at the
 //! epoch barrier while the checkpoint is written. Every run must finish, lose no acknowledged
-//! epoch (every epoch appears exactly once in the history) and land within `TOLERANCE` of the
-//! undisturbed run. A failure prints its seed; `STROM_CHAOS_SEEDS=7,8,9` replays or extends,
+//! epoch (every epoch appears exactly once in the history) and end within `RUN_TOLERANCE` of
+//! the undisturbed accuracy (the mean of three calm runs' final accuracy), and the runs' median
+//! within `TOLERANCE` (one point). A failure prints its seed; `STROM_CHAOS_SEEDS=7,8,9` replays
+//! or extends (averaging runs seed + 100), `STROM_CHAOS_EPOCHS` lengthens the job,
 //! `STROM_CHAOS_DUMP=DIR` keeps each run's coordinator log.
 
 mod common;
@@ -15,16 +17,20 @@ use std::time::{Duration, Instant};
 use common::{Proc, json, workers_of};
 use strom::rng::Rng;
 
-const EPOCHS: u64 = 8;
+/// The demo job's epochs: long enough for runs to settle (`STROM_CHAOS_EPOCHS` overrides).
+fn epochs() -> u64 {
+    std::env::var("STROM_CHAOS_EPOCHS").ok().and_then(|e| e.parse().ok()).unwrap_or(8)
+}
 
 fn job(dir: &Path, mode: &str) -> String {
     let p = dir.join("job.toml");
     std::fs::write(
         &p,
         format!(
-            "name = \"chaos\"\n[train]\nepochs = {EPOCHS}\nseed = 5\n[sharing]\nmode = \"{mode}\"\n\
+            "name = \"chaos\"\n[train]\nepochs = {}\nseed = 5\n[sharing]\nmode = \"{mode}\"\n\
              [cluster]\nlauncher = \"local\"\nworkers = 3\nheartbeat_timeout_secs = 2\nmax_restarts = 20\n\
-             checkpoint_every = 40\nreconnect_secs = 120\n"
+             checkpoint_every = 40\nreconnect_secs = 120\n",
+            epochs()
         ),
     )
     .unwrap();
@@ -61,7 +67,7 @@ fn run(seed: Option<u64>, mode: &str) -> (f64, Vec<String>) {
         let mut coordinator_kills = 0;
         // Three disruptions, each after a random epoch boundary and a random delay.
         for _ in 0..3 {
-            let epoch = 1 + rng.below(EPOCHS - 2);
+            let epoch = 1 + rng.below(epochs() - 2);
             let line = format!("epoch {epoch} done");
             if coord.wait_for(&line, Duration::from_secs(300)).is_none() {
                 break; // the run went past it while restarting: fine, go on to the next
@@ -105,44 +111,54 @@ fn run(seed: Option<u64>, mode: &str) -> (f64, Vec<String>) {
         let _ = std::fs::write(Path::new(&dump).join(name), coord.output());
     }
     let s = json(&summary);
-    assert_eq!(s["epochs"].as_u64(), Some(EPOCHS), "seed {seed:?} ({done:?}): {s}");
-    let epochs: Vec<u64> =
+    assert_eq!(s["epochs"].as_u64(), Some(epochs()), "seed {seed:?} ({done:?}): {s}");
+    let seen: Vec<u64> =
         s["per_epoch"].as_array().unwrap().iter().map(|e| e["epoch"].as_u64().unwrap()).collect();
     assert_eq!(
-        epochs,
-        (0..EPOCHS).collect::<Vec<_>>(),
+        seen,
+        (0..epochs()).collect::<Vec<_>>(),
         "seed {seed:?}: every epoch once, none lost or repeated ({done:?}, {:.0} s)",
         started.elapsed().as_secs_f64()
     );
-    let curve: Vec<String> = s["per_epoch"]
+    let curve: Vec<f64> = s["per_epoch"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| format!("{:.3}", e["test_accuracy"].as_f64().unwrap_or(0.0)))
+        .map(|e| e["test_accuracy"].as_f64().unwrap_or(0.0))
         .collect();
     eprintln!(
-        "seed {seed:?}: per epoch {curve:?}; lost {}, requeued {}",
-        s["workers_lost"], s["partitions_requeued"]
+        "seed {seed:?}: per epoch {:?}; lost {}, requeued {}",
+        curve.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>(),
+        s["workers_lost"],
+        s["partitions_requeued"]
     );
-    // The last epochs' mean: one epoch's test accuracy swings by up to 3 points on the demo
-    // subset (0.848 then 0.815 in one undisturbed stretch), three together much less.
-    let last: Vec<f64> = s["per_epoch"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .take(3)
-        .filter_map(|e| e["test_accuracy"].as_f64())
-        .collect();
-    (last.iter().sum::<f64>() / last.len() as f64, done)
+    // The run's accuracy is its final model's: with the learning rate decayed to its end (and
+    // the residual following it) the last epoch is steady, while mid-training epochs swing by
+    // up to 3 points on the demo subset.
+    (curve.last().copied().unwrap_or(0.0), done)
 }
 
-/// How far below the undisturbed run a disturbed one may end (means of the last three epochs).
-/// Undisturbed runs spread about 0.006 (asynchronous sharing between processes depends on
-/// timing); 38 of 40 seeds land within 0.01, but a coordinator restart also restarts its local
-/// workers, whose residuals and momentum start over, and two of them have cost up to 0.028. A
-/// reset replica or updates applied twice cost far more.
-const TOLERANCE: f64 = 0.025;
+/// The undisturbed accuracy: the mean of `CALM_RUNS` runs, because one run alone differs from
+/// the next by up to a point (asynchronous sharing between processes depends on timing).
+fn undisturbed(mode: &str) -> f64 {
+    let runs: Vec<f64> = (0..CALM_RUNS).map(|_| run(None, mode).0).collect();
+    let mean = runs.iter().sum::<f64>() / runs.len() as f64;
+    eprintln!("undisturbed ({mode}): {runs:.4?}, mean {mean:.4}");
+    mean
+}
+
+/// How far below the undisturbed accuracy the disturbed runs may end: the issue's one point,
+/// held by the seeds' median. One run's final accuracy spreads with a standard deviation of
+/// about 0.0034 whether disturbed or not (three calm runs alone spanned 1.25 points once): of
+/// 193 disturbed runs measured, 189 ended within 1 point of the calm mean, 3 within 1.5 and
+/// one 3.9 below (seed 20, once; its replays were within 0.5). "Each run within 1 point" would
+/// fail at chance; the median of the seeds does not, while a systematic cost (progress lost at
+/// every restart, a stale residual) moves every run.
+const TOLERANCE: f64 = 0.01;
+/// How far below any one run may end: an epoch lost, a reset replica or updates applied twice
+/// cost more than this; the run-to-run spread does not.
+const RUN_TOLERANCE: f64 = 0.05;
+const CALM_RUNS: usize = 3;
 
 /// The runs compare accuracies, so they take the machine one at a time.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -154,29 +170,41 @@ fn seeds() -> Vec<u64> {
     }
 }
 
+/// The calm runs, then one disturbed run per seed (plus `offset`), each held to
+/// `RUN_TOLERANCE` and all together to `TOLERANCE`.
+fn suite(mode: &str, offset: u64) {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let calm = undisturbed(mode);
+    let mut accs = Vec::new();
+    for seed in seeds().into_iter().map(|s| s + offset) {
+        let (acc, done) = run(Some(seed), mode);
+        eprintln!("chaos seed {seed} ({mode}): accuracy {acc:.4} (undisturbed {calm:.4}) after {done:?}");
+        assert!(
+            acc >= calm - RUN_TOLERANCE,
+            "seed {seed} ({mode}): accuracy {acc:.4} vs undisturbed {calm:.4} after {done:?}"
+        );
+        accs.push(acc);
+    }
+    accs.sort_by(f64::total_cmp);
+    let median = accs.get(accs.len() / 2).copied().unwrap_or(0.0);
+    let mean = accs.iter().sum::<f64>() / accs.len().max(1) as f64;
+    let within = accs.iter().filter(|&&a| a >= calm - 0.01).count();
+    eprintln!(
+        "chaos ({mode}): {} runs, median {median:.4}, mean {mean:.4} vs undisturbed {calm:.4}; {within} within 1 point",
+        accs.len()
+    );
+    assert!(
+        median >= calm - TOLERANCE,
+        "{mode}: the disturbed runs' median {median:.4} vs undisturbed {calm:.4} ({accs:.4?})"
+    );
+}
+
 #[test]
 fn threshold_sharing_survives_kills_of_workers_and_the_coordinator() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let (calm, _) = run(None, "threshold");
-    for seed in seeds() {
-        let (acc, done) = run(Some(seed), "threshold");
-        eprintln!("chaos seed {seed}: accuracy {acc:.4} (undisturbed {calm:.4}) after {done:?}");
-        assert!(
-            acc >= calm - TOLERANCE,
-            "seed {seed}: accuracy {acc:.4} vs undisturbed {calm:.4} after {done:?}"
-        );
-    }
+    suite("threshold", 0);
 }
 
 #[test]
 fn averaging_survives_kills_during_its_rounds() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let (calm, _) = run(None, "averaging");
-    let seed = seeds()[0] + 100;
-    let (acc, done) = run(Some(seed), "averaging");
-    eprintln!("chaos seed {seed} (averaging): accuracy {acc:.4} (undisturbed {calm:.4}) after {done:?}");
-    assert!(
-        acc >= calm - TOLERANCE,
-        "seed {seed}: accuracy {acc:.4} vs undisturbed {calm:.4} after {done:?}"
-    );
+    suite("averaging", 100);
 }

@@ -139,7 +139,13 @@ impl Driver {
             bytes_sent: self.bytes_sent(),
             bytes_received: self.latest.values().map(|s| s.bytes_received).sum(),
             dense_bytes: if self.mode == SharingMode::None { 0 } else { steps * self.params as u64 * 4 },
-            final_tau: self.latest.values().next().map(|s| s.tau).unwrap_or(0.0),
+            // The newest report's: a worker lost early keeps its last (stale) report here.
+            final_tau: self
+                .latest
+                .values()
+                .max_by(|a, b| a.time.total_cmp(&b.time))
+                .map(|s| s.tau)
+                .unwrap_or(0.0),
             mean_sparsity: if self.steps_seen > 0 { self.sparsity_sum / self.steps_seen as f64 } else { 0.0 },
             messages_merged: self.latest.values().map(|s| s.merged).sum(),
             messages_rejected: self.latest.values().map(|s| s.rejected).sum(),
