@@ -3,9 +3,9 @@
 //! every key path is unit-tested without a terminal.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use strom_proto::v1 as pb;
 
 use crate::keys::{Command, OverlayAction, OverlayKind, Screen, command_for, overlay_action};
+use crate::model;
 use crate::state::{Connection, JobView, LEVELS, Logs};
 use crate::tour;
 
@@ -47,11 +47,11 @@ pub enum Request {
 #[derive(Clone, Debug)]
 pub enum Msg {
     Connection(Connection),
-    Snapshot(pb::JobSnapshot),
-    Delta(pb::JobDelta),
-    Logs(pb::LogBatch),
-    Form(pb::JobForm),
-    Validated(pb::ValidateReply),
+    Snapshot(model::JobSnapshot),
+    Delta(model::JobDelta),
+    Logs(model::LogBatch),
+    Form(model::JobForm),
+    Validated(model::ValidateReply),
     /// The answer to a command: (ok, message).
     Reply(bool, String),
 }
@@ -98,35 +98,31 @@ pub enum Overlay {
 /// The Setup screen's form.
 #[derive(Clone, Debug, Default)]
 pub struct SetupForm {
-    pub fields: Vec<pb::FormField>,
-    pub problems: Vec<pb::KeyProblem>,
+    pub fields: Vec<model::FormField>,
+    pub problems: Vec<model::KeyProblem>,
     pub toml: String,
     pub selected: usize,
     /// The text being typed into the selected field, and its value before editing.
     pub editing: Option<(String, String)>,
     /// What checking the data locations found.
-    pub path_problems: Vec<pb::KeyProblem>,
+    pub path_problems: Vec<model::KeyProblem>,
     pub data_summary: String,
     /// Tables: the schema after the transform process.
-    pub data_columns: Vec<pb::DataColumn>,
+    pub data_columns: Vec<model::DataColumn>,
     /// The job's model on that data, layer by layer, and its one-line summary.
-    pub model: Vec<pb::ModelLayer>,
+    pub model: Vec<model::ModelLayer>,
     pub model_summary: String,
     /// A location was edited: check it once the coordinator returns the edited job.
     pub check_after_edit: bool,
 }
 
 impl SetupForm {
-    pub fn field(&self) -> Option<&pb::FormField> {
+    pub fn field(&self) -> Option<&model::FormField> {
         self.fields.get(self.selected)
     }
 
-    pub fn problem_for(&self, key: &str) -> Option<&pb::KeyProblem> {
+    pub fn problem_for(&self, key: &str) -> Option<&model::KeyProblem> {
         self.problems.iter().chain(&self.path_problems).find(|p| p.key == key)
-    }
-
-    fn kind(f: &pb::FormField) -> pb::FieldKind {
-        pb::FieldKind::try_from(f.kind).unwrap_or_default()
     }
 }
 
@@ -313,8 +309,8 @@ impl App {
                 }
             }
             Command::PauseResume => match self.job.state {
-                pb::JobState::Running => self.overlay = Some(Overlay::Confirm(Confirm::Pause)),
-                pb::JobState::Paused => self.overlay = Some(Overlay::Confirm(Confirm::Resume)),
+                model::JobState::Running => self.overlay = Some(Overlay::Confirm(Confirm::Pause)),
+                model::JobState::Paused => self.overlay = Some(Overlay::Confirm(Confirm::Resume)),
                 _ => self.say("no job is running", true),
             },
             Command::Stop => {
@@ -415,7 +411,7 @@ impl App {
 
     fn start_edit(&mut self) -> Vec<Request> {
         let Some(f) = self.setup.field().cloned() else { return vec![] };
-        if SetupForm::kind(&f) == pb::FieldKind::Choice {
+        if f.kind == model::FieldKind::Choice {
             return self.cycle_choice(true);
         }
         self.setup.editing = Some((f.value.clone(), f.value));
@@ -446,7 +442,7 @@ impl App {
         match type_key(&mut b, key) {
             Typed::Accept => {
                 self.setup.editing = None;
-                self.setup.check_after_edit = SetupForm::kind(&field) == pb::FieldKind::Location;
+                self.setup.check_after_edit = field.kind == model::FieldKind::Location;
                 vec![edit(b)]
             }
             Typed::Cancel => {
@@ -593,38 +589,38 @@ mod tests {
     }
 
     fn running(app: &mut App) {
-        app.handle_msg(Msg::Snapshot(pb::JobSnapshot {
+        app.handle_msg(Msg::Snapshot(model::JobSnapshot {
             job_name: "demo".into(),
             job_toml: "name = \"demo\"\n".into(),
-            state: pb::JobState::Running as i32,
+            state: model::JobState::Running,
             workers: vec![
-                pb::WorkerInfo { id: 0, state: pb::WorkerState::Training as i32, ..Default::default() },
-                pb::WorkerInfo { id: 1, state: pb::WorkerState::Training as i32, ..Default::default() },
+                model::WorkerInfo { id: 0, state: model::WorkerState::Training, ..Default::default() },
+                model::WorkerInfo { id: 1, state: model::WorkerState::Training, ..Default::default() },
             ],
             ..Default::default()
         }));
     }
 
     fn form(app: &mut App) {
-        app.handle_msg(Msg::Form(pb::JobForm {
+        app.handle_msg(Msg::Form(model::JobForm {
             fields: vec![
-                pb::FormField {
+                model::FormField {
                     key: "train.epochs".into(),
                     value: "5".into(),
-                    kind: pb::FieldKind::Integer as i32,
+                    kind: model::FieldKind::Integer,
                     ..Default::default()
                 },
-                pb::FormField {
+                model::FormField {
                     key: "cluster.launcher".into(),
                     value: "local".into(),
-                    kind: pb::FieldKind::Choice as i32,
+                    kind: model::FieldKind::Choice,
                     choices: vec!["embedded".into(), "local".into(), "ssh".into()],
                     ..Default::default()
                 },
-                pb::FormField {
+                model::FormField {
                     key: "data.train".into(),
                     value: "x".into(),
-                    kind: pb::FieldKind::Location as i32,
+                    kind: model::FieldKind::Location,
                     ..Default::default()
                 },
             ],
@@ -686,11 +682,14 @@ mod tests {
         let mut app = App::new("u", false, false);
         running(&mut app);
         app.handle_key(key(KeyCode::Char('f')));
-        app.handle_msg(Msg::Delta(pb::JobDelta { state: pb::JobState::Paused as i32, ..Default::default() }));
-        assert_eq!(app.view().state, pb::JobState::Running, "the frozen view");
-        assert_eq!(app.job.state, pb::JobState::Paused, "the live state");
+        app.handle_msg(Msg::Delta(model::JobDelta {
+            state: Some(model::JobState::Paused),
+            ..Default::default()
+        }));
+        assert_eq!(app.view().state, model::JobState::Running, "the frozen view");
+        assert_eq!(app.job.state, model::JobState::Paused, "the live state");
         app.handle_key(key(KeyCode::Char('f')));
-        assert_eq!(app.view().state, pb::JobState::Paused);
+        assert_eq!(app.view().state, model::JobState::Paused);
     }
 
     #[test]
@@ -721,7 +720,7 @@ mod tests {
         app.handle_key(key(KeyCode::Enter));
         let out = app.handle_key(key(KeyCode::Enter));
         assert!(matches!(out.last(), Some(Request::Edit { .. })));
-        let out = app.handle_msg(Msg::Form(pb::JobForm { toml: "T2".into(), ..Default::default() }));
+        let out = app.handle_msg(Msg::Form(model::JobForm { toml: "T2".into(), ..Default::default() }));
         assert_eq!(out, vec![Request::Validate { toml: "T2".into() }], "a location is checked once applied");
     }
 
@@ -730,7 +729,7 @@ mod tests {
         let mut app = App::new("u", false, false);
         form(&mut app);
         app.setup.problems =
-            vec![pb::KeyProblem { key: "train.epochs".into(), line: 0, message: "must be 1..".into() }];
+            vec![model::KeyProblem { key: "train.epochs".into(), message: "must be 1..".into() }];
         app.screen = Screen::Dashboard;
         assert!(app.handle_key(key(KeyCode::Char('s'))).is_empty());
         assert_eq!(app.screen, Screen::Setup);

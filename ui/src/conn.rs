@@ -1,6 +1,7 @@
 //! The cockpit's link to the coordinator: a watch stream (snapshot, then deltas) and a log
 //! stream, each re-established with capped, jittered backoff, and one task that carries out
-//! the app's requests. A dropped stream always resumes from a fresh snapshot.
+//! the app's requests. A dropped stream always resumes from a fresh snapshot. What arrives is
+//! converted into the cockpit's own types (`model`) here, before it goes to the app.
 
 use std::time::Duration;
 
@@ -88,8 +89,8 @@ pub async fn watch(target: Target, interval: Duration, tx: mpsc::Sender<Msg>) {
                         Ok(Some(update)) => {
                             attempt = 0;
                             let msg = match update.kind {
-                                Some(pb::job_update::Kind::Snapshot(s)) => Msg::Snapshot(s),
-                                Some(pb::job_update::Kind::Delta(d)) => Msg::Delta(d),
+                                Some(pb::job_update::Kind::Snapshot(s)) => Msg::Snapshot(s.into()),
+                                Some(pb::job_update::Kind::Delta(d)) => Msg::Delta(d.into()),
                                 None => continue,
                             };
                             if tx.send(msg).await.is_err() {
@@ -123,7 +124,7 @@ pub async fn logs(target: Target, tx: mpsc::Sender<Msg>) {
             let mut stream = resp.into_inner();
             while let Ok(Some(batch)) = stream.message().await {
                 attempt = 0;
-                if tx.send(Msg::Logs(batch)).await.is_err() {
+                if tx.send(Msg::Logs(batch.into())).await.is_err() {
                     return;
                 }
             }
@@ -173,18 +174,18 @@ pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc:
             }
             Request::Describe { toml } => {
                 match c.describe_job(pb::JobText { toml, check_paths: false }).await {
-                    Ok(r) => Msg::Form(r.into_inner()),
+                    Ok(r) => Msg::Form(r.into_inner().into()),
                     Err(s) => Msg::Reply(false, describe(&s)),
                 }
             }
             Request::Edit { toml, key, value } => {
                 match c.edit_job(pb::EditRequest { toml, key, value }).await {
-                    Ok(r) => Msg::Form(r.into_inner()),
+                    Ok(r) => Msg::Form(r.into_inner().into()),
                     Err(s) => Msg::Reply(false, describe(&s)),
                 }
             }
             Request::Validate { toml } => match c.validate(pb::JobText { toml, check_paths: true }).await {
-                Ok(r) => Msg::Validated(r.into_inner()),
+                Ok(r) => Msg::Validated(r.into_inner().into()),
                 Err(s) => Msg::Reply(false, describe(&s)),
             },
             Request::OpenFile { path } => match read_job(&path).await {
@@ -193,7 +194,7 @@ pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc:
                         return;
                     }
                     match c.describe_job(pb::JobText { toml, check_paths: false }).await {
-                        Ok(r) => Msg::Form(r.into_inner()),
+                        Ok(r) => Msg::Form(r.into_inner().into()),
                         Err(s) => Msg::Reply(false, describe(&s)),
                     }
                 }

@@ -4,11 +4,14 @@
 //!
 //! `state` holds what is known, `app` turns keys and messages into requests, `conn` talks to
 //! the coordinator, `view` draws; `keys` is the one key table behind input, command bar and
-//! help; `tour` is `strom demo`'s walkthrough.
+//! help; `tour` is `strom demo`'s walkthrough. `model` has the cockpit's own types for what
+//! the coordinator sends: `conn` converts the wire (protobuf) types into them where they
+//! arrive, so nothing past it sees a protobuf type.
 
 pub mod app;
 pub mod conn;
 pub mod keys;
+pub mod model;
 pub mod state;
 pub mod tour;
 pub mod view;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use strom_proto::v1 as pb;
+use crate::model;
 
 const SERIES: usize = 600;
 const LOSS: usize = 2000;
@@ -20,7 +20,7 @@ pub struct Series {
 }
 
 impl Series {
-    fn extend(&mut self, s: &pb::WorkerSeries) {
+    fn extend(&mut self, s: &model::WorkerSeries) {
         for i in 0..s.time.len() {
             self.time.push_back(s.time[i]);
             self.sparsity.push_back(s.sparsity.get(i).copied().unwrap_or(f64::NAN));
@@ -43,14 +43,14 @@ impl Series {
 pub struct JobView {
     pub name: String,
     pub toml: String,
-    pub state: pb::JobState,
+    pub state: model::JobState,
     pub detail: String,
-    pub progress: pb::JobProgress,
-    pub workers: BTreeMap<u32, pb::WorkerInfo>,
+    pub progress: model::JobProgress,
+    pub workers: BTreeMap<u32, model::WorkerInfo>,
     pub series: BTreeMap<u32, Series>,
-    pub epochs: Vec<pb::EpochPoint>,
-    pub loss: VecDeque<pb::LossPoint>,
-    pub totals: pb::Totals,
+    pub epochs: Vec<model::EpochPoint>,
+    pub loss: VecDeque<model::LossPoint>,
+    pub totals: model::Totals,
     pub band: Option<(f64, f64)>,
     pub sharing_mode: String,
     pub parameters: u64,
@@ -58,15 +58,15 @@ pub struct JobView {
     /// What the launcher could not start, per host or worker.
     pub launch_problems: Vec<String>,
     /// The model, layer by layer (names the per-layer sharing figures).
-    pub model: Vec<pb::ModelLayer>,
+    pub model: Vec<model::ModelLayer>,
 }
 
 impl JobView {
-    pub fn from_snapshot(s: pb::JobSnapshot) -> JobView {
+    pub fn from_snapshot(s: model::JobSnapshot) -> JobView {
         let mut v = JobView {
             name: s.job_name,
             toml: s.job_toml,
-            state: pb::JobState::try_from(s.state).unwrap_or_default(),
+            state: s.state,
             detail: s.state_detail,
             progress: s.progress.unwrap_or_default(),
             workers: s.workers.into_iter().map(|w| (w.id, w)).collect(),
@@ -88,8 +88,10 @@ impl JobView {
         v
     }
 
-    pub fn apply(&mut self, d: pb::JobDelta) {
-        self.state = pb::JobState::try_from(d.state).unwrap_or(self.state);
+    pub fn apply(&mut self, d: model::JobDelta) {
+        if let Some(s) = d.state {
+            self.state = s;
+        }
         self.detail = d.state_detail;
         self.launch_problems = d.launch_problems;
         if let Some(p) = d.progress {
@@ -120,7 +122,7 @@ impl JobView {
     }
 
     pub fn is_running(&self) -> bool {
-        matches!(self.state, pb::JobState::Running | pb::JobState::Paused)
+        matches!(self.state, model::JobState::Running | model::JobState::Paused)
     }
 
     pub fn live_workers(&self) -> usize {
@@ -128,16 +130,12 @@ impl JobView {
             .values()
             .filter(|w| {
                 matches!(
-                    worker_state(w),
-                    pb::WorkerState::Training | pb::WorkerState::Waiting | pb::WorkerState::Starting
+                    w.state,
+                    model::WorkerState::Training | model::WorkerState::Waiting | model::WorkerState::Starting
                 )
             })
             .count()
     }
-}
-
-pub fn worker_state(w: &pb::WorkerInfo) -> pb::WorkerState {
-    pb::WorkerState::try_from(w.state).unwrap_or_default()
 }
 
 /// The link to the coordinator.
@@ -168,7 +166,7 @@ impl Connection {
 /// The log pane: records, filters, scroll position.
 #[derive(Clone, Debug, Default)]
 pub struct Logs {
-    pub records: VecDeque<pb::LogRecord>,
+    pub records: VecDeque<model::LogRecord>,
     /// Minimum level shown: 0 trace .. 4 error.
     pub min_level: u8,
     /// None: everyone; Some(None): the coordinator; Some(Some(w)): worker w.
@@ -191,14 +189,14 @@ pub fn level_rank(level: &str) -> u8 {
 pub const LEVELS: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
 
 impl Logs {
-    pub fn push(&mut self, batch: pb::LogBatch) {
+    pub fn push(&mut self, batch: model::LogBatch) {
         self.records.extend(batch.records);
         while self.records.len() > LOGS {
             self.records.pop_front();
         }
     }
 
-    pub fn visible(&self) -> impl Iterator<Item = &pb::LogRecord> {
+    pub fn visible(&self) -> impl Iterator<Item = &model::LogRecord> {
         self.records.iter().filter(move |r| {
             level_rank(&r.level) >= self.min_level
                 && match self.source {
@@ -231,17 +229,17 @@ pub fn warnings(job: &JobView) -> Vec<Warning> {
     }
     let max_step = job.workers.values().map(|w| w.step).max().unwrap_or(0);
     for (id, w) in &job.workers {
-        let state = worker_state(w);
-        if state == pb::WorkerState::Lost {
+        let state = w.state;
+        if state == model::WorkerState::Lost {
             let why = if w.detail.is_empty() { String::new() } else { format!(": {}", w.detail) };
             out.push(Warning { worker: Some(*id), text: format!("worker {id} lost{why}") });
             continue;
         }
-        if state == pb::WorkerState::Failed {
+        if state == model::WorkerState::Failed {
             out.push(Warning { worker: Some(*id), text: format!("worker {id} failed: {}", w.detail) });
             continue;
         }
-        if !job.is_running() || !matches!(state, pb::WorkerState::Training | pb::WorkerState::Waiting) {
+        if !job.is_running() || !matches!(state, model::WorkerState::Training | model::WorkerState::Waiting) {
             continue;
         }
         if w.last_heartbeat > 5.0 {
@@ -288,24 +286,17 @@ pub fn warnings(job: &JobView) -> Vec<Warning> {
 mod tests {
     use super::*;
 
-    pub fn worker(id: u32, state: pb::WorkerState, step: u64) -> pb::WorkerInfo {
-        pb::WorkerInfo {
-            id,
-            host: format!("host{id}"),
-            state: state as i32,
-            step,
-            loss: 0.5,
-            ..Default::default()
-        }
+    pub fn worker(id: u32, state: model::WorkerState, step: u64) -> model::WorkerInfo {
+        model::WorkerInfo { id, host: format!("host{id}"), state, step, loss: 0.5, ..Default::default() }
     }
 
     #[test]
     fn deltas_extend_the_snapshot() {
-        let snap = pb::JobSnapshot {
+        let snap = model::JobSnapshot {
             job_name: "j".into(),
-            state: pb::JobState::Running as i32,
-            workers: vec![worker(0, pb::WorkerState::Training, 10)],
-            series: vec![pb::WorkerSeries {
+            state: model::JobState::Running,
+            workers: vec![worker(0, model::WorkerState::Training, 10)],
+            series: vec![model::WorkerSeries {
                 worker: 0,
                 time: vec![1.0],
                 sparsity: vec![1e-3],
@@ -313,15 +304,18 @@ mod tests {
                 residual_norm: vec![0.1],
                 tau: vec![1e-3],
             }],
-            loss: vec![pb::LossPoint { time: 1.0, loss: 2.0 }],
+            loss: vec![model::LossPoint { time: 1.0, loss: 2.0 }],
             ..Default::default()
         };
         let mut v = JobView::from_snapshot(snap);
-        v.apply(pb::JobDelta {
-            state: pb::JobState::Running as i32,
-            workers: vec![worker(0, pb::WorkerState::Training, 20), worker(1, pb::WorkerState::Starting, 0)],
-            new_loss: vec![pb::LossPoint { time: 2.0, loss: 1.5 }],
-            new_samples: vec![pb::WorkerSeries {
+        v.apply(model::JobDelta {
+            state: Some(model::JobState::Running),
+            workers: vec![
+                worker(0, model::WorkerState::Training, 20),
+                worker(1, model::WorkerState::Starting, 0),
+            ],
+            new_loss: vec![model::LossPoint { time: 2.0, loss: 1.5 }],
+            new_samples: vec![model::WorkerSeries {
                 worker: 0,
                 time: vec![2.0],
                 sparsity: vec![2e-3],
@@ -329,7 +323,7 @@ mod tests {
                 residual_norm: vec![0.2],
                 tau: vec![1e-3],
             }],
-            new_epochs: vec![pb::EpochPoint { epoch: 0, test_accuracy: Some(0.8), ..Default::default() }],
+            new_epochs: vec![model::EpochPoint { epoch: 0, test_accuracy: Some(0.8) }],
             ..Default::default()
         });
         assert_eq!(v.workers.len(), 2);
@@ -337,19 +331,19 @@ mod tests {
         assert_eq!(v.loss.len(), 2);
         assert_eq!(v.series[&0].sparsity, [1e-3, 2e-3]);
         assert_eq!(v.epochs.len(), 1);
-        v.apply(pb::JobDelta {
-            state: pb::JobState::Finished as i32,
+        v.apply(model::JobDelta {
+            state: Some(model::JobState::Finished),
             removed_workers: vec![1],
             ..Default::default()
         });
         assert_eq!(v.workers.len(), 1);
-        assert_eq!(v.state, pb::JobState::Finished);
+        assert_eq!(v.state, model::JobState::Finished);
     }
 
     #[test]
     fn series_stay_bounded() {
         let mut s = Series::default();
-        let chunk = pb::WorkerSeries {
+        let chunk = model::WorkerSeries {
             worker: 0,
             time: vec![0.0; 500],
             sparsity: vec![0.0; 500],
@@ -373,14 +367,17 @@ mod tests {
     #[test]
     fn warnings_for_band_growth_lag_loss_and_nan() {
         let mut job =
-            JobView { state: pb::JobState::Running, band: Some((1e-4, 1e-2)), ..Default::default() };
-        job.workers.insert(0, worker(0, pb::WorkerState::Training, 1000));
-        let mut lagging = worker(1, pb::WorkerState::Training, 100);
+            JobView { state: model::JobState::Running, band: Some((1e-4, 1e-2)), ..Default::default() };
+        job.workers.insert(0, worker(0, model::WorkerState::Training, 1000));
+        let mut lagging = worker(1, model::WorkerState::Training, 100);
         lagging.lag = 900;
         job.workers.insert(1, lagging);
         job.workers.insert(
             2,
-            pb::WorkerInfo { detail: "no heartbeat for 11 s".into(), ..worker(2, pb::WorkerState::Lost, 0) },
+            model::WorkerInfo {
+                detail: "no heartbeat for 11 s".into(),
+                ..worker(2, model::WorkerState::Lost, 0)
+            },
         );
         let mut s = Series::default();
         for i in 0..SUSTAINED {
@@ -394,9 +391,9 @@ mod tests {
         assert!(w.iter().any(|t| t.contains("worker 0 residual norm keeps growing")), "{w:?}");
         assert!(w.iter().any(|t| t.contains("worker 1 lags 900 steps")), "{w:?}");
         assert!(w.iter().any(|t| t == "worker 2 lost: no heartbeat for 11 s"), "{w:?}");
-        job.loss.push_back(pb::LossPoint { time: 1.0, loss: f64::NAN });
+        job.loss.push_back(model::LossPoint { time: 1.0, loss: f64::NAN });
         assert!(warnings(&job)[0].text.contains("NaN"));
-        job.state = pb::JobState::Finished;
+        job.state = model::JobState::Finished;
         job.loss.clear();
         assert_eq!(warnings(&job).len(), 1, "only the lost worker once the job is over");
     }
@@ -404,13 +401,13 @@ mod tests {
     #[test]
     fn log_filters() {
         let mut logs = Logs { min_level: 2, ..Default::default() };
-        let rec = |level: &str, worker: Option<u32>| pb::LogRecord {
+        let rec = |level: &str, worker: Option<u32>| model::LogRecord {
             level: level.into(),
             worker,
             message: "m".into(),
             ..Default::default()
         };
-        logs.push(pb::LogBatch {
+        logs.push(model::LogBatch {
             records: vec![rec("DEBUG", None), rec("INFO", None), rec("WARN", Some(1)), rec("ERROR", Some(2))],
         });
         assert_eq!(logs.visible().count(), 3);

@@ -10,7 +10,8 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragrap
 
 use super::fmt;
 use crate::app::App;
-use crate::state::{JobView, warnings, worker_state};
+use crate::model::WorkerState;
+use crate::state::{JobView, warnings};
 
 /// Colours cycle for workers; each line also carries its worker number as text.
 const PALETTE: [Color; 6] =
@@ -62,7 +63,7 @@ fn draw_summary(f: &mut Frame, area: Rect, job: &JobView) {
         p.partitions_total,
         fmt::duration(p.elapsed_seconds)
     );
-    let lost = job.workers.values().filter(|w| worker_state(w) == strom_proto::v1::WorkerState::Lost).count();
+    let lost = job.workers.values().filter(|w| w.state == WorkerState::Lost).count();
     let wire = if t.bytes_sent > 0 && t.compression_ratio > 0.0 {
         format!("sent {} ({:.0}x < dense)", fmt::bytes(t.bytes_sent), t.compression_ratio)
     } else {
@@ -227,7 +228,7 @@ fn draw_workers(f: &mut Frame, area: Rect, job: &JobView) {
     })
     .bold()];
     for (i, (id, w)) in job.workers.iter().enumerate().take(area.height.saturating_sub(1) as usize) {
-        let state = format!("{:?}", worker_state(w)).to_lowercase();
+        let state = format!("{:?}", w.state).to_lowercase();
         let spark = job
             .series
             .get(id)

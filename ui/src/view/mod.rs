@@ -13,10 +13,10 @@ use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
-use strom_proto::v1 as pb;
 
 use crate::app::{App, Overlay, PromptKind};
 use crate::keys::{OverlayKind, Screen, bar_for, bindings_for, overlay_footer};
+use crate::model;
 use crate::state::Connection;
 use crate::tour;
 
@@ -73,25 +73,25 @@ pub fn draw(f: &mut Frame, app: &App) {
     }
 }
 
-pub fn state_word(s: pb::JobState) -> &'static str {
+pub fn state_word(s: model::JobState) -> &'static str {
     match s {
-        pb::JobState::Unspecified => "-",
-        pb::JobState::Ready => "READY",
-        pb::JobState::Running => "RUNNING",
-        pb::JobState::Paused => "PAUSED",
-        pb::JobState::Finished => "FINISHED",
-        pb::JobState::Failed => "FAILED",
-        pb::JobState::Stopped => "STOPPED",
-        pb::JobState::Idle => "IDLE",
+        model::JobState::Unspecified => "-",
+        model::JobState::Ready => "READY",
+        model::JobState::Running => "RUNNING",
+        model::JobState::Paused => "PAUSED",
+        model::JobState::Finished => "FINISHED",
+        model::JobState::Failed => "FAILED",
+        model::JobState::Stopped => "STOPPED",
+        model::JobState::Idle => "IDLE",
     }
 }
 
-fn state_style(s: pb::JobState) -> Style {
+fn state_style(s: model::JobState) -> Style {
     let c = match s {
-        pb::JobState::Running => Color::Green,
-        pb::JobState::Paused => Color::Yellow,
-        pb::JobState::Failed => Color::Red,
-        pb::JobState::Finished => Color::Cyan,
+        model::JobState::Running => Color::Green,
+        model::JobState::Paused => Color::Yellow,
+        model::JobState::Failed => Color::Red,
+        model::JobState::Finished => Color::Cyan,
         _ => Color::Reset,
     };
     Style::new().fg(c).add_modifier(Modifier::BOLD)

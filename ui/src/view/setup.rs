@@ -5,16 +5,16 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
-use strom_proto::v1 as pb;
 
 use super::fmt;
 use crate::app::App;
+use crate::model;
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let setup = &app.setup;
     if setup.fields.is_empty() {
         let text = match app.view().state {
-            pb::JobState::Idle => "No job is loaded on this coordinator: press o to open a job file.",
+            model::JobState::Idle => "No job is loaded on this coordinator: press o to open a job file.",
             _ => "Loading the job form...",
         };
         f.render_widget(
@@ -60,8 +60,7 @@ fn draw_list(f: &mut Frame, area: Rect, app: &App) {
                 _ if field.value.is_empty() => "(default)".to_string(),
                 _ => field.value.clone(),
             };
-            let kind = pb::FieldKind::try_from(field.kind).unwrap_or_default();
-            let value = if kind == pb::FieldKind::Choice && !(selected && setup.editing.is_some()) {
+            let value = if field.kind == model::FieldKind::Choice && !(selected && setup.editing.is_some()) {
                 format!("‹{value}›")
             } else {
                 value
@@ -115,7 +114,7 @@ fn draw_info(f: &mut Frame, area: Rect, app: &App) {
         }
         lines.push(Line::from(format!("{}: {help}", field.key)));
     }
-    let others: Vec<&pb::KeyProblem> = setup
+    let others: Vec<&model::KeyProblem> = setup
         .problems
         .iter()
         .chain(&setup.path_problems)

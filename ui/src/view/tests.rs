@@ -3,26 +3,25 @@
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use strom_proto::v1 as pb;
 
 use crate::app::{App, Confirm, Msg, Overlay};
 use crate::keys::Screen;
+use crate::model;
 
-fn field(key: &str, value: &str, kind: pb::FieldKind, choices: &[&str], help: &str) -> pb::FormField {
-    pb::FormField {
+fn field(key: &str, value: &str, kind: model::FieldKind, choices: &[&str], help: &str) -> model::FormField {
+    model::FormField {
         key: key.into(),
         value: value.into(),
-        kind: kind as i32,
+        kind,
         choices: choices.iter().map(|c| c.to_string()).collect(),
         help: help.into(),
-        section: key.split('.').next().unwrap_or("job").into(),
     }
 }
 
 /// A job three epochs into a run of five, with three workers.
 pub fn fixture() -> App {
     let mut app = App::new("http://127.0.0.1:7878", true, false);
-    let series = |w: u32, base: f64| pb::WorkerSeries {
+    let series = |w: u32, base: f64| model::WorkerSeries {
         worker: w,
         time: (0..40).map(|i| i as f64 * 0.25).collect(),
         sparsity: (0..40)
@@ -32,11 +31,11 @@ pub fn fixture() -> App {
         residual_norm: (0..40).map(|i| 0.2 + 0.001 * (i % 3) as f64).collect(),
         tau: (0..40).map(|i| 1e-3 * (1.0 + i as f64 * 0.05)).collect(),
     };
-    let worker = |id: u32, state: pb::WorkerState, sps: f64, step: u64| pb::WorkerInfo {
+    let worker = |id: u32, state: model::WorkerState, sps: f64, step: u64| model::WorkerInfo {
         id,
         host: format!("node-{id}"),
         device: "cpu".into(),
-        state: state as i32,
+        state,
         samples_per_sec: sps,
         sparsity: 2.5e-3 + id as f64 * 1e-4,
         tau: 3.1e-3,
@@ -50,11 +49,11 @@ pub fn fixture() -> App {
         memory_used: 3_700_000,
         ..Default::default()
     };
-    app.handle_msg(Msg::Snapshot(pb::JobSnapshot {
+    app.handle_msg(Msg::Snapshot(model::JobSnapshot {
         job_name: "fashion-mnist-demo".into(),
         job_toml: "name = \"fashion-mnist-demo\"\n".into(),
-        state: pb::JobState::Running as i32,
-        progress: Some(pb::JobProgress {
+        state: model::JobState::Running,
+        progress: Some(model::JobProgress {
             epoch: 2,
             epochs: 5,
             partitions_done: 12,
@@ -64,39 +63,18 @@ pub fn fixture() -> App {
             samples_per_sec: 28_450.0,
         }),
         workers: vec![
-            worker(0, pb::WorkerState::Training, 9_800.0, 310),
-            worker(1, pb::WorkerState::Training, 9_650.0, 305),
-            worker(2, pb::WorkerState::Training, 9_000.0, 290),
+            worker(0, model::WorkerState::Training, 9_800.0, 310),
+            worker(1, model::WorkerState::Training, 9_650.0, 305),
+            worker(2, model::WorkerState::Training, 9_000.0, 290),
         ],
         epochs: vec![
-            pb::EpochPoint {
-                epoch: 0,
-                train_loss: 1.2,
-                test_accuracy: Some(0.712),
-                test_loss: 0.8,
-                replica_drift: 0.005,
-                seconds: 4.1,
-            },
-            pb::EpochPoint {
-                epoch: 1,
-                train_loss: 0.7,
-                test_accuracy: Some(0.781),
-                test_loss: 0.6,
-                replica_drift: 0.004,
-                seconds: 4.0,
-            },
+            model::EpochPoint { epoch: 0, test_accuracy: Some(0.712) },
+            model::EpochPoint { epoch: 1, test_accuracy: Some(0.781) },
         ],
         loss: (0..50)
-            .map(|i| pb::LossPoint { time: i as f64 * 0.25, loss: 2.3 / (1.0 + i as f64 * 0.2) })
+            .map(|i| model::LossPoint { time: i as f64 * 0.25, loss: 2.3 / (1.0 + i as f64 * 0.2) })
             .collect(),
-        totals: Some(pb::Totals {
-            steps: 905,
-            samples: 57_920,
-            bytes_sent: 2_436_000,
-            dense_bytes: 851_200_000,
-            compression_ratio: 349.4,
-            ..Default::default()
-        }),
+        totals: Some(model::Totals { bytes_sent: 2_436_000, compression_ratio: 349.4 }),
         band_low: Some(1e-4),
         band_high: Some(1e-2),
         sharing_mode: "threshold".into(),
@@ -105,78 +83,79 @@ pub fn fixture() -> App {
         series: vec![series(0, 2e-3), series(1, 3e-3), series(2, 4e-3)],
         ..Default::default()
     }));
-    app.handle_msg(Msg::Form(pb::JobForm {
+    app.handle_msg(Msg::Form(model::JobForm {
         fields: vec![
-            field("name", "fashion-mnist-demo", pb::FieldKind::Text, &[], "Job name"),
+            field("name", "fashion-mnist-demo", model::FieldKind::Text, &[], "Job name"),
             field(
                 "data.train",
                 "builtin:fashion-mnist-demo/train",
-                pb::FieldKind::Location,
+                model::FieldKind::Location,
                 &[],
                 "Training data",
             ),
-            field("data.test", "builtin:fashion-mnist-demo/test", pb::FieldKind::Location, &[], "Test data"),
-            field("data.format", "idx", pb::FieldKind::Choice, &["idx", "csv"], "Data format"),
-            field("model.hidden", "256, 128", pb::FieldKind::List, &[], "Hidden layer widths"),
-            field("train.epochs", "0", pb::FieldKind::Integer, &[], "Passes over the training data"),
-            field("train.batch_size", "64", pb::FieldKind::Integer, &[], "Minibatch size per worker"),
+            field(
+                "data.test",
+                "builtin:fashion-mnist-demo/test",
+                model::FieldKind::Location,
+                &[],
+                "Test data",
+            ),
+            field("data.format", "idx", model::FieldKind::Choice, &["idx", "csv"], "Data format"),
+            field("model.hidden", "256, 128", model::FieldKind::List, &[], "Hidden layer widths"),
+            field("train.epochs", "0", model::FieldKind::Integer, &[], "Passes over the training data"),
+            field("train.batch_size", "64", model::FieldKind::Integer, &[], "Minibatch size per worker"),
             field(
                 "train.updater.kind",
                 "",
-                pb::FieldKind::Choice,
+                model::FieldKind::Choice,
                 &["", "sgd", "nesterov", "adam"],
                 "Updater",
             ),
             field(
                 "sharing.mode",
                 "threshold",
-                pb::FieldKind::Choice,
+                model::FieldKind::Choice,
                 &["", "threshold", "averaging", "none"],
                 "How workers share updates",
             ),
             field(
                 "cluster.launcher",
                 "local",
-                pb::FieldKind::Choice,
+                model::FieldKind::Choice,
                 &["embedded", "local", "ssh", "spark", "none"],
                 "Where workers run",
             ),
-            field("cluster.workers", "3", pb::FieldKind::Integer, &[], "Number of workers"),
+            field("cluster.workers", "3", model::FieldKind::Integer, &[], "Number of workers"),
         ],
-        problems: vec![pb::KeyProblem {
+        problems: vec![model::KeyProblem {
             key: "train.epochs".into(),
-            line: 0,
             message: "must be 1..=100000 (got 0)".into(),
         }],
         toml: "T".into(),
     }));
-    app.handle_msg(Msg::Logs(pb::LogBatch {
+    app.handle_msg(Msg::Logs(model::LogBatch {
         records: vec![
-            pb::LogRecord {
+            model::LogRecord {
                 time: 45_000.0,
                 level: "INFO".into(),
-                target: "strom".into(),
                 message: "starting job fashion-mnist-demo".into(),
                 worker: None,
             },
-            pb::LogRecord {
+            model::LogRecord {
                 time: 45_001.0,
                 level: "INFO".into(),
-                target: "strom".into(),
                 message: "worker 0 joined".into(),
                 worker: None,
             },
-            pb::LogRecord {
+            model::LogRecord {
                 time: 45_002.5,
                 level: "WARN".into(),
-                target: "strom".into(),
                 message: "cannot reach the coordinator (attempt 1/10)".into(),
                 worker: Some(2),
             },
-            pb::LogRecord {
+            model::LogRecord {
                 time: 45_010.0,
                 level: "INFO".into(),
-                target: "strom".into(),
                 message: "epoch 2 done: train loss 0.7000, test accuracy 0.7810".into(),
                 worker: None,
             },
@@ -264,12 +243,11 @@ fn meaning_is_in_words_not_colour() {
 fn setup_shows_the_schema_after_the_transform() {
     let mut app = fixture();
     app.screen = Screen::Setup;
-    app.handle_msg(Msg::Validated(pb::ValidateReply {
-        ok: true,
+    app.handle_msg(Msg::Validated(model::ValidateReply {
         data_summary: "142 examples x 14 features, 3 classes".into(),
         data_columns: ["alcohol", "malic_acid", "proline", "cultivar", "flavanoid_ratio"]
             .iter()
-            .map(|n| pb::DataColumn {
+            .map(|n| model::DataColumn {
                 name: n.to_string(),
                 r#type: if *n == "cultivar" { "integer" } else { "double" }.into(),
                 label: *n == "cultivar",
@@ -294,7 +272,7 @@ fn setup_shows_the_schema_after_the_transform() {
     insta::assert_snapshot!("setup_csv_schema_160x48", text);
 }
 
-fn cnn_layers() -> Vec<pb::ModelLayer> {
+fn cnn_layers() -> Vec<model::ModelLayer> {
     [
         ("conv2d 3x3 32 same relu", "32x28x28", 320),
         ("max_pool2d 2x2", "32x14x14", 0),
@@ -305,12 +283,11 @@ fn cnn_layers() -> Vec<pb::ModelLayer> {
     ]
     .iter()
     .enumerate()
-    .map(|(i, (d, o, p))| pb::ModelLayer {
+    .map(|(i, (d, o, p))| model::ModelLayer {
         index: i as u32,
         description: d.to_string(),
         output: o.to_string(),
         parameters: *p,
-        running: 0,
     })
     .collect()
 }
@@ -324,7 +301,7 @@ fn workers_show_the_selected_workers_step_layer_by_layer() {
     for w in app.job.workers.values_mut() {
         w.layers = shares
             .iter()
-            .map(|&(layer, entries, residual_norm)| pb::LayerShare { layer, entries, residual_norm })
+            .map(|&(layer, entries, residual_norm)| model::LayerShare { layer, entries, residual_norm })
             .collect();
     }
     let text = render(&app, 100, 30);
@@ -338,12 +315,10 @@ fn workers_show_the_selected_workers_step_layer_by_layer() {
 fn setup_shows_the_model_on_the_data() {
     let mut app = fixture();
     app.screen = Screen::Setup;
-    app.handle_msg(Msg::Validated(pb::ValidateReply {
-        ok: true,
+    app.handle_msg(Msg::Validated(model::ValidateReply {
         data_summary: "10000 examples x 784 features, 10 classes".into(),
         model: cnn_layers(),
         model_summary: "1x28x28 -> 10: 2 conv2d, 2 max_pool2d, 2 dense; 421642 parameters".into(),
-        model_parameters: 421_642,
         ..Default::default()
     }));
     let text = render(&app, 160, 48);

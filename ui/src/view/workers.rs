@@ -11,7 +11,6 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
 use super::fmt;
 use crate::app::App;
-use crate::state::worker_state;
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let job = app.view();
@@ -50,7 +49,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .enumerate()
         .map(|(i, w)| {
             let selected = i == app.selected_worker;
-            let state = format!("{:?}", worker_state(w)).to_lowercase();
+            let state = format!("{:?}", w.state).to_lowercase();
             let mut cells = vec![
                 Cell::from(if selected { "›" } else { " " }),
                 Cell::from(w.id.to_string()),
@@ -124,7 +123,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
 }
 
 /// The selected worker's last step per layer: what share of the message each layer sent.
-fn draw_layers(f: &mut Frame, area: Rect, app: &App, w: &strom_proto::v1::WorkerInfo) {
+fn draw_layers(f: &mut Frame, area: Rect, app: &App, w: &crate::model::WorkerInfo) {
     let job = app.view();
     let total: u64 = w.layers.iter().map(|l| l.entries).sum();
     let rows: Vec<Row> = w
