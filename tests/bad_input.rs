@@ -130,6 +130,8 @@ fn a_cuda_backend_that_cannot_run_says_why_or_falls_back_when_allowed() {
     let (ok, _, stderr) = run(&["train", "--config", job.to_str().unwrap(), "--output", o]);
     if !cfg!(feature = "cuda") || !stderr.contains("cuda:") {
         assert!(ok, "{stderr}");
-        assert!(stderr.contains("training on the CPU (cluster.cpu_fallback = true)"), "{stderr}");
+        assert!(stderr.contains("training on the CPU (compute.cpu_fallback = true)"), "{stderr}");
+        // The file gives the keys where older versions took them: read, with a warning.
+        assert!(stderr.contains("`cluster.cpu_fallback` is now `compute.cpu_fallback`"), "{stderr}");
     }
 }

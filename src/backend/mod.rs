@@ -162,8 +162,8 @@ pub fn cuda_lacks(architecture: &Architecture) -> Option<(usize, String)> {
 /// Refuses, before training starts, a model the job's device cannot run (unless the job
 /// falls back to the CPU).
 pub fn check_support(job: &JobSpec, architecture: &Architecture) -> Result<(), BackendError> {
-    if job.cluster.backend == BackendKind::Cuda
-        && !job.cluster.cpu_fallback
+    if job.compute.backend == BackendKind::Cuda
+        && !job.compute.cpu_fallback
         && let Some((index, layer)) = cuda_lacks(architecture)
     {
         return Err(BackendError::Unsupported { index, layer });
@@ -189,11 +189,11 @@ pub fn create(
             job.threads_per_worker(),
         )) as Box<dyn Backend>
     };
-    match job.cluster.backend {
+    match job.compute.backend {
         BackendKind::Cpu => Ok(cpu()),
         BackendKind::Cuda => {
             match create_cuda(
-                job.cluster.cuda_device,
+                job.compute.cuda_device,
                 architecture,
                 &updater,
                 job.train.l2,
@@ -204,8 +204,8 @@ pub fn create(
                     e @ (BackendError::CudaUnavailable(_)
                     | BackendError::CudaNotBuilt
                     | BackendError::Unsupported { .. }),
-                ) if job.cluster.cpu_fallback => {
-                    tracing::warn!("{e}; training on the CPU (cluster.cpu_fallback = true)");
+                ) if job.compute.cpu_fallback => {
+                    tracing::warn!("{e}; training on the CPU (compute.cpu_fallback = true)");
                     Ok(cpu())
                 }
                 other => other,

@@ -72,7 +72,7 @@ pub struct TrainArgs {
     pub seed: Option<u64>,
     #[arg(long, help = keys::flag_help("cluster.workers"), short = 'w', value_name = "N")]
     pub workers: Option<usize>,
-    #[arg(long, help = keys::flag_help("cluster.threads"), value_name = "N")]
+    #[arg(long, help = keys::flag_help("compute.threads"), value_name = "N")]
     pub threads: Option<usize>,
     #[arg(long, help = keys::flag_help("sharing.mode"), value_name = "threshold|averaging|none", value_parser = parse_name::<SharingMode>)]
     pub sharing: Option<SharingMode>,
@@ -83,9 +83,9 @@ pub struct TrainArgs {
     pub averaging_frequency: Option<u32>,
     #[arg(long, help = keys::flag_help("cluster.launcher"), value_name = "embedded|local|ssh|spark|none", value_parser = parse_name::<LauncherKind>)]
     pub launcher: Option<LauncherKind>,
-    #[arg(long, help = keys::flag_help("cluster.backend"), value_name = "cpu|cuda", value_parser = parse_name::<BackendKind>)]
+    #[arg(long, help = keys::flag_help("compute.backend"), value_name = "cpu|cuda", value_parser = parse_name::<BackendKind>)]
     pub backend: Option<BackendKind>,
-    /// The device: cpu, cuda or cuda:N [cluster.backend, cluster.cuda_device].
+    /// The device: cpu, cuda or cuda:N [compute.backend, compute.cuda_device].
     #[arg(long, value_name = "cpu|cuda:N", value_parser = parse_device, conflicts_with = "backend")]
     pub device: Option<(BackendKind, usize)>,
     /// Output directory for the model, summary and metrics [default: strom-runs/<job name>].
@@ -234,11 +234,12 @@ impl TrainArgs {
         if let Some(v) = self.workers {
             c.workers = v;
         }
-        if let Some(v) = self.threads {
-            c.threads = v;
-        }
         if let Some(v) = self.launcher {
             c.launcher = v;
+        }
+        let c = &mut job.compute;
+        if let Some(v) = self.threads {
+            c.threads = v;
         }
         if let Some(v) = self.backend {
             c.backend = v;

@@ -733,7 +733,7 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
         let mut job = JobSpec::from_toml(&joined.job_toml, "the coordinator's job")
             .map_err(|e| ClusterError::Job(e.to_string()))?;
         if let Some(b) = backend_override {
-            job.cluster.backend = b;
+            job.compute.backend = b;
         }
         let architecture: Architecture = serde_json::from_str(&joined.architecture_json)
             .map_err(|e| ClusterError::Job(format!("bad architecture from the coordinator: {e}")))?;

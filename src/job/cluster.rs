@@ -1,4 +1,4 @@
-//! `[cluster]`: where workers run, the compute backend, timeouts and launchers' settings.
+//! `[cluster]`: where workers run, how many, timeouts, checkpoints and launchers' settings.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,22 +17,11 @@ pub enum LauncherKind {
     None,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BackendKind {
-    Cpu,
-    Cuda,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSpec {
     pub launcher: LauncherKind,
     pub workers: usize,
-    pub backend: BackendKind,
-    /// CPU threads each worker computes with. 0: the machine's cores shared among the workers
-    /// that run on it (embedded and local: all of them; SSH: those of one host; Spark: one).
-    pub threads: usize,
     /// A worker that sends nothing for this long is lost; its partitions go back to the queue.
     pub heartbeat_timeout_secs: u64,
     /// A worker the job waits for (a partition, the barrier, an averaging round) that makes no
@@ -58,11 +47,16 @@ pub struct ClusterSpec {
     pub min_workers: Option<usize>,
     pub ssh: SshSpec,
     pub spark: SparkSpec,
-    /// backend = "cuda": the device ordinal (`--device cuda:N`).
-    pub cuda_device: usize,
-    /// backend = "cuda": train on the CPU (with a warning) where no CUDA device can be used,
-    /// instead of stopping.
-    pub cpu_fallback: bool,
+    /// `backend`, `cuda_device`, `cpu_fallback` and `threads` as older job files give them
+    /// here; loading moves them to `[compute]` (see `compute::move_legacy`).
+    #[serde(rename = "backend", skip_serializing)]
+    pub legacy_backend: Option<super::BackendKind>,
+    #[serde(rename = "cuda_device", skip_serializing)]
+    pub legacy_cuda_device: Option<usize>,
+    #[serde(rename = "cpu_fallback", skip_serializing)]
+    pub legacy_cpu_fallback: Option<bool>,
+    #[serde(rename = "threads", skip_serializing)]
+    pub legacy_threads: Option<usize>,
 }
 
 /// How the Spark launcher submits worker tasks (the cockpit's and `strom train`'s; `strom
@@ -160,8 +154,6 @@ impl Default for ClusterSpec {
         ClusterSpec {
             launcher: LauncherKind::Embedded,
             workers: 1,
-            backend: BackendKind::Cpu,
-            threads: 0,
             heartbeat_timeout_secs: 10,
             step_timeout_secs: 300,
             reconnect_secs: 300,
@@ -171,8 +163,10 @@ impl Default for ClusterSpec {
             min_workers: None,
             ssh: SshSpec::default(),
             spark: SparkSpec::default(),
-            cuda_device: 0,
-            cpu_fallback: false,
+            legacy_backend: None,
+            legacy_cuda_device: None,
+            legacy_cpu_fallback: None,
+            legacy_threads: None,
         }
     }
 }

@@ -251,15 +251,15 @@ pub static KEYS: &[Key] = &[
     key("sharing.follow_lr", K::Bool, "Scale the residual and an adapting tau with the learning-rate schedule (false: about 2x fewer bytes, less stable ends)"),
     key("sharing.averaging_frequency", K::Integer, "Minibatches between parameter averages (averaging mode)")
         .rule(Rule::AtLeast(1), |j| Some(j.sharing.averaging_frequency as f64)),
+    key("compute.backend", K::Choice, "Compute backend").choices(&["cpu", "cuda"]),
+    key("compute.cuda_device", K::Integer, "backend cuda: the device ordinal"),
+    key("compute.cpu_fallback", K::Bool, "backend cuda: train on the CPU (with a warning) where CUDA cannot be used"),
+    key("compute.threads", K::Integer, "CPU threads per worker; 0: the machine's cores shared among its workers")
+        .rule(Rule::Int { min: 0, max: 1024 }, |j| Some(j.compute.threads as f64)),
     key("cluster.launcher", K::Choice, "Where workers run (see Clusters)")
         .choices(&["embedded", "local", "ssh", "spark", "none"]),
     key("cluster.workers", K::Integer, "Number of workers")
         .rule(Rule::Int { min: 1, max: 1024 }, |j| Some(j.cluster.workers as f64)),
-    key("cluster.backend", K::Choice, "Compute backend").choices(&["cpu", "cuda"]),
-    key("cluster.threads", K::Integer, "CPU threads per worker; 0: the machine's cores shared among its workers")
-        .rule(Rule::Int { min: 0, max: 1024 }, |j| Some(j.cluster.threads as f64)),
-    key("cluster.cuda_device", K::Integer, "backend cuda: the device ordinal"),
-    key("cluster.cpu_fallback", K::Bool, "backend cuda: train on the CPU (with a warning) where CUDA cannot be used"),
     key("cluster.heartbeat_timeout_secs", K::Integer, "A worker silent this long is lost, its partitions requeued")
         .rule(Rule::Int { min: 1, max: 3600 }, |j| Some(j.cluster.heartbeat_timeout_secs as f64)),
     key("cluster.step_timeout_secs", K::Integer, "A worker the job waits for (partition, barrier, averaging round) with no training call this long is lost")

@@ -1,7 +1,7 @@
 //! `JobSpec`: the one description of a training job. It is read from TOML job files, overridden
 //! by `strom train` flags, edited in the cockpit's Setup form and carried in the wire protocol.
 //! Loading validates everything and names the key of every problem. One file per section
-//! (`data`, `model`, `train`, `sharing`, `cluster`); `keys` defines every key once.
+//! (`data`, `model`, `train`, `sharing`, `compute`, `cluster`); `keys` defines every key once.
 
 use std::fmt;
 
@@ -12,6 +12,7 @@ pub use crate::nn::{Activation, Init, Loss};
 use crate::storage::{Location, StorageError};
 
 mod cluster;
+mod compute;
 mod data;
 pub mod keys;
 mod model;
@@ -19,6 +20,7 @@ mod sharing;
 mod train;
 
 pub use cluster::*;
+pub use compute::*;
 pub use data::*;
 pub use model::*;
 pub use sharing::*;
@@ -33,6 +35,7 @@ pub struct JobSpec {
     pub model: ModelSpec,
     pub train: TrainSpec,
     pub sharing: SharingSpec,
+    pub compute: ComputeSpec,
     pub cluster: ClusterSpec,
 }
 
@@ -44,17 +47,18 @@ impl Default for JobSpec {
             model: ModelSpec::default(),
             train: TrainSpec::default(),
             sharing: SharingSpec::default(),
+            compute: ComputeSpec::default(),
             cluster: ClusterSpec::default(),
         }
     }
 }
 
 impl JobSpec {
-    /// CPU threads per worker (see [`ClusterSpec::threads`]).
+    /// CPU threads per worker (see [`ComputeSpec::threads`]).
     pub fn threads_per_worker(&self) -> usize {
         let c = &self.cluster;
-        if c.threads > 0 {
-            return c.threads;
+        if self.compute.threads > 0 {
+            return self.compute.threads;
         }
         let sharing = match c.launcher {
             LauncherKind::Embedded | LauncherKind::Local | LauncherKind::None => c.workers,
@@ -119,13 +123,32 @@ impl JobSpec {
             line: e.span().map(|s| line_of(text, s.start)),
             message: e.message().to_string(),
         })?;
-        let job: JobSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut job: JobSpec = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
             let line = inner.span().map(|s| line_of(text, s.start));
             let (key, message) = explain_serde_error(&key, inner.message());
             JobError::Invalid { file: Some(file.to_string()), errors: vec![KeyError { key, line, message }] }
         })?;
+        match compute::move_legacy(&mut job.cluster, &mut job.compute) {
+            Ok(moved) => {
+                for key in moved {
+                    tracing::warn!("{file}: `cluster.{key}` is now `compute.{key}`; read as that");
+                }
+            }
+            Err(key) => {
+                return Err(JobError::Invalid {
+                    file: Some(file.to_string()),
+                    errors: vec![KeyError {
+                        key: format!("cluster.{key}"),
+                        line: None,
+                        message: format!(
+                            "moved to `compute.{key}`, which gives another value: give it once, there"
+                        ),
+                    }],
+                });
+            }
+        }
         Ok(job)
     }
 
@@ -408,6 +431,27 @@ mod tests {
         assert_eq!(job, JobSpec::default());
         assert_eq!(job.data.train, DEMO_TRAIN);
         assert_eq!(job.sharing_mode(), SharingMode::None);
+    }
+
+    #[test]
+    fn compute_keys_in_cluster_are_read_as_compute_keys() {
+        let job = JobSpec::from_toml("[cluster]\nbackend = \"cuda\"\nthreads = 3\nworkers = 2\n", "old.toml")
+            .unwrap();
+        assert_eq!(job.compute.backend, BackendKind::Cuda);
+        assert_eq!(job.compute.threads, 3);
+        assert_eq!(job.cluster.workers, 2);
+        assert_eq!(job.cluster.legacy_backend, None, "moved, not kept twice");
+        let text = job.to_toml();
+        assert!(text.contains("[compute]") && text.contains("backend = \"cuda\""), "{text}");
+        let again = JobSpec::from_toml(&text, "new.toml").unwrap();
+        assert_eq!(again, job, "written as [compute], read back the same");
+        assert!(!text.split("[cluster]").nth(1).unwrap_or("").contains("backend"), "{text}");
+        // The same value in both places is fine; two values are not.
+        assert!(JobSpec::from_toml("[compute]\nthreads = 3\n[cluster]\nthreads = 3\n", "j").is_ok());
+        let e = JobSpec::from_toml("[compute]\nthreads = 3\n[cluster]\nthreads = 4\n", "j")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`cluster.threads`") && e.contains("compute.threads"), "{e}");
     }
 
     #[test]

@@ -184,7 +184,7 @@ impl Control for ControlService {
                                     model_parameters = arch.param_count() as u64;
                                     if let Err(e) = crate::backend::check_support(&job, &arch) {
                                         problems.push(crate::job::KeyError {
-                                            key: "cluster.backend".into(),
+                                            key: "compute.backend".into(),
                                             line: None,
                                             message: e.to_string(),
                                         });
