@@ -40,11 +40,13 @@ async fn round(workers: usize, per_worker: usize) -> Round {
     job.cluster.workers = workers;
     job.cluster.heartbeat_timeout_secs = 600;
     job.train.epochs = 1;
-    let handle =
-        Coordinator::new(CoordinatorConfig { start: true, ..CoordinatorConfig::loopback(Some(job)) })
-            .start()
-            .await
-            .unwrap();
+    let handle = Coordinator::new(CoordinatorConfig {
+        start: true,
+        ..CoordinatorConfig::loopback(Some(strom::job::ResolvedJob::resolve(job).expect("a valid job")))
+    })
+    .start()
+    .await
+    .unwrap();
     let url = handle.url().to_string();
     let run = handle.shared.run().unwrap();
     let n = run.param_count;

@@ -177,6 +177,7 @@ fn local_executor_and_the_workers_distributed_executor_give_identical_rows() {
         num_classes: Some(3),
         ..Default::default()
     };
+    let spec = strom::job::ResolvedData::resolve(spec).unwrap();
     let p = strom::data::fitted_process(&spec, 1).unwrap().expect("csv has a process");
     assert_eq!(
         p.to_json(),

@@ -364,7 +364,7 @@ fn the_data_check_says_found_not_found_forbidden_or_not_a_file_for_hdfs_paths() 
             "[data]\ntrain = \"{train}\"\ntest = \"\"\nformat = \"csv\"\ntransform = \"{transform}\"\n\
              label = \"cultivar\"\n[data.csv]\nheader = false\nskip_lines = 1\n"
         );
-        let spec = strom::job::JobSpec::from_toml(&job, "job").unwrap();
+        let spec = strom::job::ResolvedJob::from_toml(&job, "job").unwrap();
         spec.check_paths().iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
     };
     assert_eq!(check(&format!("{base}/wine.csv"), &format!("{base}/tp.json")), "", "both exist");

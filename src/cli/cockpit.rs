@@ -11,7 +11,7 @@ use clap::Args;
 
 use crate::cluster::auth::{TokenDir, client_tls, generate_token, read_token_file};
 use crate::cluster::{Coordinator, CoordinatorConfig};
-use crate::job::JobSpec;
+use crate::job::ResolvedJob;
 use crate::storage::Location;
 
 /// The job the cockpit opens unless told otherwise.
@@ -78,8 +78,8 @@ fn timing_file() -> Option<PathBuf> {
 pub fn run(args: CockpitArgs, tour: bool, started: Instant) -> Result<()> {
     need_terminal()?;
     let job = match &args.job {
-        Some(path) => JobSpec::load(&Location::parse(path)?).with_context(|| format!("--job {path}"))?,
-        None => JobSpec::from_toml(COCKPIT_JOB, "the cockpit's demo job")?,
+        Some(path) => ResolvedJob::load(&Location::parse(path)?).with_context(|| format!("--job {path}"))?,
+        None => ResolvedJob::from_toml(COCKPIT_JOB, "the cockpit's demo job")?,
     };
     // Loopback only, but other users of this machine can reach loopback too: tokens, the
     // workers' in a private directory for the launched workers, the control token in this

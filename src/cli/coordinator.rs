@@ -14,7 +14,7 @@ use crate::cluster::auth::{ServerTls, TokenDir, generate_token, read_token_file}
 use crate::cluster::coordinator::{JobRun, RunEnd, RunResult};
 use crate::cluster::{Coordinator, CoordinatorConfig};
 use crate::engine::{EpochSummary, Observer, StepStats};
-use crate::job::JobSpec;
+use crate::job::ResolvedJob;
 use crate::nn::saved::Preprocessing;
 use crate::storage::Location;
 
@@ -130,7 +130,9 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
         bail!("--control-token-file holds the workers' token: use a token of its own");
     }
     let job = match &args.job {
-        Some(path) => Some(JobSpec::load(&Location::parse(path)?).with_context(|| format!("--job {path}"))?),
+        Some(path) => {
+            Some(ResolvedJob::load(&Location::parse(path)?).with_context(|| format!("--job {path}"))?)
+        }
         None => None,
     };
     let checkpoint_dir = args.checkpoint_dir.as_deref().map(Location::parse).transpose()?;
@@ -200,7 +202,7 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
 
 /// `strom train --launcher local|none|...`: a coordinator in this process, workers launched
 /// by the job's launcher, progress and results as with the embedded engine.
-pub fn train_with_coordinator(args: &TrainArgs, job: JobSpec, output: &Location) -> Result<()> {
+pub fn train_with_coordinator(args: &TrainArgs, job: ResolvedJob, output: &Location) -> Result<()> {
     // The workers' token, in a private directory for the launched workers; the control token
     // stays in this process (nothing here steers the job over the wire).
     let token = generate_token()?;

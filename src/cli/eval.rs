@@ -9,7 +9,7 @@ use super::parse_name;
 use crate::backend::CpuBackend;
 use crate::data;
 use crate::engine::evaluate;
-use crate::job::DataFormat;
+use crate::job::{DataFormat, ResolvedData};
 use crate::nn::saved::{Preprocessing, SavedModel};
 use crate::storage::Location;
 
@@ -42,6 +42,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(f) = args.format {
         spec.format = f;
     }
+    let spec = ResolvedData::resolve(spec)
+        .map_err(|e| anyhow::anyhow!("the model's job: `{}`: {}", e.key, e.message))?;
     let process = match &model.meta.preprocessing {
         Preprocessing::Transform { process } => Some(process.as_ref()),
         _ => None,

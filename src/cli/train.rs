@@ -14,8 +14,8 @@ use crate::data::{self, Dataset, Features};
 use crate::engine::{self, EmbeddedOptions, EvalReport, TrainOutcome};
 use crate::job::keys;
 use crate::job::{
-    Activation, BackendKind, DataFormat, Init, JobSpec, LauncherKind, Loss, ModelPreset, SharingMode,
-    ThresholdSpec, UpdaterKind,
+    Activation, BackendKind, DataFormat, Init, JobSpec, LauncherKind, Loss, ModelPreset, ResolvedJob,
+    SharingMode, ThresholdSpec, UpdaterKind,
 };
 use crate::nn::Architecture;
 use crate::nn::saved::{ModelMeta, Preprocessing, Progress, SavedModel};
@@ -134,8 +134,8 @@ pub fn parse_device(s: &str) -> Result<(BackendKind, usize), String> {
 }
 
 impl TrainArgs {
-    /// The job: the file (or the demo job), then the flags on top, validated.
-    pub fn job(&self, base: Option<JobSpec>) -> Result<JobSpec> {
+    /// The job: the file (or the demo job), then the flags on top, validated and resolved.
+    pub fn job(&self, base: Option<JobSpec>) -> Result<ResolvedJob> {
         let mut job = match (&self.config, base) {
             (Some(path), _) => {
                 JobSpec::load(&Location::parse(path)?).with_context(|| format!("loading job file {path}"))?
@@ -248,8 +248,7 @@ impl TrainArgs {
             c.backend = kind;
             c.cuda_device = ordinal;
         }
-        job.validate().map_err(|errors| crate::job::JobError::Invalid { file: None, errors })?;
-        Ok(job)
+        Ok(ResolvedJob::resolve(job)?)
     }
 }
 
@@ -260,7 +259,7 @@ pub struct JobData {
     pub process: Option<TransformProcess>,
 }
 
-pub fn load_data(job: &JobSpec) -> Result<JobData> {
+pub fn load_data(job: &ResolvedJob) -> Result<JobData> {
     let seed = job.train.seed;
     let t0 = std::time::Instant::now();
     let data::Prepared { process, shape, test } =

@@ -29,7 +29,7 @@ use crate::engine::hub::{EpochNext, Work};
 use crate::engine::inbox::{Inbox, SharedMessage};
 use crate::engine::partition::Partition;
 use crate::engine::worker::{Transport, TransportError, WorkerLoop, WorkerSummary};
-use crate::job::{BackendKind, JobSpec};
+use crate::job::{BackendKind, JobSpec, ResolvedJob};
 use crate::nn::Architecture;
 use crate::rng::Rng;
 use crate::telemetry::{LogEvent, log_tap};
@@ -730,11 +730,12 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
     };
     let id = transport.id();
     let setup = (|| -> Result<_, ClusterError> {
-        let mut job = JobSpec::from_toml(&joined.job_toml, "the coordinator's job")
+        let mut spec = JobSpec::from_toml(&joined.job_toml, "the coordinator's job")
             .map_err(|e| ClusterError::Job(e.to_string()))?;
         if let Some(b) = backend_override {
-            job.compute.backend = b;
+            spec.compute.backend = b;
         }
+        let job = ResolvedJob::resolve(spec).map_err(|e| ClusterError::Job(e.to_string()))?;
         let architecture: Architecture = serde_json::from_str(&joined.architecture_json)
             .map_err(|e| ClusterError::Job(format!("bad architecture from the coordinator: {e}")))?;
         let n = architecture.state_len();

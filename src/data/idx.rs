@@ -329,6 +329,7 @@ mod tests {
     fn describe_matches_load() {
         let loc = Location::parse("builtin:fashion-mnist-demo/train").unwrap();
         let spec = crate::job::DataSpec { train: loc.to_string(), ..Default::default() };
+        let spec = crate::job::ResolvedData::resolve(spec).unwrap();
         let shape = crate::data::describe(&spec, 0, None).unwrap();
         let ds = crate::data::load(&loc, &Default::default(), None).unwrap();
         assert_eq!((shape.rows, shape.width, shape.outputs), (ds.rows, ds.width, ds.output_width()));

@@ -21,7 +21,7 @@ pub use source::{Source, source};
 use table::Split;
 use transform::{TransformError, TransformProcess};
 
-use crate::job::DataSpec;
+use crate::job::{DataSpec, ResolvedData};
 use crate::storage::{Location, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +92,7 @@ impl std::fmt::Display for DataShape {
 }
 
 /// The job's transform process, fitted on its training rows (tables only; `None` for IDX).
-pub fn fitted_process(data: &DataSpec, seed: u64) -> Result<Option<TransformProcess>, DataError> {
+pub fn fitted_process(data: &ResolvedData, seed: u64) -> Result<Option<TransformProcess>, DataError> {
     source(data.format).fitted_process(data, seed)
 }
 
@@ -108,32 +108,30 @@ pub fn load(
 /// The training data. Tables load lazily when `lazy` (each worker transforms the partitions
 /// it trains); `outputs` is the class count the coordinator found (integer labels).
 pub fn load_train(
-    data: &DataSpec,
+    data: &ResolvedData,
     seed: u64,
     process: Option<&TransformProcess>,
     lazy: bool,
     outputs: usize,
 ) -> Result<Dataset, DataError> {
-    let loc = Location::parse(&data.train)?;
     if lazy {
-        source(data.format).load_lazy(&loc, data, process, outputs, seed)
+        source(data.format).load_lazy(&data.train, data, process, outputs, seed)
     } else {
-        source(data.format).load(&loc, data, process, Split::Train, seed)
+        source(data.format).load(&data.train, data, process, Split::Train, seed)
     }
 }
 
 /// The test data: `data.test`, or the rows held out of the training data.
 pub fn load_test(
-    data: &DataSpec,
+    data: &ResolvedData,
     seed: u64,
     process: Option<&TransformProcess>,
 ) -> Result<Option<Dataset>, DataError> {
-    if !data.test.trim().is_empty() {
-        return load(&Location::parse(&data.test)?, data, process).map(Some);
+    if let Some(test) = &data.test {
+        return load(test, data, process).map(Some);
     }
     if data.holdout > 0.0 {
-        let train = Location::parse(&data.train)?;
-        return source(data.format).load(&train, data, process, Split::Held, seed).map(Some);
+        return source(data.format).load(&data.train, data, process, Split::Held, seed).map(Some);
     }
     Ok(None)
 }
@@ -146,7 +144,7 @@ pub struct Prepared {
     pub test: Option<std::sync::Arc<Dataset>>,
 }
 
-pub fn prepare(data: &DataSpec, seed: u64) -> Result<Prepared, DataError> {
+pub fn prepare(data: &ResolvedData, seed: u64) -> Result<Prepared, DataError> {
     let process = fitted_process(data, seed)?;
     let shape = describe(data, seed, process.as_ref())?;
     let test = load_test(data, seed, process.as_ref())?;
@@ -171,10 +169,9 @@ pub fn prepare(data: &DataSpec, seed: u64) -> Result<Prepared, DataError> {
 /// The training data's shape: IDX from the headers, tables by transforming them once here
 /// (which also checks every row before any worker starts).
 pub fn describe(
-    data: &DataSpec,
+    data: &ResolvedData,
     seed: u64,
     process: Option<&TransformProcess>,
 ) -> Result<DataShape, DataError> {
-    let loc = Location::parse(&data.train)?;
-    source(data.format).describe(&loc, data, process, seed)
+    source(data.format).describe(&data.train, data, process, seed)
 }

@@ -8,7 +8,7 @@ use super::csv::CsvSource;
 use super::table::{self, Split};
 use super::transform::TransformProcess;
 use super::{DataError, DataInputs, DataShape, Dataset, idx};
-use crate::job::{DataFormat, DataSpec};
+use crate::job::{DataFormat, DataSpec, ResolvedData};
 use crate::nn::saved::Preprocessing;
 use crate::storage::Location;
 
@@ -24,7 +24,11 @@ pub trait Source: Sync {
 
     /// The job's transform process fitted on its training rows; `None` for formats that take
     /// no transform.
-    fn fitted_process(&self, _data: &DataSpec, _seed: u64) -> Result<Option<TransformProcess>, DataError> {
+    fn fitted_process(
+        &self,
+        _data: &ResolvedData,
+        _seed: u64,
+    ) -> Result<Option<TransformProcess>, DataError> {
         Ok(None)
     }
 
@@ -125,7 +129,7 @@ impl Source for Csv {
         Ok(DataInputs::Csv(CsvSource::open(location, &data.csv)?))
     }
 
-    fn fitted_process(&self, data: &DataSpec, seed: u64) -> Result<Option<TransformProcess>, DataError> {
+    fn fitted_process(&self, data: &ResolvedData, seed: u64) -> Result<Option<TransformProcess>, DataError> {
         table::fitted_process(data, seed)
     }
 

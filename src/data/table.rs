@@ -12,7 +12,7 @@ use super::csv::{CsvSource, RawRecord};
 use super::schema::{ColumnType, Schema, Value};
 use super::transform::{Compiled, Report, TransformProcess};
 use super::{DataError, Dataset, Features, LazyRows, Targets};
-use crate::job::{DataSpec, Task};
+use crate::job::{DataSpec, ResolvedData, Task};
 use crate::rng::Rng;
 use crate::storage::Location;
 
@@ -198,14 +198,12 @@ pub fn read_records(
 }
 
 /// Fits the job's transform process (if it needs fitting) on the training rows.
-pub fn fitted_process(data: &DataSpec, seed: u64) -> Result<Option<TransformProcess>, DataError> {
-    let train = Location::parse(&data.train)?;
-    let given = if data.transform.trim().is_empty() {
-        None
-    } else {
-        Some(TransformProcess::load(&Location::parse(&data.transform)?).map_err(DataError::from)?)
+pub fn fitted_process(data: &ResolvedData, seed: u64) -> Result<Option<TransformProcess>, DataError> {
+    let given = match &data.transform {
+        Some(t) => Some(TransformProcess::load(t).map_err(DataError::from)?),
+        None => None,
     };
-    let (source, records) = read_records(&train, data, Split::Train, seed)?;
+    let (source, records) = read_records(&data.train, data, Split::Train, seed)?;
     let mut process = process_for(data, &source, given.as_ref())?;
     if process.needs_fit() {
         process.fit(|| records.iter().cloned().map(Ok), &|i| source.file_name(i)).map_err(DataError::from)?;

@@ -16,6 +16,7 @@ mod compute;
 mod data;
 pub mod keys;
 mod model;
+mod resolved;
 mod sharing;
 mod train;
 
@@ -23,6 +24,7 @@ pub use cluster::*;
 pub use compute::*;
 pub use data::*;
 pub use model::*;
+pub use resolved::{ResolvedData, ResolvedJob};
 pub use sharing::*;
 pub use train::*;
 
@@ -273,35 +275,6 @@ impl JobSpec {
             )
         });
         v.finish()
-    }
-
-    /// Checks that the data locations exist and are readable (the cockpit's and `Validate`'s
-    /// "does this path exist"); slow for remote locations.
-    pub fn check_paths(&self) -> Vec<KeyError> {
-        let mut errors = Vec::new();
-        for (key, value) in [
-            ("data.train", &self.data.train),
-            ("data.test", &self.data.test),
-            ("data.transform", &self.data.transform),
-        ] {
-            if value.trim().is_empty() {
-                continue;
-            }
-            let problem = match Location::parse(value) {
-                Err(e) => Some(e.to_string()),
-                Ok(loc) if key == "data.transform" => {
-                    crate::data::transform::TransformProcess::load(&loc).err().map(|e| e.to_string())
-                }
-                Ok(loc) => match crate::data::resolve_inputs(&loc, &self.data) {
-                    Ok(_) => None,
-                    Err(e) => Some(e.to_string()),
-                },
-            };
-            if let Some(message) = problem {
-                errors.push(KeyError { key: key.into(), line: None, message });
-            }
-        }
-        errors
     }
 }
 

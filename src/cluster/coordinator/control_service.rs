@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{Shared, form, watch};
-use crate::job::JobSpec;
+use crate::job::{JobSpec, ResolvedJob};
 use crate::telemetry::log_tap;
 
 /// Updates a watcher may have queued before it counts as too slow and is dropped.
@@ -154,7 +154,7 @@ impl Control for ControlService {
     async fn validate(&self, request: Request<pb::JobText>) -> Result<Response<pb::ValidateReply>, Status> {
         let req = request.into_inner();
         let result = tokio::task::spawn_blocking(move || {
-            let job = match JobSpec::from_toml(&req.toml, "job") {
+            let job = match ResolvedJob::from_toml(&req.toml, "job") {
                 Ok(job) => job,
                 Err(e) => {
                     return pb::ValidateReply {
@@ -237,7 +237,7 @@ impl Control for ControlService {
 
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitReply>, Status> {
         let req = request.into_inner();
-        let job = match JobSpec::from_toml(&req.toml, "job") {
+        let job = match ResolvedJob::from_toml(&req.toml, "job") {
             Ok(job) => job,
             Err(e) => {
                 return Ok(Response::new(pb::SubmitReply {
@@ -345,7 +345,7 @@ impl Control for ControlService {
     async fn describe_job(&self, request: Request<pb::JobText>) -> Result<Response<pb::JobForm>, Status> {
         let text = request.into_inner().toml;
         let text = if text.trim().is_empty() {
-            self.shared.loaded_job().unwrap_or_default().to_toml()
+            self.shared.loaded_job().map(|j| j.to_toml()).unwrap_or_else(|| JobSpec::default().to_toml())
         } else {
             text
         };

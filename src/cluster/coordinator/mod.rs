@@ -30,7 +30,7 @@ use super::checkpoint::Checkpoint;
 use super::launch::{self, LaunchContext, Launcher};
 use crate::data;
 use crate::engine::Observer;
-use crate::job::JobSpec;
+use crate::job::{JobSpec, ResolvedJob};
 use crate::nn::Architecture;
 use crate::storage::Location;
 
@@ -79,7 +79,7 @@ pub struct CoordinatorConfig {
     pub tls_ca: Option<PathBuf>,
     pub checkpoint_dir: Option<Location>,
     /// A job to load at start.
-    pub job: Option<JobSpec>,
+    pub job: Option<ResolvedJob>,
     /// Start the loaded job at once.
     pub start: bool,
     /// The `strom` binary launched workers run.
@@ -87,7 +87,7 @@ pub struct CoordinatorConfig {
 }
 
 impl CoordinatorConfig {
-    pub fn loopback(job: Option<JobSpec>) -> Self {
+    pub fn loopback(job: Option<ResolvedJob>) -> Self {
         CoordinatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
@@ -112,7 +112,7 @@ pub struct Shared {
     pub url: String,
     /// The fingerprint of the self-signed certificate this coordinator made, if it made one.
     pub tls_pin: Option<Pin>,
-    job: Mutex<Option<JobSpec>>,
+    job: Mutex<Option<ResolvedJob>>,
     run: Mutex<Option<Arc<JobRun>>>,
     launcher: Mutex<Option<Box<dyn Launcher>>>,
     observer: Mutex<Option<Box<dyn Observer>>>,
@@ -133,11 +133,11 @@ impl Shared {
         lock(&self.run).clone()
     }
 
-    pub fn loaded_job(&self) -> Option<JobSpec> {
+    pub fn loaded_job(&self) -> Option<ResolvedJob> {
         lock(&self.job).clone()
     }
 
-    pub fn load_job(&self, job: JobSpec) {
+    pub fn load_job(&self, job: ResolvedJob) {
         *lock(&self.job) = Some(job);
     }
 
@@ -195,7 +195,10 @@ impl Shared {
         if self.config.allow_job_commands {
             return Vec::new();
         }
-        let own = self.config.job.clone().unwrap_or_default().launch_commands();
+        let own = match &self.config.job {
+            Some(j) => j.launch_commands(),
+            None => JobSpec::default().launch_commands(),
+        };
         job.launch_commands()
             .into_iter()
             .zip(own)
@@ -225,7 +228,8 @@ impl Shared {
 
     pub fn launch_context(&self) -> LaunchContext {
         let run = self.run();
-        let job = run.as_ref().map(|r| r.job.clone()).or_else(|| self.loaded_job());
+        let job =
+            run.as_ref().map(|r| r.job.clone()).or_else(|| self.loaded_job().map(ResolvedJob::into_spec));
         let mut url = self.url.clone();
         let max_restarts = job.as_ref().map(|j| j.cluster.max_restarts).unwrap_or(0);
         if let Some(job) = job.filter(|j| j.cluster.launcher == crate::job::LauncherKind::Ssh) {
@@ -285,7 +289,7 @@ impl Shared {
 /// Checks the data (unless the caller did: `prepared`), builds the model and its initial
 /// parameters.
 fn fresh_setup(
-    job: JobSpec,
+    job: ResolvedJob,
     checkpoint_dir: Option<Location>,
     prepared: Option<data::Prepared>,
 ) -> Result<RunSetup, ClusterError> {
@@ -299,7 +303,7 @@ fn fresh_setup(
     let state = crate::nn::initial_state(&architecture, job.train.seed);
     Ok(RunSetup {
         checkpoint_every: job.cluster.checkpoint_every,
-        job,
+        job: job.into_spec(),
         architecture,
         shape,
         test,
@@ -317,12 +321,11 @@ fn fresh_setup(
 
 /// A run continuing from a checkpoint (the transform process refits to the same statistics:
 /// fitting is deterministic).
-fn resumed_setup(ckpt: Checkpoint, dir: Location) -> Result<RunSetup, ClusterError> {
-    let job = ckpt.job;
+fn resumed_setup(job: ResolvedJob, ckpt: Checkpoint, dir: Location) -> Result<RunSetup, ClusterError> {
     let data::Prepared { shape, test, process } = data::prepare(&job.data, job.train.seed)?;
     Ok(RunSetup {
         checkpoint_every: job.cluster.checkpoint_every,
-        job,
+        job: job.into_spec(),
         architecture: ckpt.architecture,
         shape,
         test,
@@ -491,8 +494,10 @@ impl Coordinator {
                             ckpt.partitions_done.len(),
                             ckpt.steps
                         );
-                        shared.load_job(ckpt.job.clone());
-                        let setup = tokio::task::spawn_blocking(move || resumed_setup(ckpt, dir))
+                        let job = ResolvedJob::resolve(ckpt.job.clone())
+                            .map_err(|e| ClusterError::Job(format!("the checkpoint's job: {e}")))?;
+                        shared.load_job(job.clone());
+                        let setup = tokio::task::spawn_blocking(move || resumed_setup(job, ckpt, dir))
                             .await
                             .map_err(|e| ClusterError::Job(e.to_string()))??;
                         let observer = lock(&shared.observer).take();
