@@ -11,7 +11,7 @@ use super::hub::EpochReady;
 use super::metrics::{EpochSummary, StepStats, Totals};
 use crate::backend::{Backend, CpuBackend};
 use crate::data::Dataset;
-use crate::job::{JobSpec, SharingMode};
+use crate::job::{ResolvedJob, SharingMode};
 use crate::nn::Architecture;
 
 pub struct Driver {
@@ -35,7 +35,7 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(
-        job: &JobSpec,
+        job: &ResolvedJob,
         architecture: &Architecture,
         rows: usize,
         test: Option<Arc<Dataset>>,

@@ -17,7 +17,7 @@ use super::partition::{Partition, Plan};
 use super::worker::{Transport, TransportError, WorkerLoop, WorkerSummary};
 use crate::backend;
 use crate::data::Dataset;
-use crate::job::{JobSpec, SharingMode};
+use crate::job::{ResolvedJob, SharingMode};
 use crate::nn::{Architecture, UpdaterState};
 
 /// Where a run starts from.
@@ -159,7 +159,7 @@ impl Transport for EmbeddedTransport {
 /// Trains `job` with `job.cluster.workers` threads. `test`, when given, is evaluated at the
 /// end of every epoch.
 pub fn run_embedded(
-    job: &JobSpec,
+    job: &ResolvedJob,
     architecture: &Architecture,
     train: Arc<Dataset>,
     test: Option<Arc<Dataset>>,

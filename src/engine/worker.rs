@@ -14,7 +14,7 @@ use super::metrics::StepStats;
 use super::partition::{EpochOrder, Partition};
 use crate::backend::Backend;
 use crate::data::{BatchBuffer, Dataset};
-use crate::job::{JobSpec, LrSchedule, SharingMode};
+use crate::job::{LrSchedule, ResolvedJob, SharingMode};
 use crate::nn::{Architecture, UpdaterState};
 use crate::rng::Rng;
 use crate::sharing::{MessageView, ThresholdSharing, codec};
@@ -110,7 +110,7 @@ impl<T: Transport> WorkerLoop<T> {
     /// `time_offset` aligns this worker's clock with the job's start.
     pub fn new(
         id: u32,
-        job: &JobSpec,
+        job: &ResolvedJob,
         architecture: &Architecture,
         dataset: Arc<Dataset>,
         backend: Box<dyn Backend>,

@@ -228,8 +228,7 @@ impl Shared {
 
     pub fn launch_context(&self) -> LaunchContext {
         let run = self.run();
-        let job =
-            run.as_ref().map(|r| r.job.clone()).or_else(|| self.loaded_job().map(ResolvedJob::into_spec));
+        let job = run.as_ref().map(|r| r.job.clone()).or_else(|| self.loaded_job());
         let mut url = self.url.clone();
         let max_restarts = job.as_ref().map(|j| j.cluster.max_restarts).unwrap_or(0);
         if let Some(job) = job.filter(|j| j.cluster.launcher == crate::job::LauncherKind::Ssh) {
@@ -303,7 +302,7 @@ fn fresh_setup(
     let state = crate::nn::initial_state(&architecture, job.train.seed);
     Ok(RunSetup {
         checkpoint_every: job.cluster.checkpoint_every,
-        job: job.into_spec(),
+        job,
         architecture,
         shape,
         test,
@@ -325,7 +324,7 @@ fn resumed_setup(job: ResolvedJob, ckpt: Checkpoint, dir: Location) -> Result<Ru
     let data::Prepared { shape, test, process } = data::prepare(&job.data, job.train.seed)?;
     Ok(RunSetup {
         checkpoint_every: job.cluster.checkpoint_every,
-        job: job.into_spec(),
+        job,
         architecture: ckpt.architecture,
         shape,
         test,

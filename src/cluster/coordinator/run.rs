@@ -2,9 +2,10 @@
 //! inbox of relayed updates), the driver that evaluates epochs, the history the cockpit
 //! watches, checkpoints, and the end result.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
@@ -18,7 +19,7 @@ use crate::engine::hub::{EpochNext, EpochReady, Hub, HubConfig, HubState, Work, 
 use crate::engine::inbox::{Inbox, SharedMessage};
 use crate::engine::partition::Plan;
 use crate::engine::{EpochSummary, Observer, StepStats, TrainOutcome};
-use crate::job::{JobSpec, SharingMode};
+use crate::job::{ResolvedJob, SharingMode};
 use crate::nn::Architecture;
 use crate::sharing::codec;
 use crate::storage::Location;
@@ -35,7 +36,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Where a run starts from: fresh, or a checkpoint.
 pub struct RunSetup {
-    pub job: JobSpec,
+    pub job: ResolvedJob,
     pub architecture: Architecture,
     pub shape: DataShape,
     pub test: Option<Arc<Dataset>>,
@@ -155,8 +156,44 @@ struct CheckpointState {
     writing: bool,
 }
 
+/// The run's bookkeeping, all behind the one lock `JobRun::state`. Code holding it calls no
+/// method of the run that locks it again (std locks are not reentrant).
+struct RunState {
+    hub: Hub,
+    links: BTreeMap<WorkerId, Arc<WorkerLink>>,
+    /// What the cockpit watches.
+    history: History,
+    tau: Option<f32>,
+    /// Since when no worker has been live (the start, or the last one lost).
+    unmanned_since: Option<Instant>,
+    /// Workers removed by request: never admitted again.
+    removed: BTreeSet<WorkerId>,
+    checkpoint: CheckpointState,
+}
+
+/// What takes the run's results in, behind `JobRun::driver`: the driver (epoch evaluation,
+/// totals) and the caller's observer (progress display, metrics file).
+struct Reporting {
+    driver: Driver,
+    observer: Option<Box<dyn Observer>>,
+}
+
+/// A read view of one part of the run's state; holds the state lock while it lives.
+struct StateRef<'a, T> {
+    guard: MutexGuard<'a, RunState>,
+    part: fn(&RunState) -> &T,
+}
+
+impl<T> Deref for StateRef<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        (self.part)(&self.guard)
+    }
+}
+
 pub struct JobRun {
-    pub job: JobSpec,
+    pub job: ResolvedJob,
     pub job_toml: String,
     /// The fitted transform process as JSON (empty for IDX data).
     pub transform_json: String,
@@ -166,35 +203,32 @@ pub struct JobRun {
     pub param_count: usize,
     /// ... and the whole model state (with the running state), what barriers and averaging carry.
     pub state_len: usize,
-    hub: Mutex<Hub>,
+    /// The run's bookkeeping. Lock order: `driver` before `state`, never `driver` while
+    /// `state` is held.
+    state: Mutex<RunState>,
+    /// Its own lock, outside `state`: the driver evaluates the test set at each epoch end
+    /// (seconds) and the observer may write files or a terminal, neither of which may stall
+    /// relays, heartbeats and the cockpit.
+    driver: Mutex<Reporting>,
     /// Wakes long polls (epoch barrier, averaging rounds) after any change of the hub.
     pub changed: Notify,
-    links: Mutex<BTreeMap<WorkerId, Arc<WorkerLink>>>,
-    driver: Mutex<Driver>,
-    pub history: Mutex<History>,
-    checkpoint: Mutex<CheckpointState>,
-    /// Signalled when a checkpoint write ends.
-    checkpoint_done: std::sync::Condvar,
-    observer: Mutex<Option<Box<dyn Observer>>>,
+    /// Signalled (with `state`) when a checkpoint write ends.
+    checkpoint_done: Condvar,
     pub started: Instant,
     end: watch::Sender<Option<Arc<RunResult>>>,
-    tau: Mutex<Option<f32>>,
     steps_offset: u64,
     pub heartbeat_timeout: Duration,
     /// A worker the job waits for with no training call for this long is lost.
     pub step_timeout: Duration,
     /// A job with no live worker for this long fails.
     reconnect_window: Duration,
-    /// Since when no worker has been live (the start, or the last one lost).
-    unmanned_since: Mutex<Option<Instant>>,
     stop_requested: AtomicBool,
     /// Update bytes rejected at the relay (forged origin, bad content).
     pub rejected_bytes: AtomicU64,
     /// Calls refused for not proving the worker identity they claimed.
     pub refused: AtomicU64,
-    /// Workers removed by request: never admitted again.
-    removed: Mutex<std::collections::BTreeSet<WorkerId>>,
-    /// What the launcher could not start ("host n2: Connection refused").
+    /// What the launcher could not start ("host n2: Connection refused"). Not in `state`: the
+    /// launcher's threads hold this `Arc` and know no `JobRun`. A leaf lock, taken alone.
     pub launch_problems: Arc<Mutex<Vec<String>>>,
 }
 
@@ -231,32 +265,33 @@ impl JobRun {
             transform_json: setup.process.as_ref().map(|p| p.to_json()).unwrap_or_default(),
             param_count: n,
             state_len: setup.architecture.state_len(),
-            hub: Mutex::new(hub),
-            changed: Notify::new(),
-            links: Mutex::new(BTreeMap::new()),
-            driver: Mutex::new(driver),
-            history: Mutex::new(history),
-            checkpoint_done: std::sync::Condvar::new(),
-            checkpoint: Mutex::new(CheckpointState {
-                dir: setup.checkpoint_dir,
-                every: setup.checkpoint_every,
-                seq: setup.checkpoint_seq,
-                steps_at_last: setup.steps,
-                writing: false,
+            state: Mutex::new(RunState {
+                hub,
+                links: BTreeMap::new(),
+                history,
+                tau: setup.tau,
+                unmanned_since: Some(Instant::now()),
+                removed: BTreeSet::new(),
+                checkpoint: CheckpointState {
+                    dir: setup.checkpoint_dir,
+                    every: setup.checkpoint_every,
+                    seq: setup.checkpoint_seq,
+                    steps_at_last: setup.steps,
+                    writing: false,
+                },
             }),
-            observer: Mutex::new(observer),
+            driver: Mutex::new(Reporting { driver, observer }),
+            changed: Notify::new(),
+            checkpoint_done: Condvar::new(),
             started: Instant::now(),
             end: watch::channel(None).0,
-            tau: Mutex::new(setup.tau),
             steps_offset: setup.steps,
             heartbeat_timeout,
             step_timeout: Duration::from_secs(setup.job.cluster.step_timeout_secs),
             reconnect_window: Duration::from_secs(setup.job.cluster.reconnect_secs),
-            unmanned_since: Mutex::new(Some(Instant::now())),
             stop_requested: AtomicBool::new(false),
             rejected_bytes: AtomicU64::new(0),
             refused: AtomicU64::new(0),
-            removed: Mutex::new(Default::default()),
             launch_problems: Arc::default(),
             job: setup.job,
             architecture: setup.architecture,
@@ -264,16 +299,26 @@ impl JobRun {
         })
     }
 
-    pub fn hub(&self) -> MutexGuard<'_, Hub> {
-        lock(&self.hub)
+    fn state(&self) -> MutexGuard<'_, RunState> {
+        lock(&self.state)
+    }
+
+    /// The hub, read under the state lock: call nothing else on the run while holding it.
+    pub fn hub(&self) -> impl Deref<Target = Hub> + '_ {
+        StateRef { guard: self.state(), part: |s| &s.hub }
+    }
+
+    /// The history the cockpit watches, under the state lock (as `hub`).
+    pub fn history(&self) -> impl Deref<Target = History> + '_ {
+        StateRef { guard: self.state(), part: |s| &s.history }
     }
 
     pub fn links(&self) -> Vec<Arc<WorkerLink>> {
-        lock(&self.links).values().cloned().collect()
+        self.state().links.values().cloned().collect()
     }
 
     pub fn link(&self, id: WorkerId) -> Option<Arc<WorkerLink>> {
-        lock(&self.links).get(&id).cloned()
+        self.state().links.get(&id).cloned()
     }
 
     /// Notes that worker `id` was answered that the job is over.
@@ -302,7 +347,7 @@ impl JobRun {
     }
 
     pub fn tau(&self) -> Option<f32> {
-        *lock(&self.tau)
+        self.state().tau
     }
 
     /// Registers a worker (a new one, or one re-joining under its old id); returns its id,
@@ -318,20 +363,20 @@ impl JobRun {
         restarts: u32,
     ) -> Result<(WorkerId, String, Vec<f32>, u32), String> {
         let secret = crate::cluster::auth::generate_token().map_err(|e| e.to_string())?;
+        let mut st = self.state();
         if let Some((p, _)) = &previous
-            && lock(&self.removed).contains(p)
+            && st.removed.contains(p)
         {
             return Err(format!(
                 "worker {p} was removed from this job: its part has ended; it is not admitted again"
             ));
         }
-        let mut hub = self.hub();
-        let old = previous.as_ref().and_then(|(p, _)| self.link(*p));
+        let old = previous.as_ref().and_then(|(p, _)| st.links.get(p).cloned());
         let id = match (&previous, old) {
             (Some((p, s)), Some(link))
                 if crate::cluster::auth::constant_time_eq(s.as_bytes(), link.secret.as_bytes()) =>
             {
-                hub.rejoin(*p);
+                st.hub.rejoin(*p);
                 *p
             }
             (Some((p, _)), Some(_)) => {
@@ -339,13 +384,13 @@ impl JobRun {
                 tracing::warn!(
                     "a worker asked for id {p} without that session's secret; it joins as a new worker"
                 );
-                hub.join()
+                st.hub.join()
             }
             (Some((p, _)), None) => {
-                hub.rejoin(*p);
+                st.hub.rejoin(*p);
                 *p
             }
-            (None, _) => hub.join(),
+            (None, _) => st.hub.join(),
         };
         let link = Arc::new(WorkerLink {
             id,
@@ -366,12 +411,12 @@ impl JobRun {
             told_over: AtomicBool::new(false),
             secret: secret.clone(),
         });
-        if let Some(old) = lock(&self.links).insert(id, link) {
+        if let Some(old) = st.links.insert(id, link) {
             old.close();
         }
-        let params = hub.replica().to_vec();
-        let epoch = hub.epoch();
-        drop(hub);
+        let params = st.hub.replica().to_vec();
+        let epoch = st.hub.epoch();
+        drop(st);
         let again = if previous.as_ref().is_some_and(|(p, _)| *p == id) { " again" } else { "" };
         let restarted = if restarts > 0 { format!(" (restart {restarts})") } else { String::new() };
         tracing::info!(worker = id, "worker {id} joined{again}{restarted}");
@@ -391,19 +436,19 @@ impl JobRun {
         if let Ok(claimed) = claimed
             && claimed != origin
         {
-            self.hub().counters.updates_rejected += 1;
+            self.state().hub.counters.updates_rejected += 1;
             self.rejected_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
             tracing::warn!(worker = origin, "rejected an update claiming to come from worker {claimed}");
             return Err(format!("update claims origin {claimed}, sent by worker {origin}"));
         }
-        // Applied to the replica and queued for the others under one hold of the hub: a worker
-        // joining meanwhile gets either the replica with it, or it in its inbox, never both.
-        let mut hub = self.hub();
-        if let Err(e) = hub.on_update(origin, &payload) {
+        // Applied to the replica and queued for the others under one hold of the state: a
+        // worker joining meanwhile gets either the replica with it, or it in its inbox, never both.
+        let mut st = self.state();
+        if let Err(e) = st.hub.on_update(origin, &payload) {
             self.rejected_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
             return Err(e.to_string());
         }
-        for link in lock(&self.links).values() {
+        for link in st.links.values() {
             if link.id != origin
                 && !link.is_closed()
                 && !matches!(link.state(), LinkState::Lost | LinkState::Removed)
@@ -431,35 +476,38 @@ impl JobRun {
         if let Some(link) = &link {
             link.progressed();
         }
-        let mut driver = lock(&self.driver);
-        let mut history = lock(&self.history);
-        let mut observer = lock(&self.observer);
+        let threshold = self.job.sharing_mode() == SharingMode::Threshold;
+        // The driver before the state.
+        let mut reporting = lock(&self.driver);
+        let Reporting { driver, observer } = &mut *reporting;
+        let mut st = self.state();
         for mut s in stats {
             s.worker = id;
             s.time = self.started.elapsed().as_secs_f64();
-            if self.job.sharing_mode() == SharingMode::Threshold {
-                *lock(&self.tau) = Some(s.tau);
+            if threshold {
+                st.tau = Some(s.tau);
             }
             driver.on_stats(&s);
-            history.record(&s);
+            st.history.record(&s);
             if let Some(o) = observer.as_mut() {
                 o.step(&s);
             }
             if let Some(link) = &link {
                 *lock(&link.latest) = Some(s.clone());
             }
-            self.hub().record_stats(s);
+            st.hub.record_stats(s);
         }
     }
 
     pub fn next_work(&self, id: WorkerId, done: &[crate::engine::Partition]) -> Work {
-        let mut hub = self.hub();
-        for p in done {
-            hub.partition_done(id, p);
-        }
-        let w = hub.next_work(id);
-        drop(hub);
-        if let Some(link) = self.link(id) {
+        let (w, link) = {
+            let mut st = self.state();
+            for p in done {
+                st.hub.partition_done(id, p);
+            }
+            (st.hub.next_work(id), st.links.get(&id).cloned())
+        };
+        if let Some(link) = link {
             link.touch();
             link.progressed();
             match w {
@@ -479,7 +527,7 @@ impl JobRun {
             link.progressed();
             link.set_state(LinkState::Waiting);
         }
-        let ready = self.hub().submit_epoch_end(id, epoch, params);
+        let ready = self.state().hub.submit_epoch_end(id, epoch, params);
         self.changed.notify_waiters();
         if let Some(ready) = ready {
             self.spawn_finish_epoch(ready);
@@ -487,7 +535,7 @@ impl JobRun {
     }
 
     pub fn epoch_result(&self, id: WorkerId, epoch: u32) -> Option<EpochNext> {
-        self.hub().epoch_result(id, epoch)
+        self.state().hub.epoch_result(id, epoch)
     }
 
     fn spawn_finish_epoch(self: &Arc<Self>, ready: EpochReady) {
@@ -496,11 +544,16 @@ impl JobRun {
     }
 
     fn finish_epoch(self: &Arc<Self>, ready: EpochReady) {
-        let summary = lock(&self.driver).on_epoch_ready(&ready);
-        lock(&self.history).push_epoch(&summary);
-        if let Some(o) = lock(&self.observer).as_mut() {
-            o.epoch(&summary);
-        }
+        // The evaluation and the observer, with only the driver held.
+        let summary = {
+            let mut reporting = lock(&self.driver);
+            let summary = reporting.driver.on_epoch_ready(&ready);
+            if let Some(o) = reporting.observer.as_mut() {
+                o.epoch(&summary);
+            }
+            summary
+        };
+        self.state().history.push_epoch(&summary);
         let line = match summary.test_accuracy() {
             Some(a) => format!(
                 "epoch {} done: train loss {:.4}, test accuracy {a:.4}",
@@ -510,7 +563,7 @@ impl JobRun {
             None => format!("epoch {} done: train loss {:.4}", summary.epoch + 1, summary.train_loss),
         };
         tracing::info!("{line}");
-        let next = self.hub().finish_epoch();
+        let next = self.state().hub.finish_epoch();
         self.write_checkpoint(true);
         self.changed.notify_waiters();
         if next == EpochNext::Finished {
@@ -525,13 +578,13 @@ impl JobRun {
         if let Some(link) = self.link(id) {
             link.progressed();
         }
-        let round = self.hub().submit_average(id, params);
+        let round = self.state().hub.submit_average(id, params);
         self.changed.notify_waiters();
         round
     }
 
     pub fn average_result(&self, round: u64) -> Option<Arc<Vec<f32>>> {
-        self.hub().average_result(round)
+        self.state().hub.average_result(round)
     }
 
     /// A worker is gone: its partitions return to the queue.
@@ -539,15 +592,16 @@ impl JobRun {
         self.drop_worker(id, why, LinkState::Lost);
     }
 
-    /// Removes a worker by request: its partitions return to the queue and it is told to finish.
-    /// Removes a worker for good: it is told to finish and never admitted again.
+    /// Removes a worker for good: its partitions return to the queue, it is told to finish
+    /// and never admitted again.
     pub fn remove_worker(self: &Arc<Self>, id: WorkerId) {
-        lock(&self.removed).insert(id);
+        self.state().removed.insert(id);
         self.drop_worker(id, "removed by request", LinkState::Removed);
     }
 
     fn drop_worker(self: &Arc<Self>, id: WorkerId, why: &str, state: LinkState) {
-        let Some(link) = self.link(id) else { return };
+        let mut st = self.state();
+        let Some(link) = st.links.get(&id).cloned() else { return };
         if matches!(link.state(), LinkState::Lost | LinkState::Removed | LinkState::Done | LinkState::Failed)
         {
             if state == LinkState::Removed {
@@ -555,16 +609,17 @@ impl JobRun {
             }
             return;
         }
-        if self.hub().is_over() {
+        if st.hub.is_over() {
             link.set_state(LinkState::Done);
             return;
         }
         link.set_state(state);
         *lock(&link.detail) = why.to_string();
         link.close();
-        let requeued_before = self.hub().counters.partitions_requeued;
-        let ready = self.hub().remove_worker(id);
-        let requeued = self.hub().counters.partitions_requeued - requeued_before;
+        let requeued_before = st.hub.counters.partitions_requeued;
+        let ready = st.hub.remove_worker(id);
+        let requeued = st.hub.counters.partitions_requeued - requeued_before;
+        drop(st);
         tracing::warn!(
             worker = id,
             "worker {id} ({}) lost: {why}; {requeued} partition(s) go back to the queue",
@@ -587,23 +642,23 @@ impl JobRun {
     }
 
     pub fn fail(self: &Arc<Self>, reason: String) {
-        self.hub().fail(reason.clone());
+        self.state().hub.fail(reason.clone());
         self.changed.notify_waiters();
         self.finalize(RunEnd::Failed(reason));
     }
 
     pub fn pause(&self) -> bool {
-        let mut hub = self.hub();
-        let ok = *hub.state() == HubState::Running;
-        hub.pause();
+        let mut st = self.state();
+        let ok = *st.hub.state() == HubState::Running;
+        st.hub.pause();
         ok
     }
 
     pub fn resume(self: &Arc<Self>) -> bool {
-        let mut hub = self.hub();
-        let ok = *hub.state() == HubState::Paused;
-        let ready = hub.resume();
-        drop(hub);
+        let mut st = self.state();
+        let ok = *st.hub.state() == HubState::Paused;
+        let ready = st.hub.resume();
+        drop(st);
         self.changed.notify_waiters();
         if let Some(r) = ready {
             self.spawn_finish_epoch(r);
@@ -614,7 +669,7 @@ impl JobRun {
     /// Ends the job after the workers' current steps; the model so far is kept.
     pub fn stop(self: &Arc<Self>) {
         self.stop_requested.store(true, Ordering::Release);
-        self.hub().stop();
+        self.state().hub.stop();
         self.changed.notify_waiters();
         self.finalize(RunEnd::Stopped);
     }
@@ -624,17 +679,24 @@ impl JobRun {
             return;
         }
         self.write_checkpoint(true);
-        let state = self.hub().replica().to_vec();
-        let driver = lock(&self.driver);
-        let mut totals = driver.totals();
-        let counters = self.hub().counters.clone();
+        let (mut totals, epochs) = {
+            let driver = &lock(&self.driver).driver;
+            (driver.totals(), driver.epochs.clone())
+        };
+        let (state, counters, links) = {
+            let st = self.state();
+            (
+                st.hub.replica().to_vec(),
+                st.hub.counters.clone(),
+                st.links.values().cloned().collect::<Vec<_>>(),
+            )
+        };
         totals.messages_rejected += counters.updates_rejected;
         totals.calls_refused = self.refused.load(Ordering::Relaxed);
         totals.workers_lost = counters.workers_lost;
         totals.partitions_requeued = counters.partitions_requeued;
-        let outcome = TrainOutcome { state, optimizer: None, epochs: driver.epochs.clone(), totals };
-        drop(driver);
-        for link in self.links() {
+        let outcome = TrainOutcome { state, optimizer: None, epochs, totals };
+        for link in links {
             if matches!(link.state(), LinkState::Training | LinkState::Waiting | LinkState::Joined) {
                 link.set_state(LinkState::Done);
             }
@@ -650,7 +712,8 @@ impl JobRun {
 
     /// Periodic work: history samples, heartbeat timeouts, step-driven checkpoints.
     pub fn tick(self: &Arc<Self>) {
-        lock(&self.history).tick(self.started.elapsed().as_secs_f64());
+        let now = self.started.elapsed().as_secs_f64();
+        self.state().history.tick(now);
         if self.is_over() {
             return;
         }
@@ -664,7 +727,7 @@ impl JobRun {
             }
             // A worker is only late while the job waits for it (a partition it holds, the
             // barrier or an averaging round), and counts from when that began.
-            let awaited = self.hub().awaits(link.id);
+            let awaited = self.state().hub.awaits(link.id);
             let waited = {
                 let mut since = lock(&link.awaited_since);
                 if awaited {
@@ -684,13 +747,14 @@ impl JobRun {
         }
         self.check_manned();
         // Links of workers gone for a while are forgotten (removed ones stay refused by id).
-        lock(&self.links).retain(|_, l| {
+        self.state().links.retain(|_, l| {
             !(matches!(l.state(), LinkState::Lost | LinkState::Removed | LinkState::Failed)
                 && lock(&l.last_seen).elapsed() > FORGET_GONE_WORKERS)
         });
         let steps = self.total_steps();
         let due = {
-            let c = lock(&self.checkpoint);
+            let st = self.state();
+            let c = &st.checkpoint;
             c.dir.is_some() && c.every > 0 && !c.writing && steps >= c.steps_at_last + c.every
         };
         if due {
@@ -702,28 +766,30 @@ impl JobRun {
     /// Fails the job once no worker has been live for the reconnect window: nobody is left to
     /// train it (a restarted worker joins well within the window).
     fn check_manned(&self) {
-        let live = self.hub().live_workers();
-        let mut since = lock(&self.unmanned_since);
-        if live > 0 {
-            *since = None;
-            return;
-        }
-        let start = *since.get_or_insert_with(Instant::now);
-        if start.elapsed() >= self.reconnect_window {
-            drop(since);
+        let expired = {
+            let mut st = self.state();
+            if st.hub.live_workers() > 0 {
+                st.unmanned_since = None;
+                return;
+            }
+            let start = *st.unmanned_since.get_or_insert_with(Instant::now);
+            start.elapsed() >= self.reconnect_window
+        };
+        if expired {
             let reason = format!(
                 "no live worker for {} s (cluster.reconnect_secs) and none restarting: nobody is left to train the job",
                 self.reconnect_window.as_secs()
             );
             tracing::error!("{reason}");
-            self.hub().fail(reason.clone());
+            self.state().hub.fail(reason.clone());
             self.changed.notify_waiters();
             self.finalize(RunEnd::Failed(reason));
         }
     }
 
+    /// Takes the driver: never call it with the state held.
     fn total_steps(&self) -> u64 {
-        self.steps_offset + lock(&self.driver).totals().steps
+        self.steps_offset + lock(&self.driver).driver.totals().steps
     }
 
     /// Writes a checkpoint now (no-op without a checkpoint directory). A periodic write
@@ -731,60 +797,72 @@ impl JobRun {
     /// waits for it, so the last checkpoint is never lost to a slow periodic one.
     pub fn write_checkpoint(&self, wait: bool) {
         let (dir, seq) = {
-            let mut c = lock(&self.checkpoint);
-            let Some(dir) = c.dir.clone() else { return };
-            while c.writing {
+            let mut st = self.state();
+            let Some(dir) = st.checkpoint.dir.clone() else { return };
+            while st.checkpoint.writing {
                 if !wait {
                     return;
                 }
-                c = self.checkpoint_done.wait(c).unwrap_or_else(|p| p.into_inner());
+                st = self.checkpoint_done.wait(st).unwrap_or_else(|p| p.into_inner());
             }
-            c.writing = true;
-            c.seq += 1;
-            (dir, c.seq)
+            st.checkpoint.writing = true;
+            st.checkpoint.seq += 1;
+            (dir, st.checkpoint.seq)
         };
-        let steps = self.total_steps();
-        let (state, epoch, done) = {
-            let hub = self.hub();
-            (hub.replica().to_vec(), hub.epoch(), hub.partitions_done())
+        // A consistent cut, the driver before the state: only epochs the hub has moved past
+        // (an epoch whose barrier is being evaluated right now is evaluated again on resume).
+        let (steps, epoch, done, tau, epochs, state) = {
+            let reporting = lock(&self.driver);
+            let driver = &reporting.driver;
+            let st = self.state();
+            let epoch = st.hub.epoch();
+            (
+                self.steps_offset + driver.totals().steps,
+                epoch,
+                st.hub.partitions_done(),
+                st.tau,
+                driver.epochs.iter().filter(|e| e.epoch < epoch).cloned().collect(),
+                st.hub.replica().to_vec(),
+            )
         };
         let ckpt = Checkpoint {
             seq,
-            job: self.job.clone(),
+            job: self.job.spec().clone(),
             architecture: self.architecture.clone(),
             epoch,
             partitions_done: done,
             steps,
-            tau: self.tau(),
-            // A consistent cut: only epochs the hub has moved past (an epoch whose barrier is
-            // being evaluated right now is evaluated again on resume, once).
-            epochs: lock(&self.driver).epochs.iter().filter(|e| e.epoch < epoch).cloned().collect(),
+            tau,
+            epochs,
             state,
         };
         let finite = ckpt.state.iter().all(|v| v.is_finite());
+        // The write itself, with no lock held.
         let result = ckpt.write(&dir);
-        let mut c = lock(&self.checkpoint);
-        c.writing = false;
+        let mut st = self.state();
+        st.checkpoint.writing = false;
         self.checkpoint_done.notify_all();
         match result {
             Ok(()) => {
-                c.steps_at_last = steps;
+                st.checkpoint.steps_at_last = steps;
                 tracing::debug!("checkpoint {seq} written to {dir} (epoch {}, step {steps})", epoch + 1);
             }
             Err(e) => tracing::error!("cannot write checkpoint to {dir}: {e}"),
         }
-        drop(c);
         if !finite {
-            self.hub().fail(
+            st.hub.fail(
                 "the replica holds NaN or infinity (an update overflowed it); the last checkpoint stands",
             );
+        }
+        drop(st);
+        if !finite {
             self.changed.notify_waiters();
         }
     }
 
     pub fn totals(&self) -> crate::engine::Totals {
-        let mut t = lock(&self.driver).totals();
-        t.messages_rejected += self.hub().counters.updates_rejected;
+        let mut t = lock(&self.driver).driver.totals();
+        t.messages_rejected += self.state().hub.counters.updates_rejected;
         t
     }
 }

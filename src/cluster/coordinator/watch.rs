@@ -236,7 +236,7 @@ pub fn snapshot(run: &JobRun, coordinator: &str) -> (pb::JobSnapshot, Cursor) {
     let (state, detail) = state_of(run);
     let workers = workers(run);
     let mut cursor = Cursor::default();
-    let history = run.history.lock().unwrap_or_else(|p| p.into_inner());
+    let history = run.history();
     let loss: Vec<pb::LossPoint> = history.loss.iter().map(|(_, p)| *p).collect();
     cursor.loss = history.next_loss;
     cursor.epochs = history.epochs.len();
@@ -284,7 +284,7 @@ pub fn snapshot(run: &JobRun, coordinator: &str) -> (pb::JobSnapshot, Cursor) {
 pub fn delta(run: &JobRun, cursor: &mut Cursor) -> pb::JobDelta {
     let (state, detail) = state_of(run);
     let workers = workers(run);
-    let history = run.history.lock().unwrap_or_else(|p| p.into_inner());
+    let history = run.history();
     let new_loss: Vec<pb::LossPoint> =
         history.loss.iter().filter(|(i, _)| *i >= cursor.loss).map(|(_, p)| *p).collect();
     cursor.loss = history.next_loss;
