@@ -9,8 +9,9 @@ pub mod v1 {
     tonic::include_proto!("strom.v1");
 }
 
-/// Bumped when the Cluster protocol changes incompatibly; workers send theirs in `Join`.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped when the Cluster protocol, or the job schema a worker receives in `Join`, changes
+/// incompatibly (2: the `[compute]` section); workers send theirs in `Join`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Metadata key of the bearer token.
 pub const AUTHORIZATION: &str = "authorization";

@@ -42,8 +42,6 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(f) = args.format {
         spec.format = f;
     }
-    let spec = ResolvedData::resolve(spec)
-        .map_err(|e| anyhow::anyhow!("the model's job: `{}`: {}", e.key, e.message))?;
     let process = match &model.meta.preprocessing {
         Preprocessing::Transform { process } => Some(process.as_ref()),
         _ => None,
@@ -56,7 +54,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 loc.to_string(),
             )
         }
-        None => match data::load_test(&spec, model.meta.job.train.seed, process)
+        None => match ResolvedData::resolve(spec)
+            .map_err(|e| anyhow::anyhow!("the model's job: `{}`: {}", e.key, e.message))
+            .and_then(|d| Ok(data::load_test(&d, model.meta.job.train.seed, process)?))
             .context("loading the model's test data")?
         {
             Some(d) => {

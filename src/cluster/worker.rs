@@ -175,7 +175,11 @@ enum ConnectError {
 
 /// What plaintext HTTP/2 gets from a TLS port is a protocol error, not a refusal: say so.
 fn plaintext_hint(tls: bool, error: &str) -> &'static str {
-    let garbled = ["h2 protocol error", "http2 error", "transport error"].iter().any(|s| error.contains(s));
+    // What hyper reports when a TLS server answers HTTP/2 in plaintext, depending on when the
+    // server hangs up: a protocol error, or the request canceled with the connection.
+    let garbled = ["h2 protocol error", "http2 error", "transport error", "operation was canceled"]
+        .iter()
+        .any(|s| error.contains(s));
     if !tls && garbled && !error.contains("refused") {
         " (does it serve https? Beyond loopback a coordinator does: use the https:// URL and the --tls-pin it printed)"
     } else {
@@ -354,6 +358,8 @@ impl GrpcTransport {
         let started = Instant::now();
         let mut delay = Duration::from_millis(200);
         let mut last;
+        // Said if any attempt looked like plaintext meeting TLS (a later one may only time out).
+        let mut hint = "";
         let window = self.cfg.reconnect.unwrap_or(Duration::from_secs(DEFAULT_RECONNECT_SECS));
         let mut attempt = 0;
         loop {
@@ -375,6 +381,9 @@ impl GrpcTransport {
                     return Ok(None);
                 }
                 Err(ConnectError::Retry(m)) => {
+                    if hint.is_empty() {
+                        hint = plaintext_hint(self.cfg.tls.is_some(), &m);
+                    }
                     last = m;
                     let jitter = 0.5 + self.rng.next_f64();
                     let wait = delay.mul_f64(jitter);
@@ -399,7 +408,7 @@ impl GrpcTransport {
             message: format!(
                 "no answer after {attempt} attempts over {:.0} s: {last}{}",
                 started.elapsed().as_secs_f64(),
-                plaintext_hint(self.cfg.tls.is_some(), &last)
+                hint
             ),
         })
     }

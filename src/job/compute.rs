@@ -33,6 +33,21 @@ impl Default for ComputeSpec {
     }
 }
 
+/// The keys `[compute]` took over from `[cluster]`.
+pub(super) const KEYS: [&str; 4] = ["backend", "cuda_device", "cpu_fallback", "threads"];
+
+/// The error for a key given in `[cluster]` (its old place) and `[compute]` with two values.
+pub(super) fn both_places(key: &str, file: Option<&str>) -> super::JobError {
+    super::JobError::Invalid {
+        file: file.map(str::to_string),
+        errors: vec![super::KeyError {
+            key: format!("cluster.{key}"),
+            line: None,
+            message: format!("moved to `compute.{key}`, which gives another value: give it once, there"),
+        }],
+    }
+}
+
 /// Moves the `[compute]` keys an older job file gives in `[cluster]` to `compute`; returns the
 /// keys moved, or the first one also given in `[compute]` with another value.
 pub(super) fn move_legacy(

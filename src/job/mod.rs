@@ -132,26 +132,32 @@ impl JobSpec {
             let (key, message) = explain_serde_error(&key, inner.message());
             JobError::Invalid { file: Some(file.to_string()), errors: vec![KeyError { key, line, message }] }
         })?;
-        match compute::move_legacy(&mut job.cluster, &mut job.compute) {
-            Ok(moved) => {
-                for key in moved {
-                    tracing::warn!("{file}: `cluster.{key}` is now `compute.{key}`; read as that");
+        // A key given in both places with two values, even where `[compute]`'s is the default.
+        if let Ok(table) = text.parse::<toml::Table>() {
+            let section = |name: &str| table.get(name).and_then(|v| v.as_table());
+            if let (Some(cluster), Some(compute)) = (section("cluster"), section("compute")) {
+                for key in compute::KEYS {
+                    if let (Some(a), Some(b)) = (cluster.get(key), compute.get(key))
+                        && a != b
+                    {
+                        return Err(compute::both_places(key, Some(file)));
+                    }
                 }
             }
-            Err(key) => {
-                return Err(JobError::Invalid {
-                    file: Some(file.to_string()),
-                    errors: vec![KeyError {
-                        key: format!("cluster.{key}"),
-                        line: None,
-                        message: format!(
-                            "moved to `compute.{key}`, which gives another value: give it once, there"
-                        ),
-                    }],
-                });
-            }
         }
+        job.move_legacy_keys(file)?;
         Ok(job)
+    }
+
+    /// Moves `[compute]` keys an older job (file, saved model, checkpoint) gives in `[cluster]`
+    /// to `[compute]`, with a warning naming the new key.
+    pub fn move_legacy_keys(&mut self, source: &str) -> Result<(), JobError> {
+        let moved = compute::move_legacy(&mut self.cluster, &mut self.compute)
+            .map_err(|key| compute::both_places(key, Some(source)))?;
+        for key in moved {
+            tracing::warn!("{source}: `cluster.{key}` is now `compute.{key}`; read as that");
+        }
+        Ok(())
     }
 
     /// Reads and validates a job file.
@@ -425,6 +431,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`cluster.threads`") && e.contains("compute.threads"), "{e}");
+        let e = JobSpec::from_toml("[compute]\nbackend = \"cpu\"\n[cluster]\nbackend = \"cuda\"\n", "j")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`cluster.backend`"), "two values even where one is the default: {e}");
+        // An older saved model's job (JSON, not a job file) is moved when it is resolved.
+        let old: JobSpec = serde_json::from_str(r#"{"cluster": {"backend": "cuda", "threads": 2}}"#).unwrap();
+        let job = ResolvedJob::resolve(old).unwrap();
+        assert_eq!((job.compute.backend, job.compute.threads), (BackendKind::Cuda, 2));
     }
 
     #[test]

@@ -65,7 +65,8 @@ pub struct ResolvedJob {
 
 impl ResolvedJob {
     /// Validates `spec` and parses its locations; every problem names its key.
-    pub fn resolve(spec: JobSpec) -> Result<ResolvedJob, JobError> {
+    pub fn resolve(mut spec: JobSpec) -> Result<ResolvedJob, JobError> {
+        spec.move_legacy_keys("the job")?;
         spec.validate().map_err(|errors| JobError::Invalid { file: None, errors })?;
         let data = ResolvedData::resolve(spec.data.clone())
             .map_err(|e| JobError::Invalid { file: None, errors: vec![e] })?;

@@ -143,6 +143,12 @@ pub fn edit(toml_text: &str, key: &str, value: &str) -> pb::JobForm {
     };
     let parts: Vec<&str> = key.split('.').collect();
     let (last, path) = parts.split_last().expect("keys are not empty");
+    if path == ["compute"]
+        && let Some(Value::Table(cluster)) = table.get_mut("cluster")
+    {
+        // An older file's spelling of the same key would override the edit (`compute.rs`).
+        cluster.remove(*last);
+    }
     let mut node = &mut table;
     for p in path {
         let entry = node.entry(p.to_string()).or_insert_with(|| Value::Table(Default::default()));
@@ -170,6 +176,16 @@ pub fn edit(toml_text: &str, key: &str, value: &str) -> pb::JobForm {
 mod tests {
     use super::*;
     use crate::job::{ThresholdSpec, UpdaterKind};
+
+    #[test]
+    fn editing_a_compute_key_replaces_its_old_cluster_spelling() {
+        let old = "[cluster]\nbackend = \"cuda\"\nworkers = 2\n";
+        assert_eq!(value(&describe(old), "compute.backend"), "cuda", "read where it moved");
+        let form = edit(old, "compute.backend", "cpu");
+        assert_eq!(value(&form, "compute.backend"), "cpu", "the edit holds: {:?}", form.problems);
+        assert_eq!(value(&form, "cluster.workers"), "2");
+        assert!(!form.toml.contains("[cluster]\nbackend"), "{}", form.toml);
+    }
 
     fn value<'a>(form: &'a pb::JobForm, key: &str) -> &'a str {
         &form.fields.iter().find(|f| f.key == key).unwrap_or_else(|| panic!("no {key}")).value

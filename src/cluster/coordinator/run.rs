@@ -207,8 +207,9 @@ pub struct JobRun {
     /// `state` is held.
     state: Mutex<RunState>,
     /// Its own lock, outside `state`: the driver evaluates the test set at each epoch end
-    /// (seconds) and the observer may write files or a terminal, neither of which may stall
-    /// relays, heartbeats and the cockpit.
+    /// (seconds) and the observer may write files or a terminal, neither of which stalls
+    /// relays and heartbeats (reports, the periodic tick and the cockpit's totals do wait for
+    /// an epoch's evaluation, as they always have).
     driver: Mutex<Reporting>,
     /// Wakes long polls (epoch barrier, averaging rounds) after any change of the hub.
     pub changed: Notify,
@@ -476,25 +477,32 @@ impl JobRun {
         if let Some(link) = &link {
             link.progressed();
         }
-        let threshold = self.job.sharing_mode() == SharingMode::Threshold;
-        // The driver before the state.
+        let mut stats = stats;
+        let time = self.started.elapsed().as_secs_f64();
+        for s in &mut stats {
+            s.worker = id;
+            s.time = time;
+        }
+        if let (Some(link), Some(last)) = (&link, stats.last()) {
+            *lock(&link.latest) = Some(last.clone());
+        }
+        // The driver and the observer (which may write a metrics file) first, without the
+        // state; then the state, briefly: the driver before the state.
         let mut reporting = lock(&self.driver);
         let Reporting { driver, observer } = &mut *reporting;
+        for s in &stats {
+            driver.on_stats(s);
+            if let Some(o) = observer.as_mut() {
+                o.step(s);
+            }
+        }
+        let threshold = self.job.sharing_mode() == SharingMode::Threshold;
         let mut st = self.state();
-        for mut s in stats {
-            s.worker = id;
-            s.time = self.started.elapsed().as_secs_f64();
+        for s in stats {
             if threshold {
                 st.tau = Some(s.tau);
             }
-            driver.on_stats(&s);
             st.history.record(&s);
-            if let Some(o) = observer.as_mut() {
-                o.step(&s);
-            }
-            if let Some(link) = &link {
-                *lock(&link.latest) = Some(s.clone());
-            }
             st.hub.record_stats(s);
         }
     }
