@@ -739,12 +739,14 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
     };
     let id = transport.id();
     let setup = (|| -> Result<_, ClusterError> {
-        let mut spec = JobSpec::from_toml(&joined.job_toml, "the coordinator's job")
+        // Parsed here, validated once by `resolve` (after the override).
+        let mut spec = JobSpec::parse_toml(&joined.job_toml, "the coordinator's job")
             .map_err(|e| ClusterError::Job(e.to_string()))?;
         if let Some(b) = backend_override {
             spec.compute.backend = b;
         }
-        let job = ResolvedJob::resolve(spec).map_err(|e| ClusterError::Job(e.to_string()))?;
+        let job = ResolvedJob::resolve(spec)
+            .map_err(|e| ClusterError::Job(format!("the coordinator's job: {e}")))?;
         let architecture: Architecture = serde_json::from_str(&joined.architecture_json)
             .map_err(|e| ClusterError::Job(format!("bad architecture from the coordinator: {e}")))?;
         let n = architecture.state_len();

@@ -162,14 +162,18 @@ impl JobSpec {
 
     /// Reads and validates a job file.
     pub fn load(location: &Location) -> Result<JobSpec, JobError> {
+        JobSpec::from_toml(&JobSpec::read_text(location)?, &location.to_string())
+    }
+
+    /// A job file's text.
+    pub(super) fn read_text(location: &Location) -> Result<String, JobError> {
         let bytes =
             location.read().map_err(|source| JobError::Read { file: location.to_string(), source })?;
-        let text = String::from_utf8(bytes).map_err(|_| JobError::Syntax {
+        String::from_utf8(bytes).map_err(|_| JobError::Syntax {
             file: location.to_string(),
             line: None,
             message: "not UTF-8 text".into(),
-        })?;
-        JobSpec::from_toml(&text, &location.to_string())
+        })
     }
 
     /// The job as TOML text (what `--save-job` and the cockpit write).

@@ -83,7 +83,7 @@ impl ResolvedJob {
 
     /// Reads, validates and resolves a job file.
     pub fn load(location: &Location) -> Result<ResolvedJob, JobError> {
-        ResolvedJob::resolve(JobSpec::load(location)?)
+        ResolvedJob::from_toml(&JobSpec::read_text(location)?, &location.to_string())
     }
 
     /// Checks that the data locations exist and are readable (the cockpit's and `Validate`'s

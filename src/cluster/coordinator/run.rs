@@ -797,7 +797,12 @@ impl JobRun {
 
     /// Takes the driver: never call it with the state held.
     fn total_steps(&self) -> u64 {
-        self.steps_offset + lock(&self.driver).driver.totals().steps
+        self.steps_of(&lock(&self.driver).driver)
+    }
+
+    /// The job's steps so far, those before a resume included.
+    fn steps_of(&self, driver: &Driver) -> u64 {
+        self.steps_offset + driver.totals().steps
     }
 
     /// Writes a checkpoint now (no-op without a checkpoint directory). A periodic write
@@ -825,7 +830,7 @@ impl JobRun {
             let st = self.state();
             let epoch = st.hub.epoch();
             (
-                self.steps_offset + driver.totals().steps,
+                self.steps_of(driver),
                 epoch,
                 st.hub.partitions_done(),
                 st.tau,
