@@ -79,6 +79,12 @@ fn invalid_job_keys_and_values_are_named() {
     );
     std::fs::write(&job, "[train]\nbatch_size = -4\n").unwrap();
     assert_fails(&["train", "--config", job.to_str().unwrap()], &["`train.batch_size`"]);
+    // A file's values are checked once, with the flags on top; a problem names the file.
+    std::fs::write(&job, "[train]\nepochs = 0\n").unwrap();
+    assert_fails(&["train", "--config", job.to_str().unwrap()], &["job.toml: invalid job", "`train.epochs`"]);
+    let (ok, stdout, stderr) =
+        run(&["train", "--config", job.to_str().unwrap(), "--epochs", "2", "--print-job"]);
+    assert!(ok && stdout.contains("epochs = 2"), "{stderr}");
     assert_fails(&["train", "--epochs", "0"], &["`train.epochs`", "got 0"]);
     assert_fails(&["train", "--lr", "NaN"], &["`train.updater.lr`"]);
     assert_fails(&["train", "--updater", "adamw"], &["'adamw' is not one of"]);

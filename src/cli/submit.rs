@@ -133,7 +133,7 @@ pub fn run(args: SubmitArgs) -> Result<()> {
     }
     let Some(job_path) = &args.job else { bail!("name a job file: strom submit [--master URL] JOB.toml") };
     let mut job =
-        JobSpec::load(&Location::parse(job_path)?).with_context(|| format!("loading job file {job_path}"))?;
+        JobSpec::read(&Location::parse(job_path)?).with_context(|| format!("loading job file {job_path}"))?;
     // The driver's coordinator must not launch workers itself: the barrier stage brings them.
     job.cluster.launcher = LauncherKind::None;
     if let Some(n) = args.workers {

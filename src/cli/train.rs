@@ -138,7 +138,7 @@ impl TrainArgs {
     pub fn job(&self, base: Option<JobSpec>) -> Result<ResolvedJob> {
         let mut job = match (&self.config, base) {
             (Some(path), _) => {
-                JobSpec::load(&Location::parse(path)?).with_context(|| format!("loading job file {path}"))?
+                JobSpec::read(&Location::parse(path)?).with_context(|| format!("loading job file {path}"))?
             }
             (None, Some(job)) => job,
             (None, None) => JobSpec::default(),
@@ -248,7 +248,12 @@ impl TrainArgs {
             c.backend = kind;
             c.cuda_device = ordinal;
         }
-        Ok(ResolvedJob::resolve(job)?)
+        // Checked once, with the flags applied; a problem names the file it started from.
+        let resolved = ResolvedJob::resolve(job);
+        Ok(resolved.map_err(|e| match &self.config {
+            Some(path) => e.in_file(path),
+            None => e,
+        })?)
     }
 }
 

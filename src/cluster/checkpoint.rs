@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ClusterError;
 use crate::engine::EpochSummary;
-use crate::job::JobSpec;
+use crate::job::ResolvedJob;
 use crate::nn::Architecture;
 use crate::nn::saved::{f32_bytes, serialize, tensor_f32};
 use crate::storage::Location;
@@ -37,7 +37,8 @@ struct Meta {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
     pub seq: u64,
-    pub job: JobSpec,
+    /// The job, as resolved when the checkpoint is read.
+    pub job: ResolvedJob,
     pub architecture: Architecture,
     /// The epoch in progress ...
     pub epoch: u32,
@@ -166,8 +167,8 @@ impl Checkpoint {
         if meta.format_version != FORMAT_VERSION {
             return Err(err(&file, format!("format version {} is not supported", meta.format_version)));
         }
-        let job =
-            JobSpec::from_toml(&meta.job_toml, &file.to_string()).map_err(|e| err(&file, e.to_string()))?;
+        let job = ResolvedJob::from_toml(&meta.job_toml, &file.to_string())
+            .map_err(|e| err(&file, e.to_string()))?;
         let params_loc = dir.join(&meta.params_file);
         let st_bytes = params_loc.read()?;
         let st = SafeTensors::deserialize(&st_bytes).map_err(|e| err(&params_loc, e.to_string()))?;
@@ -212,7 +213,7 @@ mod tests {
         let n = architecture.state_len();
         Checkpoint {
             seq,
-            job: JobSpec::default(),
+            job: ResolvedJob::resolve(crate::job::JobSpec::default()).unwrap(),
             architecture,
             epoch: 2,
             partitions_done: vec![0, 3],

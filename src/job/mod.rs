@@ -160,9 +160,10 @@ impl JobSpec {
         Ok(())
     }
 
-    /// Reads and validates a job file.
-    pub fn load(location: &Location) -> Result<JobSpec, JobError> {
-        JobSpec::from_toml(&JobSpec::read_text(location)?, &location.to_string())
+    /// Reads and parses a job file, without [`JobSpec::validate`]: for a job that changes
+    /// before it is resolved (flags on top, paths made absolute).
+    pub fn read(location: &Location) -> Result<JobSpec, JobError> {
+        JobSpec::parse_toml(&JobSpec::read_text(location)?, &location.to_string())
     }
 
     /// A job file's text.
@@ -353,6 +354,16 @@ pub enum JobError {
     Syntax { file: String, line: Option<usize>, message: String },
     #[error("{}invalid job:\n{}", file.as_ref().map(|f| format!("{f}: ")).unwrap_or_default(), list(errors))]
     Invalid { file: Option<String>, errors: Vec<KeyError> },
+}
+
+impl JobError {
+    /// Names `file` as the source of a validation error.
+    pub fn in_file(self, file: &str) -> JobError {
+        match self {
+            JobError::Invalid { errors, .. } => JobError::Invalid { file: Some(file.to_string()), errors },
+            e => e,
+        }
+    }
 }
 
 fn list(errors: &[KeyError]) -> String {

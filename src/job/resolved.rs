@@ -75,10 +75,7 @@ impl ResolvedJob {
 
     /// Parses, validates and resolves a job file's text; `file` names it in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<ResolvedJob, JobError> {
-        ResolvedJob::resolve(JobSpec::parse_toml(text, file)?).map_err(|e| match e {
-            JobError::Invalid { errors, .. } => JobError::Invalid { file: Some(file.to_string()), errors },
-            e => e,
-        })
+        ResolvedJob::resolve(JobSpec::parse_toml(text, file)?).map_err(|e| e.in_file(file))
     }
 
     /// Reads, validates and resolves a job file.

@@ -493,8 +493,7 @@ impl Coordinator {
                             ckpt.partitions_done.len(),
                             ckpt.steps
                         );
-                        let job = ResolvedJob::resolve(ckpt.job.clone())
-                            .map_err(|e| ClusterError::Job(format!("the checkpoint's job: {e}")))?;
+                        let job = ckpt.job.clone();
                         shared.load_job(job.clone());
                         let setup = tokio::task::spawn_blocking(move || resumed_setup(job, ckpt, dir))
                             .await

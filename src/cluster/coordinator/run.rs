@@ -840,7 +840,7 @@ impl JobRun {
         };
         let ckpt = Checkpoint {
             seq,
-            job: self.job.spec().clone(),
+            job: self.job.clone(),
             architecture: self.architecture.clone(),
             epoch,
             partitions_done: done,
