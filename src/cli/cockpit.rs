@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::cluster::auth::{TokenDir, client_tls, generate_token, read_token_file};
 use crate::cluster::{Coordinator, CoordinatorConfig};
+use crate::engine::ModelOutput;
 use crate::job::ResolvedJob;
 use crate::storage::Location;
 
@@ -32,6 +33,10 @@ pub struct CockpitArgs {
     /// Checkpoint directory for the embedded coordinator.
     #[arg(long, value_name = "LOC")]
     pub checkpoint_dir: Option<String>,
+    /// Where the model of a job that finishes or is stopped goes (local or HDFS), as with
+    /// `strom train` [default: strom-runs/<job name>].
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -55,8 +60,10 @@ pub struct AttachArgs {
     /// that made its own certificate: `tls pin: sha256:...`).
     #[arg(long, value_name = "sha256:HEX")]
     pub tls_pin: Option<String>,
+    /// How often the view refreshes, in milliseconds.
     #[arg(long, default_value_t = 250, value_name = "MS")]
     pub refresh_ms: u64,
+    /// Let the mouse switch screens and scroll (terminal text selection then needs Shift).
     #[arg(long)]
     pub mouse: bool,
 }
@@ -95,6 +102,7 @@ pub fn run(args: CockpitArgs, tour: bool, started: Instant) -> Result<()> {
         allow_job_commands: true,
         token_file: Some(token_file.clone()),
         checkpoint_dir: args.checkpoint_dir.as_deref().map(Location::parse).transpose()?,
+        output: Some(ModelOutput::from_flag(args.output.as_deref())?),
         ..CoordinatorConfig::loopback(Some(job))
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -9,13 +9,12 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::progress::TrainProgress;
-use super::train::{FinishedRun, TrainArgs, log_plan};
+use super::train::{TrainArgs, log_plan};
 use crate::cluster::auth::{ServerTls, TokenDir, generate_token, read_token_file};
 use crate::cluster::coordinator::{JobRun, RunEnd, RunResult};
 use crate::cluster::{Coordinator, CoordinatorConfig};
-use crate::engine::{EpochSummary, Observer, StepStats};
+use crate::engine::{EpochSummary, ModelOutput, Observer, StepStats};
 use crate::job::ResolvedJob;
-use crate::nn::saved::Preprocessing;
 use crate::storage::Location;
 
 #[derive(Debug, Args)]
@@ -87,16 +86,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
-fn preprocessing_for(run: &JobRun) -> Preprocessing {
-    if !run.transform_json.is_empty()
-        && let Ok(p) = crate::data::transform::TransformProcess::from_json(&run.transform_json, "run")
-    {
-        return Preprocessing::Transform { process: Box::new(p) };
-    }
-    crate::data::source(run.job.data.format).preprocessing()
-}
-
-/// Saves and reports a run that ended; errors if it failed.
+/// Reports a run that ended (the coordinator saved its model as it ended); errors if it failed
+/// or its model could not be saved.
 fn finish(
     run: &JobRun,
     result: &RunResult,
@@ -106,15 +97,10 @@ fn finish(
     if let RunEnd::Failed(reason) = &result.end {
         bail!("job {} failed: {reason}", run.job.name);
     }
-    let finished = FinishedRun {
-        job: &run.job,
-        architecture: &run.architecture,
-        preprocessing: preprocessing_for(run),
-        class_names: run.shape.class_names.clone(),
-        epochs_before: 0,
-        outcome: &result.outcome,
-    };
-    finished.report(output, summary)?;
+    if run.saved_to().is_none() {
+        bail!("job {}: the model could not be saved to {output} (the log above says why)", run.job.name);
+    }
+    super::train::report(&run.finished(&result.outcome), output, summary)?;
     if result.end == RunEnd::Stopped {
         println!("(the job was stopped before its last epoch)");
     }
@@ -136,7 +122,9 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
         None => None,
     };
     let checkpoint_dir = args.checkpoint_dir.as_deref().map(Location::parse).transpose()?;
+    let output = ModelOutput::from_flag(args.output.as_deref())?;
     let config = CoordinatorConfig {
+        output: Some(output.clone()),
         listen,
         token,
         control_token,
@@ -171,7 +159,7 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
             tokio::select! {
                 result = handle.wait_run() => {
                     let Some(run) = handle.shared.run() else { continue };
-                    let output = Location::parse(args.output.as_deref().unwrap_or(&format!("strom-runs/{}", run.job.name)))?;
+                    let output = output.for_job(&run.job.name)?;
                     let outcome = finish(&run, &result, &output, args.summary_json.as_deref());
                     if !args.serve {
                         handle.shutdown().await;
@@ -235,6 +223,7 @@ pub fn train_with_coordinator(args: &TrainArgs, job: ResolvedJob, output: &Locat
         token_file: Some(token_file.clone()),
         insecure_plaintext: args.insecure_plaintext,
         checkpoint_dir: args.checkpoint_dir.as_deref().map(Location::parse).transpose()?,
+        output: Some(ModelOutput::Dir(output.clone())),
         job: Some(job),
         start: true,
         ..CoordinatorConfig::loopback(None)

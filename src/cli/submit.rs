@@ -149,7 +149,8 @@ pub fn run(args: SubmitArgs) -> Result<()> {
         .map_err(|errors| crate::job::JobError::Invalid { file: Some(job_path.clone()), errors })?;
     let staged = tempfile::Builder::new().prefix("strom-job-").suffix(".toml").tempfile()?;
     std::fs::write(staged.path(), job.to_toml())?;
-    let output = absolute(args.output.as_deref().unwrap_or(&format!("strom-runs/{}", job.name)))?;
+    let output =
+        absolute(args.output.as_deref().unwrap_or(&crate::engine::output::default_output(&job.name)))?;
     let summary = args.summary_json.as_deref().map(|p| absolute(&p.display().to_string())).transpose()?;
     let config = json!({
         "mode": "train",

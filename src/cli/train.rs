@@ -5,20 +5,19 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde_json::json;
 
 use super::parse_name;
 use super::progress::TrainProgress;
 use crate::data::transform::TransformProcess;
 use crate::data::{self, Dataset, Features};
-use crate::engine::{self, EmbeddedOptions, EvalReport, TrainOutcome};
+use crate::engine::{self, EmbeddedOptions, FinishedRun};
 use crate::job::keys;
 use crate::job::{
     Activation, BackendKind, DataFormat, Init, JobSpec, LauncherKind, Loss, ModelPreset, ResolvedJob,
     SharingMode, ThresholdSpec, UpdaterKind,
 };
 use crate::nn::Architecture;
-use crate::nn::saved::{ModelMeta, Preprocessing, Progress, SavedModel};
+use crate::nn::saved::{Preprocessing, SavedModel};
 use crate::storage::Location;
 
 /// Flags of `strom train`. Every flag overrides the job file key of the same name.
@@ -320,7 +319,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         print!("{}", architecture.summary());
         return Ok(());
     }
-    let output = Location::parse(args.output.as_deref().unwrap_or(&format!("strom-runs/{}", job.name)))?;
+    let output = engine::ModelOutput::from_flag(args.output.as_deref())?.for_job(&job.name)?;
     if job.cluster.launcher != LauncherKind::Embedded {
         if resumed.is_some() {
             bail!("--resume works with the embedded launcher; cluster jobs resume from --checkpoint-dir");
@@ -382,7 +381,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         epochs_before: done,
         outcome: &outcome,
     };
-    finished.report(&output, args.summary_json.as_deref())
+    finished.save(&output).with_context(|| format!("saving the model to {output}"))?;
+    report(&finished, &output, args.summary_json.as_deref())
 }
 
 pub(crate) fn log_plan(job: &JobSpec, architecture: &Architecture, done: u32) {
@@ -400,67 +400,41 @@ pub(crate) fn log_plan(job: &JobSpec, architecture: &Architecture, done: u32) {
     );
 }
 
-/// A run that ended: what is printed, saved and summarised, whoever ran it.
-pub(crate) struct FinishedRun<'a> {
-    pub job: &'a JobSpec,
-    pub architecture: &'a Architecture,
-    pub preprocessing: Preprocessing,
-    pub class_names: Vec<String>,
-    /// Epochs the model had before this run (resume).
-    pub epochs_before: u32,
-    pub outcome: &'a TrainOutcome,
-}
-
-impl FinishedRun<'_> {
-    /// Prints the evaluation, saves the model into `output` and writes the summary JSON.
-    pub fn report(&self, output: &Location, summary_path: Option<&std::path::Path>) -> Result<()> {
-        let (job, outcome) = (self.job, self.outcome);
-        let final_report = outcome.epochs.last().and_then(|e| e.test.clone());
-        // Epoch numbers are absolute (a resumed run continues the count).
-        let epochs_completed = outcome.epochs.last().map(|e| e.epoch + 1).unwrap_or(self.epochs_before);
-        if let Some(report) = &final_report {
-            println!("\nTest evaluation after {epochs_completed} epochs:\n{}", report.table());
-        }
-        let model = SavedModel {
-            meta: ModelMeta::new(
-                self.architecture.clone(),
-                self.preprocessing.clone(),
-                self.class_names.clone(),
-                Progress { epochs_completed, steps: outcome.totals.steps },
-                job.clone(),
-            ),
-            state: outcome.state.clone(),
-            optimizer: outcome.optimizer.clone(),
-        };
-        model.save(output).with_context(|| format!("saving the model to {output}"))?;
-        let summary =
-            summary_json(job, self.architecture, outcome, final_report.as_ref(), epochs_completed, output);
-        let text = serde_json::to_string_pretty(&summary)?;
-        output.join("summary.json").write_atomic(text.as_bytes())?;
-        if let Some(path) = summary_path {
-            Location::local(path)
-                .write_atomic(text.as_bytes())
-                .with_context(|| format!("--summary-json {}", path.display()))?;
-        }
-        let t = &outcome.totals;
-        println!(
-            "trained {} steps in {:.1} s ({:.0} samples/s); model saved to {output}",
-            t.steps,
-            t.train_seconds,
-            t.samples_per_sec()
-        );
-        if job.sharing_mode() != SharingMode::None {
-            println!(
-                "sent {} of updates, {:.0}x less than dense f32 ({}); final tau {:.2e}, mean sparsity {:.2e}",
-                human_bytes(t.bytes_sent),
-                t.compression_ratio(),
-                human_bytes(t.dense_bytes),
-                t.final_tau,
-                t.mean_sparsity
-            );
-        }
-        Ok(())
+/// Prints what a run that ended left: its test evaluation, where the model went, the traffic;
+/// writes `--summary-json`. `saved` says whether the model is in `output` (the caller saved it,
+/// or the coordinator did when the run ended).
+pub(crate) fn report(
+    finished: &FinishedRun,
+    output: &Location,
+    summary_path: Option<&std::path::Path>,
+) -> Result<()> {
+    let (job, outcome) = (finished.job, finished.outcome);
+    if let Some(report) = finished.final_report() {
+        println!("\nTest evaluation after {} epochs:\n{}", finished.epochs_completed(), report.table());
     }
+    if let Some(path) = summary_path {
+        Location::local(path)
+            .write_atomic(finished.summary_text(output).as_bytes())
+            .with_context(|| format!("--summary-json {}", path.display()))?;
+    }
+    let t = &outcome.totals;
+    println!(
+        "trained {} steps in {:.1} s ({:.0} samples/s); model saved to {output}",
+        t.steps,
+        t.train_seconds,
+        t.samples_per_sec()
+    );
+    if job.sharing_mode() != SharingMode::None {
+        println!(
+            "sent {} of updates, {:.0}x less than dense f32 ({}); final tau {:.2e}, mean sparsity {:.2e}",
+            human_bytes(t.bytes_sent),
+            t.compression_ratio(),
+            human_bytes(t.dense_bytes),
+            t.final_tau,
+            t.mean_sparsity
+        );
+    }
+    Ok(())
 }
 
 pub fn human_bytes(b: u64) -> String {
@@ -474,54 +448,4 @@ pub fn human_bytes(b: u64) -> String {
     } else {
         format!("{b} B")
     }
-}
-
-fn summary_json(
-    job: &JobSpec,
-    architecture: &Architecture,
-    outcome: &TrainOutcome,
-    report: Option<&EvalReport>,
-    epochs_completed: u32,
-    output: &Location,
-) -> serde_json::Value {
-    let t = &outcome.totals;
-    json!({
-        "job": job.name,
-        "test_accuracy": report.and_then(|r| r.accuracy()),
-        "test_loss": report.map(|r| r.loss()),
-        "epochs": epochs_completed,
-        "steps": t.steps,
-        "samples": t.samples,
-        "train_seconds": t.train_seconds,
-        "eval_seconds": t.eval_seconds,
-        "samples_per_sec": t.samples_per_sec(),
-        "parameters": architecture.param_count(),
-        "running_state": architecture.running_len(),
-        "threads_per_worker": job.threads_per_worker(),
-        "architecture": architecture.describe(),
-        "workers": job.cluster.workers,
-        "sharing": job.sharing_mode(),
-        "bytes_sent": t.bytes_sent,
-        "bytes_received": t.bytes_received,
-        "dense_bytes": t.dense_bytes,
-        "compression_ratio": t.compression_ratio(),
-        "final_tau": t.final_tau,
-        "mean_sparsity": t.mean_sparsity,
-        "messages_merged": t.messages_merged,
-        "messages_rejected": t.messages_rejected,
-        "calls_refused": t.calls_refused,
-        "workers_lost": t.workers_lost,
-        "partitions_requeued": t.partitions_requeued,
-        "replica_drift": outcome.epochs.last().map(|e| e.replica_drift),
-        "per_epoch": outcome.epochs.iter().map(|e| json!({
-            "epoch": e.epoch,
-            "train_loss": e.train_loss,
-            "test_accuracy": e.test_accuracy(),
-            "seconds": e.seconds,
-            "replica_drift": e.replica_drift,
-            "bytes_sent": e.bytes_sent,
-        })).collect::<Vec<_>>(),
-        "evaluation": report,
-        "model_dir": output.to_string(),
-    })
 }

@@ -13,9 +13,13 @@ use crate::cluster::{WorkerConfig, run_worker};
 use crate::job::BackendKind;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  strom worker --coordinator http://head-node:7878 --token-file token")]
+#[command(
+    after_help = "Examples:\n  strom worker --coordinator https://head-node:7878 --token-file token --tls-pin sha256:3f0c...\n      (a coordinator listening beyond loopback serves TLS and prints the pin: `tls pin: sha256:...`)\n  strom worker --coordinator http://127.0.0.1:7878 --token-file token   (one on loopback)"
+)]
 pub struct WorkerArgs {
-    /// The coordinator's URL (http://host:port, or https:// with TLS).
+    /// The coordinator's URL: https://host:port for a coordinator beyond loopback (TLS, with
+    /// --tls-pin or --tls-ca), http://127.0.0.1:port on loopback. Without a scheme: https://
+    /// when --tls-pin or --tls-ca is given, else http://.
     #[arg(long, env = "STROM_COORDINATOR", value_name = "URL")]
     pub coordinator: String,
     /// File holding the job's bearer token.
@@ -61,6 +65,8 @@ pub fn run(args: WorkerArgs) -> Result<()> {
     }
     let url = if args.coordinator.contains("://") {
         args.coordinator.clone()
+    } else if args.tls_pin.is_some() || args.tls_ca.is_some() {
+        format!("https://{}", args.coordinator)
     } else {
         format!("http://{}", args.coordinator)
     };

@@ -151,6 +151,8 @@ pub struct GrpcTransport {
     seq: u64,
     device: DeviceInfo,
     finished: bool,
+    /// The worker could not start on the job: its last report says so (removed, not failed).
+    refused: bool,
     rng: Rng,
 }
 
@@ -163,6 +165,8 @@ struct Joined {
     params: Vec<u8>,
     epoch: u32,
     tau: f32,
+    /// The rows the coordinator planned over (0: not said).
+    train_rows: u64,
 }
 
 enum ConnectError {
@@ -185,6 +189,27 @@ fn plaintext_hint(tls: bool, error: &str) -> &'static str {
     } else {
         ""
     }
+}
+
+/// A plain `http://` worker at a TLS coordinator (or `https://` at a plaintext one) gets
+/// answers no retry will change: say so at once, with what to use instead.
+fn scheme_mismatch(url: &str, error: &str) -> Option<String> {
+    let plain = url.starts_with("http://");
+    if plain && (error.contains("h2 protocol error") || error.contains("frame with invalid size")) {
+        let https = url.replacen("http://", "https://", 1);
+        return Some(format!(
+            "the coordinator at {url} serves TLS, not plaintext: use {https} with --tls-pin sha256:... \
+             (the coordinator prints its `tls pin:` line at start) or --tls-ca"
+        ));
+    }
+    if !plain && (error.contains("InvalidContentType") || error.contains("corrupt message")) {
+        let http = url.replacen("https://", "http://", 1);
+        return Some(format!(
+            "the coordinator at {url} serves plaintext, not TLS: use {http} (a coordinator on loopback, \
+             or one started with --insecure-plaintext)"
+        ));
+    }
+    None
 }
 
 fn classify(status: &Status) -> ConnectError {
@@ -227,6 +252,7 @@ impl GrpcTransport {
             seq: 0,
             device: DeviceInfo::default(),
             finished: false,
+            refused: false,
             rng: Rng::new(std::process::id() as u64),
             cfg,
         })
@@ -248,6 +274,8 @@ impl GrpcTransport {
             // A certificate that is not the one expected will not change by retrying.
             if chain.contains("certificate") {
                 ConnectError::Fatal(format!("TLS: {chain}"))
+            } else if let Some(m) = scheme_mismatch(&self.cfg.url, &format!("{e}: {chain}")) {
+                ConnectError::Fatal(m)
             } else {
                 ConnectError::Retry(format!("{e}: {chain}"))
             }
@@ -265,7 +293,10 @@ impl GrpcTransport {
                 previous_secret: self.secret.clone().unwrap_or_default(),
             })
             .await
-            .map_err(|s| classify(&s))?
+            .map_err(|s| match scheme_mismatch(&self.cfg.url, &format!("{s:?}")) {
+                Some(m) => ConnectError::Fatal(m),
+                None => classify(&s),
+            })?
             .into_inner();
         let id = reply.worker_id;
         // Every later call proves this session: the id and the secret the join returned.
@@ -336,6 +367,7 @@ impl GrpcTransport {
             params: reply.params,
             epoch: reply.epoch,
             tau: reply.tau,
+            train_rows: reply.train_rows,
         };
         Ok((Session { client, updates, reports, broken, tasks }, id, joined))
     }
@@ -504,6 +536,7 @@ impl GrpcTransport {
             stats,
             logs,
             device: Some(device_to_pb(&self.device)),
+            refused: self.refused && failed.is_some(),
             failed,
             dropped_reports: self.dropped_reports,
         };
@@ -772,10 +805,23 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
             data::load_train(&job.data, job.train.seed, process.as_ref(), true, architecture.outputs())?;
         if !architecture.input().accepts(dataset.shape) {
             return Err(ClusterError::Job(format!(
-                "{} has examples of {} here; the job's model takes {}",
+                "{} has examples of {} on {}; the coordinator's data (and the job's model) has {}",
                 job.data.train,
                 dataset.shape,
+                host_name(),
                 architecture.input()
+            )));
+        }
+        // Partitions are row ranges of the coordinator's plan: another row count here would
+        // read past the end of this copy, or train other rows than the plan says.
+        if joined.train_rows > 0 && dataset.rows as u64 != joined.train_rows {
+            return Err(ClusterError::Job(format!(
+                "{} has {} training rows on {}, the coordinator planned {} from its copy: \
+                 every worker needs the same data (the same file, or an hdfs:// location)",
+                job.data.train,
+                dataset.rows,
+                host_name(),
+                joined.train_rows
             )));
         }
         let backend = backend::create(&job, &architecture, job.train.batch_size, &state)
@@ -785,6 +831,8 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
     let (job, architecture, dataset, backend) = match setup {
         Ok(s) => s,
         Err(e) => {
+            // Not this job's fault: the coordinator removes this worker and goes on.
+            transport.refused = true;
             transport.close(Some(e.to_string()));
             return Err(e);
         }

@@ -9,6 +9,7 @@ mod evaluate;
 pub mod hub;
 pub mod inbox;
 pub mod metrics;
+pub mod output;
 pub mod partition;
 pub mod worker;
 
@@ -16,6 +17,7 @@ pub use embedded::{EmbeddedOptions, TrainOutcome, run_embedded};
 pub use evaluate::{EvalReport, RegressionMetrics, evaluate};
 pub use hub::{EpochNext, EpochReady, Hub, HubConfig, Work, WorkerId};
 pub use metrics::{EpochSummary, Observer, StepStats, Totals};
+pub use output::{FinishedRun, ModelOutput};
 pub use partition::Partition;
 pub use worker::{Transport, TransportError, WorkerLoop, WorkerSummary};
 

@@ -44,6 +44,42 @@ pub struct DataSpec {
     pub num_classes: Option<usize>,
 }
 
+impl DataSpec {
+    /// Takes the relative local paths (data.train, data.test, data.transform) from `dir`, the
+    /// folder of the job file they were written in, and makes them absolute, so they mean the
+    /// same from any working directory and in any file the job is saved to. Locations with a
+    /// scheme (hdfs://, builtin:, file:// absolute) and absolute paths stay as written.
+    pub fn paths_from(&mut self, dir: &std::path::Path) {
+        for value in [&mut self.train, &mut self.test, &mut self.transform] {
+            let v = value.trim();
+            if v.is_empty() || v.contains(':') || std::path::Path::new(v).is_absolute() {
+                continue;
+            }
+            let joined = dir.join(v);
+            let absolute = std::path::absolute(&joined).unwrap_or(joined);
+            *value = normalize(&absolute).to_string_lossy().into_owned();
+        }
+    }
+}
+
+/// `a/b/../c/./d` as `a/c/d`, without touching the file system.
+fn normalize(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 impl Default for DataSpec {
     fn default() -> Self {
         DataSpec {
@@ -57,5 +93,31 @@ impl Default for DataSpec {
             task: Task::Classification,
             num_classes: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod paths_tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_taken_from_the_job_files_folder() {
+        let mut d = DataSpec {
+            train: "../wine/wine_data.csv".into(),
+            test: "".into(),
+            transform: "./t.json".into(),
+            ..Default::default()
+        };
+        d.paths_from(std::path::Path::new("/srv/assets/jobs"));
+        assert_eq!(d.train, "/srv/assets/wine/wine_data.csv");
+        assert_eq!(d.test, "", "empty stays empty");
+        assert_eq!(d.transform, "/srv/assets/jobs/t.json");
+        let mut d =
+            DataSpec { train: "hdfs://nn:9000/x".into(), test: "/abs/t".into(), ..Default::default() };
+        d.paths_from(std::path::Path::new("/srv"));
+        assert_eq!((d.train.as_str(), d.test.as_str()), ("hdfs://nn:9000/x", "/abs/t"));
+        let mut d = DataSpec::default();
+        d.paths_from(std::path::Path::new("/srv"));
+        assert_eq!(d.train, DEMO_TRAIN, "builtin: has a scheme");
     }
 }

@@ -135,6 +135,15 @@ impl JobSpec {
         // A key given in both places with two values, even where `[compute]`'s is the default.
         if let Ok(table) = text.parse::<toml::Table>() {
             let section = |name: &str| table.get(name).and_then(|v| v.as_table());
+            // `data.train` given without `data.test`: no test set (never the demo's), as with
+            // the `--train` flag.
+            if let Some(data) = section("data")
+                && data.contains_key("train")
+                && !data.contains_key("test")
+                && job.data.test == DEMO_TEST
+            {
+                job.data.test.clear();
+            }
             if let (Some(cluster), Some(compute)) = (section("cluster"), section("compute")) {
                 for key in compute::KEYS {
                     if let (Some(a), Some(b)) = (cluster.get(key), compute.get(key))
@@ -162,8 +171,15 @@ impl JobSpec {
 
     /// Reads and parses a job file, without [`JobSpec::validate`]: for a job that changes
     /// before it is resolved (flags on top, paths made absolute).
+    /// Relative local paths in the file (data.train, data.test, data.transform) are taken
+    /// from the file's folder, as Cargo and Compose do; flags stay relative to the working
+    /// directory.
     pub fn read(location: &Location) -> Result<JobSpec, JobError> {
-        JobSpec::parse_toml(&JobSpec::read_text(location)?, &location.to_string())
+        let mut job = JobSpec::parse_toml(&JobSpec::read_text(location)?, &location.to_string())?;
+        if let Location::Local(file) = location {
+            job.data.paths_from(file.parent().unwrap_or(std::path::Path::new("")));
+        }
+        Ok(job)
     }
 
     /// A job file's text.

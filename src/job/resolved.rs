@@ -80,7 +80,7 @@ impl ResolvedJob {
 
     /// Reads, validates and resolves a job file.
     pub fn load(location: &Location) -> Result<ResolvedJob, JobError> {
-        ResolvedJob::from_toml(&JobSpec::read_text(location)?, &location.to_string())
+        ResolvedJob::resolve(JobSpec::read(location)?).map_err(|e| e.in_file(&location.to_string()))
     }
 
     /// Checks that the data locations exist and are readable (the cockpit's and `Validate`'s

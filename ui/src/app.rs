@@ -2,9 +2,10 @@
 //! the coordinator, or file I/O where the cockpit runs, both carried out by `conn`). Pure, so
 //! every key path is unit-tested without a terminal.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent};
 
 use crate::keys::{Command, OverlayAction, OverlayKind, Screen, command_for, overlay_action};
+use crate::line::{LineEdit, Typed};
 use crate::model;
 use crate::state::{Connection, JobView, LEVELS, Logs};
 use crate::tour;
@@ -59,19 +60,22 @@ pub enum Msg {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Confirm {
     Pause,
-    Resume,
     Stop,
     Quit,
     RemoveWorker(u32),
 }
 
 impl Confirm {
-    pub fn question(&self) -> String {
+    /// The question, as things stand (`running`: the job is running or paused).
+    pub fn question(&self, running: bool) -> String {
         match self {
             Confirm::Pause => "Pause training? Workers finish their step and wait.".into(),
-            Confirm::Resume => "Resume training?".into(),
-            Confirm::Stop => "Stop the job? The model so far is kept.".into(),
-            Confirm::Quit => "Quit? The running job and its workers stop.".into(),
+            Confirm::Stop if running => "Stop the job? The model so far is saved.".into(),
+            Confirm::Stop => "The job has already ended; nothing to stop.".into(),
+            Confirm::Quit if running => {
+                "Quit? The running job stops (its model so far is saved) and its workers exit.".into()
+            }
+            Confirm::Quit => "Quit? The job has ended; nothing is lost.".into(),
             Confirm::RemoveWorker(id) => format!("Stop worker {id}? Its partitions go back to the queue."),
         }
     }
@@ -89,7 +93,7 @@ pub enum Overlay {
     Confirm(Confirm),
     Prompt {
         kind: PromptKind,
-        buffer: String,
+        line: LineEdit,
     },
     /// The guided walkthrough (`strom demo`), at this step.
     Tour(usize),
@@ -102,8 +106,8 @@ pub struct SetupForm {
     pub problems: Vec<model::KeyProblem>,
     pub toml: String,
     pub selected: usize,
-    /// The text being typed into the selected field, and its value before editing.
-    pub editing: Option<(String, String)>,
+    /// The line being typed into the selected field, and its value before editing.
+    pub editing: Option<(LineEdit, String)>,
     /// What checking the data locations found.
     pub path_problems: Vec<model::KeyProblem>,
     pub data_summary: String,
@@ -310,7 +314,11 @@ impl App {
             }
             Command::PauseResume => match self.job.state {
                 model::JobState::Running => self.overlay = Some(Overlay::Confirm(Confirm::Pause)),
-                model::JobState::Paused => self.overlay = Some(Overlay::Confirm(Confirm::Resume)),
+                // Resuming loses nothing: no question asked.
+                model::JobState::Paused => {
+                    self.say("resuming...", false);
+                    return vec![Request::Resume];
+                }
                 _ => self.say("no job is running", true),
             },
             Command::Stop => {
@@ -335,10 +343,11 @@ impl App {
                 }
             }
             Command::Open => {
-                self.overlay = Some(Overlay::Prompt { kind: PromptKind::Open, buffer: String::new() })
+                self.overlay = Some(Overlay::Prompt { kind: PromptKind::Open, line: LineEdit::default() })
             }
             Command::Save => {
-                self.overlay = Some(Overlay::Prompt { kind: PromptKind::Save, buffer: "job.toml".into() })
+                self.overlay =
+                    Some(Overlay::Prompt { kind: PromptKind::Save, line: LineEdit::new("job.toml") })
             }
             Command::CheckPaths => {
                 self.say("checking the data locations...", false);
@@ -414,7 +423,7 @@ impl App {
         if f.kind == model::FieldKind::Choice {
             return self.cycle_choice(true);
         }
-        self.setup.editing = Some((f.value.clone(), f.value));
+        self.setup.editing = Some((LineEdit::new(f.value.clone()), f.value));
         vec![]
     }
 
@@ -431,27 +440,28 @@ impl App {
 
     /// Typing into a field: every keystroke is validated by the coordinator.
     fn edit_key(&mut self, key: KeyEvent) -> Vec<Request> {
-        let Some((buffer, original)) = self.setup.editing.clone() else { return vec![] };
+        let Some((mut line, original)) = self.setup.editing.clone() else { return vec![] };
         let Some(field) = self.setup.field().cloned() else { return vec![] };
         let edit =
             |value: String| Request::Edit { toml: self.setup.toml.clone(), key: field.key.clone(), value };
-        if matches!(key.code, KeyCode::Char(_)) && key.modifiers.contains(KeyModifiers::CONTROL) {
-            return vec![]; // a field takes no control characters
-        }
-        let mut b = buffer;
-        match type_key(&mut b, key) {
+        match line.handle(key) {
             Typed::Accept => {
                 self.setup.editing = None;
                 self.setup.check_after_edit = field.kind == model::FieldKind::Location;
-                vec![edit(b)]
+                vec![edit(line.text().to_string())]
             }
             Typed::Cancel => {
                 self.setup.editing = None;
                 vec![edit(original)]
             }
             Typed::Changed => {
-                self.setup.editing = Some((b.clone(), original));
-                vec![edit(b)]
+                let value = line.text().to_string();
+                self.setup.editing = Some((line, original));
+                vec![edit(value)]
+            }
+            Typed::Moved => {
+                self.setup.editing = Some((line, original));
+                vec![]
             }
             Typed::Ignored => vec![],
         }
@@ -471,7 +481,6 @@ impl App {
                     self.overlay = None;
                     match what {
                         Confirm::Pause => vec![Request::Pause],
-                        Confirm::Resume => vec![Request::Resume],
                         Confirm::Stop => vec![Request::Stop],
                         Confirm::RemoveWorker(id) => vec![Request::RemoveWorker(id)],
                         Confirm::Quit => {
@@ -486,17 +495,17 @@ impl App {
                 }
                 None => vec![],
             },
-            Overlay::Prompt { kind, mut buffer } => match type_key(&mut buffer, key) {
+            Overlay::Prompt { kind, mut line } => match line.handle(key) {
                 Typed::Accept => {
                     self.overlay = None;
-                    self.file_action(kind, buffer.trim())
+                    self.file_action(kind, line.text().trim())
                 }
                 Typed::Cancel => {
                     self.overlay = None;
                     vec![]
                 }
-                Typed::Changed => {
-                    self.overlay = Some(Overlay::Prompt { kind, buffer });
+                Typed::Changed | Typed::Moved => {
+                    self.overlay = Some(Overlay::Prompt { kind, line });
                     vec![]
                 }
                 Typed::Ignored => vec![],
@@ -554,35 +563,10 @@ impl App {
     }
 }
 
-/// What a key did to a line being typed (a path prompt, a Setup field).
-enum Typed {
-    Accept,
-    Cancel,
-    Changed,
-    Ignored,
-}
-
-/// Applies `key` to `buffer` with the prompt's keys from the key table: Enter accepts, Esc
-/// cancels, Backspace deletes, any other character is typed.
-fn type_key(buffer: &mut String, key: KeyEvent) -> Typed {
-    match (overlay_action(OverlayKind::Prompt, key), key.code) {
-        (Some(OverlayAction::Accept), _) => Typed::Accept,
-        (Some(OverlayAction::DeleteChar), _) => {
-            buffer.pop();
-            Typed::Changed
-        }
-        (Some(_), _) => Typed::Cancel,
-        (None, KeyCode::Char(c)) => {
-            buffer.push(c);
-            Typed::Changed
-        }
-        (None, _) => Typed::Ignored,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossterm::event::KeyModifiers;
 
     fn key(c: KeyCode) -> KeyEvent {
         KeyEvent::new(c, KeyModifiers::NONE)
@@ -725,6 +709,55 @@ mod tests {
     }
 
     #[test]
+    fn fields_and_prompts_edit_at_the_cursor_and_ignore_control_letters() {
+        let mut app = App::new("u", false, false);
+        form(&mut app);
+        app.handle_key(key(KeyCode::Enter));
+        let edit = |v: &str| Request::Edit { toml: "T".into(), key: "train.epochs".into(), value: v.into() };
+        assert!(app.handle_key(key(KeyCode::Home)).is_empty(), "a cursor move asks nothing");
+        assert_eq!(app.handle_key(key(KeyCode::Char('1'))), vec![edit("15")], "typed at the cursor");
+        let ctrl = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL);
+        assert!(app.handle_key(ctrl('x')).is_empty(), "ctrl-x types nothing");
+        assert_eq!(app.handle_key(ctrl('k')), vec![edit("1")]);
+        assert_eq!(app.handle_key(ctrl('u')), vec![edit("")]);
+        assert_eq!(app.handle_key(key(KeyCode::Enter)), vec![edit("")]);
+        // The save prompt: Ctrl-U clears the suggested name, Ctrl-W drops a path component.
+        app.handle_key(key(KeyCode::Char('w')));
+        app.handle_key(ctrl('u'));
+        for c in "runs/a/job.toml".chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
+        app.handle_key(ctrl('w'));
+        for c in "b.toml".chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
+        app.handle_key(key(KeyCode::Left));
+        app.handle_key(key(KeyCode::Left));
+        app.handle_key(key(KeyCode::Left));
+        app.handle_key(key(KeyCode::Left));
+        app.handle_key(key(KeyCode::Left));
+        app.handle_key(key(KeyCode::Char('2')));
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Request::SaveFile { path: "runs/a/b2.toml".into(), toml: "T".into() }]
+        );
+    }
+
+    #[test]
+    fn resuming_needs_no_confirmation_and_questions_follow_the_state() {
+        let mut app = App::new("u", true, false);
+        running(&mut app);
+        app.handle_msg(Msg::Delta(model::JobDelta {
+            state: Some(model::JobState::Paused),
+            ..Default::default()
+        }));
+        assert_eq!(app.handle_key(key(KeyCode::Char('p'))), vec![Request::Resume]);
+        assert!(app.overlay.is_none());
+        assert!(Confirm::Quit.question(true).contains("running job"));
+        assert!(!Confirm::Quit.question(false).contains("running job"), "after the job ended");
+    }
+
+    #[test]
     fn problems_block_start_and_point_to_the_field() {
         let mut app = App::new("u", false, false);
         form(&mut app);
@@ -753,8 +786,8 @@ mod tests {
         let mut app = App::new("u", false, false);
         form(&mut app);
         app.handle_key(key(KeyCode::Char('w')));
-        if let Some(Overlay::Prompt { buffer, .. }) = &mut app.overlay {
-            *buffer = "jobs/j.toml".into();
+        if let Some(Overlay::Prompt { line, .. }) = &mut app.overlay {
+            *line = LineEdit::new("jobs/j.toml");
         }
         assert_eq!(
             app.handle_key(key(KeyCode::Enter)),

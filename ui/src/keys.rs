@@ -327,7 +327,16 @@ pub enum OverlayAction {
     No,
     Accept,
     Cancel,
-    DeleteChar,
+    /// Line editing (prompts and Setup fields): cursor moves, deletes and kills.
+    Left,
+    Right,
+    Home,
+    End,
+    DeleteBack,
+    DeleteForward,
+    KillToStart,
+    KillToEnd,
+    KillWordBack,
     TourNext,
     TourBack,
     TourStart,
@@ -388,9 +397,65 @@ pub static OVERLAY_BINDINGS: &[OverlayBinding] = &[
     },
     OverlayBinding {
         overlay: OverlayKind::Prompt,
+        label: "←/Ctrl-B",
+        keys: &[(KeyCode::Left, NONE), (KeyCode::Char('b'), CTRL)],
+        action: OverlayAction::Left,
+        hint: "",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Prompt,
+        label: "→/Ctrl-F",
+        keys: &[(KeyCode::Right, NONE), (KeyCode::Char('f'), CTRL)],
+        action: OverlayAction::Right,
+        hint: "",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Prompt,
+        label: "Home/Ctrl-A",
+        keys: &[(KeyCode::Home, NONE), (KeyCode::Char('a'), CTRL)],
+        action: OverlayAction::Home,
+        hint: "",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Prompt,
+        label: "End/Ctrl-E",
+        keys: &[(KeyCode::End, NONE), (KeyCode::Char('e'), CTRL)],
+        action: OverlayAction::End,
+        hint: "",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Prompt,
         label: "Backspace",
-        keys: &[(KeyCode::Backspace, NONE)],
-        action: OverlayAction::DeleteChar,
+        keys: &[(KeyCode::Backspace, NONE), (KeyCode::Char('h'), CTRL)],
+        action: OverlayAction::DeleteBack,
+        hint: "",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Prompt,
+        label: "Delete/Ctrl-D",
+        keys: &[(KeyCode::Delete, NONE), (KeyCode::Char('d'), CTRL)],
+        action: OverlayAction::DeleteForward,
+        hint: "",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Prompt,
+        label: "Ctrl-U",
+        keys: &[(KeyCode::Char('u'), CTRL)],
+        action: OverlayAction::KillToStart,
+        hint: "",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Prompt,
+        label: "Ctrl-K",
+        keys: &[(KeyCode::Char('k'), CTRL)],
+        action: OverlayAction::KillToEnd,
+        hint: "",
+    },
+    OverlayBinding {
+        overlay: OverlayKind::Prompt,
+        label: "Ctrl-W",
+        keys: &[(KeyCode::Char('w'), CTRL), (KeyCode::Backspace, KeyModifiers::ALT)],
+        action: OverlayAction::KillWordBack,
         hint: "",
     },
     OverlayBinding {
@@ -422,6 +487,36 @@ pub static OVERLAY_BINDINGS: &[OverlayBinding] = &[
         hint: "close tour",
     },
 ];
+
+impl OverlayAction {
+    /// What the action does, for the help overlay.
+    pub fn help(self) -> &'static str {
+        match self {
+            OverlayAction::Yes => "yes",
+            OverlayAction::No => "no",
+            OverlayAction::Accept => "apply the value (or open / write the file)",
+            OverlayAction::Cancel => "cancel: the value before editing comes back",
+            OverlayAction::Left => "cursor left",
+            OverlayAction::Right => "cursor right",
+            OverlayAction::Home => "cursor to the start",
+            OverlayAction::End => "cursor to the end",
+            OverlayAction::DeleteBack => "delete the character before the cursor",
+            OverlayAction::DeleteForward => "delete the character under the cursor",
+            OverlayAction::KillToStart => "delete to the start",
+            OverlayAction::KillToEnd => "delete to the end",
+            OverlayAction::KillWordBack => "delete the word (or path component) before the cursor",
+            OverlayAction::TourNext => "next step",
+            OverlayAction::TourBack => "previous step",
+            OverlayAction::TourStart => "start the job",
+            OverlayAction::TourClose => "close the tour",
+        }
+    }
+}
+
+/// The keys of an overlay, in table order (the help overlay's "while typing" part).
+pub fn overlay_bindings(overlay: OverlayKind) -> impl Iterator<Item = &'static OverlayBinding> {
+    OVERLAY_BINDINGS.iter().filter(move |b| b.overlay == overlay)
+}
 
 /// What `key` does in `overlay`, if it is one of its keys.
 pub fn overlay_action(overlay: OverlayKind, key: KeyEvent) -> Option<OverlayAction> {

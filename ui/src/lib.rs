@@ -11,6 +11,7 @@
 pub mod app;
 pub mod conn;
 pub mod keys;
+pub mod line;
 pub mod model;
 pub mod state;
 pub mod tour;

@@ -69,6 +69,8 @@ pub struct JobSnapshot {
     pub launch_problems: Vec<String>,
     /// The model, layer by layer.
     pub model: Vec<ModelLayer>,
+    /// Where the run's model was saved (once it ended); empty until then.
+    pub model_dir: String,
 }
 
 /// What changed since the last update.
@@ -87,6 +89,8 @@ pub struct JobDelta {
     pub new_samples: Vec<WorkerSeries>,
     /// All launch problems so far.
     pub launch_problems: Vec<String>,
+    /// Where the run's model was saved; empty until then.
+    pub model_dir: String,
 }
 
 /// Where training is and how fast it goes.
@@ -315,6 +319,7 @@ mod wire {
                 series: all(s.series),
                 launch_problems: s.launch_problems,
                 model: all(s.model),
+                model_dir: s.model_dir,
             }
         }
     }
@@ -332,6 +337,7 @@ mod wire {
                 totals: d.totals.map(Into::into),
                 new_samples: all(d.new_samples),
                 launch_problems: d.launch_problems,
+                model_dir: d.model_dir,
             }
         }
     }

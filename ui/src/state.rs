@@ -59,6 +59,8 @@ pub struct JobView {
     pub launch_problems: Vec<String>,
     /// The model, layer by layer (names the per-layer sharing figures).
     pub model: Vec<model::ModelLayer>,
+    /// Where the run's model was saved, once it ended.
+    pub model_dir: String,
 }
 
 impl JobView {
@@ -80,6 +82,7 @@ impl JobView {
             coordinator: s.coordinator,
             launch_problems: s.launch_problems,
             model: s.model,
+            model_dir: s.model_dir,
         };
         for ws in &s.series {
             v.series.entry(ws.worker).or_default().extend(ws);
@@ -94,6 +97,9 @@ impl JobView {
         }
         self.detail = d.state_detail;
         self.launch_problems = d.launch_problems;
+        if !d.model_dir.is_empty() {
+            self.model_dir = d.model_dir;
+        }
         if let Some(p) = d.progress {
             self.progress = p;
         }

@@ -135,6 +135,7 @@ impl Cluster for ClusterService {
             heartbeat_interval_ms: (run.heartbeat_timeout.as_millis() / 5).clamp(100, 2000) as u32,
             architecture_json: serde_json::to_string(&run.architecture).unwrap_or_default(),
             transform_json: run.transform_json.clone(),
+            train_rows: run.shape.rows as u64,
         }))
     }
 
@@ -244,8 +245,10 @@ impl Cluster for ClusterService {
                     worker: Some(id),
                 });
             }
-            if let Some(reason) = report.failed {
-                run.worker_failed(id, reason);
+            match report.failed {
+                Some(reason) if report.refused => run.refuse_worker(id, reason),
+                Some(reason) => run.worker_failed(id, reason),
+                None => {}
             }
         }
         Ok(Response::new(pb::ReportAck {}))

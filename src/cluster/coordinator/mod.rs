@@ -29,7 +29,7 @@ use super::auth::{self, CheckToken, ServerTls};
 use super::checkpoint::Checkpoint;
 use super::launch::{self, LaunchContext, Launcher};
 use crate::data;
-use crate::engine::Observer;
+use crate::engine::{ModelOutput, Observer};
 use crate::job::{JobSpec, ResolvedJob};
 use crate::nn::Architecture;
 use crate::storage::Location;
@@ -84,6 +84,8 @@ pub struct CoordinatorConfig {
     pub start: bool,
     /// The `strom` binary launched workers run.
     pub binary: PathBuf,
+    /// Where the model of a run that finishes or is stopped is saved; `None`: not saved.
+    pub output: Option<ModelOutput>,
 }
 
 impl CoordinatorConfig {
@@ -101,6 +103,7 @@ impl CoordinatorConfig {
             job,
             start: false,
             binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("strom")),
+            output: None,
         }
     }
 }
@@ -160,10 +163,16 @@ impl Shared {
 
     fn begin(
         self: &Arc<Self>,
-        setup: RunSetup,
+        mut setup: RunSetup,
         observer: Option<Box<dyn Observer>>,
     ) -> Result<Arc<JobRun>, ClusterError> {
         let job = setup.job.clone();
+        setup.output = match &self.config.output {
+            Some(o) => Some(
+                o.for_job(&job.name).map_err(|e| ClusterError::Job(format!("the model's output: {e}")))?,
+            ),
+            None => None,
+        };
         let timeout = Duration::from_secs(job.cluster.heartbeat_timeout_secs);
         tracing::info!(
             "starting job {}: {}, {}, {} epoch(s) from epoch {}",
@@ -315,6 +324,7 @@ fn fresh_setup(
         history: vec![],
         checkpoint_dir,
         checkpoint_seq: 0,
+        output: None,
     })
 }
 
@@ -337,6 +347,7 @@ fn resumed_setup(job: ResolvedJob, ckpt: Checkpoint, dir: Location) -> Result<Ru
         history: ckpt.epochs,
         checkpoint_dir: Some(dir),
         checkpoint_seq: ckpt.seq,
+        output: None,
     })
 }
 
@@ -459,9 +470,10 @@ impl Coordinator {
                     let _ = rx.await;
                 }),
         );
-        tracing::info!("coordinator listening on {}", shared.url);
+        // Debug only: the commands that start a coordinator print its address (and pin) once.
+        tracing::debug!("coordinator listening on {}", shared.url);
         if let Some(pin) = &shared.tls_pin {
-            tracing::info!("serving TLS with a certificate made at start; workers pin {pin}");
+            tracing::debug!("serving TLS with a certificate made at start; workers pin {pin}");
         }
 
         // The tick: history samples, heartbeat timeouts, checkpoints.

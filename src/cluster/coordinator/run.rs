@@ -18,9 +18,10 @@ use crate::engine::driver::Driver;
 use crate::engine::hub::{EpochNext, EpochReady, Hub, HubConfig, HubState, Work, WorkerId};
 use crate::engine::inbox::{Inbox, SharedMessage};
 use crate::engine::partition::Plan;
-use crate::engine::{EpochSummary, Observer, StepStats, TrainOutcome};
+use crate::engine::{EpochSummary, FinishedRun, Observer, StepStats, TrainOutcome};
 use crate::job::{ResolvedJob, SharingMode};
 use crate::nn::Architecture;
+use crate::nn::saved::Preprocessing;
 use crate::sharing::codec;
 use crate::storage::Location;
 
@@ -52,6 +53,8 @@ pub struct RunSetup {
     pub checkpoint_dir: Option<Location>,
     pub checkpoint_every: u64,
     pub checkpoint_seq: u64,
+    /// Where the model goes when the run finishes or is stopped (`None`: nowhere).
+    pub output: Option<Location>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -231,6 +234,15 @@ pub struct JobRun {
     /// What the launcher could not start ("host n2: Connection refused"). Not in `state`: the
     /// launcher's threads hold this `Arc` and know no `JobRun`. A leaf lock, taken alone.
     pub launch_problems: Arc<Mutex<Vec<String>>>,
+    /// Where the model goes when the run ends (finished or stopped).
+    output: Option<Location>,
+    /// Where it went: set once saved (the cockpit shows it).
+    saved_to: Mutex<Option<String>>,
+    /// Wall time at the end (the elapsed clock stops there).
+    ended_after: Mutex<Option<Duration>>,
+    /// Since when the job is paused, and the time spent paused before (the ETA counts
+    /// training time only).
+    paused: Mutex<(Option<Instant>, Duration)>,
 }
 
 impl JobRun {
@@ -294,6 +306,10 @@ impl JobRun {
             rejected_bytes: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             launch_problems: Arc::default(),
+            output: setup.output,
+            saved_to: Mutex::new(None),
+            ended_after: Mutex::new(None),
+            paused: Mutex::new((None, Duration::ZERO)),
             job: setup.job,
             architecture: setup.architecture,
             shape: setup.shape,
@@ -639,6 +655,14 @@ impl JobRun {
         }
     }
 
+    /// A worker could not start on this job (its data differs from the plan, or it cannot read
+    /// it): it is removed with the reason shown, and the job goes on with the others.
+    pub fn refuse_worker(self: &Arc<Self>, id: WorkerId, reason: String) {
+        let host = self.link(id).map(|l| l.host.clone()).unwrap_or_default();
+        tracing::error!(worker = id, "worker {id} ({host}) refused: {reason}");
+        self.drop_worker(id, &format!("refused: {reason}"), LinkState::Failed);
+    }
+
     /// A worker stopped on an error the job cannot survive.
     pub fn worker_failed(self: &Arc<Self>, id: WorkerId, reason: String) {
         if let Some(link) = self.link(id) {
@@ -659,7 +683,23 @@ impl JobRun {
         let mut st = self.state();
         let ok = *st.hub.state() == HubState::Running;
         st.hub.pause();
+        drop(st);
+        if ok {
+            lock(&self.paused).0.get_or_insert_with(Instant::now);
+        }
         ok
+    }
+
+    /// Wall time since the run started, stopped at its end.
+    pub fn elapsed(&self) -> Duration {
+        lock(&self.ended_after).unwrap_or_else(|| self.started.elapsed())
+    }
+
+    /// Time spent training: the wall time less the time paused (what the ETA scales).
+    pub fn active_elapsed(&self) -> Duration {
+        let (since, before) = *lock(&self.paused);
+        let now_paused = since.map(|t| t.elapsed()).unwrap_or_default();
+        self.elapsed().saturating_sub(before + now_paused)
     }
 
     pub fn resume(self: &Arc<Self>) -> bool {
@@ -667,6 +707,12 @@ impl JobRun {
         let ok = *st.hub.state() == HubState::Paused;
         let ready = st.hub.resume();
         drop(st);
+        {
+            let mut paused = lock(&self.paused);
+            if let Some(since) = paused.0.take() {
+                paused.1 += since.elapsed();
+            }
+        }
         self.changed.notify_waiters();
         if let Some(r) = ready {
             self.spawn_finish_epoch(r);
@@ -685,6 +731,13 @@ impl JobRun {
     fn finalize(&self, end: RunEnd) {
         if self.end.borrow().is_some() {
             return;
+        }
+        lock(&self.ended_after).get_or_insert_with(|| self.started.elapsed());
+        {
+            let mut paused = lock(&self.paused);
+            if let Some(since) = paused.0.take() {
+                paused.1 += since.elapsed();
+            }
         }
         self.write_checkpoint(true);
         let (mut totals, epochs) = {
@@ -714,8 +767,50 @@ impl JobRun {
             RunEnd::Stopped => tracing::info!("job {} stopped", self.job.name),
             RunEnd::Failed(r) => tracing::error!("job {} failed: {r}", self.job.name),
         }
+        if !matches!(end, RunEnd::Failed(_)) {
+            self.save_model(&outcome);
+        }
         self.end.send_replace(Some(Arc::new(RunResult { end, outcome })));
         self.changed.notify_waiters();
+    }
+
+    /// How the model's inputs are prepared (saved with it, so `strom eval` does the same).
+    pub fn preprocessing(&self) -> Preprocessing {
+        if !self.transform_json.is_empty()
+            && let Ok(p) = crate::data::transform::TransformProcess::from_json(&self.transform_json, "run")
+        {
+            return Preprocessing::Transform { process: Box::new(p) };
+        }
+        crate::data::source(self.job.data.format).preprocessing()
+    }
+
+    /// The run as it ended, for saving and reporting.
+    pub fn finished<'a>(&'a self, outcome: &'a TrainOutcome) -> FinishedRun<'a> {
+        FinishedRun {
+            job: &self.job,
+            architecture: &self.architecture,
+            preprocessing: self.preprocessing(),
+            class_names: self.shape.class_names.clone(),
+            epochs_before: 0,
+            outcome,
+        }
+    }
+
+    /// Where the model of this run was saved, once it was.
+    pub fn saved_to(&self) -> Option<String> {
+        lock(&self.saved_to).clone()
+    }
+
+    /// Saves the model (the replica as it stands) into the run's output, if it has one.
+    fn save_model(&self, outcome: &TrainOutcome) {
+        let Some(dir) = &self.output else { return };
+        match self.finished(outcome).save(dir) {
+            Ok(()) => {
+                tracing::info!("model saved to {dir} (strom eval --model {dir})");
+                *lock(&self.saved_to) = Some(dir.to_string());
+            }
+            Err(e) => tracing::error!("saving the model to {dir} failed: {e}"),
+        }
     }
 
     /// Periodic work: history samples, heartbeat timeouts, step-driven checkpoints.

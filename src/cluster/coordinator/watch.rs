@@ -141,13 +141,15 @@ fn progress(run: &JobRun, workers: &[pb::WorkerInfo]) -> pb::JobProgress {
     let start = hub.config().start_epoch;
     let epoch = hub.epoch().min(epochs.saturating_sub(1));
     drop(hub);
-    let elapsed = run.started.elapsed().as_secs_f64();
+    let elapsed = run.elapsed().as_secs_f64();
+    let active = run.active_elapsed().as_secs_f64();
     let span = (epochs - start).max(1) as f64;
     let fraction = ((epoch - start.min(epoch)) as f64 + done as f64 / total.max(1) as f64) / span;
     let eta = if run.is_over() {
         0.0
     } else if fraction > 0.01 {
-        elapsed / fraction - elapsed
+        // Scaled from training time: a pause does not make the rest look longer.
+        active / fraction - active
     } else {
         -1.0
     };
@@ -276,6 +278,7 @@ pub fn snapshot(run: &JobRun, coordinator: &str) -> (pb::JobSnapshot, Cursor) {
         series,
         launch_problems: run.launch_problems.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         model: crate::cluster::convert::model_to_pb(&run.architecture),
+        model_dir: run.saved_to().unwrap_or_default(),
     };
     (snapshot, cursor)
 }
@@ -314,6 +317,7 @@ pub fn delta(run: &JobRun, cursor: &mut Cursor) -> pb::JobDelta {
         totals: Some(totals(run)),
         new_samples,
         launch_problems: run.launch_problems.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        model_dir: run.saved_to().unwrap_or_default(),
     }
 }
 

@@ -10,7 +10,7 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragrap
 
 use super::fmt;
 use crate::app::App;
-use crate::model::WorkerState;
+use crate::model::{JobState, WorkerState};
 use crate::state::{JobView, warnings};
 
 /// Colours cycle for workers; each line also carries its worker number as text.
@@ -22,15 +22,16 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let warns = warnings(job);
     let workers = job.workers.len().min(8) as u16;
     let warn_h = if warns.is_empty() { 0 } else { (warns.len() as u16).min(3) + 1 };
+    let summary_h = if job.model_dir.is_empty() { 2 } else { 3 };
     let [summary, charts, sparsity, table, warn] = Layout::vertical([
-        Constraint::Length(2),
+        Constraint::Length(summary_h),
         Constraint::Fill(1),
         Constraint::Fill(1),
         Constraint::Length(workers + 1),
         Constraint::Length(warn_h),
     ])
     .areas(area);
-    draw_summary(f, summary, job);
+    draw_summary(f, summary, app);
     let [loss, acc] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(charts);
     draw_loss(f, loss, job);
@@ -46,9 +47,30 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     }
 }
 
-fn draw_summary(f: &mut Frame, area: Rect, job: &JobView) {
+/// Whether the job shown has started (a run exists on the coordinator).
+fn started(job: &JobView) -> bool {
+    !matches!(job.state, JobState::Ready | JobState::Idle | JobState::Unspecified)
+}
+
+fn draw_summary(f: &mut Frame, area: Rect, app: &App) {
+    let job = app.view();
     let p = &job.progress;
     let t = &job.totals;
+    if !started(job) {
+        let planned = app
+            .setup
+            .fields
+            .iter()
+            .find(|f| f.key == "train.epochs")
+            .map(|f| if f.value.is_empty() { "the default number of".to_string() } else { f.value.clone() })
+            .unwrap_or_else(|| "its".into());
+        let lines = vec![
+            Line::from(format!("not started: the Setup job trains {planned} epochs; press s to start")),
+            Line::from("the charts fill in as workers report").italic(),
+        ];
+        f.render_widget(Paragraph::new(lines), area);
+        return;
+    }
     let epochs = p.epochs.max(1);
     let frac =
         if p.partitions_total > 0 { p.partitions_done as f64 / p.partitions_total as f64 } else { 0.0 };
@@ -85,7 +107,14 @@ fn draw_summary(f: &mut Frame, area: Rect, job: &JobView) {
         line2.push_str(sep);
         line2.push_str(part);
     }
-    f.render_widget(Paragraph::new(vec![Line::from(line1), Line::from(line2)]), area);
+    let mut lines = vec![Line::from(line1), Line::from(line2)];
+    if !job.model_dir.is_empty() {
+        lines.push(
+            Line::from(format!("model saved to {} (strom eval --model {})", job.model_dir, job.model_dir))
+                .bold(),
+        );
+    }
+    f.render_widget(Paragraph::new(lines), area);
 }
 
 fn block(title: &str) -> Block<'static> {

@@ -15,7 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use crate::app::{App, Overlay, PromptKind};
-use crate::keys::{OverlayKind, Screen, bar_for, bindings_for, overlay_footer};
+use crate::keys::{OverlayKind, Screen, bar_for, bindings_for, overlay_bindings, overlay_footer};
 use crate::model;
 use crate::state::Connection;
 use crate::tour;
@@ -43,14 +43,14 @@ pub fn draw(f: &mut Frame, app: &App) {
             f,
             "Confirm",
             vec![
-                Line::from(c.question()),
+                Line::from(c.question(app.job.is_running())),
                 Line::from(""),
                 Line::from(overlay_footer(OverlayKind::Confirm)).bold(),
             ],
             60,
             5,
         ),
-        Some(Overlay::Prompt { kind, buffer }) => {
+        Some(Overlay::Prompt { kind, line }) => {
             let (title, what) = match kind {
                 PromptKind::Open => ("Open job file", "Path of a job file (TOML) to open:"),
                 PromptKind::Save => ("Write job file", "Path to write the job to:"),
@@ -60,7 +60,7 @@ pub fn draw(f: &mut Frame, app: &App) {
                 title,
                 vec![
                     Line::from(what),
-                    Line::from(format!("{buffer}▏")).bold(),
+                    Line::from(line.spans_within(66, Style::new().bold())),
                     Line::from(""),
                     Line::from(overlay_footer(OverlayKind::Prompt)),
                 ],
@@ -153,14 +153,22 @@ fn draw_bar(f: &mut Frame, area: Rect, app: &App) {
         f.render_widget(Paragraph::new(Line::styled(text, style)), area);
         return;
     }
+    // Help and quit always stay; the others, in table order, as long as they fit.
+    let items = bar_for(app.screen);
+    let essential = |name: &str| matches!(name, "help" | "quit");
+    let cost = |key: &str, name: &str| key.chars().count() + name.len() + 3;
+    let mut room = (area.width as usize)
+        .saturating_sub(items.iter().filter(|(_, n)| essential(n)).map(|(k, n)| cost(k, n)).sum());
     let mut spans = Vec::new();
-    let mut width = 0usize;
-    for (key, name) in bar_for(app.screen) {
-        let w = key.chars().count() + name.len() + 3;
-        if width + w > area.width as usize {
-            break;
+    for (key, name) in items {
+        if !essential(name) {
+            let w = cost(key, name);
+            if w > room {
+                room = 0;
+                continue;
+            }
+            room -= w;
         }
-        width += w;
         spans.push(Span::from(format!(" {key}")).bold().reversed());
         spans.push(Span::from(format!(" {name} ")));
     }
@@ -188,10 +196,23 @@ fn draw_help(f: &mut Frame, app: &App) {
         .iter()
         .map(|b| Line::from(vec![Span::from(format!("{:>10}  ", b.label)).bold(), Span::from(b.help)]))
         .collect();
+    if app.screen == Screen::Setup {
+        // Typing a field or a path: the line editor's keys, from the same table.
+        lines.push(Line::from("While typing a field or a path:").bold());
+        let typing: Vec<String> = overlay_bindings(OverlayKind::Prompt)
+            .map(|b| format!("{} {}", b.label, short(b.action.help())))
+            .collect();
+        lines.push(Line::from(format!("  {}", typing.join(" · "))));
+    }
     lines.push(Line::from(""));
     lines.push(Line::from("any key closes this help").italic());
-    let h = lines.len() as u16;
+    let h: u16 = lines.iter().map(|l| l.width().max(1).div_ceil(70) as u16).sum();
     draw_box(f, &format!("Keys on {}", app.screen.title()), lines, 72, h);
+}
+
+/// The first words of a help text (the typing keys' one-line summary).
+fn short(help: &str) -> &str {
+    help.split(':').next().unwrap_or(help).split(" (").next().unwrap_or(help)
 }
 
 fn draw_tour(f: &mut Frame, step: usize) {

@@ -55,22 +55,29 @@ fn draw_list(f: &mut Frame, area: Rect, app: &App) {
         .map(|(i, field)| {
             let selected = i == setup.selected;
             let problem = setup.problem_for(&field.key);
-            let value = match (&setup.editing, selected) {
-                (Some((buffer, _)), true) => format!("{buffer}▏"),
-                _ if field.value.is_empty() => "(default)".to_string(),
-                _ => field.value.clone(),
-            };
-            let value = if field.kind == model::FieldKind::Choice && !(selected && setup.editing.is_some()) {
-                format!("‹{value}›")
-            } else {
-                value
-            };
+            let room = inner.saturating_sub(key_w + 3);
+            if let (Some((line, _)), true) = (&setup.editing, selected) {
+                // Being typed: the text with its cursor.
+                let mark = if problem.is_some() { "✗" } else { " " };
+                let mut style = Style::new().add_modifier(Modifier::BOLD);
+                if problem.is_some() {
+                    style = style.fg(Color::Red);
+                }
+                let mut spans = vec![Span::styled(
+                    format!("›{mark}{:<key_w$} ", fmt::truncate(&field.key, key_w)),
+                    style,
+                )];
+                spans.extend(line.spans_within(room.saturating_sub(1), style));
+                return Line::from(spans);
+            }
+            let value = if field.value.is_empty() { "(default)".to_string() } else { field.value.clone() };
+            let value = if field.kind == model::FieldKind::Choice { format!("‹{value}›") } else { value };
             let mark = if problem.is_some() { "✗" } else { " " };
             let text = format!(
                 "{}{mark}{:<key_w$} {}",
                 if selected { "›" } else { " " },
                 fmt::truncate(&field.key, key_w),
-                fmt::truncate(&value, inner.saturating_sub(key_w + 3))
+                fmt::truncate(&value, room)
             );
             let mut style = Style::new();
             if problem.is_some() {
