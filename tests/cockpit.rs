@@ -220,3 +220,100 @@ fn the_cockpit_without_a_terminal_says_what_to_run_instead() {
     assert!(!ok);
     assert!(stderr.contains("needs a terminal") && stderr.contains("strom train"), "{stderr}");
 }
+
+/// A short demo job for the cockpit: the built-in subset, one MLP, `epochs` epochs.
+fn short_job(dir: &std::path::Path, name: &str, epochs: u32) -> std::path::PathBuf {
+    let job = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &job,
+        format!("name = \"{name}\"\n[model]\nhidden = [32]\n[train]\nepochs = {epochs}\n[cluster]\nworkers = 2\n"),
+    )
+    .unwrap();
+    job
+}
+
+/// `strom eval --model DIR` works on `dir` and reports an accuracy.
+fn evaluates(dir: &std::path::Path) {
+    assert!(dir.join("model.json").exists(), "no model in {}", dir.display());
+    let (ok, out, err) = common::run(&["eval", "--model", dir.to_str().unwrap()]);
+    assert!(ok, "strom eval --model {}: {err}", dir.display());
+    assert!(out.contains("accuracy"), "{out}");
+}
+
+#[test]
+fn the_cockpit_keeps_the_model_of_a_finished_job_and_of_a_stopped_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Finished, with the default output (strom-runs/<job name> under the working directory).
+    let job = short_job(dir.path(), "keep-finished", 2);
+    let tmux = Tmux::new(100, 30);
+    tmux.run(&format!("cd {} && {BIN} cockpit --job {}", dir.path().display(), job.display()));
+    tmux.wait("the job form", Duration::from_secs(30), |s| s.contains("READY") && s.contains("[Setup]"));
+    tmux.keys(&["s"]);
+    let screen = tmux.wait("the saved model", Duration::from_secs(120), |s| {
+        s.contains("FINISHED") && s.contains("model saved to")
+    });
+    assert!(screen.contains("strom-runs/keep-finished"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait("the shell prompt", Duration::from_secs(20), |s| s.contains("PROMPT$"));
+    evaluates(&dir.path().join("strom-runs/keep-finished"));
+
+    // Stopped with x, into -o: the model so far.
+    let job = short_job(dir.path(), "keep-stopped", 100_000);
+    let out = dir.path().join("stopped-model");
+    tmux.run(&format!("clear; {BIN} cockpit --job {} -o {}", job.display(), out.display()));
+    tmux.wait("the second form", Duration::from_secs(30), |s| s.contains("READY") && s.contains("keep-stopped"));
+    tmux.keys(&["s"]);
+    tmux.wait("an epoch done", Duration::from_secs(60), |s| {
+        s.contains("RUNNING") && s.contains("/100000 [") && !s.contains("epoch 1/100000")
+    });
+    tmux.keys(&["x"]);
+    tmux.wait("the stop question", Duration::from_secs(10), |s| s.contains("model so far is saved"));
+    tmux.keys(&["y"]);
+    let screen = tmux.wait("the stopped job's model", Duration::from_secs(60), |s| {
+        s.contains("STOPPED") && s.contains("model saved to")
+    });
+    assert!(screen.contains("stopped-model"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait("the shell prompt", Duration::from_secs(20), |s| s.contains("PROMPT$"));
+    evaluates(&out);
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("\"job\": \"keep-stopped\""), "{summary}");
+}
+
+#[test]
+fn setup_fields_and_the_save_prompt_edit_like_a_terminal_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = short_job(dir.path(), "keep-b", 1);
+    let tmux = Tmux::new(100, 30);
+    tmux.run(&format!("{BIN} cockpit --job {}", job.display()));
+    tmux.wait("the job form", Duration::from_secs(30), |s| s.contains("READY") && s.contains("keep-b"));
+    // The first field is the job's name: Home, type, End, ←, Backspace at the cursor.
+    tmux.keys(&["Enter"]);
+    tmux.keys(&["Home"]);
+    tmux.keys(&["x"]);
+    tmux.keys(&["End"]);
+    tmux.keys(&["Left"]);
+    tmux.keys(&["BSpace"]);
+    // A control key types nothing.
+    tmux.keys(&["C-t"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait("the edited name", Duration::from_secs(10), |s| s.contains("xkeepb"));
+    // Save: Ctrl-U clears the suggested name, Ctrl-W drops the last path component.
+    tmux.keys(&["w"]);
+    tmux.wait("the save prompt", Duration::from_secs(10), |s| s.contains("Write job file"));
+    tmux.keys(&["C-u"]);
+    tmux.keys(&["-l", &format!("{}/first.toml", dir.path().display())]);
+    tmux.keys(&["C-w"]);
+    tmux.keys(&["-l", "edited.toml"]);
+    tmux.keys(&["Enter"]);
+    let saved = dir.path().join("edited.toml");
+    let t0 = std::time::Instant::now();
+    while !saved.exists() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&saved).unwrap_or_else(|e| panic!("{}: {e}\n{}", saved.display(), tmux.screen()));
+    assert!(text.contains("name = \"xkeepb\""), "{text}");
+    assert!(!dir.path().join("first.toml").exists() && !dir.path().join("edited.tomlu").exists());
+    tmux.keys(&["q"]);
+    tmux.wait("the shell prompt", Duration::from_secs(20), |s| s.contains("PROMPT$"));
+}
