@@ -226,7 +226,9 @@ fn short_job(dir: &std::path::Path, name: &str, epochs: u32) -> std::path::PathB
     let job = dir.join(format!("{name}.toml"));
     std::fs::write(
         &job,
-        format!("name = \"{name}\"\n[model]\nhidden = [32]\n[train]\nepochs = {epochs}\n[cluster]\nworkers = 2\n"),
+        format!(
+            "name = \"{name}\"\n[model]\nhidden = [32]\n[train]\nepochs = {epochs}\n[cluster]\nworkers = 2\n"
+        ),
     )
     .unwrap();
     job
@@ -261,7 +263,9 @@ fn the_cockpit_keeps_the_model_of_a_finished_job_and_of_a_stopped_one() {
     let job = short_job(dir.path(), "keep-stopped", 100_000);
     let out = dir.path().join("stopped-model");
     tmux.run(&format!("clear; {BIN} cockpit --job {} -o {}", job.display(), out.display()));
-    tmux.wait("the second form", Duration::from_secs(30), |s| s.contains("READY") && s.contains("keep-stopped"));
+    tmux.wait("the second form", Duration::from_secs(30), |s| {
+        s.contains("READY") && s.contains("keep-stopped")
+    });
     tmux.keys(&["s"]);
     tmux.wait("an epoch done", Duration::from_secs(60), |s| {
         s.contains("RUNNING") && s.contains("/100000 [") && !s.contains("epoch 1/100000")
@@ -311,7 +315,8 @@ fn setup_fields_and_the_save_prompt_edit_like_a_terminal_line() {
     while !saved.exists() && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let text = std::fs::read_to_string(&saved).unwrap_or_else(|e| panic!("{}: {e}\n{}", saved.display(), tmux.screen()));
+    let text = std::fs::read_to_string(&saved)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", saved.display(), tmux.screen()));
     assert!(text.contains("name = \"xkeepb\""), "{text}");
     assert!(!dir.path().join("first.toml").exists() && !dir.path().join("edited.tomlu").exists());
     tmux.keys(&["q"]);

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::data::analysis;
-use crate::data::csv::{CsvOptions, CsvSource};
+use crate::data::csv::{CsvOptions, CsvSource, Header};
 use crate::data::executor;
 use crate::data::schema::Schema;
 use crate::data::transform::TransformProcess;
@@ -25,14 +25,23 @@ pub struct CsvArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub skip_lines: usize,
     /// The files have no header line (columns are named by the schema, or c0, c1, ...).
-    #[arg(long)]
+    /// Without --header or --no-header, the first row is a header when none of its fields is
+    /// a number (as in training: data.csv.header = "auto"), and the output says so.
+    #[arg(long, conflicts_with = "header")]
     pub no_header: bool,
+    /// The first row names the columns, even if it holds numbers.
+    #[arg(long)]
+    pub header: bool,
 }
 
 impl CsvArgs {
     pub fn options(&self) -> CsvOptions {
         CsvOptions {
-            header: !self.no_header,
+            header: match (self.header, self.no_header) {
+                (true, _) => Header::Yes,
+                (_, true) => Header::No,
+                _ => Header::Auto,
+            },
             delimiter: self.delimiter,
             quote: self.quote,
             skip_lines: self.skip_lines,
@@ -75,6 +84,10 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
     let loc = Location::parse(&args.location)?;
     let source = CsvSource::open(&loc, &args.csv.options())?;
     let schema = args.schema.as_deref().map(read_schema).transpose()?;
+    if let Some(note) = source.header_note() {
+        // On stderr where stdout is JSON.
+        if args.emit_schema || args.json { eprintln!("note: {note}") } else { println!("note: {note}") }
+    }
     if args.emit_schema {
         let schema = analysis::schema_of(&source, schema)?;
         println!("{}", serde_json::to_string_pretty(&schema)?);
@@ -138,6 +151,9 @@ pub fn transform(args: TransformArgs) -> Result<()> {
     let mut process = TransformProcess::load(&Location::parse(&args.process)?)?;
     let input = Location::parse(&args.input)?;
     let mut source = CsvSource::open(&input, &args.csv.options())?;
+    if let Some(note) = source.header_note() {
+        println!("note: {note}");
+    }
     if args.fit_only {
         let passes = executor::fit(&source, &mut process).with_context(|| format!("fitting on {input}"))?;
         let f = args.fitted_out.as_deref().unwrap_or_default();

@@ -62,6 +62,33 @@ pub enum Command {
     Import(import::ImportArgs),
 }
 
+/// An error and its causes on one line, each said once: a cause whose text its parent already
+/// shows (typed errors name their source in their own message) is not repeated.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// Parses a whole-number flag, saying so when it is not one.
+pub(crate) fn whole<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim().parse().map_err(|_| format!("'{s}' is not a whole number (or too large)"))
+}
+
+/// Parses a numeric flag (negative values reach the key's range check, which names it).
+pub(crate) fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim().parse().map_err(|_| format!("'{s}' is not a number"))
+}
+
 /// Parses a flag value through the same names the job file uses (`adam`, `threshold`, ...).
 pub(crate) fn parse_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| {

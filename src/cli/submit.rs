@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::etl::CsvArgs;
 use crate::cluster::launch::spark::driver_command;
+use crate::data::csv::Header;
 use crate::job::{JobSpec, LauncherKind, SparkSpec};
 use crate::storage::Location;
 
@@ -132,8 +133,7 @@ pub fn run(args: SubmitArgs) -> Result<()> {
         return submit_transform(t, strom);
     }
     let Some(job_path) = &args.job else { bail!("name a job file: strom submit [--master URL] JOB.toml") };
-    let mut job =
-        JobSpec::read(&Location::parse(job_path)?).with_context(|| format!("loading job file {job_path}"))?;
+    let mut job = JobSpec::read(&Location::parse(job_path)?)?;
     // The driver's coordinator must not launch workers itself: the barrier stage brings them.
     job.cluster.launcher = LauncherKind::None;
     if let Some(n) = args.workers {
@@ -179,8 +179,10 @@ fn submit_transform(args: SubmitTransformArgs, strom: String) -> Result<()> {
         "--skip-lines".into(),
         o.skip_lines.to_string(),
     ];
-    if !o.header {
-        csv_args.push("--no-header".into());
+    match o.header {
+        Header::No => csv_args.push("--no-header".into()),
+        Header::Yes => csv_args.push("--header".into()),
+        Header::Auto => {}
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let config = json!({

@@ -39,7 +39,7 @@ pub struct TrainArgs {
     pub transform: Option<String>,
     #[arg(long, help = keys::flag_help("data.label"), value_name = "COLUMN")]
     pub label: Option<String>,
-    #[arg(long, help = keys::flag_help("data.holdout"), value_name = "FRACTION")]
+    #[arg(long, help = keys::flag_help("data.holdout"), value_name = "FRACTION", value_parser = super::number::<f32>, allow_negative_numbers = true)]
     pub holdout: Option<f32>,
     /// Model preset [model.preset]: mlp (dense layers of --hidden), cnn (two 3x3 convolutions
     /// and max-pooling, about 420k parameters on 28x28 images) or lenet5. Clears model.layers.
@@ -49,36 +49,36 @@ pub struct TrainArgs {
     pub hidden: Option<Vec<usize>>,
     #[arg(long, help = keys::flag_help("model.activation"), value_name = "relu|leaky_relu|tanh|sigmoid|identity", value_parser = parse_name::<Activation>)]
     pub activation: Option<Activation>,
-    #[arg(long, help = keys::flag_help("model.dropout"), value_name = "P")]
+    #[arg(long, help = keys::flag_help("model.dropout"), value_name = "P", value_parser = super::number::<f32>, allow_negative_numbers = true)]
     pub dropout: Option<f32>,
     #[arg(long, help = keys::flag_help("model.loss"), value_name = "xent|mse", value_parser = parse_name::<Loss>)]
     pub loss: Option<Loss>,
     #[arg(long, help = keys::flag_help("model.init"), value_name = "he|xavier", value_parser = parse_name::<Init>)]
     pub init: Option<Init>,
-    #[arg(long, help = keys::flag_help("train.epochs"), value_name = "N")]
+    #[arg(long, help = keys::flag_help("train.epochs"), value_name = "N", value_parser = super::whole::<u32>)]
     pub epochs: Option<u32>,
-    #[arg(long, help = keys::flag_help("train.batch_size"), value_name = "N")]
+    #[arg(long, help = keys::flag_help("train.batch_size"), value_name = "N", value_parser = super::whole::<usize>)]
     pub batch_size: Option<usize>,
     #[arg(long, help = keys::flag_help("train.updater.kind"), value_name = "sgd|nesterov|adam|rmsprop", value_parser = parse_name::<UpdaterKind>)]
     pub updater: Option<UpdaterKind>,
-    #[arg(long, help = keys::flag_help("train.updater.lr"), value_name = "F")]
+    #[arg(long, help = keys::flag_help("train.updater.lr"), value_name = "F", value_parser = super::number::<f32>, allow_negative_numbers = true)]
     pub lr: Option<f32>,
-    #[arg(long, help = keys::flag_help("train.updater.momentum"), value_name = "F")]
+    #[arg(long, help = keys::flag_help("train.updater.momentum"), value_name = "F", value_parser = super::number::<f32>, allow_negative_numbers = true)]
     pub momentum: Option<f32>,
-    #[arg(long, help = keys::flag_help("train.l2"), value_name = "F")]
+    #[arg(long, help = keys::flag_help("train.l2"), value_name = "F", value_parser = super::number::<f32>, allow_negative_numbers = true)]
     pub l2: Option<f32>,
-    #[arg(long, help = keys::flag_help("train.seed"), value_name = "N")]
+    #[arg(long, help = keys::flag_help("train.seed"), value_name = "N", value_parser = super::whole::<u64>)]
     pub seed: Option<u64>,
-    #[arg(long, help = keys::flag_help("cluster.workers"), short = 'w', value_name = "N")]
+    #[arg(long, help = keys::flag_help("cluster.workers"), short = 'w', value_name = "N", value_parser = super::whole::<usize>)]
     pub workers: Option<usize>,
-    #[arg(long, help = keys::flag_help("compute.threads"), value_name = "N")]
+    #[arg(long, help = keys::flag_help("compute.threads"), value_name = "N", value_parser = super::whole::<usize>)]
     pub threads: Option<usize>,
     #[arg(long, help = keys::flag_help("sharing.mode"), value_name = "threshold|averaging|none", value_parser = parse_name::<SharingMode>)]
     pub sharing: Option<SharingMode>,
     /// Use a fixed threshold tau instead of the adaptive one [sharing.algorithm].
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", value_parser = super::number::<f32>, allow_negative_numbers = true)]
     pub tau: Option<f32>,
-    #[arg(long, help = keys::flag_help("sharing.averaging_frequency"), value_name = "N")]
+    #[arg(long, help = keys::flag_help("sharing.averaging_frequency"), value_name = "N", value_parser = super::whole::<u32>)]
     pub averaging_frequency: Option<u32>,
     #[arg(long, help = keys::flag_help("cluster.launcher"), value_name = "embedded|local|ssh|spark|none", value_parser = parse_name::<LauncherKind>)]
     pub launcher: Option<LauncherKind>,
@@ -136,9 +136,7 @@ impl TrainArgs {
     /// The job: the file (or the demo job), then the flags on top, validated and resolved.
     pub fn job(&self, base: Option<JobSpec>) -> Result<ResolvedJob> {
         let mut job = match (&self.config, base) {
-            (Some(path), _) => {
-                JobSpec::read(&Location::parse(path)?).with_context(|| format!("loading job file {path}"))?
-            }
+            (Some(path), _) => JobSpec::read(&Location::parse(path)?)?,
             (None, Some(job)) => job,
             (None, None) => JobSpec::default(),
         };

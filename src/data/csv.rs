@@ -9,11 +9,60 @@ use serde::{Deserialize, Serialize};
 use super::DataError;
 use crate::storage::Location;
 
+/// Whether the first record (after skipped lines) names the columns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Header {
+    /// Decided from the first record: a header when none of its fields is a number. Every
+    /// reader (`analyze`, `transform`, training, each worker) decides the same way.
+    #[default]
+    Auto,
+    Yes,
+    No,
+}
+
+impl Serialize for Header {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Header::Auto => s.serialize_str("auto"),
+            Header::Yes => s.serialize_bool(true),
+            Header::No => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Header, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Bool(bool),
+            Text(String),
+        }
+        match Given::deserialize(d)? {
+            Given::Bool(true) => Ok(Header::Yes),
+            Given::Bool(false) => Ok(Header::No),
+            Given::Text(t) => match t.as_str() {
+                "auto" => Ok(Header::Auto),
+                "true" => Ok(Header::Yes),
+                "false" => Ok(Header::No),
+                other => Err(serde::de::Error::custom(format!("'{other}' is not one of: auto, true, false"))),
+            },
+        }
+    }
+}
+
+/// Whether `first` (the first record) is a header: none of its fields is a number. A header
+/// of names never parses as numbers; a row of numeric data always has one.
+pub fn looks_like_header(first: &[String]) -> bool {
+    !first.is_empty() && !first.iter().any(|f| f.trim().parse::<f64>().is_ok())
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CsvOptions {
-    /// The first record (after skipped lines) names the columns.
-    pub header: bool,
+    /// The first record (after skipped lines) names the columns: `auto` (decided from it),
+    /// `true` or `false`.
+    pub header: Header,
     pub delimiter: char,
     pub quote: char,
     /// Records skipped at the start of every file, before the header.
@@ -22,7 +71,7 @@ pub struct CsvOptions {
 
 impl Default for CsvOptions {
     fn default() -> Self {
-        CsvOptions { header: true, delimiter: ',', quote: '"', skip_lines: 0 }
+        CsvOptions { header: Header::Auto, delimiter: ',', quote: '"', skip_lines: 0 }
     }
 }
 
@@ -62,6 +111,8 @@ pub struct CsvSource {
     pub options: CsvOptions,
     /// Read only part `.0` of `.1` (see [`CsvSource::partition`]).
     part: Option<(usize, usize)>,
+    /// The first record of the first file, when `header = auto` decided it is a header.
+    pub detected_header: Option<Vec<String>>,
 }
 
 fn is_data_file(name: &str) -> bool {
@@ -89,7 +140,46 @@ impl CsvSource {
         } else {
             vec![location.clone()]
         };
-        Ok(CsvSource { files, options: options.clone(), part: None })
+        let mut source = CsvSource { files, options: options.clone(), part: None, detected_header: None };
+        if options.header == Header::Auto {
+            let first = source.first_record()?;
+            let header = first.as_deref().is_some_and(looks_like_header);
+            source.options.header = if header { Header::Yes } else { Header::No };
+            if header {
+                source.detected_header = first;
+            }
+        }
+        Ok(source)
+    }
+
+    /// Whether the files' first record (after skipped lines) is a header (decided at open).
+    pub fn has_header(&self) -> bool {
+        self.options.header == Header::Yes
+    }
+
+    /// The first record of the first file after the skipped lines, if any.
+    fn first_record(&self) -> Result<Option<Vec<String>>, DataError> {
+        let Some((mut r, _)) = self.whole().reader(0)? else { return Ok(None) };
+        let mut rec = csv::StringRecord::new();
+        for _ in 0..=self.options.skip_lines {
+            if !r.read_record(&mut rec).map_err(|e| csv_error(&self.files[0], e))? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(rec.iter().map(|s| s.trim().to_string()).collect()))
+    }
+
+    /// One line for people when `header = auto` took the first record as a header.
+    pub fn header_note(&self) -> Option<String> {
+        let names = self.detected_header.as_ref()?;
+        let shown: Vec<&str> = names.iter().take(6).map(String::as_str).collect();
+        let more = if names.len() > shown.len() { ", ..." } else { "" };
+        Some(format!(
+            "the first row of {} is read as a header (none of its fields is a number): {}{more}; \
+             if it is data, say so (--no-header, or data.csv.header = false)",
+            self.files[0],
+            shown.join(", ")
+        ))
     }
 
     /// Part `index` of `count` of this source, for executors that split one input between
@@ -155,7 +245,7 @@ impl CsvSource {
 
     /// The header of the first file (after skipped lines), when the options say there is one.
     pub fn header(&self) -> Result<Option<Vec<String>>, DataError> {
-        if !self.options.header {
+        if !self.has_header() {
             return Ok(None);
         }
         let Some((mut r, _)) = self.whole().reader(0)? else { return Ok(None) };
@@ -306,7 +396,7 @@ impl Iterator for Records<'_> {
                 };
                 self.line_offset = lines_before;
                 // The header and skipped lines sit at the file's start, in part 0's share.
-                let skip = (self.source.options.skip_lines + self.source.options.header as usize)
+                let skip = (self.source.options.skip_lines + self.source.has_header() as usize)
                     .saturating_sub(lines_before as usize);
                 for _ in 0..skip {
                     match r.read_byte_record(&mut self.record) {

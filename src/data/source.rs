@@ -144,6 +144,9 @@ impl Source for Csv {
         let (ds, report) = table::load_eager(location, data, process, Split::Train, seed)?;
         // Opening the source only lists files; the rows were counted by the pass above.
         let source = CsvSource::open(location, &data.csv)?;
+        if let Some(note) = source.header_note() {
+            tracing::info!("{note}");
+        }
         let schema = table::process_for(data, &source, process)?.compile()?.output;
         Ok(DataShape {
             rows: report.rows_in as usize,

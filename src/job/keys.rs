@@ -166,7 +166,8 @@ pub static KEYS: &[Key] = &[
     key("data.format", K::Choice, "Data format").choices(&["idx", "csv"]),
     key("data.holdout", K::Float, "Fraction of the training rows held out (seeded) as test data when data.test is empty")
         .rule(Rule::Probability, |j| Some(j.data.holdout as f64)),
-    key("data.csv.header", K::Bool, "CSV: the first record names the columns"),
+    key("data.csv.header", K::Choice, "CSV: the first record names the columns; auto: when none of its fields is a number")
+        .choices(&["auto", "true", "false"]),
     key("data.csv.delimiter", K::Text, "CSV: field delimiter (one ASCII character)"),
     key("data.csv.quote", K::Text, "CSV: quote character (one ASCII character)"),
     key("data.csv.skip_lines", K::Integer, "CSV: records skipped at the start of every file"),

@@ -360,7 +360,7 @@ impl JobError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("cannot read job file {file}: {source}")]
+    #[error("job file {source}")]
     Read {
         file: String,
         #[source]
@@ -414,7 +414,24 @@ fn explain_serde_error(path: &str, message: &str) -> (String, String) {
         }
     }
     let key = if path.is_empty() { "(top level)".into() } else { path };
-    (key, message.to_string())
+    // Rust's type names mean nothing to a person writing a job file.
+    let mut message = message.to_string();
+    for (rust, words) in [
+        ("expected u8", "expected a whole number"),
+        ("expected u16", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected f32", "expected a number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        if message.ends_with(rust) {
+            message = message.replace(rust, words);
+        }
+    }
+    (key, message)
 }
 
 /// The candidate closest to `got`, if it is close enough to be a plausible typo.

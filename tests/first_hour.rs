@@ -1,0 +1,219 @@
+//! A newcomer's first hour through the binary: job files that mean what they say, CSV headers
+//! decided one way everywhere, a worker whose data differs from the plan, a plain worker at a
+//! TLS coordinator, and one clear line per event.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Proc, run, token_file};
+
+const TOKEN: &str = "first-hour-token-0123456789abcdef";
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs the binary in `cwd`.
+fn run_in(cwd: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = common::strom().current_dir(cwd).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_job_files_relative_paths_are_taken_from_its_folder() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let wine = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/jobs/wine.toml");
+    let out = elsewhere.path().join("m");
+    let (ok, stdout, stderr) =
+        run_in(elsewhere.path(), &["train", "--config", wine, "--epochs", "2", "--output", path(&out)]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("Test evaluation"), "the held-out rows are evaluated: {stdout}");
+    assert!(out.join("model.json").exists());
+    // A flag stays relative to the working directory.
+    let (ok, _, stderr) = run_in(
+        elsewhere.path(),
+        &["train", "--config", wine, "--train", "assets/wine/wine_data.csv", "--epochs", "1"],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("assets/wine/wine_data.csv") && stderr.contains("not found"), "{stderr}");
+}
+
+#[test]
+fn data_train_without_data_test_evaluates_on_no_demo_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("own.toml");
+    // The demo's training images stand for "my data": the demo's test set must not be used.
+    std::fs::write(
+        &job,
+        "name = \"own\"\n[data]\ntrain = \"builtin:fashion-mnist-demo/train\"\n[model]\nhidden = [16]\n[train]\nepochs = 1\n",
+    )
+    .unwrap();
+    let summary = dir.path().join("s.json");
+    let out = dir.path().join("m");
+    let (ok, stdout, stderr) =
+        run(&["train", "--config", path(&job), "--output", path(&out), "--summary-json", path(&summary)]);
+    assert!(ok, "{stderr}");
+    assert!(!stdout.contains("Test evaluation"), "{stdout}");
+    assert!(common::json(&summary)["test_accuracy"].is_null());
+    let (ok, stdout, _) = run(&["train", "--config", path(&job), "--print-job"]);
+    assert!(ok);
+    assert!(stdout.contains("test = \"\""), "{stdout}");
+}
+
+#[test]
+fn csv_headers_are_decided_from_the_first_row_and_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.csv");
+    std::fs::write(&plain, "1.0,2.0,0\n3.0,4.5,1\n5.0,6.0,0\n").unwrap();
+    let (ok, stdout, stderr) = run(&["analyze", path(&plain)]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("3 rows"), "no row is eaten as a header: {stdout}");
+    assert!(!stdout.contains("header"), "{stdout}");
+    let named = dir.path().join("named.csv");
+    std::fs::write(&named, "x,y,label\n1.0,2.0,0\n3.0,4.5,1\n").unwrap();
+    let (ok, stdout, stderr) = run(&["analyze", path(&named)]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("2 rows"), "{stdout}");
+    assert!(stdout.contains("read as a header") && stdout.contains("x, y, label"), "{stdout}");
+    // --header forces it; --no-header reads the first row as data.
+    let (ok, stdout, _) = run(&["analyze", path(&plain), "--header"]);
+    assert!(ok && stdout.contains("2 rows"), "{stdout}");
+    // transform: every one of 178 headerless wine rows goes in.
+    let wine = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/wine/wine_data.csv");
+    let process = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/transforms/wine.json");
+    let out = dir.path().join("wine-out.csv");
+    let (ok, stdout, stderr) = run(&[
+        "transform",
+        "--process",
+        process,
+        "--input",
+        wine,
+        "--skip-lines",
+        "1",
+        "--output",
+        path(&out),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("178 rows in"), "{stdout}");
+}
+
+/// A CSV job of `rows` rows (two features, a 0/1 label), workers joining by themselves.
+fn csv_data(file: &Path, rows: usize) {
+    let mut text = String::from("a,b,y\n");
+    for i in 0..rows {
+        let x = (i % 97) as f32 / 97.0;
+        text.push_str(&format!("{x},{},{}\n", 1.0 - x, (x > 0.5) as u8));
+    }
+    std::fs::write(file, text).unwrap();
+}
+
+#[test]
+fn a_worker_whose_data_differs_from_the_plan_is_refused_and_the_job_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("rows.csv");
+    csv_data(&data, 2000);
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        "name = \"plan\"\n[data]\ntrain = \"rows.csv\"\nformat = \"csv\"\nlabel = \"y\"\n[model]\nhidden = [8]\n\
+         [train]\nepochs = 1\n[cluster]\nlauncher = \"none\"\nworkers = 1\nreconnect_secs = 120\n",
+    )
+    .unwrap();
+    let token = token_file(dir.path(), TOKEN);
+    let out = dir.path().join("m");
+    let mut coordinator = Proc::spawn(&[
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-file",
+        &token,
+        "--job",
+        path(&job),
+        "--output",
+        path(&out),
+    ]);
+    let url = coordinator.coordinator_url();
+    // The file changes under the coordinator's plan: fewer rows, then more.
+    for rows in [300, 2500] {
+        csv_data(&data, rows);
+        let t0 = Instant::now();
+        let mut w = Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token]);
+        let status = w.wait_exit(Duration::from_secs(60)).expect("the refused worker exits");
+        assert!(!status.success(), "{}", w.output());
+        assert!(t0.elapsed() < Duration::from_secs(45));
+        let text = w.output();
+        assert!(
+            text.contains(&format!("has {rows} training rows")) && text.contains("planned 2000"),
+            "both counts named: {text}"
+        );
+        assert!(!text.contains("panicked"), "{text}");
+    }
+    let log = coordinator.output();
+    assert!(log.contains("refused"), "{log}");
+    assert!(coordinator.wait_exit(Duration::from_millis(100)).is_none(), "the job goes on:\n{log}");
+    // The right data: a worker joins and the job finishes.
+    csv_data(&data, 2000);
+    let mut w = Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token]);
+    assert!(w.wait_exit(Duration::from_secs(120)).expect("the worker finishes").success(), "{}", w.output());
+    let status = coordinator.wait_exit(Duration::from_secs(60)).expect("the coordinator ends with the job");
+    assert!(status.success(), "{}", coordinator.output());
+    assert!(out.join("model.json").exists());
+}
+
+#[test]
+fn a_plain_worker_at_a_tls_coordinator_is_told_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path(), TOKEN);
+    let job = common::cluster_job(dir.path(), 1, "");
+    let coordinator =
+        Proc::spawn(&["coordinator", "--listen", "0.0.0.0:0", "--token-file", &token, "--job", &job]);
+    let url = coordinator.coordinator_url();
+    let pin = coordinator.tls_pin();
+    assert!(url.starts_with("https://"), "{url}");
+    let plain = url.replacen("https://", "http://", 1);
+    let t0 = Instant::now();
+    let mut w = Proc::spawn(&["worker", "--coordinator", &plain, "--token-file", &token]);
+    let status = w.wait_exit(Duration::from_secs(60)).expect("the worker gives up at once");
+    assert!(!status.success());
+    assert!(t0.elapsed() < Duration::from_secs(20), "not retried: {:?}", t0.elapsed());
+    let text = w.output();
+    assert!(text.contains("serves TLS") && text.contains("https://") && text.contains("--tls-pin"), "{text}");
+    // Printed once: the address and the pin.
+    let log = coordinator.output();
+    assert_eq!(log.matches("listening on").count(), 1, "{log}");
+    assert!(log.matches(&pin).count() >= 1);
+}
+
+#[test]
+fn errors_say_one_thing_once() {
+    let (ok, _, stderr) = run(&["train", "--config", "nope.toml"]);
+    assert!(!ok);
+    assert_eq!(stderr.matches("nope.toml").count(), 1, "{stderr}");
+    assert!(stderr.contains("not found"), "{stderr}");
+    // A negative learning rate reaches the range check.
+    let (ok, _, stderr) = run(&["train", "--lr", "-0.1"]);
+    assert!(!ok);
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+    assert!(stderr.contains("train.updater.lr") || stderr.contains("--lr"), "{stderr}");
+    // A word where a number belongs.
+    let (ok, _, stderr) = run(&["train", "--epochs", "ten"]);
+    assert!(!ok);
+    assert!(stderr.contains("a whole number"), "{stderr}");
+}
+
+#[test]
+fn a_job_file_value_of_the_wrong_type_is_said_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("j.toml");
+    std::fs::write(&job, "[train]\nepochs = \"ten\"\n").unwrap();
+    let (ok, _, stderr) = run(&["train", "--config", path(&job)]);
+    assert!(!ok);
+    assert!(stderr.contains("train.epochs") && stderr.contains("a whole number"), "{stderr}");
+    assert!(!stderr.contains("u32"), "{stderr}");
+}
