@@ -35,10 +35,16 @@ pub fn log_format() -> LogFormat {
     FORMAT.get().copied().unwrap_or_default()
 }
 
+/// `default_level` for Strom; hdfs-native's own warnings are Debug dumps of errors that Strom
+/// reports in words, so only its errors show unless `RUST_LOG` asks for more.
+fn default_filter(default_level: &str) -> EnvFilter {
+    EnvFilter::new(format!("{default_level},hdfs_native=error"))
+}
+
 /// For the cockpit: events go to the log tap (the Logs screen) only, never to the terminal
 /// the cockpit draws on.
 pub fn init_tap_only(default_level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter(default_level));
     let _ = tracing_subscriber::registry().with(filter).with(TapLayer).try_init();
 }
 
@@ -46,7 +52,7 @@ pub fn init_tap_only(default_level: &str) {
 /// stderr so stdout stays clean for reports.
 pub fn init(format: LogFormat, default_level: &str) {
     let _ = FORMAT.set(format);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter(default_level));
     let registry = tracing_subscriber::registry().with(filter).with(TapLayer);
     let result = match format {
         LogFormat::Pretty => registry

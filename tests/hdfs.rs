@@ -336,7 +336,7 @@ fn checkpoints_and_the_model_on_hdfs_survive_a_coordinator_kill_and_stale_tempor
     assert_eq!(s["epochs"], 6, "{s}");
     let epochs: Vec<u64> =
         s["per_epoch"].as_array().unwrap().iter().map(|e| e["epoch"].as_u64().unwrap()).collect();
-    assert_eq!(epochs.last(), Some(&5), "{s}");
+    assert_eq!(epochs.last(), Some(&6), "{s}");
     // The model on HDFS evaluates to the accuracy the job reported.
     let acc = s["test_accuracy"].as_f64().unwrap();
     let (ok, out, err) = run(&["eval", "--model", &model]);

@@ -54,7 +54,7 @@ fn demo_trains_saves_evaluates_and_resumes() {
     let r = json(&rs);
     assert_eq!(r["epochs"], 7);
     assert_eq!(r["per_epoch"].as_array().unwrap().len(), 2, "only the two new epochs ran");
-    assert_eq!(r["per_epoch"][0]["epoch"], 5);
+    assert_eq!(r["per_epoch"][0]["epoch"], 6, "epochs count from 1");
     assert!(r["test_accuracy"].as_f64().unwrap() >= 0.80);
     let (ok, _, stderr) = run(&["train", "--resume", resumed.to_str().unwrap(), "--epochs", "7"]);
     assert!(!ok && stderr.contains("already has 7 epochs"), "{stderr}");

@@ -94,6 +94,13 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
         return Ok(());
     }
     let a = analysis::analyze(&source, schema).with_context(|| format!("analysing {loc}"))?;
+    if a.rows > 0 && a.malformed_rows == a.rows {
+        bail!(
+            "every one of the {} rows of {loc} is malformed ({}): check --delimiter, --skip-lines and --no-header",
+            a.rows,
+            a.malformed_examples.first().map(String::as_str).unwrap_or_default()
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&a)?);
     } else {

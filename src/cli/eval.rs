@@ -46,7 +46,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Preprocessing::Transform { process } => Some(process.as_ref()),
         _ => None,
     };
-    let (dataset, loc) = match &args.test {
+    let (mut dataset, loc) = match &args.test {
         Some(t) => {
             let loc = Location::parse(t)?;
             (
@@ -68,6 +68,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
             ),
         },
     };
+    // Classes named as the model learnt them (test files often carry ids only).
+    let numbered = dataset.class_names.iter().enumerate().all(|(i, n)| *n == i.to_string());
+    if numbered && model.meta.class_names.len() >= dataset.output_width() {
+        dataset.class_names = model.meta.class_names.clone();
+    }
     let arch = &model.meta.architecture;
     if !arch.input().accepts(dataset.shape) {
         bail!("{loc} has examples of {}; the model takes {}", dataset.shape, arch.input());

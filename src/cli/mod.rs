@@ -67,9 +67,15 @@ pub enum Command {
 pub fn error_text(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
-        let part = cause.to_string();
+        let mut part = cause.to_string();
         if text.contains(&part) {
             continue;
+        }
+        // "reading X" then "X: not found": "reading X: not found".
+        if let Some(subject) = text.rsplit(' ').next().filter(|s| !s.is_empty())
+            && let Some(rest) = part.strip_prefix(&format!("{subject}: "))
+        {
+            part = rest.to_string();
         }
         if !text.is_empty() {
             text.push_str(": ");
@@ -77,6 +83,20 @@ pub fn error_text(e: &anyhow::Error) -> String {
         text.push_str(&part);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_chain_says_each_thing_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("x.csv: not found")]
+        struct Missing;
+        let e = anyhow::Error::new(Missing).context("reading x.csv").context("loading the job");
+        assert_eq!(super::error_text(&e), "loading the job: reading x.csv: not found");
+        let e = anyhow::Error::new(Missing).context("x.csv: not found");
+        assert_eq!(super::error_text(&e), "x.csv: not found");
+    }
 }
 
 /// Parses a whole-number flag, saying so when it is not one.

@@ -67,9 +67,14 @@ impl TrainProgress {
         })
     }
 
+    /// One JSON line. Epochs count from 1, as in the logs and on screen.
     fn write_metric<T: Serialize>(&mut self, kind: &str, value: &T) {
         if let Some((w, path)) = &mut self.metrics {
-            let result = serde_json::to_writer(&mut *w, &Line { r#type: kind, inner: value })
+            let mut line = serde_json::to_value(Line { r#type: kind, inner: value }).unwrap_or_default();
+            if let Some(e) = line.get_mut("epoch").and_then(|e| e.as_u64()).map(|e| e + 1) {
+                line["epoch"] = e.into();
+            }
+            let result = serde_json::to_writer(&mut *w, &line)
                 .map_err(std::io::Error::other)
                 .and_then(|_| w.write_all(b"\n"));
             if let Err(e) = result

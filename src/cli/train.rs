@@ -385,13 +385,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 pub(crate) fn log_plan(job: &JobSpec, architecture: &Architecture, done: u32) {
     let updater = job.updater();
+    let epochs = if done > 0 {
+        format!("epochs {}..{} of {}", done + 1, job.train.epochs, job.train.epochs)
+    } else {
+        format!("{} epochs", job.train.epochs)
+    };
     tracing::info!(
-        "model {}; {} worker(s) x {} thread(s), sharing {:?}, {} epochs of batch {}, {:?} lr {}",
+        "model {}; {} worker(s) x {} thread(s), sharing {:?}, {epochs} of batch {}, {:?} lr {}",
         architecture.describe(),
         job.cluster.workers,
         job.threads_per_worker(),
         job.sharing_mode(),
-        job.train.epochs - done,
         job.train.batch_size,
         updater.kind(),
         updater.learning_rate()

@@ -42,6 +42,8 @@ pub struct Analysis {
     pub rows: u64,
     /// Rows with the wrong number of columns.
     pub malformed_rows: u64,
+    /// The first malformed rows, where they are: "file:line: N fields, expected M".
+    pub malformed_examples: Vec<String>,
     pub schema: Schema,
     pub columns: Vec<ColumnAnalysis>,
 }
@@ -57,6 +59,9 @@ pub fn schema_of(source: &CsvSource, given: Option<Schema>) -> Result<Schema, Da
     Ok(Schema::infer(&names, &sample))
 }
 
+/// Malformed rows listed by line (the count says how many there are in all).
+const MALFORMED_SHOWN: usize = 10;
+
 pub fn analyze(source: &CsvSource, schema: Option<Schema>) -> Result<Analysis, DataError> {
     let schema = schema_of(source, schema)?;
     let n = schema.columns.len();
@@ -65,11 +70,20 @@ pub fn analyze(source: &CsvSource, schema: Option<Schema>) -> Result<Analysis, D
     let (mut valid, mut missing, mut invalid, mut nan) =
         (vec![0u64; n], vec![0u64; n], vec![0u64; n], vec![0u64; n]);
     let (mut rows, mut malformed) = (0u64, 0u64);
+    let mut malformed_examples = Vec::new();
     for rec in source.records() {
         let rec = rec?;
         rows += 1;
         if rec.fields.len() != n {
             malformed += 1;
+            if malformed_examples.len() < MALFORMED_SHOWN {
+                malformed_examples.push(format!(
+                    "{}:{}: {} fields, expected {n}",
+                    source.file_name(rec.file),
+                    rec.line,
+                    rec.fields.len()
+                ));
+            }
             continue;
         }
         for (i, col) in schema.columns.iter().enumerate() {
@@ -125,6 +139,7 @@ pub fn analyze(source: &CsvSource, schema: Option<Schema>) -> Result<Analysis, D
         source: source.files.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", "),
         rows,
         malformed_rows: malformed,
+        malformed_examples,
         schema,
         columns,
     })
@@ -150,6 +165,17 @@ impl Analysis {
             self.columns.len(),
             self.malformed_rows
         );
+        if !self.malformed_examples.is_empty() {
+            let more = self.malformed_rows.saturating_sub(self.malformed_examples.len() as u64);
+            let _ = writeln!(out, "malformed rows (left out of the statistics):");
+            for m in &self.malformed_examples {
+                let _ = writeln!(out, "  {m}");
+            }
+            if more > 0 {
+                let _ = writeln!(out, "  ... and {more} more");
+            }
+            let _ = writeln!(out);
+        }
         let w = self.columns.iter().map(|c| c.name.len()).max().unwrap_or(6).clamp(6, 28);
         let _ = writeln!(
             out,

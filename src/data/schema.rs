@@ -84,7 +84,10 @@ impl Schema {
                     .collect();
                 let kind = if values.is_empty() {
                     ColumnType::String
-                } else if values.iter().all(|v| parse_bool(v).is_some()) {
+                } else if values.iter().all(|v| parse_bool(v).is_some())
+                    && !values.iter().all(|v| v.parse::<i64>().is_ok())
+                {
+                    // Words (true/false, yes/no); a 0/1 column stays an integer (labels).
                     ColumnType::Boolean
                 } else if values.iter().all(|v| v.parse::<i64>().is_ok()) {
                     if values.iter().all(|v| v.parse::<i32>().is_ok()) {

@@ -120,7 +120,8 @@ impl FinishedRun<'_> {
             "partitions_requeued": t.partitions_requeued,
             "replica_drift": outcome.epochs.last().map(|e| e.replica_drift),
             "per_epoch": outcome.epochs.iter().map(|e| json!({
-                "epoch": e.epoch,
+                // Counted from 1, as in the logs.
+                "epoch": e.epoch + 1,
                 "train_loss": e.train_loss,
                 "test_accuracy": e.test_accuracy(),
                 "seconds": e.seconds,

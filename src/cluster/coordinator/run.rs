@@ -569,13 +569,14 @@ impl JobRun {
 
     fn finish_epoch(self: &Arc<Self>, ready: EpochReady) {
         // The evaluation and the observer, with only the driver held.
-        let summary = {
+        let (summary, observed) = {
             let mut reporting = lock(&self.driver);
             let summary = reporting.driver.on_epoch_ready(&ready);
+            let observed = reporting.observer.is_some();
             if let Some(o) = reporting.observer.as_mut() {
                 o.epoch(&summary);
             }
-            summary
+            (summary, observed)
         };
         self.state().history.push_epoch(&summary);
         let line = match summary.test_accuracy() {
@@ -586,7 +587,12 @@ impl JobRun {
             ),
             None => format!("epoch {} done: train loss {:.4}", summary.epoch + 1, summary.train_loss),
         };
-        tracing::info!("{line}");
+        if observed {
+            // The observer (`strom train`'s progress) prints the epoch already: once is enough.
+            tracing::debug!("{line}");
+        } else {
+            tracing::info!("{line}");
+        }
         let next = self.state().hub.finish_epoch();
         self.write_checkpoint(true);
         self.changed.notify_waiters();
