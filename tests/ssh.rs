@@ -266,3 +266,58 @@ fn a_killed_remote_worker_is_restarted_and_workers_pin_the_coordinators_certific
     assert!(s["test_accuracy"].as_f64().unwrap() >= 0.78, "{s}");
     assert!(train.output().contains("workers pin sha256:"), "{}", train.output());
 }
+
+#[test]
+fn the_cockpit_adds_a_worker_on_an_ssh_host_to_a_running_local_job() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("local.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "name = \"grow\"\n[model]\nhidden = [32]\n[train]\nepochs = 100000\n[cluster]\nlauncher = \"local\"\nworkers = 1\n\
+             [cluster.ssh]\n{}\nbinary = \"{BIN}\"\nconnect_timeout_secs = 5\n",
+            sshd.options()
+        ),
+    )
+    .unwrap();
+    let tmux = common::Tmux::new(120, 36);
+    tmux.run(&format!("{BIN} cockpit --job {} -o {}", job.display(), dir.path().join("m").display()));
+    tmux.wait("the job form", Duration::from_secs(30), |s| s.contains("READY") && s.contains("grow"));
+    tmux.keys(&["s"]);
+    tmux.wait("the local worker", Duration::from_secs(60), |s| s.contains("RUNNING") && s.contains("w0 "));
+    while !tmux.screen().contains("[Workers]") {
+        tmux.keys(&["Tab"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    tmux.keys(&["a"]);
+    tmux.wait("the add prompt", Duration::from_secs(10), |s| s.contains("How many, and where"));
+    tmux.keys(&["C-u"]);
+    tmux.keys(&["-l", &format!("1 {}@127.0.0.1:{}", sshd.user, sshd.port)]);
+    tmux.keys(&["Enter"]);
+    // (The host column is narrow: the SSH worker's name starts with the user.)
+    let screen = tmux.wait("the SSH worker training", Duration::from_secs(90), |s| {
+        s.contains("Workers (2)")
+            && s.contains(&format!(" {}@", sshd.user))
+            && s.matches(" traini").count() + s.matches(" waitin").count() >= 2
+    });
+    assert!(screen.contains("RUNNING"), "{screen}");
+    // A host that is no host is refused with the reason.
+    tmux.keys(&["a"]);
+    tmux.keys(&["C-u"]);
+    tmux.keys(&["-l", "1 me@host:notaport"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait("the refusal", Duration::from_secs(10), |s| s.contains("the port is not a number"));
+    tmux.keys(&["x"]);
+    tmux.keys(&["y"]);
+    tmux.wait("the stopped job", Duration::from_secs(60), |s| s.contains("STOPPED"));
+    tmux.keys(&["q"]);
+    tmux.wait("the shell prompt", Duration::from_secs(30), |s| s.contains("PROMPT$"));
+    assert!(dir.path().join("m/model.json").exists());
+    let t0 = Instant::now();
+    while !common::pids_with(&format!("{}@127.0.0.1#0", sshd.user)).is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the SSH worker outlived the job");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

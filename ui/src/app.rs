@@ -20,7 +20,11 @@ pub enum Request {
     Pause,
     Resume,
     Stop,
-    AddWorkers(u32),
+    /// `count` more workers; `host`: empty for the job's launcher, `local`, or an SSH host.
+    AddWorkers {
+        count: u32,
+        host: String,
+    },
     RemoveWorker(u32),
     Describe {
         toml: String,
@@ -85,6 +89,8 @@ impl Confirm {
 pub enum PromptKind {
     Open,
     Save,
+    /// How many workers to add, and where.
+    AddWorkers,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -355,10 +361,11 @@ impl App {
             }
             Command::AddWorker => {
                 if self.job.is_running() {
-                    self.say("adding a worker...", false);
-                    return vec![Request::AddWorkers(1)];
+                    self.overlay =
+                        Some(Overlay::Prompt { kind: PromptKind::AddWorkers, line: LineEdit::new("1") });
+                } else {
+                    self.say("no job is running", true);
                 }
-                self.say("no job is running", true);
             }
             Command::RemoveWorker => match self.selected_worker_id() {
                 Some(id) => self.overlay = Some(Overlay::Confirm(Confirm::RemoveWorker(id))),
@@ -552,15 +559,57 @@ impl App {
     /// Opening and saving job files happen where the cockpit runs: the app asks, the
     /// connection's request task does the file I/O and answers.
     fn file_action(&mut self, kind: PromptKind, path: &str) -> Vec<Request> {
-        if path.is_empty() {
+        if path.is_empty() && kind != PromptKind::AddWorkers {
             return vec![];
         }
         let path = path.to_string();
         match kind {
-            PromptKind::Open => vec![Request::OpenFile { path }],
+            PromptKind::Open => {
+                // What was checked for the old job does not describe the new one.
+                self.setup.data_summary.clear();
+                self.setup.data_columns.clear();
+                self.setup.model.clear();
+                self.setup.model_summary.clear();
+                self.setup.path_problems.clear();
+                vec![Request::OpenFile { path }]
+            }
             PromptKind::Save => vec![Request::SaveFile { path, toml: self.setup.toml.clone() }],
+            PromptKind::AddWorkers => match parse_add(&path) {
+                Ok((count, host)) => {
+                    let place = if host.is_empty() {
+                        "through the job's launcher".to_string()
+                    } else {
+                        format!("on {host}")
+                    };
+                    self.say(format!("adding {count} worker(s) {place}..."), false);
+                    vec![Request::AddWorkers { count, host }]
+                }
+                Err(e) => {
+                    self.say(e, true);
+                    vec![]
+                }
+            },
         }
     }
+}
+
+/// "N [where]" from the add-workers prompt: a count (default 1), then nothing (the job's
+/// launcher), `local`, or an SSH host `user@host[:port]`.
+pub fn parse_add(text: &str) -> Result<(u32, String), String> {
+    let mut words = text.split_whitespace();
+    let first = words.next().unwrap_or("1");
+    let (count, host) = match first.parse::<u32>() {
+        Ok(n) => (n, words.next().unwrap_or_default()),
+        // A host alone means one worker there.
+        Err(_) => (1, first),
+    };
+    if !(1..=64).contains(&count) {
+        return Err(format!("add 1 to 64 workers at a time (got {count})"));
+    }
+    if words.next().is_some() {
+        return Err("expected a count and one place, like `2 local` or `2 user@host`".into());
+    }
+    Ok((count, host.to_string()))
 }
 
 #[cfg(test)]
@@ -774,7 +823,23 @@ mod tests {
         let mut app = App::new("u", false, false);
         running(&mut app);
         app.screen = Screen::Workers;
-        assert_eq!(app.handle_key(key(KeyCode::Char('a'))), vec![Request::AddWorkers(1)]);
+        assert!(app.handle_key(key(KeyCode::Char('a'))).is_empty(), "asks how many and where");
+        assert!(matches!(app.overlay, Some(Overlay::Prompt { kind: PromptKind::AddWorkers, .. })));
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Request::AddWorkers { count: 1, host: String::new() }]
+        );
+        app.handle_key(key(KeyCode::Char('a')));
+        for c in " me@node2:2222".chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Request::AddWorkers { count: 1, host: "me@node2:2222".into() }]
+        );
+        assert_eq!(parse_add("3 local"), Ok((3, "local".into())));
+        assert_eq!(parse_add("me@n"), Ok((1, "me@n".into())));
+        assert!(parse_add("0").is_err() && parse_add("2 a b").is_err());
         app.handle_key(key(KeyCode::Down));
         app.handle_key(key(KeyCode::Char('d')));
         assert_eq!(app.overlay, Some(Overlay::Confirm(Confirm::RemoveWorker(1))));

@@ -168,7 +168,9 @@ pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc:
             Request::Pause => reply(c.pause(pb::Empty {}).await),
             Request::Resume => reply(c.resume(pb::Empty {}).await),
             Request::Stop => reply(c.stop(pb::Empty {}).await),
-            Request::AddWorkers(n) => reply(c.add_workers(pb::AddWorkersRequest { count: n }).await),
+            Request::AddWorkers { count, host } => {
+                reply(c.add_workers(pb::AddWorkersRequest { count, host }).await)
+            }
             Request::RemoveWorker(id) => {
                 reply(c.remove_worker(pb::RemoveWorkerRequest { worker_id: id }).await)
             }

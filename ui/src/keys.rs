@@ -245,7 +245,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[(KeyCode::Char('a'), NONE)],
         command: Command::AddWorker,
         scope: Scope::On(Screen::Workers),
-        help: "add a worker through the job's launcher",
+        help: "add workers: how many, and where (the job's launcher, this machine, an SSH host)",
         bar: "add",
     },
     Binding {

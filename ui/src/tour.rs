@@ -13,7 +13,7 @@ pub const STEPS: &[Step] = &[
     Step {
         screen: Screen::Setup,
         title: "Welcome to Strom",
-        text: "This is the job form: a small MLP on 10,000 Fashion-MNIST images, trained by \
+        text: "This is the job form: a small CNN on 10,000 Fashion-MNIST images, trained by \
                3 worker processes that share only the largest parts of their updates.\n\n\
                Every key can be edited (Enter). Press s to start the job, or any key for the next tip.",
     },
@@ -23,7 +23,7 @@ pub const STEPS: &[Step] = &[
         text: "Each worker adds its update to a residual. Entries whose residual reaches \
                tau are sent as a single +tau or -tau; the rest stays behind for later, so \
                nothing is lost, only delayed. A message of a few hundred entries replaces \
-               235,146 floats.\n\nPress s to start the job.",
+               421,642 floats.\n\nPress s to start the job.",
     },
     Step {
         screen: Screen::Dashboard,
@@ -57,8 +57,9 @@ pub const STEPS: &[Step] = &[
         screen: Screen::Workers,
         title: "Workers",
         text: "One row per worker: throughput, sparsity, tau, residual norm, how many steps \
-               it lags behind the fastest, and when it was last heard from. a adds a worker, \
-               d stops the selected one; its data partitions go back to the queue.",
+               it lags behind the fastest, and when it was last heard from; below, the selected \
+               worker's last step by layer (which layers send most). a adds workers (here \
+               or on an SSH host), d stops the selected one; its partitions go back to the queue.",
     },
     Step {
         screen: Screen::Logs,

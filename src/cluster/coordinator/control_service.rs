@@ -316,12 +316,18 @@ impl Control for ControlService {
         &self,
         request: Request<pb::AddWorkersRequest>,
     ) -> Result<Response<pb::ControlReply>, Status> {
-        let count = request.into_inner().count.clamp(1, 64) as usize;
+        let req = request.into_inner();
+        let count = req.count.clamp(1, 64) as usize;
         match self.shared.run() {
             Some(run) if !run.is_over() => {}
             _ => return Ok(reply(false, "no job is running")),
         }
-        Ok(match self.shared.add_workers(count) {
+        let shared = self.shared.clone();
+        // SSH probes block: off the async runtime.
+        let added = tokio::task::spawn_blocking(move || shared.add_workers(count, &req.host))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(match added {
             Ok(m) => reply(true, m),
             Err(e) => reply(false, e.to_string()),
         })

@@ -118,6 +118,9 @@ pub struct Shared {
     job: Mutex<Option<ResolvedJob>>,
     run: Mutex<Option<Arc<JobRun>>>,
     launcher: Mutex<Option<Box<dyn Launcher>>>,
+    /// Launchers of workers added from the cockpit elsewhere than the job's launcher (local
+    /// processes, another SSH host); stopped with the job's.
+    added: Mutex<Vec<Box<dyn Launcher>>>,
     observer: Mutex<Option<Box<dyn Observer>>>,
     /// Data the caller prepared for the loaded job (used once, by the first start).
     prepared: Mutex<Option<data::Prepared>>,
@@ -195,6 +198,10 @@ impl Shared {
             }
         }
         *lock(&self.launcher) = launcher;
+        // Workers added to an earlier run by hand have had their job end.
+        for l in lock(&self.added).drain(..) {
+            l.stop_all();
+        }
         Ok(run)
     }
 
@@ -277,20 +284,69 @@ impl Shared {
         self.url.clone()
     }
 
-    /// Starts `count` more workers through the current job's launcher.
-    pub fn add_workers(&self, count: usize) -> Result<String, ClusterError> {
-        let guard = lock(&self.launcher);
-        let Some(l) = guard.as_ref() else {
-            return Err(ClusterError::Launch("this job's workers join by themselves (launcher none)".into()));
+    /// Starts `count` more workers: through the current job's launcher (`host` empty), as
+    /// local processes (`local`, or empty when the job has no launcher), or on the SSH host
+    /// `user@host[:port]` with the job's ssh options and binary.
+    pub fn add_workers(&self, count: usize, host: &str) -> Result<String, ClusterError> {
+        let host = host.trim();
+        if host.is_empty() {
+            let guard = lock(&self.launcher);
+            if let Some(l) = guard.as_ref() {
+                l.start(count, &self.launch_context())?;
+                return Ok(format!("starting {count} more worker(s) ({})", l.describe()));
+            }
+        }
+        let job = self
+            .run()
+            .map(|r| r.job.clone())
+            .ok_or_else(|| ClusterError::Launch("no job is running".into()))?;
+        let mut ctx = self.launch_context();
+        let launcher: Box<dyn Launcher> = if host.is_empty() || host == "local" {
+            Box::new(launch::LocalLauncher::default())
+        } else {
+            let spec = parse_host(host)?;
+            let name = spec.host().rsplit('@').next().unwrap_or_default().to_string();
+            let remote = !matches!(name.as_str(), "127.0.0.1" | "localhost" | "::1");
+            ctx.url = self.url_for_hosts(&job.cluster.ssh.coordinator_url, remote);
+            let mut cluster = job.cluster.clone();
+            cluster.hosts = vec![spec];
+            cluster.min_workers = None;
+            Box::new(launch::SshLauncher::new(&cluster))
         };
-        l.start(count, &self.launch_context())?;
-        Ok(format!("starting {count} more worker(s) ({})", l.describe()))
+        launcher.start(count, &ctx)?;
+        let what = format!("starting {count} more worker(s) ({})", launcher.describe());
+        tracing::info!("{what}");
+        lock(&self.added).push(launcher);
+        Ok(what)
     }
 
     pub fn stop_workers(&self) {
         if let Some(l) = lock(&self.launcher).as_ref() {
             l.stop_all();
         }
+        for l in lock(&self.added).drain(..) {
+            l.stop_all();
+        }
+    }
+}
+
+/// `user@host` or `user@host:port`, as typed in the cockpit.
+fn parse_host(text: &str) -> Result<crate::job::HostSpec, ClusterError> {
+    let bad =
+        |why: &str| ClusterError::Launch(format!("'{text}': {why}; expected user@host or user@host:port"));
+    if text.contains(char::is_whitespace) || text.starts_with('-') {
+        return Err(bad("not a host"));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            let port: u16 = port.parse().map_err(|_| bad("the port is not a number"))?;
+            Ok(crate::job::HostSpec::Full(crate::job::HostTable {
+                host: host.to_string(),
+                port: Some(port),
+                binary: None,
+            }))
+        }
+        _ => Ok(crate::job::HostSpec::Name(text.to_string())),
     }
 }
 
@@ -429,6 +485,7 @@ impl Coordinator {
             job: Mutex::new(config.job.clone()),
             run: Mutex::new(None),
             launcher: Mutex::new(None),
+            added: Mutex::new(Vec::new()),
             observer: Mutex::new(self.observer),
             prepared: Mutex::new(self.prepared),
             watchers: Arc::default(),

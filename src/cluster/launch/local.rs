@@ -327,7 +327,10 @@ pub fn exit_with_parent(pid: u32) {
         loop {
             // SAFETY: getppid has no preconditions.
             if unsafe { libc::getppid() } as u32 != pid {
-                eprintln!("strom worker: parent process {pid} is gone; exiting");
+                // Not eprintln!: with the parent gone stderr is often a broken pipe, and a
+                // panic here would end this watch instead of the process.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "strom worker: parent process {pid} is gone; exiting");
                 std::process::exit(3);
             }
             std::thread::sleep(Duration::from_millis(500));

@@ -54,6 +54,10 @@ pub fn draw(f: &mut Frame, app: &App) {
             let (title, what) = match kind {
                 PromptKind::Open => ("Open job file", "Path of a job file (TOML) to open:"),
                 PromptKind::Save => ("Write job file", "Path to write the job to:"),
+                PromptKind::AddWorkers => (
+                    "Add workers",
+                    "How many, and where: `2` (the job's launcher), `2 local` (this machine) or `2 user@host[:port]` (SSH):",
+                ),
             };
             draw_box(
                 f,
@@ -65,7 +69,7 @@ pub fn draw(f: &mut Frame, app: &App) {
                     Line::from(overlay_footer(OverlayKind::Prompt)),
                 ],
                 70,
-                6,
+                if *kind == PromptKind::AddWorkers { 7 } else { 6 },
             );
         }
         Some(Overlay::Tour(step)) => draw_tour(f, *step),
