@@ -61,6 +61,8 @@ pub struct Key {
     pub default: Option<&'static str>,
     /// Shown in the cockpit's form even when unset (its default depends on other keys).
     pub optional: bool,
+    /// One of the keys most jobs set: the cockpit's form shows it with its section folded.
+    pub common: bool,
     /// One line for the form, the flags and README.
     pub help: &'static str,
 }
@@ -81,6 +83,10 @@ impl Key {
     }
     const fn optional(mut self) -> Key {
         self.optional = true;
+        self
+    }
+    const fn common(mut self) -> Key {
+        self.common = true;
         self
     }
 
@@ -146,7 +152,17 @@ use Kind as K;
 
 /// A key with no choices, rule or default of its own; the builder methods add them.
 const fn key(name: &'static str, kind: Kind, help: &'static str) -> Key {
-    Key { name, kind, choices: &[], rule: Rule::Any, value: None, default: None, optional: false, help }
+    Key {
+        name,
+        kind,
+        choices: &[],
+        rule: Rule::Any,
+        value: None,
+        default: None,
+        optional: false,
+        common: false,
+        help,
+    }
 }
 
 fn algorithm_initial(j: &JobSpec) -> Option<f64> {
@@ -160,10 +176,14 @@ fn algorithm_initial(j: &JobSpec) -> Option<f64> {
 
 /// Every job key, in the job file's order.
 pub static KEYS: &[Key] = &[
-    key("name", K::Text, "Job name, shown in logs, the cockpit and checkpoints"),
-    key("data.train", K::Location, "Training data: a local path, file://, hdfs://, viewfs:// or builtin: location"),
-    key("data.test", K::Location, "Test data, evaluated after every epoch; empty for none"),
-    key("data.format", K::Choice, "Data format").choices(&["idx", "csv"]),
+    key("name", K::Text, "Job name, shown in logs, the cockpit and checkpoints")
+        .common(),
+    key("data.train", K::Location, "Training data: a local path, file://, hdfs://, viewfs:// or builtin: location")
+        .common(),
+    key("data.test", K::Location, "Test data, evaluated after every epoch; empty for none")
+        .common(),
+    key("data.format", K::Choice, "Data format").choices(&["idx", "csv"])
+        .common(),
     key("data.holdout", K::Float, "Fraction of the training rows held out (seeded) as test data when data.test is empty")
         .rule(Rule::Probability, |j| Some(j.data.holdout as f64)),
     key("data.csv.header", K::Choice, "CSV: the first record names the columns; auto: when none of its fields is a number")
@@ -171,16 +191,20 @@ pub static KEYS: &[Key] = &[
     key("data.csv.delimiter", K::Text, "CSV: field delimiter (one ASCII character)"),
     key("data.csv.quote", K::Text, "CSV: quote character (one ASCII character)"),
     key("data.csv.skip_lines", K::Integer, "CSV: records skipped at the start of every file"),
-    key("data.transform", K::Location, "CSV: transform process (JSON), run locally and on every worker"),
-    key("data.label", K::Text, "CSV: the column to predict, after the transform (required for CSV)"),
+    key("data.transform", K::Location, "CSV: transform process (JSON), run locally and on every worker")
+        .common(),
+    key("data.label", K::Text, "CSV: the column to predict, after the transform (required for CSV)")
+        .common(),
     key("data.task", K::Choice, "CSV: what the label is").choices(&["classification", "regression"]),
     key("data.num_classes", K::Integer, "CSV: number of classes of integer labels; empty: found in the data")
         .rule(Rule::Int { min: 2, max: 100_000 }, |j| j.data.num_classes.map(|n| n as f64))
         .default("found in the data")
         .optional(),
     key("model.preset", K::Choice, "Model preset: mlp (dense layers of model.hidden), cnn (two 3x3 convolutions and max-pooling), lenet5")
-        .choices(&["mlp", "cnn", "lenet5"]),
-    key("model.hidden", K::List, "mlp: hidden layer widths, e.g. 256, 128 (at most 16 layers of 1..=65536)"),
+        .choices(&["mlp", "cnn", "lenet5"])
+        .common(),
+    key("model.hidden", K::List, "mlp: hidden layer widths, e.g. 256, 128 (at most 16 layers of 1..=65536)")
+        .common(),
     key("model.activation", K::Choice, "Activation of the preset's hidden layers")
         .choices(&["relu", "leaky_relu", "tanh", "sigmoid", "identity"]),
     key("model.dropout", K::Float, "Dropout after the preset's hidden dense layers")
@@ -191,17 +215,21 @@ pub static KEYS: &[Key] = &[
     key("model.init", K::Choice, "Weight initialisation: he (variance 2/fan_in), xavier (2/(fan_in+fan_out))")
         .choices(&["he", "xavier"]),
     key("train.epochs", K::Integer, "Passes over the training data")
-        .rule(Rule::Int { min: 1, max: 100_000 }, |j| Some(j.train.epochs as f64)),
+        .rule(Rule::Int { min: 1, max: 100_000 }, |j| Some(j.train.epochs as f64))
+        .common(),
     key("train.batch_size", K::Integer, "Minibatch size per worker")
-        .rule(Rule::Int { min: 1, max: 65_536 }, |j| Some(j.train.batch_size as f64)),
+        .rule(Rule::Int { min: 1, max: 65_536 }, |j| Some(j.train.batch_size as f64))
+        .common(),
     key("train.updater.kind", K::Choice, "Updater; empty: nesterov with threshold sharing, adam otherwise")
         .choices(&["", "sgd", "nesterov", "adam", "rmsprop"])
         .default("nesterov with threshold sharing, adam otherwise")
-        .optional(),
+        .optional()
+        .common(),
     key("train.updater.lr", K::Float, "Learning rate; empty: the updater's default")
         .rule(Rule::UpTo(10.0), |j| Some(j.updater().learning_rate() as f64))
         .default("sgd 0.1, nesterov 0.01, adam and rmsprop 1e-3")
-        .optional(),
+        .optional()
+        .common(),
     key("train.updater.momentum", K::Float, "Nesterov momentum")
         .rule(Rule::Probability, |j| Some(j.train.updater.momentum as f64)),
     key("train.updater.beta1", K::Float, "Adam's first-moment decay")
@@ -222,7 +250,8 @@ pub static KEYS: &[Key] = &[
     key("sharing.mode", K::Choice, "How workers share updates; empty: threshold with several workers, none with one")
         .choices(&["", "threshold", "averaging", "none"])
         .default("threshold with several workers, none with one")
-        .optional(),
+        .optional()
+        .common(),
     key("sharing.algorithm.kind", K::Choice, "How tau moves (see Gradient sharing)").choices(&["adaptive", "fixed", "target"]),
     key("sharing.algorithm.initial", K::Float, "adaptive, target: tau at the start")
         .rule(Rule::Positive, algorithm_initial),
@@ -252,15 +281,18 @@ pub static KEYS: &[Key] = &[
     key("sharing.follow_lr", K::Bool, "Scale the residual and an adapting tau with the learning-rate schedule (false: about 2x fewer bytes, less stable ends)"),
     key("sharing.averaging_frequency", K::Integer, "Minibatches between parameter averages (averaging mode)")
         .rule(Rule::AtLeast(1), |j| Some(j.sharing.averaging_frequency as f64)),
-    key("compute.backend", K::Choice, "Compute backend").choices(&["cpu", "cuda"]),
+    key("compute.backend", K::Choice, "Compute backend").choices(&["cpu", "cuda"])
+        .common(),
     key("compute.cuda_device", K::Integer, "backend cuda: the device ordinal"),
     key("compute.cpu_fallback", K::Bool, "backend cuda: train on the CPU (with a warning) where CUDA cannot be used"),
     key("compute.threads", K::Integer, "CPU threads per worker; 0: the machine's cores shared among its workers")
         .rule(Rule::Int { min: 0, max: 1024 }, |j| Some(j.compute.threads as f64)),
     key("cluster.launcher", K::Choice, "Where workers run (see Clusters)")
-        .choices(&["embedded", "local", "ssh", "spark", "none"]),
+        .choices(&["embedded", "local", "ssh", "spark", "none"])
+        .common(),
     key("cluster.workers", K::Integer, "Number of workers")
-        .rule(Rule::Int { min: 1, max: 1024 }, |j| Some(j.cluster.workers as f64)),
+        .rule(Rule::Int { min: 1, max: 1024 }, |j| Some(j.cluster.workers as f64))
+        .common(),
     key("cluster.heartbeat_timeout_secs", K::Integer, "A worker silent this long is lost, its partitions requeued")
         .rule(Rule::Int { min: 1, max: 3600 }, |j| Some(j.cluster.heartbeat_timeout_secs as f64)),
     key("cluster.step_timeout_secs", K::Integer, "A worker the job waits for (partition, barrier, averaging round) with no training call this long is lost")
@@ -272,7 +304,8 @@ pub static KEYS: &[Key] = &[
     key("cluster.checkpoint_every", K::Integer, "Steps between checkpoints (with a checkpoint directory); 0: epoch ends only"),
     key("cluster.hosts", K::Toml, "SSH hosts: [\"alice@node1\", { host = \"node2\", port = 2222, binary = \"/opt/strom\" }]")
         .default("empty")
-        .optional(),
+        .optional()
+        .common(),
     key("cluster.min_workers", K::Integer, "SSH: the job runs if at least this many workers start; empty: all")
         .default("all")
         .optional(),

@@ -111,7 +111,10 @@ pub struct SetupForm {
     pub fields: Vec<model::FormField>,
     pub problems: Vec<model::KeyProblem>,
     pub toml: String,
+    /// The selected row of [`SetupForm::rows`].
     pub selected: usize,
+    /// Sections shown whole (the others show their common keys only).
+    pub open: std::collections::BTreeSet<String>,
     /// The line being typed into the selected field, and its value before editing.
     pub editing: Option<(LineEdit, String)>,
     /// What checking the data locations found.
@@ -126,9 +129,78 @@ pub struct SetupForm {
     pub check_after_edit: bool,
 }
 
+/// One row of the Setup form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Row {
+    /// A section's title; `hidden` keys are folded away.
+    Section { name: String, hidden: usize },
+    /// `fields[i]`.
+    Field(usize),
+}
+
+/// The form's sections in the order they are shown.
+const SECTIONS: [&str; 7] = ["job", "data", "model", "train", "sharing", "cluster", "compute"];
+
 impl SetupForm {
+    /// The rows shown: each section's title, then its common keys, and the rest when open.
+    /// A key with a problem is never folded away.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut names: Vec<&str> = SECTIONS.to_vec();
+        for f in &self.fields {
+            if !names.contains(&f.section.as_str()) {
+                names.push(&f.section);
+            }
+        }
+        let mut rows = Vec::new();
+        for name in names {
+            let members: Vec<usize> =
+                (0..self.fields.len()).filter(|&i| self.fields[i].section == name).collect();
+            if members.is_empty() {
+                continue;
+            }
+            let open = self.open.contains(name);
+            let shown: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|&i| open || self.fields[i].common || self.problem_for(&self.fields[i].key).is_some())
+                .collect();
+            rows.push(Row::Section { name: name.to_string(), hidden: members.len() - shown.len() });
+            rows.extend(shown.into_iter().map(Row::Field));
+        }
+        rows
+    }
+
     pub fn field(&self) -> Option<&model::FormField> {
-        self.fields.get(self.selected)
+        match self.rows().get(self.selected) {
+            Some(Row::Field(i)) => self.fields.get(*i),
+            _ => None,
+        }
+    }
+
+    /// Selects the row of `key`, if it is shown.
+    fn select_key(&mut self, key: &str) -> bool {
+        let rows = self.rows();
+        match rows.iter().position(|r| matches!(r, Row::Field(i) if self.fields[*i].key == key)) {
+            Some(r) => {
+                self.selected = r;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Opens or folds the section whose title is selected; the title stays selected.
+    fn toggle_section(&mut self) -> bool {
+        let Some(Row::Section { name, .. }) = self.rows().get(self.selected).cloned() else { return false };
+        if !self.open.remove(&name) {
+            self.open.insert(name.clone());
+        }
+        if let Some(r) =
+            self.rows().iter().position(|r| matches!(r, Row::Section { name: n, .. } if *n == name))
+        {
+            self.selected = r;
+        }
+        true
     }
 
     pub fn problem_for(&self, key: &str) -> Option<&model::KeyProblem> {
@@ -230,14 +302,17 @@ impl App {
             Msg::Logs(b) => self.logs.push(b),
             Msg::Form(form) => {
                 if !form.fields.is_empty() {
+                    let first = self.setup.fields.is_empty();
                     let key = self.setup.field().map(|f| f.key.clone());
                     self.setup.fields = form.fields;
-                    if let Some(k) = key
-                        && let Some(i) = self.setup.fields.iter().position(|f| f.key == k)
-                    {
-                        self.setup.selected = i;
+                    let kept = key.as_ref().is_some_and(|k| self.setup.select_key(k));
+                    if first || (!kept && key.is_some()) {
+                        // The first key (not a section's title) is where editing starts.
+                        let rows = self.setup.rows();
+                        self.setup.selected =
+                            rows.iter().position(|r| matches!(r, Row::Field(_))).unwrap_or(0);
                     }
-                    self.setup.selected = self.setup.selected.min(self.setup.fields.len().saturating_sub(1));
+                    self.setup.selected = self.setup.selected.min(self.setup.rows().len().saturating_sub(1));
                 }
                 self.setup.toml = form.toml;
                 self.setup.problems = form.problems;
@@ -336,6 +411,24 @@ impl App {
             }
             Command::Up | Command::Down | Command::PageUp | Command::PageDown => self.navigate(cmd),
             Command::Edit => return self.start_edit(),
+            Command::AllKeys => {
+                let key = self.setup.field().map(|f| f.key.clone());
+                let all: std::collections::BTreeSet<String> =
+                    self.setup.fields.iter().map(|f| f.section.clone()).collect();
+                let showing_all = all.is_subset(&self.setup.open);
+                self.setup.open = if showing_all { Default::default() } else { all };
+                if !key.is_some_and(|k| self.setup.select_key(&k)) {
+                    self.setup.selected = self.setup.selected.min(self.setup.rows().len().saturating_sub(1));
+                }
+                self.say(
+                    if showing_all {
+                        "the common keys; z shows every key"
+                    } else {
+                        "every key; z folds them"
+                    },
+                    false,
+                );
+            }
             Command::NextChoice | Command::PrevChoice => {
                 return self.cycle_choice(cmd == Command::NextChoice);
             }
@@ -399,7 +492,7 @@ impl App {
         };
         match self.screen {
             Screen::Setup => {
-                let n = self.setup.fields.len();
+                let n = self.setup.rows().len();
                 if n > 0 {
                     self.setup.selected =
                         (self.setup.selected as isize + step).clamp(0, n as isize - 1) as usize;
@@ -426,6 +519,9 @@ impl App {
     }
 
     fn start_edit(&mut self) -> Vec<Request> {
+        if self.setup.toggle_section() {
+            return vec![];
+        }
         let Some(f) = self.setup.field().cloned() else { return vec![] };
         if f.kind == model::FieldKind::Choice {
             return self.cycle_choice(true);
@@ -641,6 +737,15 @@ mod tests {
                     key: "train.epochs".into(),
                     value: "5".into(),
                     kind: model::FieldKind::Integer,
+                    section: "train".into(),
+                    common: true,
+                    ..Default::default()
+                },
+                model::FormField {
+                    key: "train.seed".into(),
+                    value: "7".into(),
+                    kind: model::FieldKind::Integer,
+                    section: "train".into(),
                     ..Default::default()
                 },
                 model::FormField {
@@ -648,18 +753,60 @@ mod tests {
                     value: "local".into(),
                     kind: model::FieldKind::Choice,
                     choices: vec!["embedded".into(), "local".into(), "ssh".into()],
+                    section: "cluster".into(),
+                    common: true,
                     ..Default::default()
                 },
                 model::FormField {
                     key: "data.train".into(),
                     value: "x".into(),
                     kind: model::FieldKind::Location,
+                    section: "data".into(),
+                    common: true,
                     ..Default::default()
                 },
             ],
             problems: vec![],
             toml: "T".into(),
         }));
+        app.setup.select_key("train.epochs");
+    }
+
+    #[test]
+    fn setup_groups_keys_by_section_and_folds_the_uncommon_ones() {
+        let mut app = App::new("u", false, false);
+        form(&mut app);
+        let keys = |app: &App| -> Vec<String> {
+            app.setup
+                .rows()
+                .iter()
+                .map(|r| match r {
+                    Row::Section { name, hidden } => format!("[{name} +{hidden}]"),
+                    Row::Field(i) => app.setup.fields[*i].key.clone(),
+                })
+                .collect()
+        };
+        assert_eq!(
+            keys(&app),
+            ["[data +0]", "data.train", "[train +1]", "train.epochs", "[cluster +0]", "cluster.launcher"]
+        );
+        // Enter on a section's title opens it, and again folds it.
+        app.handle_key(key(KeyCode::Up));
+        assert_eq!(app.setup.field(), None, "a title is selected");
+        assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+        assert!(keys(&app).contains(&"train.seed".to_string()));
+        app.handle_key(key(KeyCode::Enter));
+        assert!(!keys(&app).contains(&"train.seed".to_string()));
+        // z shows every key, then folds them again; the selected key stays selected.
+        app.handle_key(key(KeyCode::Down));
+        app.handle_key(key(KeyCode::Char('z')));
+        assert_eq!(app.setup.field().map(|f| f.key.as_str()), Some("train.epochs"));
+        assert!(keys(&app).contains(&"train.seed".to_string()));
+        app.handle_key(key(KeyCode::Char('z')));
+        assert!(!keys(&app).contains(&"train.seed".to_string()));
+        // A key with a problem is never folded away.
+        app.setup.problems = vec![model::KeyProblem { key: "train.seed".into(), message: "bad".into() }];
+        assert!(keys(&app).contains(&"train.seed".to_string()));
     }
 
     #[test]
@@ -736,7 +883,7 @@ mod tests {
         assert_eq!(app.handle_key(key(KeyCode::Char('q'))), vec![edit("5q")], "while editing, q is text");
         assert!(!app.quit);
         assert_eq!(app.handle_key(key(KeyCode::Esc)), vec![edit("5")], "Esc restores");
-        app.handle_key(key(KeyCode::Down));
+        app.setup.select_key("cluster.launcher");
         assert_eq!(
             app.handle_key(key(KeyCode::Right)),
             vec![Request::Edit { toml: "T".into(), key: "cluster.launcher".into(), value: "ssh".into() }]
@@ -749,7 +896,7 @@ mod tests {
                 value: "embedded".into()
             }]
         );
-        app.handle_key(key(KeyCode::Down));
+        app.setup.select_key("data.train");
         app.handle_key(key(KeyCode::Enter));
         let out = app.handle_key(key(KeyCode::Enter));
         assert!(matches!(out.last(), Some(Request::Edit { .. })));

@@ -56,6 +56,7 @@ pub enum Command {
     Open,
     Save,
     CheckPaths,
+    AllKeys,
     // Workers
     AddWorker,
     RemoveWorker,
@@ -189,7 +190,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[(KeyCode::Enter, NONE)],
         command: Command::Edit,
         scope: Scope::On(Screen::Setup),
-        help: "edit the field (Enter again to apply, Esc to cancel)",
+        help: "edit the field (Enter again to apply, Esc to cancel); on a section's title: open or fold it",
         bar: "edit",
     },
     Binding {
@@ -239,6 +240,14 @@ pub const BINDINGS: &[Binding] = &[
         scope: Scope::On(Screen::Setup),
         help: "check that the data locations exist",
         bar: "check",
+    },
+    Binding {
+        label: "z",
+        keys: &[(KeyCode::Char('z'), NONE)],
+        command: Command::AllKeys,
+        scope: Scope::On(Screen::Setup),
+        help: "show every key, or the common ones only (Enter on a section's title opens or folds it)",
+        bar: "all keys",
     },
     Binding {
         label: "a",

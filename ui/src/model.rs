@@ -222,6 +222,10 @@ pub struct FormField {
     pub kind: FieldKind,
     pub choices: Vec<String>,
     pub help: String,
+    /// job, data, model, train, sharing, cluster or compute.
+    pub section: String,
+    /// Shown while its section is folded.
+    pub common: bool,
 }
 
 /// What is wrong with a key.
@@ -457,6 +461,8 @@ mod wire {
                 kind: field_kind(f.kind),
                 choices: f.choices,
                 help: f.help,
+                section: f.section,
+                common: f.common,
             }
         }
     }

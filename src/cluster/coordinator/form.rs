@@ -54,13 +54,24 @@ pub fn fields(job: &JobSpec) -> Vec<pb::FormField> {
     let mut out: Vec<pb::FormField> = flat
         .into_iter()
         .map(|(key, v)| {
-            let (kind, choices, help) = match keys::get(&key) {
-                Some(k) => {
-                    (wire_kind(k.kind), k.choices.iter().map(|c| c.to_string()).collect(), k.help.to_string())
-                }
-                None => (pb::FieldKind::Text, vec![], String::new()),
+            let (kind, choices, help, common) = match keys::get(&key) {
+                Some(k) => (
+                    wire_kind(k.kind),
+                    k.choices.iter().map(|c| c.to_string()).collect(),
+                    k.help.to_string(),
+                    k.common,
+                ),
+                None => (pb::FieldKind::Text, vec![], String::new(), false),
             };
-            pb::FormField { value: render(&v), kind: kind as i32, choices, help, section: section(&key), key }
+            pb::FormField {
+                value: render(&v),
+                kind: kind as i32,
+                choices,
+                help,
+                section: section(&key),
+                common,
+                key,
+            }
         })
         .collect();
     let order = |k: &str| keys::KEYS.iter().position(|f| f.name == k).unwrap_or(usize::MAX);

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::fmt;
-use crate::app::App;
+use crate::app::{App, Row};
 use crate::model;
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
@@ -29,7 +29,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         let [l, r] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(area);
         (l, r)
     } else {
-        let [l, r] = Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(area);
+        // The panel grows with what it has to say (the checked data and model after v), up to
+        // half the screen; the list keeps the rest.
+        let lines = info_lines(app);
+        let width = area.width.saturating_sub(2).max(1) as usize;
+        let needed: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
+        let h = (needed as u16 + 2).clamp(5, (area.height / 2).max(5));
+        let [l, r] = Layout::vertical([Constraint::Min(5), Constraint::Length(h)]).areas(area);
         (l, r)
     };
     draw_list(f, list_area, app);
@@ -38,22 +44,36 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
 
 fn draw_list(f: &mut Frame, area: Rect, app: &App) {
     let setup = &app.setup;
+    let rows = setup.rows();
     let height = area.height.saturating_sub(2) as usize;
-    // Keep the selected field in view.
-    let start = setup
-        .selected
-        .saturating_sub(height.saturating_sub(1) / 2)
-        .min(setup.fields.len().saturating_sub(height));
+    // Keep the selected row in view.
+    let start =
+        setup.selected.saturating_sub(height.saturating_sub(1) / 2).min(rows.len().saturating_sub(height));
     let inner = area.width.saturating_sub(2) as usize;
     let key_w = (inner * 45 / 100).clamp(12, 34);
-    let lines: Vec<Line> = setup
-        .fields
+    let lines: Vec<Line> = rows
         .iter()
         .enumerate()
         .skip(start)
         .take(height)
-        .map(|(i, field)| {
-            let selected = i == setup.selected;
+        .map(|(r, row)| {
+            let selected = r == setup.selected;
+            let i = match row {
+                Row::Section { name, hidden } => {
+                    let text = if *hidden > 0 {
+                        format!("{}▸ {name} ({hidden} more: Enter)", if selected { "›" } else { " " })
+                    } else {
+                        format!("{}▾ {name}", if selected { "›" } else { " " })
+                    };
+                    let mut style = Style::new().add_modifier(Modifier::BOLD);
+                    if selected {
+                        style = style.add_modifier(Modifier::REVERSED);
+                    }
+                    return Line::from(Span::styled(text, style));
+                }
+                Row::Field(i) => *i,
+            };
+            let field = &setup.fields[i];
             let problem = setup.problem_for(&field.key);
             let room = inner.saturating_sub(key_w + 3);
             if let (Some((line, _)), true) = (&setup.editing, selected) {
@@ -89,15 +109,29 @@ fn draw_list(f: &mut Frame, area: Rect, app: &App) {
             Line::from(Span::styled(text, style))
         })
         .collect();
+    let hidden: usize =
+        rows.iter().map(|r| if let Row::Section { hidden, .. } = r { *hidden } else { 0 }).sum();
     let title = format!(
-        " Job ({} keys{}) ",
+        " Job ({} keys{}{}) ",
         setup.fields.len(),
+        if hidden > 0 { format!(", {hidden} folded: z shows all") } else { String::new() },
         if setup.problems.is_empty() { "" } else { ", problems marked ✗" }
     );
     f.render_widget(Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)), area);
 }
 
 fn draw_info(f: &mut Frame, area: Rect, app: &App) {
+    f.render_widget(
+        Paragraph::new(info_lines(app))
+            .wrap(Wrap { trim: true })
+            .block(Block::default().borders(Borders::ALL).title(" Field ")),
+        area,
+    );
+}
+
+/// The Field panel: the selected key's problem and help, the checked data and model (v), and
+/// the keys of this screen.
+fn info_lines(app: &App) -> Vec<Line<'static>> {
     let setup = &app.setup;
     let mut lines = Vec::new();
     if let Some(field) = setup.field() {
@@ -157,11 +191,8 @@ fn draw_info(f: &mut Frame, area: Rect, app: &App) {
             columns.join(" · ")
         )));
     }
-    lines.push(Line::from("Enter edit · ←→ choose · Del default · o open · w save · v check data").italic());
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
-            .block(Block::default().borders(Borders::ALL).title(" Field ")),
-        area,
+    lines.push(
+        Line::from("Enter edit · ←→ choose · Del default · z all keys · o open · w save · v check").italic(),
     );
+    lines
 }

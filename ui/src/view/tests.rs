@@ -15,6 +15,11 @@ fn field(key: &str, value: &str, kind: model::FieldKind, choices: &[&str], help:
         kind,
         choices: choices.iter().map(|c| c.to_string()).collect(),
         help: help.into(),
+        section: key.split('.').next().filter(|_| key.contains('.')).unwrap_or("job").into(),
+        common: matches!(
+            key,
+            "name" | "data.train" | "data.test" | "model.preset" | "train.epochs" | "cluster.launcher"
+        ),
     }
 }
 
