@@ -257,3 +257,18 @@ fn eval_names_the_classes_the_model_learnt() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("T-shirt/top") && stdout.contains("Ankle boot"), "{stdout}");
 }
+
+#[test]
+fn help_describes_every_flag_and_keeps_examples_whole() {
+    let (_, attach, _) = run(&["attach", "--help"]);
+    assert!(attach.contains("How often the view refreshes") && attach.contains("Let the mouse"), "{attach}");
+    let (_, train, _) = run(&["train", "--help"]);
+    let global = train.find("Global options:").unwrap_or_else(|| panic!("{train}"));
+    assert!(train.find("--log-format").unwrap() > global, "--log-format under Global options: {train}");
+    let (_, analyze, _) = run(&["analyze", "--help"]);
+    assert!(analyze.contains("--no-header \\\n      --schema"), "{analyze}");
+    let (_, submit, _) = run(&["submit", "transform", "--help"]);
+    assert!(!submit.contains("the job's cluster.spark.master, else"), "{submit}");
+    let (_, worker, _) = run(&["worker", "--help"]);
+    assert!(worker.contains("https://head-node:7878") && worker.contains("--tls-pin"), "{worker}");
+}

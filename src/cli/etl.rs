@@ -51,7 +51,7 @@ impl CsvArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  strom analyze data.csv\n  strom analyze assets/wine/wine_data.csv --skip-lines 1 --no-header --schema assets/transforms/wine.json\n  strom analyze data.csv --emit-schema > schema.json"
+    after_help = "Examples:\n  strom analyze data.csv\n  strom analyze assets/wine/wine_data.csv --skip-lines 1 --no-header \\\n      --schema assets/transforms/wine.json\n  strom analyze data.csv --emit-schema > schema.json"
 )]
 pub struct AnalyzeArgs {
     /// A CSV file or a directory of them (local, hdfs://, viewfs://; gzip is recognised).

@@ -18,8 +18,8 @@ use crate::storage::Location;
 /// Where Spark runs and how spark-submit is called.
 #[derive(Debug, Args, Clone)]
 pub struct SparkArgs {
-    /// Spark master: local[N], spark://host:7077, yarn, k8s://... [default: the job's
-    /// cluster.spark.master, else local[2]]
+    /// Spark master: local[N], spark://host:7077, yarn, k8s://... [default: local[2]; for a
+    /// job, its cluster.spark.master]
     #[arg(long, value_name = "URL")]
     pub master: Option<String>,
     /// An argument for spark-submit, repeated as needed (e.g. --spark-arg=--deploy-mode=client
