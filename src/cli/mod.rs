@@ -85,20 +85,6 @@ pub fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn an_error_chain_says_each_thing_once() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("x.csv: not found")]
-        struct Missing;
-        let e = anyhow::Error::new(Missing).context("reading x.csv").context("loading the job");
-        assert_eq!(super::error_text(&e), "loading the job: reading x.csv: not found");
-        let e = anyhow::Error::new(Missing).context("x.csv: not found");
-        assert_eq!(super::error_text(&e), "x.csv: not found");
-    }
-}
-
 /// Parses a whole-number flag, saying so when it is not one.
 pub(crate) fn whole<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     s.trim().parse().map_err(|_| format!("'{s}' is not a whole number (or too large)"))
@@ -116,4 +102,18 @@ pub(crate) fn parse_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, S
         let expected: Vec<&str> = msg.split('`').skip(1).step_by(2).skip(1).collect();
         if expected.is_empty() { msg } else { format!("'{s}' is not one of: {}", expected.join(", ")) }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_chain_says_each_thing_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("x.csv: not found")]
+        struct Missing;
+        let e = anyhow::Error::new(Missing).context("reading x.csv").context("loading the job");
+        assert_eq!(super::error_text(&e), "loading the job: reading x.csv: not found");
+        let e = anyhow::Error::new(Missing).context("x.csv: not found");
+        assert_eq!(super::error_text(&e), "x.csv: not found");
+    }
 }
