@@ -419,7 +419,11 @@ fn beyond_loopback_the_coordinator_makes_its_own_certificate_and_workers_pin_it(
     let mut w =
         worker(&url.replace("https://", "http://"), &token, &["--retries", "1", "--connect-timeout", "1"]);
     assert!(!w.wait_exit(Duration::from_secs(20)).unwrap().success());
-    assert!(w.output().contains("--tls-pin it printed"), "{}", w.output());
+    assert!(
+        w.output().contains("serves TLS, not plaintext") && w.output().contains("--tls-pin"),
+        "{}",
+        w.output()
+    );
     let mut w = worker(&url, &token, &[]);
     assert!(!w.wait_exit(Duration::from_secs(10)).unwrap().success());
     assert!(w.output().contains("serves TLS: pass --tls-pin"), "{}", w.output());
@@ -533,7 +537,9 @@ fn the_local_launcher_restarts_crashed_workers_and_the_job_finishes_with_all_of_
         "--summary-json",
         summary.to_str().unwrap(),
     ]);
-    train.wait_for("epoch 1 done", Duration::from_secs(120)).unwrap_or_else(|| panic!("{}", train.output()));
+    train
+        .wait_for("epoch 1/60: train loss", Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("{}", train.output()));
     let pids = workers_of(train.child.id());
     assert_eq!(pids.len(), 3, "three worker processes: {pids:?}");
     for &pid in &pids[..2] {
@@ -578,7 +584,9 @@ fn a_job_whose_workers_are_all_gone_fails_saying_so() {
         "--output",
         dir.path().join("m").to_str().unwrap(),
     ]);
-    train.wait_for("epoch 1 done", Duration::from_secs(120)).unwrap_or_else(|| panic!("{}", train.output()));
+    train
+        .wait_for("epoch 1/500: train loss", Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("{}", train.output()));
     let killed = Instant::now();
     for pid in workers_of(train.child.id()) {
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };

@@ -580,7 +580,8 @@ fn training_carries_on_through_a_namenode_failover() {
     );
     // Two worker processes read their data through the nameservice; checkpoints go there every
     // 40 steps; the active namenode dies in the middle.
-    job.wait_for("epoch 3 done", Duration::from_secs(120)).unwrap_or_else(|| panic!("{}", job.output()));
+    job.wait_for("epoch 3/24: train loss", Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("{}", job.output()));
     wait_for_checkpoint(&format!("{direct}/ha/ckpt"), |_| true);
     let reply = dfs.command("kill-active");
     let now_active = reply.split_whitespace().find_map(|kv| kv.strip_prefix("active=")).unwrap().to_string();

@@ -238,6 +238,9 @@ pub fn train_with_coordinator(args: &TrainArgs, job: ResolvedJob, output: &Locat
             .await?;
         let run = handle.shared.run().context("the job did not start")?;
         tracing::info!("coordinator on {}; launching {} worker(s)", handle.url(), run.job.cluster.workers);
+        if let Some(pin) = handle.tls_pin() {
+            tracing::info!("serving TLS with a certificate made at start; workers pin {pin}");
+        }
         let result = tokio::select! {
             r = handle.wait_run() => r,
             _ = tokio::signal::ctrl_c() => {

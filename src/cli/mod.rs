@@ -32,7 +32,13 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Log format on stderr.
-    #[arg(long, global = true, default_value = "pretty", value_name = "pretty|json", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "pretty",
+        value_name = "pretty|json",
+        help_heading = "Global options"
+    )]
     pub log_format: LogFormat,
 }
 

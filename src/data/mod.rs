@@ -35,6 +35,13 @@ pub enum DataError {
     NoInput { location: String, message: String },
     #[error("{0}")]
     Mismatch(String),
+    /// A file a job key names (not the training data) is the problem: "data.transform x: not found".
+    #[error("{key} {source}")]
+    OfKey {
+        key: &'static str,
+        #[source]
+        source: Box<DataError>,
+    },
     #[error(transparent)]
     Transform(Box<TransformError>),
 }

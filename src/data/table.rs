@@ -200,7 +200,10 @@ pub fn read_records(
 /// Fits the job's transform process (if it needs fitting) on the training rows.
 pub fn fitted_process(data: &ResolvedData, seed: u64) -> Result<Option<TransformProcess>, DataError> {
     let given = match &data.transform {
-        Some(t) => Some(TransformProcess::load(t).map_err(DataError::from)?),
+        Some(t) => Some(
+            TransformProcess::load(t)
+                .map_err(|e| DataError::OfKey { key: "data.transform", source: Box::new(e.into()) })?,
+        ),
         None => None,
     };
     let (source, records) = read_records(&data.train, data, Split::Train, seed)?;

@@ -647,3 +647,52 @@ impl Drop for CoordinatorHandle {
         self.shared.stop_workers();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_run(output: Option<Location>) -> Arc<JobRun> {
+        let job = ResolvedJob::from_toml("[model]\nhidden = [8]\n[train]\nepochs = 3\n", "test").unwrap();
+        let mut setup = fresh_setup(job, None, None).unwrap();
+        setup.output = output;
+        JobRun::new(setup, None, Duration::from_secs(60))
+    }
+
+    #[test]
+    fn the_eta_clock_stops_while_paused_and_the_elapsed_clock_at_the_end() {
+        let run = demo_run(None);
+        assert!(run.pause());
+        let paused = run.active_elapsed();
+        std::thread::sleep(Duration::from_millis(150));
+        let drift = run.active_elapsed().as_secs_f64() - paused.as_secs_f64();
+        assert!(drift.abs() < 0.05, "training time stands still ({drift} s)");
+        assert!(run.elapsed() >= paused + Duration::from_millis(150), "wall time goes on");
+        assert!(run.resume());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(run.active_elapsed() > paused + Duration::from_millis(50), "and runs again");
+        run.stop();
+        let ended = run.elapsed();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(run.elapsed(), ended, "the clock stops when the job ends");
+    }
+
+    #[test]
+    fn a_stopped_run_saves_its_model_where_it_was_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Location::local(dir.path().join("m"));
+        let run = demo_run(Some(out.clone()));
+        assert_eq!(run.saved_to(), None);
+        run.stop();
+        assert_eq!(run.saved_to(), Some(out.to_string()));
+        let model = crate::nn::saved::SavedModel::load(&out).unwrap();
+        assert_eq!(model.meta.job.name, run.job.name);
+        assert_eq!(model.state.len(), run.state_len);
+        // A failed run saves nothing.
+        let failed_dir = Location::local(dir.path().join("failed"));
+        let failed = demo_run(Some(failed_dir.clone()));
+        failed.fail("a worker could not go on".into());
+        assert_eq!(failed.saved_to(), None);
+        assert!(!dir.path().join("failed").exists());
+    }
+}
