@@ -246,7 +246,7 @@ fn a_killed_remote_worker_is_restarted_and_workers_pin_the_coordinators_certific
         summary.to_str().unwrap(),
     ]);
     train
-        .wait_for("epoch 2 done", Duration::from_secs(120))
+        .wait_for("epoch 2/40: train loss", Duration::from_secs(120))
         .unwrap_or_else(|| panic!("{}\nsshd: {}", train.output(), sshd.log()));
     // The remote worker itself (not the ssh client whose command line names it too).
     let pattern = format!("^{BIN} worker .*--name {}@127.0.0.1#0 ", sshd.user);

@@ -304,8 +304,15 @@ impl Control for ControlService {
     async fn stop(&self, _: Request<pb::Empty>) -> Result<Response<pb::ControlReply>, Status> {
         Ok(match self.shared.run() {
             Some(run) if !run.is_over() => {
-                run.stop();
-                reply(true, "stopped; the model so far is kept")
+                // Stopping writes the checkpoint and saves the model: off the async runtime.
+                let stopping = run.clone();
+                tokio::task::spawn_blocking(move || stopping.stop())
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                match run.saved_to() {
+                    Some(dir) => reply(true, format!("stopped; the model so far is saved to {dir}")),
+                    None => reply(true, "stopped"),
+                }
             }
             Some(_) => reply(false, "the job has already ended"),
             None => reply(false, "no job is running"),
