@@ -175,7 +175,8 @@ pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc:
                 reply(c.remove_worker(pb::RemoveWorkerRequest { worker_id: id }).await)
             }
             Request::Describe { toml } => {
-                match c.describe_job(pb::JobText { toml, check_paths: false }).await {
+                match c.describe_job(pb::JobText { toml, check_paths: false, base_dir: String::new() }).await
+                {
                     Ok(r) => Msg::Form(r.into_inner().into()),
                     Err(s) => Msg::Reply(false, describe(&s)),
                 }
@@ -186,16 +187,23 @@ pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc:
                     Err(s) => Msg::Reply(false, describe(&s)),
                 }
             }
-            Request::Validate { toml } => match c.validate(pb::JobText { toml, check_paths: true }).await {
-                Ok(r) => Msg::Validated(r.into_inner().into()),
-                Err(s) => Msg::Reply(false, describe(&s)),
-            },
+            Request::Validate { toml } => {
+                match c.validate(pb::JobText { toml, check_paths: true, ..Default::default() }).await {
+                    Ok(r) => Msg::Validated(r.into_inner().into()),
+                    Err(s) => Msg::Reply(false, describe(&s)),
+                }
+            }
             Request::OpenFile { path } => match read_job(&path).await {
                 Ok(toml) => {
                     if tx.send(Msg::Reply(true, format!("opened {path}"))).await.is_err() {
                         return;
                     }
-                    match c.describe_job(pb::JobText { toml, check_paths: false }).await {
+                    // Relative paths in the file are the file's folder's, wherever the cockpit runs.
+                    let base_dir = std::path::absolute(&path)
+                        .ok()
+                        .and_then(|p| p.parent().map(|d| d.display().to_string()))
+                        .unwrap_or_default();
+                    match c.describe_job(pb::JobText { toml, check_paths: false, base_dir }).await {
                         Ok(r) => Msg::Form(r.into_inner().into()),
                         Err(s) => Msg::Reply(false, describe(&s)),
                     }

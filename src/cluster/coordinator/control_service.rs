@@ -356,13 +356,14 @@ impl Control for ControlService {
     }
 
     async fn describe_job(&self, request: Request<pb::JobText>) -> Result<Response<pb::JobForm>, Status> {
-        let text = request.into_inner().toml;
-        let text = if text.trim().is_empty() {
+        let req = request.into_inner();
+        let text = if req.toml.trim().is_empty() {
             self.shared.loaded_job().map(|j| j.to_toml()).unwrap_or_else(|| JobSpec::default().to_toml())
         } else {
-            text
+            req.toml
         };
-        Ok(Response::new(form::describe(&text)))
+        let base = (!req.base_dir.is_empty()).then(|| std::path::PathBuf::from(&req.base_dir));
+        Ok(Response::new(form::describe_from(&text, base.as_deref())))
     }
 
     async fn edit_job(&self, request: Request<pb::EditRequest>) -> Result<Response<pb::JobForm>, Status> {

@@ -92,8 +92,17 @@ pub fn problems(errors: &[KeyError]) -> Vec<pb::KeyProblem> {
 
 /// The form of a job given as TOML, with its validation problems.
 pub fn describe(toml_text: &str) -> pb::JobForm {
+    describe_from(toml_text, None)
+}
+
+/// The form of a job read from a file in `base_dir`, whose relative data paths are taken from
+/// that folder (`JobSpec::read`'s rule).
+pub fn describe_from(toml_text: &str, base_dir: Option<&std::path::Path>) -> pb::JobForm {
     match JobSpec::parse_toml(toml_text, "job") {
-        Ok(job) => {
+        Ok(mut job) => {
+            if let Some(dir) = base_dir {
+                job.data.paths_from(dir);
+            }
             let problems = job.validate().err().unwrap_or_default();
             pb::JobForm { fields: fields(&job), problems: self::problems(&problems), toml: job.to_toml() }
         }
@@ -187,6 +196,15 @@ pub fn edit(toml_text: &str, key: &str, value: &str) -> pb::JobForm {
 mod tests {
     use super::*;
     use crate::job::{ThresholdSpec, UpdaterKind};
+
+    #[test]
+    fn a_job_opened_from_a_file_takes_its_relative_paths_from_the_files_folder() {
+        let text = "[data]\ntrain = \"../wine/wine_data.csv\"\nformat = \"csv\"\nlabel = \"c\"\n";
+        let form = describe_from(text, Some(std::path::Path::new("/srv/assets/jobs")));
+        assert_eq!(value(&form, "data.train"), "/srv/assets/wine/wine_data.csv");
+        assert!(form.toml.contains("/srv/assets/wine/wine_data.csv"), "{}", form.toml);
+        assert_eq!(value(&describe(text), "data.train"), "../wine/wine_data.csv", "no folder: as written");
+    }
 
     #[test]
     fn editing_a_compute_key_replaces_its_old_cluster_spelling() {
