@@ -37,6 +37,11 @@ pub struct CockpitArgs {
     /// `strom train` [default: strom-runs/<job name>].
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<String>,
+    /// Where the embedded coordinator listens [default: 127.0.0.1 on a free port]. Beyond
+    /// loopback (e.g. 0.0.0.0:7878) workers on other machines can join, over TLS with a
+    /// certificate made at start (the workers the cockpit starts pin it).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -105,11 +110,23 @@ pub fn run(args: CockpitArgs, tour: bool, started: Instant) -> Result<()> {
         output: Some(ModelOutput::from_flag(args.output.as_deref())?),
         ..CoordinatorConfig::loopback(Some(job))
     };
+    let config = match &args.listen {
+        Some(l) => CoordinatorConfig {
+            listen: l.parse().with_context(|| format!("--listen {l}: expected host:port"))?,
+            ..config
+        },
+        None => config,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = rt.block_on(async move {
         let handle = Coordinator::new(config).start().await?;
+        // Beyond loopback it serves TLS with a certificate made at start: the cockpit pins it.
+        let tls = match handle.tls_pin() {
+            Some(pin) => client_tls(handle.url(), None, None, Some(&pin.to_string()))?,
+            None => None,
+        };
         let cfg = strom_ui::CockpitConfig {
-            target: strom_ui::Target { url: handle.url().to_string(), token: Some(control), tls: None },
+            target: strom_ui::Target { url: handle.url().to_string(), token: Some(control), tls },
             embedded: true,
             tour,
             refresh: Duration::from_millis(args.refresh_ms.clamp(50, 5000)),

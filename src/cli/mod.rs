@@ -74,7 +74,7 @@ pub fn error_text(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
         let mut part = cause.to_string();
-        if text.contains(&part) {
+        if text.ends_with(&part) {
             continue;
         }
         // "reading X" then "X: not found": "reading X: not found".

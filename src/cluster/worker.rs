@@ -290,7 +290,11 @@ impl GrpcTransport {
             // A certificate that is not the one expected will not change by retrying.
             if chain.contains("certificate") {
                 ConnectError::Fatal(format!("TLS: {chain}"))
-            } else if let Some(m) = scheme_mismatch(&self.cfg.url, &format!("{e}: {chain}")) {
+            } else if let Some(m) = scheme_mismatch(&self.cfg.url, &format!("{e}: {chain}"))
+                .filter(|_| self.cfg.url.starts_with("https://"))
+            {
+                // A TLS client answered in plaintext: decided by the handshake itself. (The
+                // plaintext case is decided by asking the port, in `connect`.)
                 ConnectError::Fatal(m)
             } else {
                 ConnectError::Retry(format!("{e}: {chain}"))
@@ -309,10 +313,7 @@ impl GrpcTransport {
                 previous_secret: self.secret.clone().unwrap_or_default(),
             })
             .await
-            .map_err(|s| match scheme_mismatch(&self.cfg.url, &format!("{s:?}")) {
-                Some(m) => ConnectError::Fatal(m),
-                None => classify(&s),
-            })?
+            .map_err(|s| classify(&s))?
             .into_inner();
         let id = reply.worker_id;
         // Every later call proves this session: the id and the secret the join returned.
@@ -795,24 +796,27 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
         return Ok(WorkerOutcome { id: transport.id(), summary: None });
     };
     let id = transport.id();
-    let setup = (|| -> Result<_, ClusterError> {
+    // An error with `true`: this worker's own copy of the data is the problem (it is refused
+    // and the job goes on); `false`: the job or this host cannot train at all.
+    let setup = (|| -> Result<_, (ClusterError, bool)> {
+        let job_err = |e: ClusterError| (e, false);
         // Parsed here, validated once by `resolve` (after the override).
         let mut spec = JobSpec::parse_toml(&joined.job_toml, "the coordinator's job")
-            .map_err(|e| ClusterError::Job(e.to_string()))?;
+            .map_err(|e| job_err(ClusterError::Job(e.to_string())))?;
         if let Some(b) = backend_override {
             spec.compute.backend = b;
         }
         let job = ResolvedJob::resolve(spec)
-            .map_err(|e| ClusterError::Job(format!("the coordinator's job: {e}")))?;
+            .map_err(|e| job_err(ClusterError::Job(format!("the coordinator's job: {e}"))))?;
         let architecture: Architecture = serde_json::from_str(&joined.architecture_json)
-            .map_err(|e| ClusterError::Job(format!("bad architecture from the coordinator: {e}")))?;
+            .map_err(|e| job_err(ClusterError::Job(format!("bad architecture from the coordinator: {e}"))))?;
         let n = architecture.state_len();
         let state = params_from_bytes(&joined.params, n).ok_or_else(|| {
-            ClusterError::Job(format!(
+            job_err(ClusterError::Job(format!(
                 "the coordinator sent {} bytes of model state, expected {}",
                 joined.params.len(),
                 n * 4
-            ))
+            )))
         })?;
         tracing::info!("worker {id} joined {url}: job {}, epoch {}", job.name, joined.epoch + 1);
         let process = if joined.transform_json.is_empty() {
@@ -820,43 +824,51 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
         } else {
             Some(
                 TransformProcess::from_json(&joined.transform_json, "the coordinator's transform process")
-                    .map_err(|e| ClusterError::Job(e.to_string()))?,
+                    .map_err(|e| job_err(ClusterError::Job(e.to_string())))?,
             )
         };
         // Tables: this worker transforms the partitions it is handed, with the coordinator's
         // fitted statistics (the distributed executor).
         let dataset =
-            data::load_train(&job.data, job.train.seed, process.as_ref(), true, architecture.outputs())?;
+            data::load_train(&job.data, job.train.seed, process.as_ref(), true, architecture.outputs())
+                .map_err(|e| (ClusterError::from(e), true))?;
         if !architecture.input().accepts(dataset.shape) {
-            return Err(ClusterError::Job(format!(
-                "{} has examples of {} on {}; the coordinator's data (and the job's model) has {}",
-                job.data.train,
-                dataset.shape,
-                host_name(),
-                architecture.input()
-            )));
+            return Err((
+                ClusterError::Job(format!(
+                    "{} has examples of {} on {}; the coordinator's data (and the job's model) has {}",
+                    job.data.train,
+                    dataset.shape,
+                    host_name(),
+                    architecture.input()
+                )),
+                true,
+            ));
         }
         // Partitions are row ranges of the coordinator's plan: another row count here would
         // read past the end of this copy, or train other rows than the plan says.
         if joined.train_rows > 0 && dataset.rows as u64 != joined.train_rows {
-            return Err(ClusterError::Job(format!(
-                "{} has {} training rows on {}, the coordinator planned {} from its copy: \
+            return Err((
+                ClusterError::Job(format!(
+                    "{} has {} training rows on {}, the coordinator planned {} from its copy: \
                  every worker needs the same data (the same file, or an hdfs:// location)",
-                job.data.train,
-                dataset.rows,
-                host_name(),
-                joined.train_rows
-            )));
+                    job.data.train,
+                    dataset.rows,
+                    host_name(),
+                    joined.train_rows
+                )),
+                true,
+            ));
         }
         let backend = backend::create(&job, &architecture, job.train.batch_size, &state)
-            .map_err(|e| ClusterError::Engine(e.into()))?;
+            .map_err(|e| job_err(ClusterError::Engine(e.into())))?;
         Ok((job, architecture, dataset, backend))
     })();
     let (job, architecture, dataset, backend) = match setup {
         Ok(s) => s,
-        Err(e) => {
-            // Not this job's fault: the coordinator removes this worker and goes on.
-            transport.refused = true;
+        Err((e, own_data)) => {
+            // This worker's data: the coordinator removes it and the job goes on. Anything
+            // else fails the job with the reason, as before.
+            transport.refused = own_data;
             transport.close(Some(e.to_string()));
             return Err(e);
         }

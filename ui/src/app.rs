@@ -115,8 +115,9 @@ pub struct SetupForm {
     pub selected: usize,
     /// Sections shown whole (the others show their common keys only).
     pub open: std::collections::BTreeSet<String>,
-    /// The line being typed into the selected field, and its value before editing.
-    pub editing: Option<(LineEdit, String)>,
+    /// The field being typed into: its line, its value before editing, and its key (edits go
+    /// to that key, whatever row it stands on when a new form arrives).
+    pub editing: Option<(LineEdit, String, String)>,
     /// What checking the data locations found.
     pub path_problems: Vec<model::KeyProblem>,
     pub data_summary: String,
@@ -162,7 +163,12 @@ impl SetupForm {
             let shown: Vec<usize> = members
                 .iter()
                 .copied()
-                .filter(|&i| open || self.fields[i].common || self.problem_for(&self.fields[i].key).is_some())
+                .filter(|&i| {
+                    let key = &self.fields[i].key;
+                    open || self.fields[i].common
+                        || self.problem_for(key).is_some()
+                        || self.editing.as_ref().is_some_and(|e| e.2 == *key)
+                })
                 .collect();
             rows.push(Row::Section { name: name.to_string(), hidden: members.len() - shown.len() });
             rows.extend(shown.into_iter().map(Row::Field));
@@ -301,9 +307,14 @@ impl App {
             }
             Msg::Logs(b) => self.logs.push(b),
             Msg::Form(form) => {
+                // The new problems first: they decide which keys are folded away.
+                self.setup.problems = form.problems;
                 if !form.fields.is_empty() {
                     let first = self.setup.fields.is_empty();
-                    let key = self.setup.field().map(|f| f.key.clone());
+                    let key = match &self.setup.editing {
+                        Some((_, _, k)) => Some(k.clone()),
+                        None => self.setup.field().map(|f| f.key.clone()),
+                    };
                     self.setup.fields = form.fields;
                     let kept = key.as_ref().is_some_and(|k| self.setup.select_key(k));
                     if first || (!kept && key.is_some()) {
@@ -315,7 +326,6 @@ impl App {
                     self.setup.selected = self.setup.selected.min(self.setup.rows().len().saturating_sub(1));
                 }
                 self.setup.toml = form.toml;
-                self.setup.problems = form.problems;
                 if std::mem::take(&mut self.setup.check_after_edit) {
                     out.push(Request::Validate { toml: self.setup.toml.clone() });
                 }
@@ -526,7 +536,7 @@ impl App {
         if f.kind == model::FieldKind::Choice {
             return self.cycle_choice(true);
         }
-        self.setup.editing = Some((LineEdit::new(f.value.clone()), f.value));
+        self.setup.editing = Some((LineEdit::new(f.value.clone()), f.value, f.key));
         vec![]
     }
 
@@ -543,14 +553,14 @@ impl App {
 
     /// Typing into a field: every keystroke is validated by the coordinator.
     fn edit_key(&mut self, key: KeyEvent) -> Vec<Request> {
-        let Some((mut line, original)) = self.setup.editing.clone() else { return vec![] };
-        let Some(field) = self.setup.field().cloned() else { return vec![] };
+        let Some((mut line, original, field_key)) = self.setup.editing.clone() else { return vec![] };
+        let kind = self.setup.fields.iter().find(|f| f.key == field_key).map(|f| f.kind);
         let edit =
-            |value: String| Request::Edit { toml: self.setup.toml.clone(), key: field.key.clone(), value };
+            |value: String| Request::Edit { toml: self.setup.toml.clone(), key: field_key.clone(), value };
         match line.handle(key) {
             Typed::Accept => {
                 self.setup.editing = None;
-                self.setup.check_after_edit = field.kind == model::FieldKind::Location;
+                self.setup.check_after_edit = kind == Some(model::FieldKind::Location);
                 vec![edit(line.text().to_string())]
             }
             Typed::Cancel => {
@@ -559,11 +569,11 @@ impl App {
             }
             Typed::Changed => {
                 let value = line.text().to_string();
-                self.setup.editing = Some((line, original));
+                self.setup.editing = Some((line, original, field_key.clone()));
                 vec![edit(value)]
             }
             Typed::Moved => {
-                self.setup.editing = Some((line, original));
+                self.setup.editing = Some((line, original, field_key.clone()));
                 vec![]
             }
             Typed::Ignored => vec![],
@@ -937,6 +947,26 @@ mod tests {
             app.handle_key(key(KeyCode::Enter)),
             vec![Request::SaveFile { path: "runs/a/b2.toml".into(), toml: "T".into() }]
         );
+    }
+
+    #[test]
+    fn an_edit_stays_with_its_key_when_the_form_changes_under_it() {
+        let mut app = App::new("u", false, false);
+        form(&mut app);
+        // train.seed is folded, shown only while it has a problem; start editing it.
+        app.setup.problems = vec![model::KeyProblem { key: "train.seed".into(), message: "bad".into() }];
+        app.setup.select_key("train.seed");
+        app.handle_key(key(KeyCode::Enter));
+        // The fix arrives: no problem any more, but the key being typed stays in view and edited.
+        let fields = app.setup.fields.clone();
+        app.handle_msg(Msg::Form(model::JobForm { fields, problems: vec![], toml: "T2".into() }));
+        assert_eq!(app.setup.field().map(|f| f.key.as_str()), Some("train.seed"));
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('1'))),
+            vec![Request::Edit { toml: "T2".into(), key: "train.seed".into(), value: "71".into() }]
+        );
+        app.handle_key(key(KeyCode::Enter));
+        assert!(!app.setup.rows().contains(&Row::Field(1)), "folded again once typed");
     }
 
     #[test]

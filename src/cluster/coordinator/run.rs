@@ -227,6 +227,8 @@ pub struct JobRun {
     /// A job with no live worker for this long fails.
     reconnect_window: Duration,
     stop_requested: AtomicBool,
+    /// Set by the first `finalize` (a stop and the last epoch may end the run together).
+    finalizing: AtomicBool,
     /// Update bytes rejected at the relay (forged origin, bad content).
     pub rejected_bytes: AtomicU64,
     /// Calls refused for not proving the worker identity they claimed.
@@ -303,6 +305,7 @@ impl JobRun {
             step_timeout: Duration::from_secs(setup.job.cluster.step_timeout_secs),
             reconnect_window: Duration::from_secs(setup.job.cluster.reconnect_secs),
             stop_requested: AtomicBool::new(false),
+            finalizing: AtomicBool::new(false),
             rejected_bytes: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             launch_problems: Arc::default(),
@@ -689,8 +692,8 @@ impl JobRun {
         let mut st = self.state();
         let ok = *st.hub.state() == HubState::Running;
         st.hub.pause();
-        drop(st);
         if ok {
+            // Under the state lock, so a resume cannot come between (`paused` is a leaf lock).
             lock(&self.paused).0.get_or_insert_with(Instant::now);
         }
         ok
@@ -712,13 +715,13 @@ impl JobRun {
         let mut st = self.state();
         let ok = *st.hub.state() == HubState::Paused;
         let ready = st.hub.resume();
-        drop(st);
         {
             let mut paused = lock(&self.paused);
             if let Some(since) = paused.0.take() {
                 paused.1 += since.elapsed();
             }
         }
+        drop(st);
         self.changed.notify_waiters();
         if let Some(r) = ready {
             self.spawn_finish_epoch(r);
@@ -735,7 +738,8 @@ impl JobRun {
     }
 
     fn finalize(&self, end: RunEnd) {
-        if self.end.borrow().is_some() {
+        // One end per run: the model is saved once and the end is not overwritten.
+        if self.finalizing.swap(true, Ordering::AcqRel) {
             return;
         }
         lock(&self.ended_after).get_or_insert_with(|| self.started.elapsed());

@@ -76,7 +76,7 @@ fn draw_list(f: &mut Frame, area: Rect, app: &App) {
             let field = &setup.fields[i];
             let problem = setup.problem_for(&field.key);
             let room = inner.saturating_sub(key_w + 3);
-            if let (Some((line, _)), true) = (&setup.editing, selected) {
+            if let Some((line, _, _)) = setup.editing.as_ref().filter(|e| e.2 == field.key) {
                 // Being typed: the text with its cursor.
                 let mark = if problem.is_some() { "✗" } else { " " };
                 let mut style = Style::new().add_modifier(Modifier::BOLD);
