@@ -327,3 +327,40 @@ fn setup_fields_and_the_save_prompt_edit_like_a_terminal_line() {
     tmux.keys(&["q"]);
     tmux.wait("the shell prompt", Duration::from_secs(20), |s| s.contains("PROMPT$"));
 }
+
+#[test]
+fn a_cockpit_listening_beyond_loopback_pins_its_own_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = short_job(dir.path(), "listen-wide", 100_000);
+    let tmux = Tmux::new(100, 30);
+    tmux.run(&format!(
+        "{BIN} cockpit --job {} --listen 0.0.0.0:0 -o {}",
+        job.display(),
+        dir.path().join("m").display()
+    ));
+    tmux.wait("the form over TLS", Duration::from_secs(30), |s| {
+        s.contains("connected https://") && s.contains("READY")
+    });
+    tmux.keys(&["s"]);
+    tmux.wait("workers training over TLS", Duration::from_secs(60), |s| {
+        s.contains("RUNNING") && s.contains("workers 2 live")
+    });
+    // A host that is no host is refused before ssh runs.
+    while !tmux.screen().contains("[Workers]") {
+        tmux.keys(&["Tab"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    tmux.keys(&["a"]);
+    tmux.keys(&["C-u"]);
+    tmux.keys(&["-l", "1 me@-oProxyCommand=x"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait("the refusal", Duration::from_secs(10), |s| s.contains("letters, digits"));
+    tmux.keys(&["q"]);
+    tmux.wait("the quit question", Duration::from_secs(10), |s| s.contains("Quit?"));
+    tmux.keys(&["y"]);
+    let t0 = std::time::Instant::now();
+    while !dir.path().join("m/model.json").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "the quit job's model is saved:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
