@@ -339,3 +339,32 @@ fn setup_shows_the_model_on_the_data() {
     );
     assert!(joined.contains("conv2d 3x3 32 same relu → 32x28x28"), "{text}");
 }
+
+#[test]
+fn the_dashboard_before_a_start_and_after_the_end() {
+    let mut app = App::new("http://127.0.0.1:7878", true, false);
+    app.handle_msg(Msg::Snapshot(model::JobSnapshot {
+        job_name: "demo".into(),
+        job_toml: "name = \"demo\"\n".into(),
+        state: model::JobState::Ready,
+        ..Default::default()
+    }));
+    app.handle_msg(Msg::Form(model::JobForm {
+        fields: vec![field("train.epochs", "60", model::FieldKind::Integer, &[], "Passes")],
+        problems: vec![],
+        toml: "T".into(),
+    }));
+    app.screen = Screen::Dashboard;
+    let text = render(&app, 80, 24);
+    assert!(text.contains("not started: the Setup job trains 60 epochs; press s to start"), "{text}");
+    assert!(!text.contains("epoch 1/1"), "{text}");
+    let mut ended = fixture();
+    ended.handle_msg(Msg::Delta(model::JobDelta {
+        state: Some(model::JobState::Finished),
+        model_dir: "strom-runs/fashion-mnist-demo".into(),
+        ..Default::default()
+    }));
+    ended.screen = Screen::Dashboard;
+    let text = render(&ended, 100, 30);
+    assert!(text.contains("model saved to strom-runs/fashion-mnist-demo"), "{text}");
+}
