@@ -35,16 +35,19 @@ pub fn log_format() -> LogFormat {
     FORMAT.get().copied().unwrap_or_default()
 }
 
-/// `default_level` for Strom; hdfs-native's own warnings are Debug dumps of errors that Strom
-/// reports in words, so only its errors show unless `RUST_LOG` asks for more.
-fn default_filter(default_level: &str) -> EnvFilter {
-    EnvFilter::new(format!("{default_level},hdfs_native=error"))
+/// `RUST_LOG`, or `default_level`. hdfs-native's own warnings are Debug dumps of errors that
+/// Strom reports in words, so only its errors show unless `RUST_LOG` names it.
+fn filter(default_level: &str) -> EnvFilter {
+    let spec = std::env::var("RUST_LOG").ok().filter(|s| !s.trim().is_empty());
+    let spec = spec.unwrap_or_else(|| default_level.to_string());
+    let spec = if spec.contains("hdfs_native") { spec } else { format!("{spec},hdfs_native=error") };
+    EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new(format!("{default_level},hdfs_native=error")))
 }
 
 /// For the cockpit: events go to the log tap (the Logs screen) only, never to the terminal
 /// the cockpit draws on.
 pub fn init_tap_only(default_level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter(default_level));
+    let filter = filter(default_level);
     let _ = tracing_subscriber::registry().with(filter).with(TapLayer).try_init();
 }
 
@@ -52,7 +55,7 @@ pub fn init_tap_only(default_level: &str) {
 /// stderr so stdout stays clean for reports.
 pub fn init(format: LogFormat, default_level: &str) {
     let _ = FORMAT.set(format);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter(default_level));
+    let filter = filter(default_level);
     let registry = tracing_subscriber::registry().with(filter).with(TapLayer);
     let result = match format {
         LogFormat::Pretty => registry

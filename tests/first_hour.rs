@@ -272,3 +272,64 @@ fn help_describes_every_flag_and_keeps_examples_whole() {
     let (_, worker, _) = run(&["worker", "--help"]);
     assert!(worker.contains("https://head-node:7878") && worker.contains("--tls-pin"), "{worker}");
 }
+
+/// Runs the binary with info logs; returns (success, stdout, stderr).
+fn run_logged(args: &[&str]) -> (bool, String, String) {
+    let out = common::strom().env("RUST_LOG", "info").args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn one_line_per_event_and_epochs_counted_from_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, metrics) = (dir.path().join("m"), dir.path().join("metrics.jsonl"));
+    let (ok, _, stderr) = run_logged(&[
+        "train",
+        "--launcher",
+        "local",
+        "--workers",
+        "1",
+        "--epochs",
+        "2",
+        "--hidden",
+        "16",
+        "--output",
+        path(&m),
+        "--metrics-out",
+        path(&metrics),
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stderr.matches("epoch 1/2:").count(), 1, "the epoch once: {stderr}");
+    assert!(!stderr.contains("epoch 1 done"), "{stderr}");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let epochs: Vec<u64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "epoch")
+        .filter_map(|v| v["epoch"].as_u64())
+        .collect();
+    assert_eq!(epochs, [1, 2], "as in the logs: {text}");
+    // A resumed run says which epochs it trains.
+    let (ok, _, stderr) = run_logged(&[
+        "train",
+        "--resume",
+        path(&m),
+        "--launcher",
+        "embedded",
+        "--epochs",
+        "4",
+        "--output",
+        path(&m),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("epochs 3..4 of 4"), "{stderr}");
+    // An unresolvable HDFS host: the reason in words, no Debug dump of hdfs-native's error.
+    let (ok, _, stderr) = run_logged(&["analyze", "hdfs://no-such-host.invalid:9000/x.csv"]);
+    assert!(!ok);
+    assert!(!stderr.contains("IOError(") && !stderr.contains("Custom {"), "{stderr}");
+    assert!(stderr.contains("no-such-host.invalid"), "{stderr}");
+}
