@@ -21,7 +21,7 @@ fn cockpit_trains_the_demo_shows_every_worker_and_quits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     // The cockpit's demo job, long enough to still run when we quit.
     let job = dir.path().join("cockpit-e2e.toml");
-    let text = include_str!("../assets/jobs/cockpit.toml").replace("epochs = 12", "epochs = 400");
+    let text = include_str!("../assets/jobs/cockpit.toml").replace("epochs = 20", "epochs = 400");
     std::fs::write(&job, text).unwrap();
     let timing = dir.path().join("timing");
     let tmux = Tmux::new(80, 24);
