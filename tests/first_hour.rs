@@ -333,3 +333,27 @@ fn one_line_per_event_and_epochs_counted_from_one() {
     assert!(!stderr.contains("IOError(") && !stderr.contains("Custom {"), "{stderr}");
     assert!(stderr.contains("no-such-host.invalid"), "{stderr}");
 }
+
+#[test]
+fn a_refused_worker_says_who_refused_whom_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path(), TOKEN);
+    let wrong = token_file(dir.path(), "a-wrong-token-of-another-length");
+    let job = common::cluster_job(dir.path(), 1, "");
+    let coordinator =
+        Proc::spawn(&["coordinator", "--listen", "0.0.0.0:0", "--token-file", &token, "--job", &job]);
+    let url = coordinator.coordinator_url();
+    let pin = coordinator.tls_pin();
+    let mut w = Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &wrong, "--tls-pin", &pin]);
+    assert!(!w.wait_exit(Duration::from_secs(30)).expect("refused at once").success());
+    let said = w.output();
+    assert_eq!(said.matches("the coordinator refused this worker").count(), 1, "{said}");
+    assert_eq!(said.matches("check --token-file").count(), 1, "{said}");
+    let other = format!("sha256:{}", "ab".repeat(32));
+    let mut w = Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token, "--tls-pin", &other]);
+    assert!(!w.wait_exit(Duration::from_secs(30)).expect("refused at once").success());
+    let said = w.output();
+    assert_eq!(said.matches("this worker refused the coordinator's TLS certificate").count(), 1, "{said}");
+    assert_eq!(said.matches("not the pinned").count(), 1, "{said}");
+    assert!(!said.contains("the coordinator refused"), "the worker refused, not the coordinator: {said}");
+}

@@ -33,7 +33,9 @@ pub enum ClusterError {
     Checkpoint { location: String, message: String },
     #[error("coordinator at {url}: {message}")]
     Unreachable { url: String, message: String },
-    #[error("the coordinator refused this worker: {0}")]
+    /// A reason no retry changes (a refused token, a certificate that is not the pinned one, a
+    /// scheme or protocol that does not match), said whole: it names which side refused.
+    #[error("{0}")]
     Refused(String),
     #[error("launcher: {0}")]
     Launch(String),

@@ -230,10 +230,11 @@ fn scheme_mismatch(url: &str, error: &str) -> Option<String> {
 
 fn classify(status: &Status) -> ConnectError {
     match status.code() {
-        Code::Unauthenticated | Code::PermissionDenied => ConnectError::Fatal(format!(
-            "the coordinator refused this worker: {} (check --token-file)",
-            status.message()
-        )),
+        Code::Unauthenticated | Code::PermissionDenied => {
+            let said = status.message();
+            let hint = if said.contains("--token-file") { "" } else { " (check --token-file)" };
+            ConnectError::Fatal(format!("the coordinator refused this worker: {said}{hint}"))
+        }
         Code::FailedPrecondition if status.message().contains("protocol") => {
             ConnectError::Fatal(status.message().to_string())
         }
@@ -289,7 +290,7 @@ impl GrpcTransport {
             let chain = source_chain(&e);
             // A certificate that is not the one expected will not change by retrying.
             if chain.contains("certificate") {
-                ConnectError::Fatal(format!("TLS: {chain}"))
+                ConnectError::Fatal(format!("this worker refused the coordinator's TLS certificate: {chain}"))
             } else if let Some(m) = scheme_mismatch(&self.cfg.url, &format!("{e}: {chain}"))
                 .filter(|_| self.cfg.url.starts_with("https://"))
             {
@@ -595,10 +596,20 @@ impl GrpcTransport {
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
     let mut cur = e.source();
     while let Some(s) = cur {
-        parts.push(s.to_string());
+        // Layers of rustls and hyper repeat their cause in their own message: say it once.
+        let part = s.to_string();
+        match parts.last_mut() {
+            // One ends with the other: keep the longer.
+            Some(last) if last.ends_with(&part) || part.ends_with(last.as_str()) => {
+                if part.len() > last.len() {
+                    *last = part;
+                }
+            }
+            _ => parts.push(part),
+        }
         cur = s.source();
     }
     if parts.is_empty() { "connection failed".into() } else { parts.join(": ") }
