@@ -364,3 +364,59 @@ fn a_cockpit_listening_beyond_loopback_pins_its_own_certificate() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn attach_says_why_it_cannot_connect_and_when_the_coordinator_has_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = token_file(dir.path(), "workers-token-0123456789abcdef");
+    let control = token_file(dir.path(), "the-control-token-0123456789abcdefgh");
+    let job = cluster_job(dir.path(), 1, "");
+    let coordinator = Proc::spawn(&[
+        "coordinator",
+        "--listen",
+        "0.0.0.0:0",
+        "--token-file",
+        &workers,
+        "--control-token-file",
+        &control,
+        "--job",
+        &job,
+        "--output",
+        dir.path().join("m").to_str().unwrap(),
+    ]);
+    let url = coordinator.coordinator_url();
+    let pin = coordinator.tls_pin();
+    let tmux = Tmux::new(100, 24);
+    // The workers' token where the control token belongs: the reason, at once, and no retrying.
+    tmux.run(&format!("{BIN} attach {url} --token-file {workers} --tls-pin {pin}"));
+    tmux.wait("the wrong role", Duration::from_secs(15), |s| {
+        s.contains("wrong role") && s.contains("not connected")
+    });
+    tmux.keys(&["q"]);
+    // A pin that is not the coordinator's.
+    let other = format!("sha256:{}", "ab".repeat(32));
+    tmux.run(&format!("clear; {BIN} attach {url} --token-file {control} --tls-pin {other}"));
+    tmux.wait("the pin", Duration::from_secs(15), |s| s.contains("not the pinned"));
+    tmux.keys(&["q"]);
+    // Plaintext at a TLS coordinator.
+    tmux.run(&format!("clear; {BIN} attach {} --token-file {control}", url.replacen("https", "http", 1)));
+    tmux.wait("the scheme", Duration::from_secs(15), |s| s.contains("serves TLS"));
+    tmux.keys(&["q"]);
+    assert!(
+        coordinator
+            .wait_for("refused a call to the control service from 127.0.0.1", Duration::from_secs(5))
+            .is_some(),
+        "the coordinator logs the refusal:\n{}",
+        coordinator.output()
+    );
+    // The right token and pin: the job runs with two workers, ends, and its coordinator exits.
+    tmux.run(&format!("clear; {BIN} attach {url} --token-file {control} --tls-pin {pin}"));
+    tmux.wait("connected", Duration::from_secs(15), |s| s.contains("● connected"));
+    let _w: Vec<Proc> = (0..2)
+        .map(|_| Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &workers, "--tls-pin", &pin]))
+        .collect();
+    tmux.wait("the coordinator gone after the end", Duration::from_secs(120), |s| {
+        s.contains("FINISHED") && s.contains("the coordinator has gone")
+    });
+    tmux.keys(&["q"]);
+}

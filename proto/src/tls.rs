@@ -222,6 +222,24 @@ impl ServerCertVerifier for PinVerifier {
     }
 }
 
+/// Whether the server at a plaintext `http://` URL answers the HTTP/2 preface with a TLS alert
+/// record (content type 21, version 3.x): it serves TLS, and the client should use `https://`
+/// with a pin or a CA. Bounded: two seconds at most. (Workers and the cockpit ask it when a
+/// plaintext call comes back garbled.)
+pub async fn answers_tls(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let authority = rest.split('/').next().unwrap_or_default().to_string();
+    let probe = async move {
+        let mut s = tokio::net::TcpStream::connect(authority).await.ok()?;
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.ok()?;
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).await.ok()?;
+        Some(head == [0x15, 0x03])
+    };
+    matches!(tokio::time::timeout(std::time::Duration::from_secs(2), probe).await, Ok(Some(true)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

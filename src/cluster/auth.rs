@@ -93,26 +93,85 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Server side: refuses calls without the right `authorization: Bearer <token>`.
+/// Server side: refuses calls without the right `authorization: Bearer <token>`, says when the
+/// token is the other role's, and logs refusals (peer, reason) at most once per
+/// [`REFUSAL_LOG_EVERY`] per service, with a count of those not logged.
 #[derive(Clone)]
 pub struct CheckToken {
     expected: Option<Arc<[u8]>>,
+    /// The service, for the log: "workers" or "control".
+    service: &'static str,
+    /// The other role's bearer (the control token at the workers' service, and the reverse).
+    other: Option<Arc<[u8]>>,
+    log: Arc<std::sync::Mutex<(Option<std::time::Instant>, u64)>>,
+}
+
+/// How often a service logs a refused call (the rest are counted).
+pub const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn bearer(token: &str) -> Arc<[u8]> {
+    Arc::from(format!("Bearer {token}").as_bytes())
 }
 
 impl CheckToken {
     pub fn new(token: Option<&str>) -> Self {
-        CheckToken { expected: token.map(|t| Arc::from(format!("Bearer {t}").as_bytes())) }
+        CheckToken { expected: token.map(bearer), service: "", other: None, log: Arc::default() }
+    }
+
+    /// A check for `service` that recognises the other role's token (`other`).
+    pub fn for_service(token: Option<&str>, service: &'static str, other: Option<&str>) -> Self {
+        CheckToken {
+            service,
+            other: other.filter(|o| Some(*o) != token).map(bearer),
+            ..CheckToken::new(token)
+        }
+    }
+
+    fn refuse(&self, request: &Request<()>, status: Status) -> Status {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let due = log.0.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY);
+        if due {
+            let peer =
+                request.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "an unknown peer".into());
+            let more = if log.1 > 0 {
+                format!(" ({} more refused since the last line)", log.1)
+            } else {
+                String::new()
+            };
+            tracing::warn!(
+                "refused a call to the {} service from {peer}: {}{more}",
+                self.service,
+                status.message()
+            );
+            *log = (Some(std::time::Instant::now()), 0);
+        } else {
+            log.1 += 1;
+        }
+        status
     }
 }
 
 impl Interceptor for CheckToken {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         let Some(expected) = &self.expected else { return Ok(request) };
-        match request.metadata().get(strom_proto::AUTHORIZATION) {
-            Some(v) if constant_time_eq(v.as_bytes(), expected) => Ok(request),
-            Some(_) => Err(Status::unauthenticated("wrong token: check --token-file")),
-            None => Err(Status::unauthenticated("this coordinator needs a token: pass --token-file")),
-        }
+        let status = match request.metadata().get(strom_proto::AUTHORIZATION) {
+            Some(v) if constant_time_eq(v.as_bytes(), expected) => return Ok(request),
+            Some(v) if self.other.as_ref().is_some_and(|o| constant_time_eq(v.as_bytes(), o)) => {
+                Status::permission_denied(match self.service {
+                    "control" => {
+                        "wrong role: this is the workers' token; the cockpit (strom attach) needs the \
+                                  control token (the file given to the coordinator's --control-token-file)"
+                    }
+                    _ => {
+                        "wrong role: this is the control token; workers need the workers' token \
+                          (the file given to the coordinator's --token-file)"
+                    }
+                })
+            }
+            Some(_) => Status::unauthenticated("wrong token: check --token-file"),
+            None => Status::unauthenticated("this coordinator needs a token: pass --token-file"),
+        };
+        Err(self.refuse(&request, status))
     }
 }
 

@@ -191,22 +191,6 @@ fn plaintext_hint(tls: bool, error: &str) -> &'static str {
     }
 }
 
-/// Whether the server at a plaintext `url` answers the HTTP/2 preface with a TLS alert record
-/// (content type 21, version 3.x): it serves TLS. Bounded: two seconds at most.
-async fn answers_tls(url: &str) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(rest) = url.strip_prefix("http://") else { return false };
-    let authority = rest.split('/').next().unwrap_or_default().to_string();
-    let probe = async move {
-        let mut s = tokio::net::TcpStream::connect(authority).await.ok()?;
-        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.ok()?;
-        let mut head = [0u8; 2];
-        s.read_exact(&mut head).await.ok()?;
-        Some(head == [0x15, 0x03])
-    };
-    matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Some(true)))
-}
-
 /// A plain `http://` worker at a TLS coordinator (or `https://` at a plaintext one) gets
 /// answers no retry will change: say so at once, with what to use instead.
 fn scheme_mismatch(url: &str, error: &str) -> Option<String> {
@@ -436,7 +420,7 @@ impl GrpcTransport {
                         // A garbled plaintext answer: ask the port whether it speaks TLS, and
                         // if so say what to use at once rather than after minutes of retries.
                         if !hint.is_empty()
-                            && self.rt.block_on(answers_tls(&self.cfg.url))
+                            && self.rt.block_on(strom_proto::tls::answers_tls(&self.cfg.url))
                             && let Some(said) = scheme_mismatch(&self.cfg.url, "h2 protocol error")
                         {
                             return Err(ClusterError::Refused(said));

@@ -71,6 +71,62 @@ fn describe(status: &Status) -> String {
     }
 }
 
+/// A status and its causes, each said once.
+fn chain(status: &Status) -> String {
+    let mut text = status.message().to_string();
+    let mut cur = std::error::Error::source(status);
+    while let Some(e) = cur {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text = if text.is_empty() { part } else { format!("{text}: {part}") };
+        }
+        cur = e.source();
+    }
+    text
+}
+
+/// Why the watch failed, and whether that is final: a refusal no retry changes stops the
+/// cockpit's retries (README states the rule); anything else is retried.
+pub async fn why(status: &Status, url: &str) -> (String, bool) {
+    let text = chain(status);
+    if text.contains("not the pinned") {
+        let detail = text.rsplit("certificate is ").next().unwrap_or(&text);
+        return (format!("the coordinator's certificate is {detail}"), true);
+    }
+    if text.contains("certificate") || text.contains("UnknownIssuer") {
+        return (format!("the coordinator's certificate is not trusted: {text}"), true);
+    }
+    match status.code() {
+        tonic::Code::Unauthenticated => {
+            return (
+                format!("token refused: {} (attach needs the control token: --token-file)", status.message()),
+                true,
+            );
+        }
+        tonic::Code::PermissionDenied => return (status.message().to_string(), true),
+        _ => {}
+    }
+    if url.starts_with("http://") && strom_proto::tls::answers_tls(url).await {
+        let https = url.replacen("http://", "https://", 1);
+        return (
+            format!(
+                "the coordinator serves TLS: attach to {https} with --tls-pin sha256:... (it printed `tls pin:`)"
+            ),
+            true,
+        );
+    }
+    if url.starts_with("https://")
+        && (text.contains("InvalidContentType") || text.contains("corrupt message"))
+    {
+        let http = url.replacen("https://", "http://", 1);
+        return (format!("the coordinator serves plaintext, not TLS: attach to {http}"), true);
+    }
+    if text.contains("Connection refused") || text.contains("connection refused") {
+        return ("nothing listens there (connection refused)".into(), false);
+    }
+    (if text.is_empty() { describe(status) } else { text }, false)
+}
+
 /// Streams the job: snapshot first, then deltas; reconnects for ever.
 pub async fn watch(target: Target, interval: Duration, tx: mpsc::Sender<Msg>) {
     let Ok(mut c) = client(&target) else {
@@ -102,7 +158,14 @@ pub async fn watch(target: Target, interval: Duration, tx: mpsc::Sender<Msg>) {
                     }
                 }
             }
-            Err(s) => describe(&s),
+            Err(s) => {
+                let (reason, last) = why(&s, &target.url).await;
+                if last {
+                    let _ = tx.send(Msg::Connection(Connection::Refused(reason))).await;
+                    return;
+                }
+                reason
+            }
         };
         attempt += 1;
         let wait = backoff(attempt, &mut seed);

@@ -155,6 +155,9 @@ pub enum Connection {
         retry_in: f64,
         error: String,
     },
+    /// Refused for a reason no retry changes (the certificate is not the pinned one, the token
+    /// or its role is wrong, TLS against plaintext): the cockpit stops trying and says why.
+    Refused(String),
 }
 
 impl Connection {
@@ -162,9 +165,10 @@ impl Connection {
         match self {
             Connection::Connecting => "connecting".into(),
             Connection::Connected => "connected".into(),
-            Connection::Reconnecting { attempt, retry_in, .. } => {
-                format!("reconnecting (attempt {attempt}, next in {retry_in:.1} s)")
+            Connection::Reconnecting { attempt, retry_in, error } => {
+                format!("reconnecting (attempt {attempt}, next in {retry_in:.1} s): {error}")
             }
+            Connection::Refused(why) => format!("not connected: {why}"),
         }
     }
 }

@@ -513,9 +513,9 @@ impl Coordinator {
             config,
         });
 
-        let check = CheckToken::new(shared.config.token.as_deref());
-        let control_check =
-            CheckToken::new(shared.config.control_token.as_deref().or(shared.config.token.as_deref()));
+        let (token, control) = (shared.config.token.as_deref(), shared.config.control_token.as_deref());
+        let check = CheckToken::for_service(token, "workers", control);
+        let control_check = CheckToken::for_service(control.or(token), "control", token);
         if shared.config.token.is_some() && shared.config.control_token.is_none() {
             tracing::warn!(
                 "one token for workers and the cockpit: every worker host can steer the job; pass --control-token-file"

@@ -118,9 +118,19 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     let (conn, style) = match &app.conn {
         Connection::Connected => (format!("● connected {}", app.url), Style::new().fg(Color::Green)),
         Connection::Connecting => (format!("○ connecting to {}", app.url), Style::new().fg(Color::Yellow)),
+        // The job ended and its coordinator went with it: say so, not "reconnecting".
+        Connection::Reconnecting { .. }
+            if matches!(
+                job.state,
+                model::JobState::Finished | model::JobState::Stopped | model::JobState::Failed
+            ) =>
+        {
+            ("○ the coordinator has gone (its job ended)".to_string(), Style::new().fg(Color::Yellow).bold())
+        }
         c @ Connection::Reconnecting { .. } => {
             (format!("○ {}", c.label()), Style::new().fg(Color::Red).bold())
         }
+        c @ Connection::Refused(_) => (format!("✗ {}", c.label()), Style::new().fg(Color::Red).bold()),
     };
     let left = Line::from(spans);
     let width = area.width as usize;

@@ -13,12 +13,21 @@ use crate::model;
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let setup = &app.setup;
     if setup.fields.is_empty() {
-        let text = match app.view().state {
-            model::JobState::Idle => "No job is loaded on this coordinator: press o to open a job file.",
+        let refused;
+        let text = match (&app.conn, app.view().state) {
+            (crate::state::Connection::Refused(why), _) => {
+                refused = format!(
+                    "Not connected to {}: {why}. Fix it and start the cockpit again (q quits).",
+                    app.url
+                );
+                refused.as_str()
+            }
+            (_, model::JobState::Idle) => "No job is loaded on this coordinator: press o to open a job file.",
             _ => "Loading the job form...",
         };
         f.render_widget(
             Paragraph::new(Line::from(text).italic())
+                .wrap(Wrap { trim: true })
                 .block(Block::default().borders(Borders::ALL).title(" Job ")),
             area,
         );
