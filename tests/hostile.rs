@@ -239,17 +239,20 @@ fn hostile_clients_are_refused_and_the_job_trains_beside_them() {
         // The workers' token on the control service.
         let mut control =
             pb::control_client::ControlClient::new(with_metadata(channel(&url).await, TOKEN, None));
+        // (Authenticated, but not permitted: the reply names the role.)
         let e = control.stop(pb::Empty {}).await.unwrap_err();
-        assert_eq!(e.code(), Code::Unauthenticated, "a worker credential cannot steer the job: {e}");
+        assert_eq!(e.code(), Code::PermissionDenied, "a worker credential cannot steer the job: {e}");
+        assert!(e.message().contains("wrong role"), "{e}");
         let e = control.watch_job(pb::WatchRequest::default()).await.unwrap_err();
-        assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+        assert_eq!(e.code(), Code::PermissionDenied, "{e}");
         // The control token cannot join as a worker either.
         let mut c = pb::cluster_client::ClusterClient::new(with_metadata(channel(&url).await, CONTROL, None));
         let e = c
             .join(pb::JoinRequest { protocol_version: strom_proto::PROTOCOL_VERSION, ..Default::default() })
             .await
             .unwrap_err();
-        assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+        assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+        assert!(e.message().contains("wrong role"), "{e}");
         // The intruders leave; their ids are lost like any worker's.
         drop((as_other, mine, no_secret));
         (raw, 5u64)
