@@ -100,10 +100,7 @@ fn cockpit_shows_the_model_and_each_layers_share_of_the_traffic() {
     );
     assert!(words.contains("conv2d 3x3 32 same relu → 32x28x28"), "{screen}");
     tmux.keys(&["s"]);
-    while !tmux.screen().contains("[Workers]") {
-        tmux.keys(&["Tab"]);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    tmux.show("Workers");
     let screen =
         tmux.wait("the per-layer figures", Duration::from_secs(120), |s| s.contains("last step by layer"));
     let dense = screen.lines().find(|l| l.contains("dense 128 relu")).unwrap_or_else(|| panic!("{screen}"));
@@ -145,10 +142,7 @@ fn cockpit_setup_offers_the_launchers_and_shows_per_host_start_errors() {
     tmux.keys(&["s"]);
     tmux.wait("the failed start", Duration::from_secs(30), |s| s.contains("FAILED"));
     // Back to Setup, where the launch problems are listed.
-    while !tmux.screen().contains("[Setup]") {
-        tmux.keys(&["Tab"]);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    tmux.show("Setup");
     let screen =
         tmux.wait("the per-host errors", Duration::from_secs(10), |s| s.contains("no-such-host.invalid:"));
     let words = common::right_panel_words(&screen);
@@ -346,10 +340,7 @@ fn a_cockpit_listening_beyond_loopback_pins_its_own_certificate() {
         s.contains("RUNNING") && s.contains("workers 2 live")
     });
     // A host that is no host is refused before ssh runs.
-    while !tmux.screen().contains("[Workers]") {
-        tmux.keys(&["Tab"]);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    tmux.show("Workers");
     tmux.keys(&["a"]);
     tmux.keys(&["C-u"]);
     tmux.keys(&["-l", "1 me@-oProxyCommand=x"]);

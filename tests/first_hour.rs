@@ -17,12 +17,7 @@ fn path(p: &Path) -> &str {
 
 /// Runs the binary in `cwd`.
 fn run_in(cwd: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = common::strom().current_dir(cwd).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(common::strom().current_dir(cwd).args(args))
 }
 
 #[test]
@@ -275,12 +270,7 @@ fn help_describes_every_flag_and_keeps_examples_whole() {
 
 /// Runs the binary with info logs; returns (success, stdout, stderr).
 fn run_logged(args: &[&str]) -> (bool, String, String) {
-    let out = common::strom().env("RUST_LOG", "info").args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(common::strom().env("RUST_LOG", "info").args(args))
 }
 
 #[test]

@@ -287,10 +287,7 @@ fn the_cockpit_adds_a_worker_on_an_ssh_host_to_a_running_local_job() {
     tmux.wait("the job form", Duration::from_secs(30), |s| s.contains("READY") && s.contains("grow"));
     tmux.keys(&["s"]);
     tmux.wait("the local worker", Duration::from_secs(60), |s| s.contains("RUNNING") && s.contains("w0 "));
-    while !tmux.screen().contains("[Workers]") {
-        tmux.keys(&["Tab"]);
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    tmux.show("Workers");
     tmux.keys(&["a"]);
     tmux.wait("the add prompt", Duration::from_secs(10), |s| s.contains("How many, and where"));
     tmux.keys(&["C-u"]);

@@ -222,6 +222,31 @@ impl ServerCertVerifier for PinVerifier {
     }
 }
 
+/// What to tell a client that spoke plaintext to `url` (an `http://` URL) when
+/// [`answers_tls`] found the server serves TLS. Workers and the cockpit say the same.
+pub fn serves_tls(url: &str) -> String {
+    let https = url.replacen("http://", "https://", 1);
+    format!(
+        "the coordinator at {url} serves TLS, not plaintext: use {https} with --tls-pin sha256:... \
+         (the coordinator prints its `tls pin:` line at start) or --tls-ca"
+    )
+}
+
+/// What to tell a TLS client of `url` (an `https://` URL) whose handshake `error` says the
+/// server answered in plaintext; `None` when it says something else.
+pub fn serves_plaintext(url: &str, error: &str) -> Option<String> {
+    if !url.starts_with("https://")
+        || !(error.contains("InvalidContentType") || error.contains("corrupt message"))
+    {
+        return None;
+    }
+    let http = url.replacen("https://", "http://", 1);
+    Some(format!(
+        "the coordinator at {url} serves plaintext, not TLS: use {http} (a coordinator on loopback, \
+         or one started with --insecure-plaintext)"
+    ))
+}
+
 /// Whether the server at a plaintext `http://` URL answers the HTTP/2 preface with a TLS alert
 /// record (content type 21, version 3.x): it serves TLS, and the client should use `https://`
 /// with a pin or a CA. Bounded: two seconds at most. (Workers and the cockpit ask it when a

@@ -402,9 +402,9 @@ pub(crate) fn log_plan(job: &JobSpec, architecture: &Architecture, done: u32) {
     );
 }
 
-/// Prints what a run that ended left: its test evaluation, where the model went, the traffic;
-/// writes `--summary-json`. `saved` says whether the model is in `output` (the caller saved it,
-/// or the coordinator did when the run ended).
+/// Prints what a run that ended left: its test evaluation, where the model went (saved there
+/// already, by the caller or by the coordinator as the run ended), the traffic; writes
+/// `--summary-json`.
 pub(crate) fn report(
     finished: &FinishedRun,
     output: &Location,

@@ -191,27 +191,6 @@ fn plaintext_hint(tls: bool, error: &str) -> &'static str {
     }
 }
 
-/// A plain `http://` worker at a TLS coordinator (or `https://` at a plaintext one) gets
-/// answers no retry will change: say so at once, with what to use instead.
-fn scheme_mismatch(url: &str, error: &str) -> Option<String> {
-    let plain = url.starts_with("http://");
-    if plain && (error.contains("h2 protocol error") || error.contains("frame with invalid size")) {
-        let https = url.replacen("http://", "https://", 1);
-        return Some(format!(
-            "the coordinator at {url} serves TLS, not plaintext: use {https} with --tls-pin sha256:... \
-             (the coordinator prints its `tls pin:` line at start) or --tls-ca"
-        ));
-    }
-    if !plain && (error.contains("InvalidContentType") || error.contains("corrupt message")) {
-        let http = url.replacen("https://", "http://", 1);
-        return Some(format!(
-            "the coordinator at {url} serves plaintext, not TLS: use {http} (a coordinator on loopback, \
-             or one started with --insecure-plaintext)"
-        ));
-    }
-    None
-}
-
 fn classify(status: &Status) -> ConnectError {
     match status.code() {
         Code::Unauthenticated | Code::PermissionDenied => {
@@ -275,8 +254,8 @@ impl GrpcTransport {
             // A certificate that is not the one expected will not change by retrying.
             if chain.contains("certificate") {
                 ConnectError::Fatal(format!("this worker refused the coordinator's TLS certificate: {chain}"))
-            } else if let Some(m) = scheme_mismatch(&self.cfg.url, &format!("{e}: {chain}"))
-                .filter(|_| self.cfg.url.starts_with("https://"))
+            } else if let Some(m) =
+                strom_proto::tls::serves_plaintext(&self.cfg.url, &format!("{e}: {chain}"))
             {
                 // A TLS client answered in plaintext: decided by the handshake itself. (The
                 // plaintext case is decided by asking the port, in `connect`.)
@@ -419,11 +398,9 @@ impl GrpcTransport {
                         hint = plaintext_hint(self.cfg.tls.is_some(), &m);
                         // A garbled plaintext answer: ask the port whether it speaks TLS, and
                         // if so say what to use at once rather than after minutes of retries.
-                        if !hint.is_empty()
-                            && self.rt.block_on(strom_proto::tls::answers_tls(&self.cfg.url))
-                            && let Some(said) = scheme_mismatch(&self.cfg.url, "h2 protocol error")
+                        if !hint.is_empty() && self.rt.block_on(strom_proto::tls::answers_tls(&self.cfg.url))
                         {
-                            return Err(ClusterError::Refused(said));
+                            return Err(ClusterError::Refused(strom_proto::tls::serves_tls(&self.cfg.url)));
                         }
                     }
                     last = m;

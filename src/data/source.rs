@@ -142,7 +142,8 @@ impl Source for Csv {
         seed: u64,
     ) -> Result<DataShape, DataError> {
         let (ds, report) = table::load_eager(location, data, process, Split::Train, seed)?;
-        // Opening the source only lists files; the rows were counted by the pass above.
+        // Opening the source lists the files (and reads the first record when the header is
+        // `auto`); the rows were counted by the pass above.
         let source = CsvSource::open(location, &data.csv)?;
         if let Some(note) = source.header_note() {
             tracing::info!("{note}");

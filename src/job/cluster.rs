@@ -118,6 +118,14 @@ impl HostSpec {
             _ => default,
         }
     }
+    /// The machine's name, without the user (`user@node2` → `node2`).
+    pub fn machine(&self) -> &str {
+        self.host().rsplit('@').next().unwrap_or_default()
+    }
+    /// Whether the host is another machine than this one (not a loopback name).
+    pub fn is_remote(&self) -> bool {
+        !matches!(self.machine(), "127.0.0.1" | "localhost" | "::1")
+    }
 }
 
 /// How the SSH launcher reaches hosts and what it runs there.

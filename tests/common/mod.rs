@@ -12,7 +12,13 @@ pub fn strom() -> Command {
 
 /// Runs `strom ARGS`; returns (success, stdout, stderr).
 pub fn run(args: &[&str]) -> (bool, String, String) {
-    let out: Output = strom().args(args).output().expect("strom runs");
+    outcome(strom().args(args))
+}
+
+/// Runs a prepared `strom` command (another directory, other logs); returns (success, stdout,
+/// stderr).
+pub fn outcome(cmd: &mut Command) -> (bool, String, String) {
+    let out: Output = cmd.output().expect("strom runs");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -221,6 +227,17 @@ impl Tmux {
         let mut args = vec!["send-keys", "-t", "main"];
         args.extend_from_slice(keys);
         self.tmux(&args);
+    }
+
+    /// Presses Tab until the screen titled `title` (Setup, Dashboard, Workers, Logs) shows.
+    pub fn show(&self, title: &str) {
+        let tab = format!("[{title}]");
+        let start = std::time::Instant::now();
+        while !self.screen().contains(&tab) {
+            assert!(start.elapsed() < std::time::Duration::from_secs(20), "no {tab} tab:\n{}", self.screen());
+            self.keys(&["Tab"]);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
     }
 
     pub fn screen(&self) -> String {

@@ -107,19 +107,10 @@ pub async fn why(status: &Status, url: &str) -> (String, bool) {
         _ => {}
     }
     if url.starts_with("http://") && strom_proto::tls::answers_tls(url).await {
-        let https = url.replacen("http://", "https://", 1);
-        return (
-            format!(
-                "the coordinator serves TLS: attach to {https} with --tls-pin sha256:... (it printed `tls pin:`)"
-            ),
-            true,
-        );
+        return (strom_proto::tls::serves_tls(url), true);
     }
-    if url.starts_with("https://")
-        && (text.contains("InvalidContentType") || text.contains("corrupt message"))
-    {
-        let http = url.replacen("https://", "http://", 1);
-        return (format!("the coordinator serves plaintext, not TLS: attach to {http}"), true);
+    if let Some(said) = strom_proto::tls::serves_plaintext(url, &text) {
+        return (said, true);
     }
     if text.contains("Connection refused") || text.contains("connection refused") {
         return ("nothing listens there (connection refused)".into(), false);

@@ -248,10 +248,7 @@ impl Shared {
         let mut url = self.url.clone();
         let max_restarts = job.as_ref().map(|j| j.cluster.max_restarts).unwrap_or(0);
         if let Some(job) = job.filter(|j| j.cluster.launcher == crate::job::LauncherKind::Ssh) {
-            let remote = job.cluster.hosts.iter().any(|h| {
-                let name = h.host().rsplit('@').next().unwrap_or_default();
-                !matches!(name, "127.0.0.1" | "localhost" | "::1")
-            });
+            let remote = job.cluster.hosts.iter().any(|h| h.is_remote());
             url = self.url_for_hosts(&job.cluster.ssh.coordinator_url, remote);
         }
         LaunchContext {
@@ -305,8 +302,7 @@ impl Shared {
             Box::new(launch::LocalLauncher::default())
         } else {
             let spec = parse_host(host)?;
-            let name = spec.host().rsplit('@').next().unwrap_or_default().to_string();
-            let remote = !matches!(name.as_str(), "127.0.0.1" | "localhost" | "::1");
+            let (name, remote) = (spec.machine().to_string(), spec.is_remote());
             if remote && self.addr.ip().is_loopback() && job.cluster.ssh.coordinator_url.trim().is_empty() {
                 return Err(ClusterError::Launch(format!(
                     "this coordinator listens on {} only: a worker on {name} could not reach it; start it \

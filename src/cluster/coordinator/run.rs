@@ -699,6 +699,14 @@ impl JobRun {
         ok
     }
 
+    /// Adds an open pause to the time paused (at a resume, or the end).
+    fn end_pause(&self) {
+        let mut paused = lock(&self.paused);
+        if let Some(since) = paused.0.take() {
+            paused.1 += since.elapsed();
+        }
+    }
+
     /// Wall time since the run started, stopped at its end.
     pub fn elapsed(&self) -> Duration {
         lock(&self.ended_after).unwrap_or_else(|| self.started.elapsed())
@@ -715,12 +723,7 @@ impl JobRun {
         let mut st = self.state();
         let ok = *st.hub.state() == HubState::Paused;
         let ready = st.hub.resume();
-        {
-            let mut paused = lock(&self.paused);
-            if let Some(since) = paused.0.take() {
-                paused.1 += since.elapsed();
-            }
-        }
+        self.end_pause();
         drop(st);
         self.changed.notify_waiters();
         if let Some(r) = ready {
@@ -743,12 +746,7 @@ impl JobRun {
             return;
         }
         lock(&self.ended_after).get_or_insert_with(|| self.started.elapsed());
-        {
-            let mut paused = lock(&self.paused);
-            if let Some(since) = paused.0.take() {
-                paused.1 += since.elapsed();
-            }
-        }
+        self.end_pause();
         self.write_checkpoint(true);
         let (mut totals, epochs) = {
             let driver = &lock(&self.driver).driver;
