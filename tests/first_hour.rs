@@ -347,3 +347,65 @@ fn a_refused_worker_says_who_refused_whom_once() {
     assert_eq!(said.matches("not the pinned").count(), 1, "{said}");
     assert!(!said.contains("the coordinator refused"), "the worker refused, not the coordinator: {said}");
 }
+
+#[test]
+fn a_failed_runs_checkpoint_is_not_resumed_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        "name = \"fails\"\n[train]\nepochs = 200\n[cluster]\nlauncher = \"none\"\nworkers = 1\n\
+         heartbeat_timeout_secs = 2\nreconnect_secs = 3\ncheckpoint_every = 20\n",
+    )
+    .unwrap();
+    let token = token_file(dir.path(), TOKEN);
+    let ckpt = dir.path().join("ckpt");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "coordinator".to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--token-file".into(),
+            token.clone(),
+            "--job".into(),
+            path(&job).into(),
+            "--checkpoint-dir".into(),
+            path(&ckpt).into(),
+            "--output".into(),
+            path(&dir.path().join("m")).into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let spawn = |extra: &[&'static str]| {
+        let a = args(extra);
+        Proc::spawn(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // A run fails: its only worker is killed and none comes back within reconnect_secs.
+    let mut coordinator = spawn(&[]);
+    let url = coordinator.coordinator_url();
+    let mut worker = Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ckpt.join("checkpoint.json").exists() {
+        assert!(Instant::now() < deadline, "{}", coordinator.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    worker.kill9();
+    let status = coordinator.wait_exit(Duration::from_secs(60)).expect("the job fails");
+    assert!(!status.success(), "{}", coordinator.output());
+    // The next coordinator on that folder says so and stops, instead of resuming.
+    let a = args(&[]);
+    let t0 = Instant::now();
+    let (ok, _, stderr) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!ok && t0.elapsed() < Duration::from_secs(30), "{stderr}");
+    assert!(
+        stderr.contains("failed") && stderr.contains("no live worker") && stderr.contains("--resume-failed"),
+        "{stderr}"
+    );
+    // Asked to, it resumes.
+    let mut again = spawn(&["--resume-failed"]);
+    again
+        .wait_for("resuming a run that failed", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{}", again.output()));
+    again.kill9();
+}

@@ -697,3 +697,70 @@ fn a_kerberized_cluster_is_read_and_written_with_a_ticket_and_refused_without_on
     assert!(t0.elapsed() < Duration::from_secs(20), "took {:?}", t0.elapsed());
     assert!(err.contains(dfs.url().trim_start_matches("hdfs://")), "names the namenode: {err}");
 }
+
+#[test]
+fn a_worker_without_the_hadoop_configuration_is_refused_naming_it_while_another_trains_on() {
+    let dfs = MiniDfs::shared();
+    let base = dfs.scratch("noconf");
+    put_demo(dfs, &format!("{base}/demo"), true);
+    // `hdfs:///...`: the default file system of the Hadoop configuration each process has.
+    let root = base.strip_prefix(dfs.url()).unwrap();
+    let conf = dfs.conf_dir();
+    let conf = path(&conf);
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path(), "an-hdfs-test-token-0123456789");
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "name = \"noconf\"\n[data]\ntrain = \"hdfs://{root}/demo/train\"\ntest = \"hdfs://{root}/demo/test\"\n\
+             [train]\nepochs = 6\n[cluster]\nlauncher = \"none\"\nworkers = 1\nreconnect_secs = 120\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("m");
+    let mut coordinator = Proc::spawn_env(
+        &[
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            &token,
+            "--job",
+            path(&job),
+            "--output",
+            path(&out),
+        ],
+        &[("HADOOP_CONF_DIR", conf)],
+    );
+    let url = coordinator.coordinator_url();
+    let mut good = Proc::spawn_env(
+        &["worker", "--coordinator", &url, "--token-file", &token],
+        &[("HADOOP_CONF_DIR", conf)],
+    );
+    coordinator
+        .wait_for("epoch 1 done", Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("{}\n{}", coordinator.output(), good.output()));
+    // The same worker command on a host without the configuration.
+    let mut cmd = common::strom();
+    cmd.args(["worker", "--coordinator", &url, "--token-file", &token])
+        .env_remove("HADOOP_CONF_DIR")
+        .env_remove("HADOOP_HOME");
+    let mut bad = Proc::from_command(cmd);
+    let status = bad.wait_exit(Duration::from_secs(60)).expect("the misconfigured worker exits");
+    assert!(!status.success(), "{}", bad.output());
+    let said = bad.output();
+    let host = strom::cluster::worker::host_name();
+    for needle in ["HADOOP_CONF_DIR", "fs.defaultFS", host.as_str()] {
+        assert!(said.contains(needle), "the worker's error names {needle}: {said}");
+    }
+    assert!(!said.contains("panicked"), "{said}");
+    // The coordinator logged the refusal (with the reason) and the job went on to its end.
+    assert!(good.wait_exit(Duration::from_secs(180)).expect("the good worker finishes").success());
+    let status = coordinator.wait_exit(Duration::from_secs(60)).expect("the coordinator ends with the job");
+    let log = coordinator.output();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("refused") && log.contains("fs.defaultFS"), "{log}");
+    assert!(!log.contains("job noconf failed"), "{log}");
+    assert!(out.join("model.json").exists());
+}

@@ -43,6 +43,10 @@ pub struct CoordinatorArgs {
     /// Where checkpoints go (local or HDFS); a restarted coordinator resumes from the latest.
     #[arg(long, value_name = "LOC")]
     pub checkpoint_dir: Option<String>,
+    /// Resume from the checkpoint of a run that failed (without it such a checkpoint stops the
+    /// coordinator with the run's reason).
+    #[arg(long, requires = "checkpoint_dir")]
+    pub resume_failed: bool,
     /// TLS certificate (PEM) to serve with.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -134,6 +138,7 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
         tls_ca: args.tls_ca.clone(),
         insecure_plaintext: args.insecure_plaintext,
         checkpoint_dir,
+        resume_failed: args.resume_failed,
         start: job.is_some(),
         job,
         ..CoordinatorConfig::loopback(None)
@@ -178,7 +183,7 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
                 }
                 _ = tokio::signal::ctrl_c() => {
                     if let Some(run) = handle.shared.run() {
-                        run.write_checkpoint(true);
+                        run.write_checkpoint(crate::cluster::coordinator::CheckpointWrite::Last { failed: None });
                     }
                     handle.shutdown().await;
                     bail!("interrupted");

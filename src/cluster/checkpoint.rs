@@ -32,6 +32,9 @@ struct Meta {
     tau: Option<f32>,
     epochs: Vec<EpochSummary>,
     written_unix: f64,
+    /// Why the run failed, in the last checkpoint of a failed run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +52,9 @@ pub struct Checkpoint {
     pub epochs: Vec<EpochSummary>,
     /// The model state: parameters, then running state.
     pub state: Vec<f32>,
+    /// Set in the last checkpoint of a run that failed, with the reason: a restarted
+    /// coordinator does not resume it as if it had been interrupted.
+    pub failed: Option<String>,
 }
 
 fn meta_name(seq: u64) -> String {
@@ -102,6 +108,7 @@ impl Checkpoint {
             steps: self.steps,
             tau: self.tau,
             epochs: self.epochs.clone(),
+            failed: self.failed.clone(),
             written_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
@@ -194,6 +201,7 @@ impl Checkpoint {
             tau: meta.tau,
             epochs: meta.epochs,
             state,
+            failed: meta.failed,
         }))
     }
 }
@@ -221,7 +229,19 @@ mod tests {
             tau: Some(2e-3),
             epochs: vec![],
             state: (0..n).map(|i| i as f32 + seq as f32).collect(),
+            failed: None,
         }
+    }
+
+    #[test]
+    fn a_failed_run_is_marked_in_its_last_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::local(dir.path());
+        ckpt(1).write(&loc).unwrap();
+        assert_eq!(Checkpoint::read_latest(&loc).unwrap().unwrap().failed, None);
+        let failed = Checkpoint { failed: Some("worker 0: disk full".into()), ..ckpt(2) };
+        failed.write(&loc).unwrap();
+        assert_eq!(Checkpoint::read_latest(&loc).unwrap(), Some(failed));
     }
 
     #[test]

@@ -50,9 +50,27 @@ fn client(location: &Location, namenode: &str) -> Result<Client, StorageError> {
     if namenode != "hdfs://" {
         builder = builder.with_url(namenode);
     }
-    let c = builder.build().map_err(|e| hdfs_error(location, namenode, e))?;
+    let c = builder.build().map_err(|e| match e {
+        HdfsError::InvalidArgument(m) if m.contains("fs.defaultFS") => StorageError::NoDefaultFs {
+            location: location.to_string(),
+            host: crate::cluster::worker::host_name(),
+            conf: conf_dir_text(),
+        },
+        e => hdfs_error(location, namenode, e),
+    })?;
     guard.insert(namenode.to_string(), c.clone());
     Ok(c)
+}
+
+/// Where this process looked for the Hadoop configuration, for the message that says it found none.
+fn conf_dir_text() -> String {
+    match (std::env::var_os("HADOOP_CONF_DIR"), std::env::var_os("HADOOP_HOME")) {
+        (Some(dir), _) => format!("HADOOP_CONF_DIR={}", std::path::Path::new(&dir).display()),
+        (None, Some(home)) => {
+            format!("HADOOP_CONF_DIR is not set; looked in {}/etc/hadoop", std::path::Path::new(&home).display())
+        }
+        (None, None) => "HADOOP_CONF_DIR is not set".to_string(),
+    }
 }
 
 fn hdfs_error(location: &Location, namenode: &str, e: HdfsError) -> StorageError {

@@ -38,6 +38,14 @@ pub enum StorageError {
     Hdfs { location: String, namenode: String, message: String },
     #[error("{location}: {message}")]
     Unsupported { location: String, message: String },
+    /// `hdfs:///path` names the default file system, and this host has no Hadoop configuration
+    /// that says which it is.
+    #[error(
+        "{location}: hdfs:/// means the cluster's default file system, and host {host} has no \
+         fs.defaultFS setting ({conf}); set HADOOP_CONF_DIR to the folder with the cluster's \
+         core-site.xml, or write the namenode into the location (hdfs://namenode:port/...)"
+    )]
+    NoDefaultFs { location: String, host: String, conf: String },
 }
 
 impl StorageError {

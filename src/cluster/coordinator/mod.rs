@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch as tokio_watch;
 use tonic::transport::Server;
 
-pub use run::{JobRun, RunEnd, RunResult, RunSetup};
+pub use run::{CheckpointWrite, JobRun, RunEnd, RunResult, RunSetup};
 
 use super::ClusterError;
 use strom_proto::tls::Pin;
@@ -78,6 +78,8 @@ pub struct CoordinatorConfig {
     /// The CA launched workers should trust (with TLS).
     pub tls_ca: Option<PathBuf>,
     pub checkpoint_dir: Option<Location>,
+    /// Resume from a checkpoint whose run failed (otherwise refused with its reason).
+    pub resume_failed: bool,
     /// A job to load at start.
     pub job: Option<ResolvedJob>,
     /// Start the loaded job at once.
@@ -100,6 +102,7 @@ impl CoordinatorConfig {
             insecure_plaintext: false,
             tls_ca: None,
             checkpoint_dir: None,
+            resume_failed: false,
             job,
             start: false,
             binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("strom")),
@@ -569,7 +572,21 @@ impl Coordinator {
                     .await
                     .map_err(|e| ClusterError::Job(e.to_string()))??;
                 match ckpt {
+                    Some(Checkpoint { failed: Some(reason), job, epoch, .. })
+                        if !shared.config.resume_failed =>
+                    {
+                        return Err(ClusterError::Job(format!(
+                            "the checkpoint in {dir} is of job {} that failed in epoch {} ({reason}); \
+                             fix the cause and resume it with --resume-failed, or start afresh with \
+                             another --checkpoint-dir (or after deleting this one)",
+                            job.name,
+                            epoch + 1
+                        )));
+                    }
                     Some(ckpt) if ckpt.epoch < ckpt.job.train.epochs => {
+                        if let Some(reason) = &ckpt.failed {
+                            tracing::warn!("resuming a run that failed ({reason}), as --resume-failed asks");
+                        }
                         tracing::info!(
                             "resuming job {} from checkpoint {} in {dir}: epoch {}, {} partition(s) done, step {}",
                             ckpt.job.name,

@@ -57,6 +57,16 @@ pub struct RunSetup {
     pub output: Option<Location>,
 }
 
+/// Which checkpoint [`JobRun::write_checkpoint`] writes.
+pub enum CheckpointWrite {
+    /// Every `checkpoint_every` steps, skipped while another write is in progress.
+    Periodic,
+    /// At an epoch's end, beside the training of the next.
+    Epoch,
+    /// The run's last, awaited; `failed` marks a run that failed.
+    Last { failed: Option<String> },
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunEnd {
     Finished,
@@ -597,8 +607,13 @@ impl JobRun {
             tracing::info!("{line}");
         }
         let next = self.state().hub.finish_epoch();
-        self.write_checkpoint(true);
+        // The workers go on at once; the epoch's checkpoint is written beside them (the last
+        // one is awaited by `finalize`).
         self.changed.notify_waiters();
+        if next != EpochNext::Finished {
+            let run = self.clone();
+            tokio::task::spawn_blocking(move || run.write_checkpoint(CheckpointWrite::Epoch));
+        }
         if next == EpochNext::Finished {
             let end =
                 if self.stop_requested.load(Ordering::Acquire) { RunEnd::Stopped } else { RunEnd::Finished };
@@ -747,7 +762,11 @@ impl JobRun {
         }
         lock(&self.ended_after).get_or_insert_with(|| self.started.elapsed());
         self.end_pause();
-        self.write_checkpoint(true);
+        let failed = match &end {
+            RunEnd::Failed(reason) => Some(reason.clone()),
+            _ => None,
+        };
+        self.write_checkpoint(CheckpointWrite::Last { failed });
         let (mut totals, epochs) = {
             let driver = &lock(&self.driver).driver;
             (driver.totals(), driver.epochs.clone())
@@ -870,7 +889,7 @@ impl JobRun {
         };
         if due {
             let run = self.clone();
-            tokio::task::spawn_blocking(move || run.write_checkpoint(false));
+            tokio::task::spawn_blocking(move || run.write_checkpoint(CheckpointWrite::Periodic));
         }
     }
 
@@ -908,15 +927,24 @@ impl JobRun {
         self.steps_offset + driver.totals().steps
     }
 
-    /// Writes a checkpoint now (no-op without a checkpoint directory). A periodic write
-    /// (`wait` false) is skipped while another is in progress; an epoch-end or final write
-    /// waits for it, so the last checkpoint is never lost to a slow periodic one.
-    pub fn write_checkpoint(&self, wait: bool) {
+    /// Writes a checkpoint now (no-op without a checkpoint directory). A periodic write is
+    /// skipped while another is in progress; an epoch's write waits for it (off the training
+    /// path) and is dropped once the run ends; the last write waits for any in progress, so
+    /// the last checkpoint is never lost to a slower earlier one and is complete before the
+    /// run reports its end.
+    pub fn write_checkpoint(&self, when: CheckpointWrite) {
         let (dir, seq) = {
             let mut st = self.state();
             let Some(dir) = st.checkpoint.dir.clone() else { return };
-            while st.checkpoint.writing {
-                if !wait {
+            loop {
+                let last = matches!(when, CheckpointWrite::Last { .. });
+                if !last && self.finalizing.load(Ordering::Acquire) {
+                    return;
+                }
+                if !st.checkpoint.writing {
+                    break;
+                }
+                if matches!(when, CheckpointWrite::Periodic) {
                     return;
                 }
                 st = self.checkpoint_done.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -951,6 +979,10 @@ impl JobRun {
             tau,
             epochs,
             state,
+            failed: match when {
+                CheckpointWrite::Last { failed } => failed,
+                _ => None,
+            },
         };
         let finite = ckpt.state.iter().all(|v| v.is_finite());
         // The write itself, with no lock held.
