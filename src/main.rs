@@ -28,6 +28,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Worker(a)) => cli::worker::run(a),
         Some(Command::Submit(a)) => cli::submit::run(*a),
         Some(Command::Import(a)) => cli::import::run(a),
+        Some(Command::Fs(a)) => cli::fs::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

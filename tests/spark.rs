@@ -41,9 +41,17 @@ fn the_demo_trains_in_spark_barrier_tasks_to_the_target_and_failures_exit_non_ze
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     // The driver's coordinator listens beyond loopback: TLS with a certificate it made, pinned
-    // by the worker tasks.
-    assert!(stdout.contains("attach with: strom attach https://"), "{stdout}");
-    assert!(stdout.contains("--tls-pin sha256:"), "{stdout}");
+    // by the worker tasks; the cockpit is pointed at the address the workers use.
+    let hint = stdout.lines().find(|l| l.contains("attach with:")).unwrap_or_else(|| panic!("{stdout}"));
+    let at = hint.split_whitespace().skip_while(|w| *w != "at").nth(1).unwrap().trim_end_matches(';');
+    assert!(hint.contains(&format!("strom attach {at} ")) && at.starts_with("https://"), "{hint}");
+    assert!(hint.contains("--tls-pin sha256:"), "{hint}");
+    // The coordinator's log goes to stderr (Spark would fold it into stdout), with a warning
+    // that names a flag submit has.
+    assert!(stderr.contains("pass --control-token-file"), "{stderr}");
+    assert!(!stdout.contains("pass --control-token-file") && !stdout.contains(" WARN "), "{stdout}");
+    let help = common::run(&["submit", "--help"]).1;
+    assert!(help.contains("--control-token-file"), "{help}");
     let s = json(&summary);
     let acc = s["test_accuracy"].as_f64().unwrap();
     assert!(acc >= 0.80, "accuracy {acc}");
@@ -160,4 +168,64 @@ fn the_spark_launcher_submits_worker_tasks_for_a_coordinator_here() {
     assert!(json(&summary)["test_accuracy"].as_f64().unwrap() >= 0.7);
     let workers = common::workers_that_trained(&metrics);
     assert_eq!(workers.len(), 2, "two Spark tasks trained");
+}
+
+#[test]
+fn more_workers_than_local_slots_are_refused_at_once_and_a_stopped_submit_leaves_nothing() {
+    let Some(spark) = spark_submit() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let demo_job = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/jobs/demo.toml");
+    let t0 = std::time::Instant::now();
+    let out = common::strom()
+        .args([
+            "submit",
+            "--spark-submit",
+            spark.to_str().unwrap(),
+            "--master",
+            "local[2]",
+            "--workers",
+            "3",
+            demo_job,
+        ])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && t0.elapsed() < std::time::Duration::from_secs(10), "{said}");
+    assert!(
+        said.contains("local[2] runs 2 task(s) at a time") && said.contains("needs 3 worker tasks"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing staged is left");
+
+    // Stopped while it trains: spark-submit, its driver, the coordinator and the worker tasks
+    // go, and so does everything they staged.
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("long-submit-job.toml");
+    std::fs::write(&job, "name = \"long-submit\"\n[train]\nepochs = 500\n[cluster]\nworkers = 2\n").unwrap();
+    let mut cmd = common::strom();
+    cmd.args(["submit", "--spark-submit", spark.to_str().unwrap(), "--master", "local[2]"])
+        .arg("--output")
+        .arg(dir.path().join("m"))
+        .arg(&job)
+        .env("TMPDIR", tmp.path());
+    let mut submit = common::Proc::from_command(cmd);
+    submit
+        .wait_for("attach with", std::time::Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("{}", submit.output()));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(submit.child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = submit.wait_exit(std::time::Duration::from_secs(40)).expect("strom submit stops");
+    assert!(!status.success(), "{}", submit.output());
+    assert!(submit.output().contains("interrupted by signal 15"), "{}", submit.output());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !common::pids_with("long-submit-job").is_empty()
+        || !common::pids_with(tmp.path().to_str().unwrap()).is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "processes left: {:?}", common::pids_with("strom"));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.iter().all(|n| !n.to_string_lossy().starts_with("strom")), "left behind: {left:?}");
 }

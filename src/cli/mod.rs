@@ -5,6 +5,7 @@ pub mod cockpit;
 pub mod coordinator;
 pub mod etl;
 pub mod eval;
+pub mod fs;
 pub mod import;
 mod progress;
 pub mod submit;
@@ -66,6 +67,8 @@ pub enum Command {
     Submit(Box<submit::SubmitArgs>),
     /// Bring a Deeplearning4j network configuration or a DataVec transform process over.
     Import(import::ImportArgs),
+    /// Files on HDFS, ViewFS or the local disk: ls, put, get, cat, rm, mkdir (no Hadoop install).
+    Fs(fs::FsArgs),
 }
 
 /// An error and its causes on one line, each said once: a cause whose text its parent already

@@ -3,6 +3,7 @@
 //! its configuration to a temporary directory and runs spark-submit on them; the driver starts
 //! the coordinator and one barrier task per worker (or one task per input partition).
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -65,6 +66,10 @@ pub struct SubmitArgs {
     /// Checkpoints (local or HDFS).
     #[arg(long, value_name = "LOC")]
     pub checkpoint_dir: Option<String>,
+    /// File holding the control token `strom attach` presents [default: the workers' token,
+    /// made for this run: every worker task could steer the job].
+    #[arg(long, value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub spark: SparkArgs,
 }
@@ -105,8 +110,11 @@ fn absolute(p: &str) -> Result<String> {
 }
 
 /// Runs the driver with `config`; flags win over the job's `[cluster.spark]` (`base`), and
-/// extra spark-submit arguments add up (the job's first).
-fn submit(spark: &SparkArgs, base: &SparkSpec, config: serde_json::Value) -> Result<()> {
+/// extra spark-submit arguments add up (the job's first). The coordinator's log and the
+/// driver's messages come back through a pipe to this process's stderr (Spark merges a Python
+/// driver's stderr into its stdout); SIGINT or SIGTERM stops spark-submit and everything it
+/// started, and removes what was staged.
+fn submit(spark: &SparkArgs, base: &SparkSpec, mut config: serde_json::Value) -> Result<()> {
     let master = spark.master.clone().unwrap_or_else(|| base.master.clone());
     let spec = SparkSpec {
         master: master.clone(),
@@ -118,13 +126,102 @@ fn submit(spark: &SparkArgs, base: &SparkSpec, config: serde_json::Value) -> Res
         args: base.args.iter().chain(&spark.spark_args).cloned().collect(),
         ship_binary: spark.ship_binary || base.ship_binary,
     };
-    let (mut cmd, _staged) = driver_command(&spec, &config)?;
+    let logs =
+        tempfile::Builder::new().prefix("strom-submit-log-").tempdir().context("staging the log pipe")?;
+    let fifo = logs.path().join("log");
+    make_fifo(&fifo)?;
+    config["log_fifo"] = json!(fifo.display().to_string());
+    let (mut cmd, staged) = driver_command(&spec, &config)?;
+    let reader = fifo.clone();
+    let (copied, log_done) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        // Blocks until the driver opens its end (a driver on another host never does).
+        if let Ok(f) = std::fs::File::open(&reader) {
+            let _ = std::io::copy(&mut std::io::BufReader::new(f), &mut std::io::stderr());
+        }
+        let _ = copied.send(());
+    });
     tracing::info!("running spark-submit --master {master}");
-    let status = cmd.status().context("cannot run spark-submit")?;
+    let signals = interrupt::catch();
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        // A process group of its own: a signal here reaches spark-submit, its JVM, the driver
+        // and the coordinator together.
+        cmd.process_group(0).spawn().context("cannot run spark-submit")?
+    };
+    let status = loop {
+        if let Some(status) = child.try_wait().context("waiting for spark-submit")? {
+            break status;
+        }
+        if let Some(sig) = signals.received() {
+            interrupt::stop_group(&mut child);
+            drop(staged);
+            drop(logs);
+            bail!("interrupted by signal {sig}: spark-submit and the processes it started were stopped");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // The log's last lines: a reader still waiting for a writer is let go, one that reads is
+    // given a moment to finish.
+    let _ = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).map(drop);
+    let _ = log_done.recv_timeout(std::time::Duration::from_secs(2));
     if !status.success() {
         bail!("spark-submit exited with {status}");
     }
     Ok(())
+}
+
+fn make_fifo(path: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).context("a log pipe path with a NUL")?;
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("creating {}", path.display()));
+    }
+    Ok(())
+}
+
+/// SIGINT and SIGTERM, noted instead of ending the process, so that what it started can be
+/// stopped and its files removed.
+mod interrupt {
+    use std::sync::atomic::{AtomicI32, Ordering};
+    use std::time::{Duration, Instant};
+
+    static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+    extern "C" fn note(sig: libc::c_int) {
+        RECEIVED.store(sig, Ordering::SeqCst);
+    }
+
+    pub struct Signals;
+
+    pub fn catch() -> Signals {
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+            unsafe { libc::signal(sig, note as *const () as libc::sighandler_t) };
+        }
+        Signals
+    }
+
+    impl Signals {
+        pub fn received(&self) -> Option<i32> {
+            Some(RECEIVED.load(Ordering::SeqCst)).filter(|&s| s != 0)
+        }
+    }
+
+    /// SIGTERM to the child's process group, 15 s to finish, then SIGKILL.
+    pub fn stop_group(child: &mut std::process::Child) {
+        let group = child.id() as libc::pid_t;
+        // SAFETY: signalling the process group this process created for its child.
+        unsafe { libc::killpg(group, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: as above; whatever of the group is still there is killed.
+        unsafe { libc::killpg(group, libc::SIGKILL) };
+        let _ = child.wait();
+    }
 }
 
 pub fn run(args: SubmitArgs) -> Result<()> {
@@ -163,6 +260,11 @@ pub fn run(args: SubmitArgs) -> Result<()> {
         "output": output,
         "summary_json": summary,
         "checkpoint_dir": args.checkpoint_dir.as_deref().map(absolute).transpose()?,
+        "control_token_file": args
+            .control_token_file
+            .as_ref()
+            .map(|p| absolute(&p.display().to_string()))
+            .transpose()?,
     });
     let master = args.spark.master.clone().unwrap_or_else(|| job.cluster.spark.master.clone());
     println!("submitting job {} with {} worker task(s) to {master}", job.name, job.cluster.workers);

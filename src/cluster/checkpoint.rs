@@ -14,7 +14,7 @@ use crate::engine::EpochSummary;
 use crate::job::ResolvedJob;
 use crate::nn::Architecture;
 use crate::nn::saved::{f32_bytes, serialize, tensor_f32};
-use crate::storage::Location;
+use crate::storage::{Location, write_atomic_all};
 
 pub const CHECKPOINT_JSON: &str = "checkpoint.json";
 const FORMAT_VERSION: u32 = 1;
@@ -96,7 +96,6 @@ impl Checkpoint {
             tensors.push(("running".to_string(), vec![running.len()], f32_bytes(running)));
         }
         let st = serialize(&tensors, None).map_err(|e| err(dir, e))?;
-        dir.join(&params_file).write_atomic(&st)?;
         let meta = Meta {
             format_version: FORMAT_VERSION,
             seq: self.seq,
@@ -115,8 +114,12 @@ impl Checkpoint {
                 .unwrap_or(0.0),
         };
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| err(dir, e.to_string()))?;
-        dir.join(&meta_name(self.seq)).write_atomic(&json)?;
-        dir.join(CHECKPOINT_JSON).write_atomic(&json)?;
+        // The state, this checkpoint's own meta and the file that points at them, side by side
+        // (on HDFS each file waits about 0.5 s for its block to be reported; together they
+        // wait once). A crash half-way leaves a pointer whose state is missing or short:
+        // `read_latest` then takes the checkpoint before, which is still whole.
+        let (params_loc, meta_loc) = (dir.join(&params_file), dir.join(&meta_name(self.seq)));
+        write_atomic_all(&[(&params_loc, &st), (&meta_loc, &json), (&dir.join(CHECKPOINT_JSON), &json)])?;
         // Keep this checkpoint and the previous one.
         for entry in dir.list()? {
             let name = entry.location.file_name();
@@ -308,6 +311,11 @@ mod tests {
         // Damaged pointer file, same.
         ckpt(3).write(&loc).unwrap();
         loc.join(CHECKPOINT_JSON).write_atomic(b"{").unwrap();
+        assert_eq!(Checkpoint::read_latest(&loc).unwrap(), Some(ckpt(3)));
+        // A crash half-way through a write (its files go side by side): the pointer and meta
+        // are there, the state is not.
+        ckpt(4).write(&loc).unwrap();
+        loc.join("params-00000004.safetensors").remove_file().unwrap();
         assert_eq!(Checkpoint::read_latest(&loc).unwrap(), Some(ckpt(3)));
     }
 

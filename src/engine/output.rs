@@ -76,8 +76,7 @@ impl FinishedRun<'_> {
             state: self.outcome.state.clone(),
             optimizer: self.outcome.optimizer.clone(),
         };
-        model.save(output)?;
-        output.join("summary.json").write_atomic(self.summary_text(output).as_bytes())?;
+        model.save_with(output, &[("summary.json", self.summary_text(output).as_bytes())])?;
         Ok(())
     }
 

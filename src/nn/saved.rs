@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Architecture, UpdaterState};
 use crate::job::{JobSpec, UpdaterKind};
-use crate::storage::{Location, StorageError};
+use crate::storage::{Location, StorageError, write_atomic_all};
 
 pub const MODEL_JSON: &str = "model.json";
 pub const MODEL_TENSORS: &str = "model.safetensors";
@@ -118,6 +118,13 @@ pub(crate) fn tensor_f32(
 impl SavedModel {
     /// Writes the model into directory `dir`.
     pub fn save(&self, dir: &Location) -> Result<(), ModelFileError> {
+        self.save_with(dir, &[])
+    }
+
+    /// Writes the model into directory `dir`, with `extra` files (name, bytes) beside it. The
+    /// tensors are written first, side by side; `model.json`, which makes the folder a model,
+    /// and the extra files after them.
+    pub fn save_with(&self, dir: &Location, extra: &[(&str, &[u8])]) -> Result<(), ModelFileError> {
         let layout = self.meta.architecture.layout();
         if self.state.len() != layout.state_len() {
             return Err(invalid(
@@ -133,11 +140,11 @@ impl SavedModel {
         for r in layout.running_tensors() {
             tensors.push((r.name.clone(), vec![r.range.len()], f32_bytes(&running[r.range.clone()])));
         }
-        let bytes = serialize(&tensors, None).map_err(|e| invalid(&dir.join(MODEL_TENSORS), e))?;
-        dir.join(MODEL_TENSORS).write_atomic(&bytes)?;
+        let model_file = dir.join(MODEL_TENSORS);
+        let bytes = serialize(&tensors, None).map_err(|e| invalid(&model_file, e))?;
 
         let opt_file = dir.join(OPTIMIZER_TENSORS);
-        match &self.optimizer {
+        let opt_bytes = match &self.optimizer {
             Some(state) => {
                 let mut t = Vec::new();
                 if !state.first.is_empty() {
@@ -150,16 +157,25 @@ impl SavedModel {
                     ("kind".to_string(), serde_json::to_string(&state.kind).unwrap_or_default()),
                     ("step".to_string(), state.step.to_string()),
                 ]);
-                let bytes = serialize(&t, Some(info)).map_err(|e| invalid(&opt_file, e))?;
-                opt_file.write_atomic(&bytes)?;
+                Some(serialize(&t, Some(info)).map_err(|e| invalid(&opt_file, e))?)
             }
-            None => opt_file.remove_file()?,
+            None => None,
+        };
+        match &opt_bytes {
+            Some(b) => write_atomic_all(&[(&model_file, &bytes), (&opt_file, b)])?,
+            None => {
+                opt_file.remove_file()?;
+                model_file.write_atomic(&bytes)?;
+            }
         }
         // Whatever version it was read as, it is written as this one.
         let meta = ModelMeta { format_version: FORMAT_VERSION, ..self.meta.clone() };
-        let json =
-            serde_json::to_vec_pretty(&meta).map_err(|e| invalid(&dir.join(MODEL_JSON), e.to_string()))?;
-        dir.join(MODEL_JSON).write_atomic(&json)?;
+        let meta_file = dir.join(MODEL_JSON);
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| invalid(&meta_file, e.to_string()))?;
+        let extra: Vec<(Location, &[u8])> = extra.iter().map(|(name, b)| (dir.join(name), *b)).collect();
+        let mut files: Vec<(&Location, &[u8])> = vec![(&meta_file, &json)];
+        files.extend(extra.iter().map(|(l, b)| (l, *b)));
+        write_atomic_all(&files)?;
         Ok(())
     }
 

@@ -28,11 +28,11 @@ pub(super) fn read(location: &Location, name: &str) -> Result<&'static [u8], Sto
 
 pub(super) fn stat(location: &Location, name: &str) -> Result<Entry, StorageError> {
     if let Ok(bytes) = read(location, name) {
-        return Ok(Entry { location: location.clone(), is_dir: false, len: bytes.len() as u64 });
+        return Ok(Entry { location: location.clone(), is_dir: false, len: bytes.len() as u64, mode: None });
     }
     let prefix = format!("{name}/");
     if FILES.iter().any(|(n, _)| n.starts_with(&prefix)) {
-        return Ok(Entry { location: location.clone(), is_dir: true, len: 0 });
+        return Ok(Entry { location: location.clone(), is_dir: true, len: 0, mode: None });
     }
     Err(not_found(location))
 }
@@ -47,6 +47,7 @@ pub(super) fn list(location: &Location, name: &str) -> Result<Vec<Entry>, Storag
                 location: Location::Builtin(n.to_string()),
                 is_dir: false,
                 len: b.len() as u64,
+                mode: None,
             })
         })
         .collect();

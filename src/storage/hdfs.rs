@@ -62,12 +62,93 @@ fn client(location: &Location, namenode: &str) -> Result<Client, StorageError> {
     Ok(c)
 }
 
+/// How new files are created: with the cluster's umask applied, as Hadoop's own client does
+/// (the namenode does not apply it).
+fn write_options() -> WriteOptions {
+    WriteOptions { permission: super::new_file_mode(umask()), ..WriteOptions::default() }
+}
+
+/// The cluster's `fs.permissions.umask-mode` from the Hadoop configuration (Hadoop's default
+/// 022 without one), read once.
+fn umask() -> u32 {
+    static UMASK: OnceLock<u32> = OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let dir = std::env::var_os("HADOOP_CONF_DIR")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HADOOP_HOME").map(|h| std::path::Path::new(&h).join("etc/hadoop")));
+        let value = dir.and_then(|d| {
+            ["hdfs-site.xml", "core-site.xml"]
+                .iter()
+                .find_map(|f| std::fs::read_to_string(d.join(f)).ok().and_then(|x| property(&x, UMASK_KEY)))
+        });
+        match value.as_deref().map(parse_umask) {
+            Some(Some(u)) => u,
+            Some(None) => {
+                tracing::warn!("{UMASK_KEY} = {:?} is not a umask; using 022", value.unwrap_or_default());
+                DEFAULT_UMASK
+            }
+            None => DEFAULT_UMASK,
+        }
+    })
+}
+
+const UMASK_KEY: &str = "fs.permissions.umask-mode";
+const DEFAULT_UMASK: u32 = 0o022;
+
+/// The value of property `name` in a Hadoop `*-site.xml`.
+fn property(xml: &str, name: &str) -> Option<String> {
+    let at = xml.find(&format!("<name>{name}</name>"))?;
+    let rest = &xml[at..];
+    let end = rest.find("</property>").unwrap_or(rest.len());
+    let rest = &rest[..end];
+    let v = rest.find("<value>")? + "<value>".len();
+    let e = rest[v..].find("</value>")?;
+    Some(rest[v..v + e].trim().to_string())
+}
+
+/// A umask as Hadoop writes it: octal (`022`, `0077`) or symbolic, naming what is allowed
+/// (`u=rwx,g=rx,o=`).
+fn parse_umask(text: &str) -> Option<u32> {
+    let text = text.trim();
+    if !text.is_empty() && text.chars().all(|c| c.is_digit(8)) {
+        return u32::from_str_radix(text, 8).ok().filter(|u| *u <= 0o777);
+    }
+    let mut allowed = 0u32;
+    for part in text.split(',') {
+        let (who, perms) = part.split_once('=')?;
+        let bits = perms.chars().try_fold(0u32, |b, c| match c {
+            'r' => Some(b | 4),
+            'w' => Some(b | 2),
+            'x' => Some(b | 1),
+            '-' => Some(b),
+            _ => None,
+        })?;
+        for w in who.chars() {
+            let shift = match w {
+                'u' => 6,
+                'g' => 3,
+                'o' => 0,
+                'a' => {
+                    allowed |= bits * 0o111;
+                    continue;
+                }
+                _ => return None,
+            };
+            allowed |= bits << shift;
+        }
+    }
+    Some(!allowed & 0o777)
+}
+
 /// Where this process looked for the Hadoop configuration, for the message that says it found none.
 fn conf_dir_text() -> String {
     match (std::env::var_os("HADOOP_CONF_DIR"), std::env::var_os("HADOOP_HOME")) {
         (Some(dir), _) => format!("HADOOP_CONF_DIR={}", std::path::Path::new(&dir).display()),
         (None, Some(home)) => {
-            format!("HADOOP_CONF_DIR is not set; looked in {}/etc/hadoop", std::path::Path::new(&home).display())
+            format!(
+                "HADOOP_CONF_DIR is not set; looked in {}/etc/hadoop",
+                std::path::Path::new(&home).display()
+            )
         }
         (None, None) => "HADOOP_CONF_DIR is not set".to_string(),
     }
@@ -134,6 +215,7 @@ fn entry(namenode: &str, status: &FileStatus) -> Entry {
         location: Location::Hdfs { namenode: namenode.to_string(), path: status.path.clone() },
         is_dir: status.isdir,
         len: status.length as u64,
+        mode: Some(u32::from(status.permission)),
     }
 }
 
@@ -262,7 +344,7 @@ pub(super) fn write_atomic(
     let (dst, data) = (path.to_string(), bytes::Bytes::copy_from_slice(bytes));
     let (c2, t2) = (c.clone(), tmp.clone());
     let result = run(location, namenode, DATA_TIMEOUT, async move {
-        let mut writer = c2.create(&t2, WriteOptions::default()).await?;
+        let mut writer = c2.create(&t2, write_options()).await?;
         writer.write_bytes(data).await?;
         // close() commits the last block; without it the file is incomplete.
         writer.close().await?;
@@ -352,12 +434,7 @@ pub(super) fn create(
     let tmp = temp_name(path);
     let (c2, t2) = (c.clone(), tmp.clone());
     let writer =
-        run(
-            location,
-            namenode,
-            hdfs_timeout(),
-            async move { c2.create(&t2, WriteOptions::default()).await },
-        )?;
+        run(location, namenode, hdfs_timeout(), async move { c2.create(&t2, write_options()).await })?;
     Ok(super::FileSink::new(Box::new(HdfsSink {
         location: location.clone(),
         namenode: namenode.to_string(),
@@ -372,11 +449,37 @@ pub(super) fn create(
 pub(super) fn mkdirs(location: &Location, namenode: &str, path: &str) -> Result<(), StorageError> {
     let c = client(location, namenode)?;
     let p = path.to_string();
-    run(location, namenode, hdfs_timeout(), async move { c.mkdirs(&p, 0o755, true).await })
+    let mode = super::new_dir_mode(umask());
+    run(location, namenode, hdfs_timeout(), async move { c.mkdirs(&p, mode, true).await })
+}
+
+pub(super) fn remove_all(location: &Location, namenode: &str, path: &str) -> Result<(), StorageError> {
+    let c = client(location, namenode)?;
+    let p = path.to_string();
+    run(location, namenode, DATA_TIMEOUT, async move { c.delete(&p, true).await.map(|_| ()) })
 }
 
 pub(super) fn remove(location: &Location, namenode: &str, path: &str) -> Result<(), StorageError> {
     let c = client(location, namenode)?;
     let p = path.to_string();
     run(location, namenode, hdfs_timeout(), async move { c.delete(&p, false).await.map(|_| ()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn umasks_octal_and_symbolic() {
+        assert_eq!(parse_umask("022"), Some(0o022));
+        assert_eq!(parse_umask("0077"), Some(0o077));
+        assert_eq!(parse_umask("u=rwx,g=rx,o="), Some(0o027));
+        assert_eq!(parse_umask("a=rx,u=rwx"), Some(0o022));
+        assert_eq!(parse_umask("999"), None);
+        assert_eq!(parse_umask("u=rwz"), None);
+        let xml = "<configuration><property><name>fs.defaultFS</name><value>hdfs://x</value></property>\n\
+                   <property>\n <name>fs.permissions.umask-mode</name>\n <value> 077 </value>\n</property></configuration>";
+        assert_eq!(property(xml, UMASK_KEY).as_deref(), Some("077"));
+        assert_eq!(property(xml, "dfs.replication"), None);
+    }
 }

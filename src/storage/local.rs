@@ -16,7 +16,12 @@ pub(super) fn io_error(location: &Location, source: std::io::Error) -> StorageEr
 
 pub(super) fn stat(location: &Location, path: &Path) -> Result<Entry, StorageError> {
     let meta = std::fs::metadata(path).map_err(|e| io_error(location, e))?;
-    Ok(Entry { location: location.clone(), is_dir: meta.is_dir(), len: meta.len() })
+    Ok(entry(location.clone(), &meta))
+}
+
+fn entry(location: Location, meta: &std::fs::Metadata) -> Entry {
+    use std::os::unix::fs::PermissionsExt;
+    Entry { location, is_dir: meta.is_dir(), len: meta.len(), mode: Some(meta.permissions().mode() & 0o7777) }
 }
 
 pub(super) fn list(location: &Location, path: &Path) -> Result<Vec<Entry>, StorageError> {
@@ -24,7 +29,7 @@ pub(super) fn list(location: &Location, path: &Path) -> Result<Vec<Entry>, Stora
     for item in std::fs::read_dir(path).map_err(|e| io_error(location, e))? {
         let item = item.map_err(|e| io_error(location, e))?;
         let meta = item.metadata().map_err(|e| io_error(location, e))?;
-        out.push(Entry { location: Location::Local(item.path()), is_dir: meta.is_dir(), len: meta.len() });
+        out.push(entry(Location::Local(item.path()), &meta));
     }
     Ok(out)
 }

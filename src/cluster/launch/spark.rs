@@ -35,6 +35,29 @@ pub fn find_spark_submit(given: Option<&Path>) -> Result<PathBuf, ClusterError> 
     })
 }
 
+/// Spark's slot check for a barrier stage on a cluster master: tries and the time between them.
+const BARRIER_CHECK: [(&str, &str); 2] = [
+    ("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "4"),
+    ("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "5s"),
+];
+
+/// The tasks a local master runs at a time: `local` 1, `local[N]` / `local[N,F]` N, `local[*]`
+/// this machine's cores, `local-cluster[E,C,M]` E×C; `None` for a cluster master.
+pub fn local_slots(master: &str) -> Option<usize> {
+    let cores = || std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let master = master.trim();
+    if master == "local" {
+        return Some(1);
+    }
+    let inner = |prefix: &str| master.strip_prefix(prefix).and_then(|r| r.strip_suffix(']'));
+    if let Some(args) = inner("local-cluster[") {
+        let mut it = args.split(',').map(|a| a.trim().parse::<usize>().ok());
+        return Some(it.next()??.saturating_mul(it.next()??));
+    }
+    let first = inner("local[")?.split(',').next()?.trim();
+    if first == "*" { Some(cores()) } else { first.parse().ok() }
+}
+
 /// A spark-submit command running the driver with `config`, and the directory holding both
 /// (removed when dropped, so keep it until the command ends).
 pub fn driver_command(
@@ -43,6 +66,18 @@ pub fn driver_command(
 ) -> Result<(Command, tempfile::TempDir), ClusterError> {
     let io = |e: std::io::Error| ClusterError::Launch(format!("staging the Spark driver: {e}"));
     let submit = find_spark_submit(Some(Path::new(&spec.submit)))?;
+    let barrier = matches!(config["mode"].as_str(), Some("train" | "workers"));
+    let tasks = config["workers"].as_u64().unwrap_or(0) as usize;
+    if barrier
+        && let Some(slots) = local_slots(&spec.master)
+        && tasks > slots
+    {
+        return Err(ClusterError::Launch(format!(
+            "Spark master {} runs {slots} task(s) at a time and this job needs {tasks} worker tasks \
+                 running together (one barrier stage): use --master 'local[{tasks}]' or at most {slots} workers",
+            spec.master
+        )));
+    }
     let dir = tempfile::Builder::new().prefix("strom-submit-").tempdir().map_err(io)?;
     let driver = dir.path().join("strom_driver.py");
     std::fs::write(&driver, DRIVER).map_err(io)?;
@@ -52,6 +87,15 @@ pub fn driver_command(
     cmd.args(["--master", &spec.master]);
     if spec.ship_binary {
         cmd.args(["--files", config["strom"].as_str().unwrap_or_default()]);
+    }
+    // On a cluster master Spark checks the slots itself, every 15 s for 40 tries (10 minutes)
+    // before it gives up: a few tries, unless the job's own arguments say otherwise.
+    if barrier {
+        for (key, value) in BARRIER_CHECK {
+            if !spec.args.iter().any(|a| a.contains(key)) {
+                cmd.args(["--conf", &format!("{key}={value}")]);
+            }
+        }
     }
     cmd.args(&spec.args).arg(&driver).arg(&cfg);
     // A pip-installed pyspark runs its Python with `python3` unless told otherwise: use the
@@ -137,5 +181,21 @@ impl Launcher for SparkLauncher {
 impl Drop for SparkLauncher {
     fn drop(&mut self) {
         self.stop_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_masters_have_the_slots_they_name() {
+        assert_eq!(local_slots("local"), Some(1));
+        assert_eq!(local_slots("local[2]"), Some(2));
+        assert_eq!(local_slots("local[3, 4]"), Some(3));
+        assert_eq!(local_slots("local-cluster[2,3,1024]"), Some(6));
+        assert!(local_slots("local[*]").unwrap() >= 1);
+        assert_eq!(local_slots("spark://head:7077"), None);
+        assert_eq!(local_slots("yarn"), None);
     }
 }

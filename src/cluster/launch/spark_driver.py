@@ -10,6 +10,7 @@
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -36,24 +37,65 @@ def find_binary(named):
     raise RuntimeError(f"no strom binary on {socket.gethostname()}: not at {named}, not shipped, not on PATH")
 
 
+def die_with_parent():
+    """In a task's child: end it when the task's Python worker ends (Linux), so a stopped job
+    leaves no worker retrying a coordinator that is gone."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def tail(text, lines=15):
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# Spark merges this driver's stderr into its stdout: `strom submit` hands over a pipe for the
+# coordinator's log and the driver's own messages, read back to its stderr.
+LOG = sys.stderr
+
+
+def open_log(cfg):
+    global LOG
+    path = cfg.get("log_fifo")
+    if path and os.path.exists(path):
+        LOG = open(path, "w", buffering=1)
+
+
+def say(message):
+    print(f"strom: {message}", file=LOG, flush=True)
+
+
+# What to undo when the driver is told to stop (SIGTERM from `strom submit`, or Spark's own).
+CLEANUP = []
+
+
+def on_term(signum, _frame):
+    for undo in reversed(CLEANUP):
+        try:
+            undo()
+        except Exception:
+            pass
+    os._exit(128 + signum)
 
 
 def train(spark, cfg):
     sc = spark.sparkContext
     strom = find_binary(cfg["strom"])
     work = tempfile.mkdtemp(prefix="strom-submit-")
+    CLEANUP.append(lambda: shutil.rmtree(work, ignore_errors=True))
     token = os.urandom(24).hex()
     token_file = os.path.join(work, "token")
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, token.encode())
     os.close(fd)
     cmd = [strom, "coordinator", "--job", cfg["job"], "--listen", cfg["listen"], "--token-file", token_file]
-    for flag in ("output", "summary_json", "checkpoint_dir"):
+    for flag in ("output", "summary_json", "checkpoint_dir", "control_token_file"):
         if cfg.get(flag):
             cmd += ["--" + flag.replace("_", "-"), cfg[flag]]
-    coordinator = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    coordinator = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=LOG, text=True)
+    CLEANUP.append(coordinator.terminate)
     first = coordinator.stdout.readline()
     if "listening on" not in first:
         sys.exit(coordinator.wait() or 1)
@@ -68,7 +110,8 @@ def train(spark, cfg):
     host = cfg.get("advertise") or sc.getConf().get("spark.driver.host", socket.gethostname())
     url = f"{scheme}://{host}:{port}"
     pin = f" --tls-pin {cfg['tls_pin']}" if cfg.get("tls_pin") else ""
-    print(f"strom: coordinator at {url}; attach with: strom attach {local_url} --token-file {token_file}{pin}", flush=True)
+    control = cfg.get("control_token_file") or token_file
+    print(f"strom: coordinator at {url}; attach with: strom attach {url} --token-file {control}{pin}", flush=True)
     # Echo the coordinator's progress while the stage runs.
     threading.Thread(target=lambda: [print(line, end="", flush=True) for line in coordinator.stdout], daemon=True).start()
 
@@ -96,19 +139,25 @@ def run_workers(sc, cfg, url, token):
             input=token,
             capture_output=True,
             text=True,
+            preexec_fn=die_with_parent,
         )
         yield (i, p.returncode, tail(p.stderr))
 
     try:
         results = sc.parallelize(range(workers), workers).barrier().mapPartitions(run_worker).collect()
     except Exception as e:  # a task that could not even start (no slots, no binary)
-        print(f"strom: the worker stage failed: {e}", file=sys.stderr)
+        text = str(e)
+        if "SPARK-24819" in text or "more slots than the total number of slots" in text:
+            say(f"Spark has fewer task slots than the {workers} worker tasks this job runs together "
+                "(one barrier stage): give the cluster more executor cores, or run fewer workers")
+        else:
+            say(f"the worker stage failed: {tail(text, 5)}")
         return 1
     failed = 0
     for i, code, said in sorted(results):
         if code != 0:
             failed += 1
-            print(f"strom: worker task {i} exited with {code}:\n{said}", file=sys.stderr)
+            say(f"worker task {i} exited with {code}:\n{said}")
     return 1 if failed == workers else 0
 
 
@@ -123,6 +172,7 @@ def transform(spark, cfg):
     strom = find_binary(cfg["strom"])
     csv_args = cfg.get("csv_args", [])
     work = tempfile.mkdtemp(prefix="strom-submit-")
+    CLEANUP.append(lambda: shutil.rmtree(work, ignore_errors=True))
     fitted_path = os.path.join(work, "fitted.json")
     # Statistics are fitted once, over all the input, so every partition applies the same ones.
     fitted = subprocess.run(
@@ -132,7 +182,7 @@ def transform(spark, cfg):
         text=True,
     )
     if fitted.returncode != 0:
-        print(fitted.stderr, file=sys.stderr, end="")
+        print(fitted.stderr, file=LOG, end="", flush=True)
         sys.exit(fitted.returncode)
     with open(fitted_path) as f:
         process_json = f.read()
@@ -165,7 +215,7 @@ def transform(spark, cfg):
     results = sc.parallelize(range(parts), parts).map(run_part).collect()
     failed = [r for r in results if r[1] != 0]
     for i, code, said, _ in failed:
-        print(f"strom: transform task {i} exited with {code}:\n{said}", file=sys.stderr)
+        say(f"transform task {i} exited with {code}:\n{said}")
     if failed:
         sys.exit(1)
     rows_in = sum(r[3].get("rows_in", 0) for r in results)
@@ -176,6 +226,8 @@ def transform(spark, cfg):
 def main():
     with open(sys.argv[1]) as f:
         cfg = json.load(f)
+    open_log(cfg)
+    signal.signal(signal.SIGTERM, on_term)
     spark = SparkSession.builder.appName(cfg.get("name", "strom")).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     try:
