@@ -409,3 +409,53 @@ fn a_failed_runs_checkpoint_is_not_resumed_silently() {
         .unwrap_or_else(|| panic!("{}", again.output()));
     again.kill9();
 }
+
+#[test]
+fn the_printed_worker_command_works_as_is_and_training_waits_for_the_stated_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path(), TOKEN);
+    let job = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/jobs/cluster.toml");
+    let out = dir.path().join("m");
+    let mut coordinator = Proc::spawn(&[
+        "coordinator",
+        "--listen",
+        "0.0.0.0:0",
+        "--token-file",
+        &token,
+        "--job",
+        job,
+        "--output",
+        path(&out),
+    ]);
+    let line = coordinator
+        .wait_for("workers join with: ", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{}", coordinator.output()));
+    let command = line.split("workers join with: ").nth(1).unwrap().trim().to_string();
+    // Another host's view: the host's name (not loopback), the pin and the token file.
+    let host = strom::cluster::worker::host_name();
+    assert!(command.contains(&format!("https://{host}:")), "{command}");
+    assert!(command.contains("--tls-pin sha256:") && command.contains(&format!("--token-file {token}")), "{command}");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words[..2], ["strom", "worker"], "{command}");
+    let worker = || Proc::spawn(&words[1..]);
+    // One worker of the two the job states: it joins and waits, and the log says why.
+    let mut first = worker();
+    coordinator
+        .wait_for("1 of 2 workers have joined", Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("{}", coordinator.output()));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!coordinator.output().contains("epoch 1 done"), "{}", coordinator.output());
+    // The second: training starts and the job finishes.
+    let mut second = worker();
+    coordinator
+        .wait_for("2 workers have joined: training starts", Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("{}", coordinator.output()));
+    for w in [&mut first, &mut second] {
+        assert!(w.wait_exit(Duration::from_secs(180)).expect("the worker finishes").success(), "{}", w.output());
+    }
+    let status = coordinator.wait_exit(Duration::from_secs(60)).expect("the job ends");
+    assert!(status.success(), "{}", coordinator.output());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["workers"], 2, "{summary}");
+}

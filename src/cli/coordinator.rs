@@ -111,6 +111,38 @@ fn finish(
     Ok(())
 }
 
+/// The commands that join this coordinator from another host, ready to copy: its host name
+/// (when it listens on every address) or address, the scheme, the pin and the token files.
+fn join_hints(handle: &crate::cluster::CoordinatorHandle, args: &CoordinatorArgs) -> Vec<String> {
+    let addr = handle.addr();
+    let host = if addr.ip().is_unspecified() {
+        crate::cluster::worker::host_name()
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    let scheme = if handle.url().starts_with("https://") { "https" } else { "http" };
+    let url = format!("{scheme}://{host}:{}", addr.port());
+    let pin = handle.tls_pin().map(|p| format!(" --tls-pin {p}")).unwrap_or_default();
+    let ca = args.tls_ca.as_ref().map(|p| format!(" --tls-ca {}", absolute(p))).unwrap_or_default();
+    let file = |f: &Option<PathBuf>| f.as_ref().map(|p| format!(" --token-file {}", absolute(p)));
+    let worker_token = file(&args.token_file).unwrap_or_default();
+    let control_token = file(&args.control_token_file).unwrap_or_else(|| worker_token.clone());
+    let mut lines = vec![
+        format!("workers join with: strom worker --coordinator {url}{worker_token}{pin}{ca}"),
+        format!("the cockpit attaches with: strom attach {url}{control_token}{pin}{ca}"),
+    ];
+    if args.token_file.is_some() {
+        lines.push("(copy the token file to each worker host, readable by its user only)".into());
+    }
+    lines
+}
+
+fn absolute(p: &std::path::Path) -> String {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
+}
+
 pub fn run(args: CoordinatorArgs) -> Result<()> {
     let listen: SocketAddr =
         args.listen.parse().with_context(|| format!("--listen {}: expected host:port", args.listen))?;
@@ -148,9 +180,19 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
         let handle = Coordinator::new(config).start().await?;
         println!("coordinator listening on {}", handle.url());
         if let Some(pin) = handle.tls_pin() {
-            println!(
-                "tls pin: {pin} (a certificate made at start: strom worker --coordinator {url} --tls-pin {pin}; strom attach {url} --tls-pin {pin})",
-                url = handle.url()
+            println!("tls pin: {pin} (a certificate made at start; clients pin it)");
+        }
+        for line in join_hints(&handle, &args) {
+            println!("{line}");
+        }
+        if let Some(job) = handle.shared.loaded_job()
+            && job.cluster.launcher == crate::job::LauncherKind::Embedded
+        {
+            tracing::warn!(
+                "job {} runs its {} worker(s) as threads inside this coordinator (cluster.launcher = \
+                 \"embedded\"); for workers on other hosts set launcher = \"none\" (or local, ssh, spark)",
+                job.name,
+                job.cluster.workers
             );
         }
         loop {

@@ -110,6 +110,10 @@ pub struct Hub {
     last_epoch: Option<(u32, Option<Arc<Vec<f32>>>)>,
     next_id: WorkerId,
     pub counters: HubCounters,
+    /// Workers that must have joined before the first partition is handed out (0: none);
+    /// once reached, training goes on whoever leaves.
+    quorum: usize,
+    started: bool,
 }
 
 impl HubConfig {
@@ -136,6 +140,8 @@ impl Hub {
             last_epoch: None,
             next_id: 0,
             counters: HubCounters::default(),
+            quorum: 0,
+            started: false,
             cfg,
         };
         hub.fill_queue();
@@ -198,6 +204,27 @@ impl Hub {
         self.pending.is_empty() || (!self.avg.parts.is_empty() && !self.avg.parts.contains_key(&w))
     }
 
+    /// Holds the first partition back until `n` workers have joined.
+    pub fn wait_for_workers(&mut self, n: usize) {
+        self.quorum = n;
+    }
+
+    /// Workers that must have joined before training starts (0: none).
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+
+    /// Whether a partition has been handed out since the quorum was reached.
+    pub fn has_started(&self) -> bool {
+        self.started
+    }
+
+    /// `Some((joined, needed))` while training waits for workers to join.
+    pub fn waiting_for_workers(&self) -> Option<(usize, usize)> {
+        let live = self.live_workers();
+        (!self.started && live < self.quorum).then_some((live, self.quorum))
+    }
+
     pub fn live_workers(&self) -> usize {
         self.workers.values().filter(|w| !w.lost).count()
     }
@@ -232,6 +259,12 @@ impl Hub {
         }
         if self.workers.get(&w).is_some_and(|rec| rec.at_barrier) {
             return Work::Wait;
+        }
+        if !self.started {
+            if self.live_workers() < self.quorum {
+                return Work::Wait;
+            }
+            self.started = true;
         }
         match self.pending.pop_front() {
             Some(index) => {
@@ -509,6 +542,19 @@ mod tests {
         let mut h = Hub::new(cfg, vec![0.0; 4]);
         let ids = (0..workers).map(|_| h.join()).collect();
         (h, ids)
+    }
+
+    #[test]
+    fn training_waits_for_the_quorum_then_goes_on_whoever_leaves() {
+        let (mut h, ids) = hub(SharingMode::Threshold, 1);
+        h.wait_for_workers(2);
+        assert_eq!(h.waiting_for_workers(), Some((1, 2)));
+        assert!(matches!(h.next_work(ids[0]), Work::Wait));
+        let second = h.join();
+        assert_eq!(h.waiting_for_workers(), None);
+        assert!(matches!(h.next_work(second), Work::Partition(_)));
+        h.remove_worker(second);
+        assert!(matches!(h.next_work(ids[0]), Work::Partition(_)), "started: one worker goes on");
     }
 
     fn drain(h: &mut Hub, w: WorkerId) -> Vec<Partition> {

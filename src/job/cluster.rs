@@ -42,7 +42,8 @@ pub struct ClusterSpec {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostSpec>,
     /// SSH and Spark launchers: the job runs if at least this many workers start (hosts that
-    /// cannot be reached are reported and skipped). Default: all of them.
+    /// cannot be reached are reported and skipped). Launcher `none`: training starts when this
+    /// many have joined. Default: all of them (`workers`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_workers: Option<usize>,
     pub ssh: SshSpec,

@@ -306,7 +306,7 @@ pub static KEYS: &[Key] = &[
         .default("empty")
         .optional()
         .common(),
-    key("cluster.min_workers", K::Integer, "SSH: the job runs if at least this many workers start; empty: all")
+    key("cluster.min_workers", K::Integer, "SSH, Spark: the job runs if at least this many start; none: training starts when this many have joined; empty: all")
         .default("all")
         .optional(),
     key("cluster.ssh.binary", K::Text, "The strom binary on the SSH hosts (path, or name on their PATH)"),

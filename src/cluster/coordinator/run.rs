@@ -19,7 +19,7 @@ use crate::engine::hub::{EpochNext, EpochReady, Hub, HubConfig, HubState, Work, 
 use crate::engine::inbox::{Inbox, SharedMessage};
 use crate::engine::partition::Plan;
 use crate::engine::{EpochSummary, FinishedRun, Observer, StepStats, TrainOutcome};
-use crate::job::{ResolvedJob, SharingMode};
+use crate::job::{LauncherKind, ResolvedJob, SharingMode};
 use crate::nn::Architecture;
 use crate::nn::saved::Preprocessing;
 use crate::sharing::codec;
@@ -278,6 +278,12 @@ impl JobRun {
         };
         let mut hub = Hub::new(cfg, setup.state.clone());
         hub.restore_progress(&setup.partitions_done);
+        // Workers that join by themselves: training starts when the job's number has joined
+        // (`cluster.min_workers` lowers it), so the first partitions are not all one worker's.
+        if setup.job.cluster.launcher == LauncherKind::None {
+            let c = &setup.job.cluster;
+            hub.wait_for_workers(c.min_workers.unwrap_or(c.workers).max(1));
+        }
         let driver =
             Driver::new(&setup.job, &setup.architecture, setup.shape.rows, setup.test.clone(), &setup.state)
                 .with_history(setup.history.clone());
@@ -446,10 +452,23 @@ impl JobRun {
         }
         let params = st.hub.replica().to_vec();
         let epoch = st.hub.epoch();
+        let waiting = st.hub.waiting_for_workers();
+        let starts = waiting.is_none()
+            && st.hub.quorum() > 1
+            && st.hub.live_workers() == st.hub.quorum()
+            && !st.hub.has_started();
         drop(st);
         let again = if previous.as_ref().is_some_and(|(p, _)| *p == id) { " again" } else { "" };
         let restarted = if restarts > 0 { format!(" (restart {restarts})") } else { String::new() };
         tracing::info!(worker = id, "worker {id} joined{again}{restarted}");
+        if let Some((joined, needed)) = waiting {
+            tracing::info!(
+                "{joined} of {needed} workers have joined; training starts when {needed} have \
+                 (cluster.workers, or cluster.min_workers)"
+            );
+        } else if starts {
+            tracing::info!("{} workers have joined: training starts", self.state().hub.quorum());
+        }
         self.changed.notify_waiters();
         Ok((id, secret, params, epoch))
     }

@@ -124,11 +124,17 @@ pub fn state_of(run: &JobRun) -> (pb::JobState, String) {
         HubState::Failed(r) => (pb::JobState::Failed, r),
         HubState::Finished => (pb::JobState::Finished, String::new()),
         HubState::Running | HubState::Evaluating => {
-            let live = run.hub().live_workers();
-            if live == 0 {
-                (pb::JobState::Running, "waiting for workers to join".into())
-            } else {
-                (pb::JobState::Running, String::new())
+            let (live, waiting) = {
+                let hub = run.hub();
+                (hub.live_workers(), hub.waiting_for_workers())
+            };
+            match waiting {
+                Some((joined, needed)) => (
+                    pb::JobState::Running,
+                    format!("waiting for workers to join: {joined} of {needed} (training starts with {needed})"),
+                ),
+                None if live == 0 => (pb::JobState::Running, "waiting for workers to join".into()),
+                None => (pb::JobState::Running, String::new()),
             }
         }
     }
