@@ -434,7 +434,10 @@ fn the_printed_worker_command_works_as_is_and_training_waits_for_the_stated_work
     // Another host's view: the host's name (not loopback), the pin and the token file.
     let host = strom::cluster::worker::host_name();
     assert!(command.contains(&format!("https://{host}:")), "{command}");
-    assert!(command.contains("--tls-pin sha256:") && command.contains(&format!("--token-file {token}")), "{command}");
+    assert!(
+        command.contains("--tls-pin sha256:") && command.contains(&format!("--token-file {token}")),
+        "{command}"
+    );
     let words: Vec<&str> = command.split_whitespace().collect();
     assert_eq!(words[..2], ["strom", "worker"], "{command}");
     let worker = || Proc::spawn(&words[1..]);
@@ -451,7 +454,11 @@ fn the_printed_worker_command_works_as_is_and_training_waits_for_the_stated_work
         .wait_for("2 workers have joined: training starts", Duration::from_secs(60))
         .unwrap_or_else(|| panic!("{}", coordinator.output()));
     for w in [&mut first, &mut second] {
-        assert!(w.wait_exit(Duration::from_secs(180)).expect("the worker finishes").success(), "{}", w.output());
+        assert!(
+            w.wait_exit(Duration::from_secs(180)).expect("the worker finishes").success(),
+            "{}",
+            w.output()
+        );
     }
     let status = coordinator.wait_exit(Duration::from_secs(60)).expect("the job ends");
     assert!(status.success(), "{}", coordinator.output());

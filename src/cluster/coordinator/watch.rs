@@ -129,10 +129,9 @@ pub fn state_of(run: &JobRun) -> (pb::JobState, String) {
                 (hub.live_workers(), hub.waiting_for_workers())
             };
             match waiting {
-                Some((joined, needed)) => (
-                    pb::JobState::Running,
-                    format!("waiting for workers to join: {joined} of {needed} (training starts with {needed})"),
-                ),
+                Some((joined, needed)) => {
+                    (pb::JobState::Running, format!("waiting for workers: {joined} of {needed} joined"))
+                }
                 None if live == 0 => (pb::JobState::Running, "waiting for workers to join".into()),
                 None => (pb::JobState::Running, String::new()),
             }

@@ -101,6 +101,9 @@ fn state_style(s: model::JobState) -> Style {
     Style::new().fg(c).add_modifier(Modifier::BOLD)
 }
 
+/// Characters of the connection's state the header keeps however long the job's detail is.
+const CONNECTION_KEEPS: usize = 24;
+
 fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     let job = app.view();
     let mut spans = vec![Span::from(" strom ").bold().reversed(), Span::from(" ")];
@@ -109,12 +112,7 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::from(" "));
     }
     spans.push(Span::styled(state_word(job.state), state_style(job.state)));
-    if !job.detail.is_empty() {
-        spans.push(Span::from(format!(" ({})", job.detail)));
-    }
-    if app.frozen.is_some() {
-        spans.push(Span::from(" [FROZEN]").bold());
-    }
+    let frozen = if app.frozen.is_some() { " [FROZEN]" } else { "" };
     let (conn, style) = match &app.conn {
         Connection::Connected => (format!("● connected {}", app.url), Style::new().fg(Color::Green)),
         Connection::Connecting => (format!("○ connecting to {}", app.url), Style::new().fg(Color::Yellow)),
@@ -132,8 +130,20 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         }
         c @ Connection::Refused(_) => (format!("✗ {}", c.label()), Style::new().fg(Color::Red).bold()),
     };
-    let left = Line::from(spans);
     let width = area.width as usize;
+    // The job's detail gives way before the connection's state does (its first words stay).
+    if !job.detail.is_empty() {
+        let used = Line::from(spans.clone()).width() + frozen.len();
+        let keep = conn.chars().count().min(CONNECTION_KEEPS);
+        let room = width.saturating_sub(used + keep + 4);
+        if room > 3 {
+            spans.push(Span::from(format!(" ({})", fmt::truncate(&job.detail, room))));
+        }
+    }
+    if !frozen.is_empty() {
+        spans.push(Span::from(frozen).bold());
+    }
+    let left = Line::from(spans);
     let used = left.width();
     let conn = fmt::truncate(&conn, width.saturating_sub(used + 1));
     let pad = width.saturating_sub(used + conn.chars().count());

@@ -217,6 +217,16 @@ fn overlays_and_connection_states() {
 }
 
 #[test]
+fn a_long_job_detail_gives_way_to_the_connection_state() {
+    let mut app = fixture();
+    app.conn = crate::state::Connection::Connected;
+    app.job.detail = "waiting for workers: 1 of 2 joined, and a great deal more said after it".into();
+    let text = render(&app, 100, 24);
+    let header = text.lines().next().unwrap_or_default();
+    assert!(header.contains("● connected") && header.contains("(waiting for workers: 1 of"), "{header}");
+}
+
+#[test]
 fn every_size_down_to_tiny_renders_without_panic() {
     for (w, h) in [(80, 24), (40, 12), (20, 6), (1, 1), (200, 60)] {
         for screen in Screen::ALL {
