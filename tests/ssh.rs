@@ -103,6 +103,22 @@ impl Sshd {
     fn host(&self, binary: &str) -> String {
         format!(r#"{{ host = "{}@127.0.0.1", port = {}, binary = "{binary}" }}"#, self.user, self.port)
     }
+
+    /// The host as people write it, port and all: `user@127.0.0.1:PORT`.
+    fn written(&self) -> String {
+        format!("{}@127.0.0.1:{}", self.user, self.port)
+    }
+
+    /// A key whose login runs `command` instead of what was asked (as a `nologin` shell does).
+    fn forced_key(&self, command: &str) -> PathBuf {
+        let d = self.dir.path();
+        keygen(&d.join("forced_key"));
+        let public = std::fs::read_to_string(d.join("forced_key.pub")).unwrap();
+        let mut keys = std::fs::read_to_string(d.join("authorized_keys")).unwrap();
+        keys.push_str(&format!("command=\"{command}\" {public}"));
+        std::fs::write(d.join("authorized_keys"), keys).unwrap();
+        d.join("forced_key")
+    }
 }
 
 fn job(dir: &Path, hosts: &[String], extra: &str, ssh_options: &str) -> PathBuf {
@@ -123,11 +139,22 @@ fn two_workers_over_ssh_train_the_demo_one_with_a_copied_binary() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(sshd) = Sshd::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    // The second host entry names a binary that is not there yet: copy_binary puts it there.
-    let copied = dir.path().join("remote-bin/strom");
-    std::fs::create_dir_all(copied.parent().unwrap()).unwrap();
-    let hosts = [sshd.host(BIN), sshd.host(&copied.display().to_string())];
-    let job = job(dir.path(), &hosts, "", &sshd.options());
+    // The first host written as people write it (`user@host:port`); the second names a binary
+    // in a folder that does not exist yet: copy_binary makes the folder and puts it there.
+    let copied = dir.path().join("remote-bin/deeper/strom");
+    let hosts = [format!("\"{}\"", sshd.written()), sshd.host(&copied.display().to_string())];
+    let job = job(
+        dir.path(),
+        &hosts,
+        "",
+        &sshd.options().replace(
+            r#"options = ["#,
+            &format!(
+                r#"binary = "{BIN}"
+options = ["#
+            ),
+        ),
+    );
     let summary = dir.path().join("s.json");
     let metrics = dir.path().join("m.jsonl");
     let out = common::strom()
@@ -154,10 +181,10 @@ fn two_workers_over_ssh_train_the_demo_one_with_a_copied_binary() {
     assert!(acc >= 0.78, "accuracy {acc}");
     assert!(s["bytes_sent"].as_u64().unwrap() > 0);
     for w in 0..2 {
-        assert!(stderr.contains(&format!("started worker {}@127.0.0.1#{w} over ssh", sshd.user)), "{stderr}");
+        assert!(stderr.contains(&format!("started worker {}#{w} over ssh", sshd.written())), "{stderr}");
     }
     // The job is over: no remote worker is left behind.
-    let marker = format!("--name {}@127.0.0.1#", sshd.user);
+    let marker = format!("--name {}#", sshd.written());
     let t = Instant::now();
     while !common::pids_with(&marker).is_empty() && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
@@ -193,8 +220,9 @@ fn unreachable_hosts_are_named_and_the_job_runs_on_the_rest_or_fails() {
     ]);
     assert!(ok, "{stderr}");
     assert!(
+        // Named with its port: the good host differs from it only by port.
         stderr.contains(&format!(
-            "host {}@127.0.0.1: ssh: connect to host 127.0.0.1 port {closed}: Connection refused",
+            "host {}@127.0.0.1:{closed}: ssh: connect to host 127.0.0.1 port {closed}: Connection refused",
             sshd.user
         )),
         "{stderr}"
@@ -249,7 +277,7 @@ fn a_killed_remote_worker_is_restarted_and_workers_pin_the_coordinators_certific
         .wait_for("epoch 2/40: train loss", Duration::from_secs(120))
         .unwrap_or_else(|| panic!("{}\nsshd: {}", train.output(), sshd.log()));
     // The remote worker itself (not the ssh client whose command line names it too).
-    let pattern = format!("^{BIN} worker .*--name {}@127.0.0.1#0 ", sshd.user);
+    let pattern = format!("^{BIN} worker .*--name {}#0 ", sshd.written());
     let victims = common::pids_with(&pattern);
     assert_eq!(victims.len(), 1, "one remote worker #0: {victims:?}");
     let cmdline =
@@ -259,6 +287,11 @@ fn a_killed_remote_worker_is_restarted_and_workers_pin_the_coordinators_certific
     train
         .wait_for("restarted worker", Duration::from_secs(60))
         .unwrap_or_else(|| panic!("no restart over ssh:\n{}", train.output()));
+    // What it said before it died, or that it said nothing: never an empty line.
+    let said = train.output();
+    let after = said.split("its last output:").nth(1).unwrap_or_else(|| panic!("{said}"));
+    let first = after.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+    assert!(!first.is_empty() && !first.contains("restarted worker"), "{said}");
     let status = train.wait_exit(Duration::from_secs(300)).expect("the job finishes");
     assert!(status.success(), "{}", train.output());
     let s = json(&summary);
@@ -305,7 +338,7 @@ fn the_cockpit_adds_a_worker_on_an_ssh_host_to_a_running_local_job() {
     tmux.keys(&["C-u"]);
     tmux.keys(&["-l", "1 me@host:notaport"]);
     tmux.keys(&["Enter"]);
-    tmux.wait("the refusal", Duration::from_secs(10), |s| s.contains("the port is not a number"));
+    tmux.wait("the refusal", Duration::from_secs(10), |s| s.contains("'notaport' is not a number"));
     tmux.keys(&["x"]);
     tmux.keys(&["y"]);
     tmux.wait("the stopped job", Duration::from_secs(60), |s| s.contains("STOPPED"));
@@ -313,8 +346,51 @@ fn the_cockpit_adds_a_worker_on_an_ssh_host_to_a_running_local_job() {
     tmux.wait("the shell prompt", Duration::from_secs(30), |s| s.contains("PROMPT$"));
     assert!(dir.path().join("m/model.json").exists());
     let t0 = Instant::now();
-    while !common::pids_with(&format!("{}@127.0.0.1#0", sshd.user)).is_empty() {
+    while !common::pids_with(&format!("{}#0", sshd.written())).is_empty() {
         assert!(t0.elapsed() < Duration::from_secs(30), "the SSH worker outlived the job");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn a_refusing_login_shell_an_unknown_host_key_and_a_bad_port_are_said_plainly() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = sshd.dir.path().display().to_string();
+    let host = [format!("\"{}\"", sshd.written())];
+    let train =
+        |job: &Path| run(&["train", "--config", job.to_str().unwrap(), "--output", &format!("{d}/m")]);
+    // A login shell that refuses (what `nologin` prints, and its exit status).
+    let key = sshd.forced_key("echo This account is currently not available.; exit 1");
+    let nologin = format!(
+        r#"options = ["-i", "{}", "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile={d}/known_hosts", "-o", "StrictHostKeyChecking=accept-new"]"#,
+        key.display()
+    );
+    let (ok, _, stderr) = train(&job(dir.path(), &host, "", &nologin));
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "host {}: the login shell there refused the check (exit 1): This account is currently not available.",
+            sshd.written()
+        )),
+        "{stderr}"
+    );
+    // A host key this machine has never seen, with ssh told to ask (which batch mode cannot).
+    let strict = format!(
+        r#"options = ["-i", "{d}/user_key", "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile={d}/never_seen", "-o", "StrictHostKeyChecking=yes"]"#
+    );
+    let (ok, _, stderr) = train(&job(dir.path(), &host, "", &strict));
+    assert!(!ok);
+    assert!(
+        stderr.contains("not in this machine's known_hosts")
+            && stderr.contains("StrictHostKeyChecking=accept-new"),
+        "{stderr}"
+    );
+    // A port that is no port: refused when the job is read, naming the forms that work.
+    let bad = [format!("\"{}@127.0.0.1:ssh\"", sshd.user)];
+    let (ok, _, stderr) = train(&job(dir.path(), &bad, "", &sshd.options()));
+    assert!(!ok);
+    assert!(stderr.contains("'ssh' is not a number") && stderr.contains("port = PORT"), "{stderr}");
+    assert_eq!(stderr.matches("is not a number").count(), 1, "{stderr}");
 }

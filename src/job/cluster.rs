@@ -101,32 +101,88 @@ pub struct HostTable {
 }
 
 impl HostSpec {
-    pub fn host(&self) -> &str {
+    /// The text as written: `user@host`, `user@host:port`, `user@[v6]:port`, or a table's `host`.
+    fn written(&self) -> &str {
         match self {
             HostSpec::Name(h) => h,
             HostSpec::Full(t) => &t.host,
         }
     }
+
+    /// Where ssh connects, and the port written with it; an error says what is wrong.
+    pub fn destination(&self) -> Result<(String, Option<u16>), String> {
+        let (dest, port) = split_destination(self.written())?;
+        let port = match self {
+            HostSpec::Full(HostTable { port: Some(p), .. }) => Some(*p),
+            _ => port,
+        };
+        Ok((dest, port))
+    }
+
+    /// The ssh destination without the port (`user@host`, `user@::1`).
+    pub fn host(&self) -> String {
+        self.destination().map(|(d, _)| d).unwrap_or_else(|_| self.written().to_string())
+    }
+
     pub fn port(&self) -> Option<u16> {
-        match self {
-            HostSpec::Name(_) => None,
-            HostSpec::Full(t) => t.port,
+        self.destination().ok().and_then(|(_, p)| p)
+    }
+
+    /// The host as logs and messages name it: with its port when it has one, so two hosts that
+    /// differ only by port are told apart.
+    pub fn label(&self) -> String {
+        match self.destination() {
+            Ok((dest, Some(port))) if dest.contains(':') => match dest.rsplit_once('@') {
+                Some((user, ip)) => format!("{user}@[{ip}]:{port}"),
+                None => format!("[{dest}]:{port}"),
+            },
+            Ok((dest, Some(port))) => format!("{dest}:{port}"),
+            Ok((dest, None)) => dest,
+            Err(_) => self.written().to_string(),
         }
     }
+
     pub fn binary<'a>(&'a self, default: &'a str) -> &'a str {
         match self {
             HostSpec::Full(HostTable { binary: Some(b), .. }) => b,
             _ => default,
         }
     }
-    /// The machine's name, without the user (`user@node2` → `node2`).
-    pub fn machine(&self) -> &str {
-        self.host().rsplit('@').next().unwrap_or_default()
+    /// The machine's name, without the user or port (`user@node2:22` → `node2`).
+    pub fn machine(&self) -> String {
+        self.host().rsplit('@').next().unwrap_or_default().to_string()
     }
     /// Whether the host is another machine than this one (not a loopback name).
     pub fn is_remote(&self) -> bool {
-        !matches!(self.machine(), "127.0.0.1" | "localhost" | "::1")
+        !matches!(self.machine().as_str(), "127.0.0.1" | "localhost" | "::1")
     }
+}
+
+/// `user@host:port` → (`user@host`, 2222); `user@[::1]:2222` → (`user@::1`, 2222); a bare IPv6
+/// address has no port.
+pub fn split_destination(text: &str) -> Result<(String, Option<u16>), String> {
+    let text = text.trim();
+    let (user, rest) = match text.rsplit_once('@') {
+        Some((u, r)) => (Some(u), r),
+        None => (None, text),
+    };
+    let port_of = |p: &str| p.parse::<u16>().map_err(|_| format!("the port '{p}' is not a number"));
+    let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+        let (h, after) = inner.split_once(']').ok_or("a '[' without its ']'")?;
+        match after {
+            "" => (h, None),
+            a => (h, Some(port_of(a.strip_prefix(':').ok_or("expected ':PORT' after ']'")?)?)),
+        }
+    } else {
+        match rest.split_once(':') {
+            Some((h, p)) if !p.contains(':') => (h, Some(port_of(p)?)),
+            _ => (rest, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host name".into());
+    }
+    Ok((user.map_or_else(|| host.to_string(), |u| format!("{u}@{host}")), port))
 }
 
 /// How the SSH launcher reaches hosts and what it runs there.
@@ -183,4 +239,30 @@ impl Default for ClusterSpec {
 /// The cores this process may use.
 pub fn available_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_as_people_write_them() {
+        let name = |t: &str| HostSpec::Name(t.into());
+        let d = |t: &str| name(t).destination();
+        assert_eq!(d("alice@node1"), Ok(("alice@node1".into(), None)));
+        assert_eq!(d("alice@127.0.0.1:22422"), Ok(("alice@127.0.0.1".into(), Some(22422))));
+        assert_eq!(d("alice@[::1]:2222"), Ok(("alice@::1".into(), Some(2222))));
+        assert_eq!(d("[fe80::1]"), Ok(("fe80::1".into(), None)));
+        assert_eq!(d("::1"), Ok(("::1".into(), None)));
+        assert!(d("alice@node1:ssh").unwrap_err().contains("'ssh' is not a number"));
+        assert!(d("alice@[::1").is_err() && d("alice@").is_err());
+        // A table's port wins over one written in its host.
+        let t = HostSpec::Full(HostTable { host: "bob@n:1".into(), port: Some(2), binary: None });
+        assert_eq!(t.destination(), Ok(("bob@n".into(), Some(2))));
+        // Logged with the port, so hosts that differ only by it are told apart.
+        assert_eq!(name("alice@n1:2201").label(), "alice@n1:2201");
+        assert_eq!(name("alice@[::1]:2201").label(), "alice@[::1]:2201");
+        assert_eq!(name("alice@n1").label(), "alice@n1");
+        assert_eq!(name("alice@n1:2201").machine(), "n1");
+    }
 }

@@ -65,7 +65,7 @@ impl JobSpec {
         let sharing = match c.launcher {
             LauncherKind::Embedded | LauncherKind::Local | LauncherKind::None => c.workers,
             LauncherKind::Ssh => {
-                let mut hosts: Vec<&str> = c.hosts.iter().map(HostSpec::host).collect();
+                let mut hosts: Vec<String> = c.hosts.iter().map(HostSpec::host).collect();
                 hosts.sort_unstable();
                 hosts.dedup();
                 c.workers.div_ceil(hosts.len().max(1))
@@ -289,11 +289,20 @@ impl JobSpec {
         });
         for (i, h) in c.hosts.iter().enumerate() {
             let host = h.host();
-            v.check(
-                "cluster.hosts",
-                !host.trim().is_empty() && !host.starts_with('-') && !host.contains(char::is_whitespace),
-                || format!("entry {i}: '{host}' is not a host name (expected user@host or host)"),
-            );
+            match h.destination() {
+                Err(why) => v.check("cluster.hosts", false, || {
+                    format!(
+                        "entry {i}: '{}': {why}; write user@host, user@host:PORT, user@[v6addr]:PORT or \
+                         {{ host = \"user@host\", port = PORT }}",
+                        h.label()
+                    )
+                }),
+                Ok(_) => v.check(
+                    "cluster.hosts",
+                    !host.starts_with('-') && !host.contains(char::is_whitespace),
+                    || format!("entry {i}: '{host}' is not a host name (expected user@host or host)"),
+                ),
+            }
         }
         v.check("sharing.mode", !(s.mode == Some(SharingMode::None) && c.workers > 1), || {
             format!(

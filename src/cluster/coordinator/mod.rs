@@ -341,32 +341,24 @@ impl Shared {
 /// letters, digits, `.`, `_` and `-` in the user and host (no ssh option, no shell character
 /// can ride along), and neither starts with `-`.
 fn parse_host(text: &str) -> Result<crate::job::HostSpec, ClusterError> {
-    let bad =
-        |why: &str| ClusterError::Launch(format!("'{text}': {why}; expected user@host or user@host:port"));
-    let (dest, port) = match text.rsplit_once(':') {
-        Some((dest, port)) => (dest, Some(port.parse::<u16>().map_err(|_| bad("the port is not a number"))?)),
-        None => (text, None),
+    let bad = |why: &str| {
+        ClusterError::Launch(format!("'{text}': {why}; expected user@host, user@host:port or user@[v6]:port"))
     };
+    let (dest, port) = crate::job::split_destination(text).map_err(|e| bad(&e))?;
     let (user, host) = match dest.split_once('@') {
         Some((user, host)) => (Some(user), host),
-        None => (None, dest),
+        None => (None, dest.as_str()),
     };
     let plain = |part: &str| {
         !part.is_empty()
             && !part.starts_with('-')
             && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     };
-    if !plain(host) || user.is_some_and(|u| !plain(u)) {
+    let v6 = host.parse::<std::net::Ipv6Addr>().is_ok();
+    if !(plain(host) || v6) || user.is_some_and(|u| !plain(u)) {
         return Err(bad("a user or host name may hold letters, digits, '.', '_' and '-' only"));
     }
-    Ok(match port {
-        Some(port) => crate::job::HostSpec::Full(crate::job::HostTable {
-            host: dest.to_string(),
-            port: Some(port),
-            binary: None,
-        }),
-        None => crate::job::HostSpec::Name(dest.to_string()),
-    })
+    Ok(crate::job::HostSpec::Full(crate::job::HostTable { host: dest, port, binary: None }))
 }
 
 /// Checks the data (unless the caller did: `prepared`), builds the model and its initial
@@ -695,7 +687,7 @@ mod tests {
     #[test]
     fn hosts_typed_in_the_cockpit_carry_no_options_or_shell() {
         let ok = |t: &str| parse_host(t).is_ok();
-        assert!(ok("me@node-2.example.org") && ok("node2") && ok("me@10.0.0.7:2222"));
+        assert!(ok("me@node-2.example.org") && ok("node2") && ok("me@10.0.0.7:2222") && ok("me@[::1]:2222"));
         match parse_host("me@n:2222").unwrap() {
             crate::job::HostSpec::Full(t) => assert_eq!((t.host.as_str(), t.port), ("me@n", Some(2222))),
             other => panic!("{other:?}"),

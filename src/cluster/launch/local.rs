@@ -222,7 +222,12 @@ fn watch(s: &mut Slot) {
         return;
     }
     let tail = s.tail.lines();
-    let last = tail.last().cloned().unwrap_or_default();
+    let last = tail.last().cloned().unwrap_or_else(|| "(it printed nothing)".into());
+    let output = if tail.is_empty() {
+        "(none: it printed nothing before it exited)".to_string()
+    } else {
+        tail.join("\n")
+    };
     if s.respawn.is_some() && s.restarts < s.max_restarts {
         let wait = backoff(s.restarts + 1);
         tracing::error!(
@@ -232,7 +237,7 @@ fn watch(s: &mut Slot) {
             wait.as_secs(),
             s.restarts + 1,
             s.max_restarts,
-            tail.join("\n")
+            output
         );
         s.due = Some(Instant::now() + wait);
         return;
@@ -246,7 +251,7 @@ fn watch(s: &mut Slot) {
         } else {
             String::new()
         },
-        tail.join("\n")
+        output
     );
     lock(&s.problems).push(format!("worker {} exited with {status}: {last}", s.name));
 }

@@ -75,12 +75,11 @@ impl SshLauncher {
             Ok(o) => o,
             Err(e) => return Probe::Failed(format!("cannot run ssh: {e}")),
         };
-        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
         let probe = match out.status.code() {
             Some(0) => Probe::Ready,
             Some(86) => Probe::NoBinary,
-            Some(255) => Probe::Failed(if said.is_empty() { "ssh failed".into() } else { said }),
-            other => Probe::Failed(format!("the check exited with {other:?}: {said}")),
+            Some(255) => Probe::Failed(ssh_failure(&host.label(), &String::from_utf8_lossy(&out.stderr))),
+            other => Probe::Failed(shell_refused(other, &out)),
         };
         if probe != Probe::NoBinary {
             return probe;
@@ -101,6 +100,20 @@ impl SshLauncher {
                 "'{bin}' is not on the host's PATH and copy_binary needs a path to copy to (e.g. binary = \"/tmp/strom\")"
             ));
         }
+        // The folder first: scp does not make it.
+        if let Some((dir, _)) = bin.rsplit_once('/').filter(|(d, _)| !d.is_empty()) {
+            let mkdir = format!("mkdir -p -- {}", shell_quote(dir));
+            match self.ssh(host).arg(mkdir).stdin(Stdio::null()).output() {
+                Ok(o) if o.status.success() => {}
+                Ok(o) => {
+                    return Probe::Failed(format!(
+                        "cannot create {dir} there for the binary: {}",
+                        said(&o).unwrap_or_else(|| format!("mkdir exited with {}", o.status))
+                    ));
+                }
+                Err(e) => return Probe::Failed(format!("cannot run ssh: {e}")),
+            }
+        }
         let mut scp = Command::new("scp");
         scp.args([
             "-q",
@@ -113,10 +126,17 @@ impl SshLauncher {
         if let Some(p) = host.port() {
             scp.args(["-P", &p.to_string()]);
         }
-        scp.arg(&ctx.binary).arg(format!("{}:{bin}", host.host()));
+        let dest = host.host();
+        // An IPv6 address goes in brackets for scp (`user@[::1]:/path`).
+        let target = match dest.rsplit_once('@') {
+            Some((user, ip)) if ip.contains(':') => format!("{user}@[{ip}]:{bin}"),
+            None if dest.contains(':') => format!("[{dest}]:{bin}"),
+            _ => format!("{dest}:{bin}"),
+        };
+        scp.arg(&ctx.binary).arg(target);
         match scp.stdin(Stdio::null()).output() {
             Ok(o) if o.status.success() => {
-                tracing::info!("copied {} to {}:{bin}", ctx.binary.display(), host.host());
+                tracing::info!("copied {} to {}:{bin}", ctx.binary.display(), host.label());
                 Probe::Ready
             }
             Ok(o) => {
@@ -143,12 +163,60 @@ impl SshLauncher {
         let mut probed = lock(&self.probed);
         for (i, p) in results {
             if let Probe::Failed(why) = &p {
-                let message = format!("host {}: {why}", self.hosts[i].host());
+                let message = format!("host {}: {why}", self.hosts[i].label());
                 tracing::error!("{message}");
                 lock(&ctx.problems).push(message);
             }
             probed.insert(i, p);
         }
+    }
+}
+
+/// What a command printed (stdout, then stderr, less ssh's note on a host key it recorded), or
+/// `None` when it printed nothing.
+fn said(out: &std::process::Output) -> Option<String> {
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("; "))
+}
+
+/// The check ran but not as a command: the login shell refused it (`nologin`, `false`, a
+/// forced command), in its own words.
+fn shell_refused(code: Option<i32>, out: &std::process::Output) -> String {
+    let code = code.map_or_else(|| "a signal".to_string(), |c| format!("exit {c}"));
+    match said(out) {
+        Some(text) => format!("the login shell there refused the check ({code}): {text}"),
+        None => format!("the login shell there refused the check ({code}) and printed nothing"),
+    }
+}
+
+/// ssh itself failed (exit 255): what it said, with the fix for an unknown or changed host key.
+fn ssh_failure(host: &str, stderr: &str) -> String {
+    let said = stderr.trim();
+    if said.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        return format!(
+            "its host key has changed since it was recorded in known_hosts (ssh refuses: \
+             REMOTE HOST IDENTIFICATION HAS CHANGED); if the host was reinstalled, remove the old \
+             key (ssh-keygen -R {}) and connect once by hand",
+            host.rsplit('@').next().unwrap_or(host)
+        );
+    }
+    if said.contains("Host key verification failed") || said.contains("No ED25519 host key is known") {
+        return format!(
+            "its host key is not in this machine's known_hosts, and the launcher never answers \
+             ssh's question (Host key verification failed): connect once by hand (ssh {host}) to \
+             accept it, or add [\"-o\", \"StrictHostKeyChecking=accept-new\"] to cluster.ssh.options"
+        );
+    }
+    if said.is_empty() {
+        "ssh failed and said nothing".into()
+    } else {
+        said.lines().collect::<Vec<_>>().join("; ")
     }
 }
 
@@ -230,12 +298,12 @@ impl Launcher for SshLauncher {
                 spec: self.spec.clone(),
                 host: host.clone(),
                 ctx: ctx.clone(),
-                name: format!("{}#{n}", host.host()),
+                name: format!("{}#{n}", host.label()),
             };
             let (child, tail) = match worker.spawn(0) {
                 Ok(c) => c,
                 Err(e) => {
-                    failures.push(format!("host {}: cannot run ssh: {e}", host.host()));
+                    failures.push(format!("host {}: cannot run ssh: {e}", host.label()));
                     continue;
                 }
             };
