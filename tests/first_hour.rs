@@ -122,17 +122,7 @@ fn a_worker_whose_data_differs_from_the_plan_is_refused_and_the_job_goes_on() {
     .unwrap();
     let token = token_file(dir.path(), TOKEN);
     let out = dir.path().join("m");
-    let mut coordinator = Proc::spawn(&[
-        "coordinator",
-        "--listen",
-        "127.0.0.1:0",
-        "--token-file",
-        &token,
-        "--job",
-        path(&job),
-        "--output",
-        path(&out),
-    ]);
+    let mut coordinator = Proc::coordinator(path(&job), &token, &out, &[]);
     let url = coordinator.coordinator_url();
     // The file changes under the coordinator's plan: fewer rows, then more.
     for rows in [300, 2500] {

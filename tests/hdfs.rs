@@ -719,20 +719,7 @@ fn a_worker_without_the_hadoop_configuration_is_refused_naming_it_while_another_
     )
     .unwrap();
     let out = dir.path().join("m");
-    let mut coordinator = Proc::spawn_env(
-        &[
-            "coordinator",
-            "--listen",
-            "127.0.0.1:0",
-            "--token-file",
-            &token,
-            "--job",
-            path(&job),
-            "--output",
-            path(&out),
-        ],
-        &[("HADOOP_CONF_DIR", conf)],
-    );
+    let mut coordinator = Proc::coordinator(path(&job), &token, &out, &[("HADOOP_CONF_DIR", conf)]);
     let url = coordinator.coordinator_url();
     let mut good = Proc::spawn_env(
         &["worker", "--coordinator", &url, "--token-file", &token],
@@ -822,6 +809,8 @@ fn strom_fs_lists_copies_prints_and_removes_on_hdfs() {
     assert!(!ok && err.matches(&format!("{data}/nothing.csv")).count() == 1, "{err}");
 }
 
+const SIX_EPOCHS_TWO_WORKERS: [&str; 6] = ["--epochs", "6", "--workers", "2", "--launcher", "local"];
+
 /// Every entry under `loc`, with its mode, recursively.
 fn modes_under(loc: &Location, out: &mut Vec<(String, u32, bool)>) {
     for e in loc.list().unwrap() {
@@ -857,18 +846,7 @@ fn models_and_checkpoints_on_hdfs_take_the_clusters_umask_and_checkpoints_stay_o
         let out = format!("{base}/{name}/runs/model");
         let ckpt = format!("{base}/{name}/ckpt/job");
         let s = train(
-            &[
-                "--epochs",
-                "6",
-                "--workers",
-                "2",
-                "--launcher",
-                "local",
-                "--output",
-                &out,
-                "--checkpoint-dir",
-                &ckpt,
-            ],
+            &[&SIX_EPOCHS_TWO_WORKERS[..], &["--output", &out, "--checkpoint-dir", &ckpt]].concat(),
             &[("HADOOP_CONF_DIR", conf)],
         );
         assert_eq!(s["epochs"], 6, "{s}");
@@ -888,20 +866,9 @@ fn models_and_checkpoints_on_hdfs_take_the_clusters_umask_and_checkpoints_stay_o
     }
     // Epoch checkpoints on HDFS (each costs the namenode's close latency, about 0.5 s) do not
     // hold the training up: the same job trains about as fast as with none.
-    let none = train(&["--epochs", "6", "--workers", "2", "--launcher", "local"], &[]);
-    let hdfs = train(
-        &[
-            "--epochs",
-            "6",
-            "--workers",
-            "2",
-            "--launcher",
-            "local",
-            "--checkpoint-dir",
-            &format!("{base}/ckpt2"),
-        ],
-        &[],
-    );
+    let none = train(&SIX_EPOCHS_TWO_WORKERS, &[]);
+    let ckpt2 = format!("{base}/ckpt2");
+    let hdfs = train(&[&SIX_EPOCHS_TWO_WORKERS[..], &["--checkpoint-dir", &ckpt2]].concat(), &[]);
     let (t0, t1) = (none["train_seconds"].as_f64().unwrap(), hdfs["train_seconds"].as_f64().unwrap());
     assert!(t1 < 1.5 * t0 + 1.5, "training took {t1:.2} s with HDFS checkpoints, {t0:.2} s without");
 }

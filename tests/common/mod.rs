@@ -77,6 +77,24 @@ impl Proc {
         Proc::from_command(cmd)
     }
 
+    /// `strom coordinator` on a free loopback port with a job, a token file and an output folder
+    /// (and `env`).
+    pub fn coordinator(job: &str, token: &str, output: &Path, env: &[(&str, &str)]) -> Proc {
+        let output = output.to_str().expect("a UTF-8 path");
+        let args = [
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            token,
+            "--job",
+            job,
+            "--output",
+            output,
+        ];
+        Proc::spawn_env(&args, env)
+    }
+
     /// Starts `cmd` (a `strom` command, or one that runs it, such as `ip netns exec`) and
     /// collects its output lines.
     pub fn from_command(mut cmd: Command) -> Proc {
