@@ -148,7 +148,7 @@ fn cockpit_setup_offers_the_launchers_and_shows_per_host_start_errors() {
     let words = common::right_panel_words(&screen);
     assert!(
         words.contains(&format!(
-            "✗ launch: host nobody@127.0.0.1: ssh: connect to host 127.0.0.1 port {port}: Connection refused"
+            "✗ launch: host nobody@127.0.0.1:{port}: ssh: connect to host 127.0.0.1 port {port}: Connection refused"
         )),
         "{screen}"
     );

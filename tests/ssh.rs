@@ -26,7 +26,7 @@ impl Drop for Sshd {
     }
 }
 
-/// The remote workers of every test here carry the same names (`user@127.0.0.1#N`), and the
+/// The remote workers of every test here carry the same names (`user@127.0.0.1:PORT#N`), and the
 /// tests look for them by name: one test at a time.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
