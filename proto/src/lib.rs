@@ -3,6 +3,7 @@
 
 pub use bytes::Bytes;
 
+pub mod errors;
 pub mod tls;
 
 pub mod v1 {

@@ -74,24 +74,7 @@ pub enum Command {
 /// An error and its causes on one line, each said once: a cause whose text its parent already
 /// shows (typed errors name their source in their own message) is not repeated.
 pub fn error_text(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let mut part = cause.to_string();
-        if text.ends_with(&part) {
-            continue;
-        }
-        // "reading X" then "X: not found": "reading X: not found".
-        if let Some(subject) = text.rsplit(' ').next().filter(|s| !s.is_empty())
-            && let Some(rest) = part.strip_prefix(&format!("{subject}: "))
-        {
-            part = rest.to_string();
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
+    strom_proto::errors::say_once(e.chain().map(ToString::to_string))
 }
 
 /// Parses a whole-number flag, saying so when it is not one.

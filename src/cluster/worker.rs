@@ -557,23 +557,10 @@ impl GrpcTransport {
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        // Layers of rustls and hyper repeat their cause in their own message: say it once.
-        let part = s.to_string();
-        match parts.last_mut() {
-            // One ends with the other: keep the longer.
-            Some(last) if last.ends_with(&part) || part.ends_with(last.as_str()) => {
-                if part.len() > last.len() {
-                    *last = part;
-                }
-            }
-            _ => parts.push(part),
-        }
-        cur = s.source();
-    }
-    if parts.is_empty() { "connection failed".into() } else { parts.join(": ") }
+    let said = strom_proto::errors::say_once(
+        std::iter::successors(e.source(), |s| s.source()).map(|s| s.to_string()),
+    );
+    if said.is_empty() { "connection failed".into() } else { said }
 }
 
 impl Transport for GrpcTransport {

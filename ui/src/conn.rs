@@ -73,16 +73,9 @@ fn describe(status: &Status) -> String {
 
 /// A status and its causes, each said once.
 fn chain(status: &Status) -> String {
-    let mut text = status.message().to_string();
-    let mut cur = std::error::Error::source(status);
-    while let Some(e) = cur {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text = if text.is_empty() { part } else { format!("{text}: {part}") };
-        }
-        cur = e.source();
-    }
-    text
+    let causes =
+        std::iter::successors(std::error::Error::source(status), |e| e.source()).map(|e| e.to_string());
+    strom_proto::errors::say_once(std::iter::once(status.message().to_string()).chain(causes))
 }
 
 /// Why the watch failed, and whether that is final: a refusal no retry changes stops the
