@@ -326,7 +326,7 @@ fn the_cockpit_adds_a_worker_on_an_ssh_host_to_a_running_local_job() {
     tmux.keys(&["C-u"]);
     tmux.keys(&["-l", &format!("1 {}@127.0.0.1:{}", sshd.user, sshd.port)]);
     tmux.keys(&["Enter"]);
-    // (The host column is narrow: the SSH worker's name starts with the user.)
+    // The SSH worker is named by its host, port and number.
     let screen = tmux.wait("the SSH worker training", Duration::from_secs(90), |s| {
         s.contains("Workers (2)")
             && s.contains(&format!(" {}@", sshd.user))

@@ -198,4 +198,40 @@ mod tests {
         assert_eq!(local_slots("spark://head:7077"), None);
         assert_eq!(local_slots("yarn"), None);
     }
+
+    fn spec(master: &str, args: &[&str]) -> SparkSpec {
+        SparkSpec {
+            master: master.into(),
+            submit: "/opt/spark/bin/spark-submit".into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ship_binary: false,
+        }
+    }
+
+    fn argv(cmd: &Command) -> Vec<String> {
+        cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn barrier_stages_are_checked_before_submitting_and_spark_retries_less() {
+        let train = |workers: u64| serde_json::json!({ "mode": "train", "workers": workers });
+        let e = driver_command(&spec("local[2]", &[]), &train(3)).err().unwrap().to_string();
+        assert!(e.contains("local[2] runs 2 task(s) at a time") && e.contains("needs 3 worker tasks"), "{e}");
+        assert!(driver_command(&spec("local[2]", &[]), &train(2)).is_ok());
+        // A cluster master: Spark's own check, with its retries turned down, unless the job's
+        // arguments set them.
+        let (cmd, _dir) = driver_command(&spec("spark://head:7077", &[]), &train(64)).unwrap();
+        let args = argv(&cmd).join(" ");
+        assert!(
+            args.contains("--conf spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures=4"),
+            "{args}"
+        );
+        let own = ["--conf", "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures=10"];
+        let (cmd, _dir) = driver_command(&spec("yarn", &own), &train(8)).unwrap();
+        let args = argv(&cmd).join(" ");
+        assert_eq!(args.matches("maxConcurrentTasksCheck.maxFailures").count(), 1, "{args}");
+        // A transform is no barrier stage: any number of partitions.
+        let transform = serde_json::json!({ "mode": "transform", "partitions": 16 });
+        assert!(driver_command(&spec("local[2]", &[]), &transform).is_ok());
+    }
 }

@@ -76,6 +76,19 @@ pub fn truncate(s: &str, width: usize) -> String {
     }
 }
 
+/// `s` in `width` characters keeping its end (`…0.0.1:2222#1`): for names whose end tells them
+/// apart (a worker's host, port and number).
+pub fn truncate_start(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        s.to_string()
+    } else if width == 0 {
+        String::new()
+    } else {
+        ['…'].into_iter().chain(s.chars().skip(n - (width - 1))).collect()
+    }
+}
+
 /// A sparkline of the last `width` values, scaled to their own range.
 pub fn sparkline<'a>(values: impl DoubleEndedIterator<Item = &'a f64>, width: usize) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];

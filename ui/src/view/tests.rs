@@ -217,6 +217,19 @@ fn overlays_and_connection_states() {
 }
 
 #[test]
+fn worker_hosts_use_the_columns_room_and_keep_their_distinguishing_end() {
+    let mut app = fixture();
+    app.screen = Screen::Workers;
+    for (i, w) in app.job.workers.values_mut().enumerate() {
+        w.host = format!("alice@compute-node.example.org:2222#{i}");
+    }
+    let wide = render(&app, 120, 30);
+    assert!(wide.contains("alice@compute-node.example.org:2222#1"), "{wide}");
+    let narrow = render(&app, 80, 24);
+    assert!(narrow.contains("…:2222#1") && !narrow.contains("alice@compute-node"), "{narrow}");
+}
+
+#[test]
 fn a_long_job_detail_gives_way_to_the_connection_state() {
     let mut app = fixture();
     app.conn = crate::state::Connection::Connected;

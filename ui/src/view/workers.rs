@@ -37,7 +37,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
-    let wide = area.width >= 120;
+    // The extra columns take 72 cells: below 160 they would squeeze the host column.
+    let wide = area.width >= 160;
+    // The host column takes what the other columns, the spacing and the borders leave (72
+    // cells, 144 when wide), up to 48.
+    let fixed = if wide { 144 } else { 72 };
+    let host_width = (area.width as usize).saturating_sub(fixed).clamp(6, 48);
     let mut header =
         vec!["", "id", "host", "device", "state", "samples/s", "sparsity", "tau", "residual", "lag", "seen"];
     if wide {
@@ -53,7 +58,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             let mut cells = vec![
                 Cell::from(if selected { "›" } else { " " }),
                 Cell::from(w.id.to_string()),
-                Cell::from(fmt::truncate(&w.host, 14)),
+                Cell::from(fmt::truncate_start(&w.host, host_width)),
                 Cell::from(w.device.clone()),
                 Cell::from(state),
                 Cell::from(fmt::count(w.samples_per_sec)),
@@ -86,7 +91,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let mut widths = vec![
         Constraint::Length(1),
         Constraint::Length(3),
-        Constraint::Min(6),
+        Constraint::Length(host_width as u16),
         Constraint::Length(6),
         Constraint::Length(8),
         Constraint::Length(9),
