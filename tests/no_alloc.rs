@@ -115,4 +115,15 @@ fn a_training_step_allocates_nothing() {
     };
     assert_eq!(steps_allocate(every_layer), 0, "a CNN step allocated");
     assert_eq!(steps_allocate(ModelSpec { preset: ModelPreset::Cnn, ..ModelSpec::default() }), 0);
+    // A graph: residual blocks (add), a projection shortcut, an output feeding two layers.
+    let residual = ModelSpec {
+        layers: Some(
+            strom::job::resnet(&[4, 8], 1, Activation::Relu)
+                .into_iter()
+                .map(|e| LayerEntry::Node { layer: e.layer, name: e.name, inputs: e.inputs })
+                .collect(),
+        ),
+        ..ModelSpec::default()
+    };
+    assert_eq!(steps_allocate(residual), 0, "a residual network's step allocated");
 }

@@ -149,7 +149,12 @@ pub fn eval_pass<O: LayerOps + ?Sized>(ops: &mut O, rows: usize, targets: BatchT
 pub fn cuda_lacks(architecture: &Architecture) -> Option<(usize, String)> {
     use crate::nn::layers::LayerSpec;
     let last = architecture.layers().len().saturating_sub(1);
+    let wiring = architecture.wiring();
     architecture.layers().iter().enumerate().find_map(|(i, l)| {
+        if wiring[i].inputs != [i] {
+            let from: Vec<String> = wiring[i].inputs.iter().map(|&n| architecture.node_name(n)).collect();
+            return Some((i, format!("{} of {} (a graph)", l.layer().describe(), from.join(" + "))));
+        }
         let ok = match l {
             LayerSpec::Dense(d) => i == last || d.activation != crate::nn::Activation::Softmax,
             LayerSpec::Flatten(_) => true,

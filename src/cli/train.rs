@@ -43,7 +43,7 @@ pub struct TrainArgs {
     pub holdout: Option<f32>,
     /// Model preset [model.preset]: mlp (dense layers of --hidden), cnn (two 3x3 convolutions
     /// and max-pooling, about 420k parameters on 28x28 images) or lenet5. Clears model.layers.
-    #[arg(long, value_name = "mlp|cnn|lenet5", value_parser = parse_name::<ModelPreset>)]
+    #[arg(long, value_name = "mlp|cnn|lenet5|resnet20", value_parser = parse_name::<ModelPreset>)]
     pub model: Option<ModelPreset>,
     #[arg(long, help = keys::flag_help("model.hidden"), value_name = "N,N,..", value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,

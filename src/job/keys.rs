@@ -200,8 +200,8 @@ pub static KEYS: &[Key] = &[
         .rule(Rule::Int { min: 2, max: 100_000 }, |j| j.data.num_classes.map(|n| n as f64))
         .default("found in the data")
         .optional(),
-    key("model.preset", K::Choice, "Model preset: mlp (dense layers of model.hidden), cnn (two 3x3 convolutions and max-pooling), lenet5")
-        .choices(&["mlp", "cnn", "lenet5"])
+    key("model.preset", K::Choice, "Model preset: mlp (dense layers of model.hidden), cnn (two 3x3 convolutions and max-pooling), lenet5, resnet20 (residual)")
+        .choices(&["mlp", "cnn", "lenet5", "resnet20"])
         .common(),
     key("model.hidden", K::List, "mlp: hidden layer widths, e.g. 256, 128 (at most 16 layers of 1..=65536)")
         .common(),

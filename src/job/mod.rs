@@ -236,12 +236,12 @@ impl JobSpec {
         let m = &self.model;
         match &m.layers {
             Some(entries) => {
-                v.check("model.layers", entries.len() <= 64, || {
-                    format!("at most 64 layers (got {})", entries.len())
+                v.check("model.layers", entries.len() <= 256, || {
+                    format!("at most 256 layers (got {})", entries.len())
                 });
                 for (i, entry) in entries.iter().enumerate() {
                     match entry {
-                        LayerEntry::Layer(l) => {
+                        LayerEntry::Layer(l) | LayerEntry::Node { layer: l, .. } => {
                             for (field, message) in l.layer().check() {
                                 v.fail(&format!("model.layers[{i}].{field}"), message);
                             }

@@ -14,6 +14,10 @@ pub enum ModelPreset {
     Cnn,
     /// LeNet-5: conv 5x5 6 same, max-pool 2, conv 5x5 16 valid, max-pool 2, dense 120, dense 84.
     Lenet5,
+    /// He et al.'s CIFAR ResNet-20: a 3x3 conv of 16 with batch norm, three stages of three
+    /// basic blocks (16, 32, 64 filters; stride 2 and a 1x1 projection shortcut where a stage
+    /// starts narrower), global average pooling.
+    Resnet20,
 }
 
 impl ModelPreset {
@@ -22,6 +26,7 @@ impl ModelPreset {
             ModelPreset::Mlp => "mlp",
             ModelPreset::Cnn => "cnn",
             ModelPreset::Lenet5 => "lenet5",
+            ModelPreset::Resnet20 => "resnet20",
         }
     }
 }
@@ -60,6 +65,33 @@ impl Default for ModelSpec {
 
 impl ModelSpec {
     /// The hidden layers, whichever way they were given (the output layer comes after them).
+    /// The hidden layers as a graph: names and inputs where entries give them.
+    pub fn graph(&self) -> Vec<crate::nn::GraphEntry> {
+        let plain = |layer| crate::nn::GraphEntry { layer, name: None, inputs: None };
+        let Some(entries) = &self.layers else {
+            if self.preset == ModelPreset::Resnet20 {
+                return resnet(&[16, 32, 64], 3, self.activation);
+            }
+            return self.layers().into_iter().map(plain).collect();
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            match e {
+                LayerEntry::Node { layer, name, inputs } => out.push(crate::nn::GraphEntry {
+                    layer: layer.clone(),
+                    name: name.clone(),
+                    inputs: inputs.clone(),
+                }),
+                other => {
+                    let mut specs = Vec::new();
+                    other.expand(&mut specs);
+                    out.extend(specs.into_iter().map(plain));
+                }
+            }
+        }
+        out
+    }
+
     pub fn layers(&self) -> Vec<LayerSpec> {
         let mut out = Vec::new();
         if let Some(entries) = &self.layers {
@@ -91,6 +123,9 @@ impl ModelSpec {
                 dense(120, &mut out);
                 dense(84, &mut out);
             }
+            ModelPreset::Resnet20 => {
+                out.extend(resnet(&[16, 32, 64], 3, act).into_iter().map(|e| e.layer));
+            }
         }
         out
     }
@@ -102,4 +137,55 @@ impl ModelSpec {
             Loss::Mse => Activation::Identity,
         }
     }
+}
+
+/// A CIFAR-style residual network (He et al. 2016, section 4.2): a 3x3 convolution of
+/// `widths[0]` filters with batch norm, then per width a stage of `blocks` basic blocks (two
+/// 3x3 convolutions with batch norm, the block's input added before the last activation); a
+/// stage that widens starts with stride 2 and a 1x1 projection shortcut; global average pooling
+/// at the end. `resnet(&[16, 32, 64], 3, relu)` is ResNet-20.
+pub fn resnet(widths: &[usize], blocks: usize, act: Activation) -> Vec<crate::nn::GraphEntry> {
+    use crate::nn::GraphEntry;
+    use crate::nn::layers::{ActivationLayer, Add, BatchNorm, Conv2d, GlobalAvgPool, Pair};
+    let conv = |filters: usize, kernel: usize, stride: usize| {
+        LayerSpec::Conv2d(Conv2d {
+            filters,
+            kernel: Pair::square(kernel),
+            stride: Pair::square(stride),
+            padding: Padding::Same,
+            activation: Activation::Identity,
+        })
+    };
+    let bn = |activation: Activation| LayerSpec::BatchNorm(BatchNorm { activation, ..BatchNorm::default() });
+    let mut out: Vec<GraphEntry> = Vec::new();
+    let mut push = |layer: LayerSpec, name: String, inputs: Option<Vec<String>>| {
+        out.push(GraphEntry { layer, name: Some(name), inputs });
+    };
+    push(conv(widths[0], 3, 1), "stem".into(), None);
+    push(bn(act), "stem_bn".into(), None);
+    let mut prev = "stem_bn".to_string();
+    let mut width = widths[0];
+    for (s, &w) in widths.iter().enumerate() {
+        for b in 0..blocks {
+            let id = format!("s{}b{}", s + 1, b + 1);
+            let stride = if b == 0 && w != width { 2 } else { 1 };
+            push(conv(w, 3, stride), format!("{id}_conv1"), Some(vec![prev.clone()]));
+            push(bn(act), format!("{id}_bn1"), None);
+            push(conv(w, 3, 1), format!("{id}_conv2"), None);
+            push(bn(Activation::Identity), format!("{id}_bn2"), None);
+            let shortcut = if stride != 1 || w != width {
+                push(conv(w, 1, stride), format!("{id}_proj"), Some(vec![prev.clone()]));
+                push(bn(Activation::Identity), format!("{id}_proj_bn"), None);
+                format!("{id}_proj_bn")
+            } else {
+                prev.clone()
+            };
+            push(LayerSpec::Add(Add {}), format!("{id}_add"), Some(vec![format!("{id}_bn2"), shortcut]));
+            push(LayerSpec::Activation(ActivationLayer { activation: act }), format!("{id}_out"), None);
+            prev = format!("{id}_out");
+            width = w;
+        }
+    }
+    push(LayerSpec::GlobalAvgPool(GlobalAvgPool {}), "pool".into(), None);
+    out
 }

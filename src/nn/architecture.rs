@@ -31,40 +31,143 @@ pub struct ShapeError {
 pub struct Architecture {
     input: Shape,
     layers: Vec<LayerSpec>,
+    /// Each layer's name and input nodes (node 0 is the data, node `l + 1` layer `l`'s output).
+    wiring: Vec<Wiring>,
     loss: Loss,
     init: Init,
     layout: Arc<Layout>,
 }
 
+/// Where a layer takes its input from, and the name later layers call it by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wiring {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Node indices: 0 the data, `l + 1` the output of layer `l`; always earlier nodes.
+    pub inputs: Vec<usize>,
+}
+
+/// A layer as a job file writes it in a graph: the layer, its name, the names of its inputs
+/// (`None`: the entry before).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphEntry {
+    pub layer: LayerSpec,
+    pub name: Option<String>,
+    pub inputs: Option<Vec<String>>,
+}
+
+/// The name by which a layer's `inputs` refers to the data.
+pub const INPUT_NAME: &str = "input";
+
 impl PartialEq for Architecture {
     fn eq(&self, o: &Self) -> bool {
-        (self.input, &self.layers, self.loss, self.init) == (o.input, &o.layers, o.loss, o.init)
+        (self.input, &self.layers, &self.wiring, self.loss, self.init)
+            == (o.input, &o.layers, &o.wiring, o.loss, o.init)
     }
 }
 
 impl Architecture {
-    /// Checks the layers against `input` and lays out the buffers.
+    /// Checks a chain of layers against `input` and lays out the buffers.
     pub fn new(
         input: Shape,
         layers: Vec<LayerSpec>,
         loss: Loss,
         init: Init,
     ) -> Result<Architecture, ShapeError> {
-        let layout = Arc::new(Layout::plan(input, &layers, loss)?);
-        Ok(Architecture { input, layers, loss, init, layout })
+        let wiring = (0..layers.len()).map(|l| Wiring { name: None, inputs: vec![l] }).collect();
+        Architecture::wired(input, layers, wiring, loss, init)
+    }
+
+    /// Checks layers with their wiring against `input` and lays out the buffers.
+    pub fn wired(
+        input: Shape,
+        layers: Vec<LayerSpec>,
+        wiring: Vec<Wiring>,
+        loss: Loss,
+        init: Init,
+    ) -> Result<Architecture, ShapeError> {
+        let layout = Arc::new(Layout::plan(input, &layers, &wiring, loss)?);
+        Ok(Architecture { input, layers, wiring, loss, init, layout })
+    }
+
+    /// A graph as a job file writes it: names resolved to nodes, every error naming the layer.
+    pub fn graph(
+        input: Shape,
+        entries: Vec<GraphEntry>,
+        loss: Loss,
+        init: Init,
+    ) -> Result<Architecture, ShapeError> {
+        let mut names: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut layers = Vec::with_capacity(entries.len());
+        let mut wiring = Vec::with_capacity(entries.len());
+        for (l, e) in entries.into_iter().enumerate() {
+            let fail =
+                |message: String| ShapeError { index: l, layer: label(&e.layer, e.name.as_deref()), message };
+            let inputs = match &e.inputs {
+                None => vec![l],
+                Some(list) if list.is_empty() => {
+                    return Err(fail("inputs: empty; name one or more earlier layers".into()));
+                }
+                Some(list) => {
+                    let mut nodes = Vec::with_capacity(list.len());
+                    for n in list {
+                        let node = if n == INPUT_NAME {
+                            0
+                        } else {
+                            *names.get(n).ok_or_else(|| {
+                                fail(format!(
+                                    "inputs: '{n}' names no earlier layer (a layer may take only layers above \
+                                     it, or \"{INPUT_NAME}\" for the data)"
+                                ))
+                            })?
+                        };
+                        if nodes.contains(&node) {
+                            return Err(fail(format!("inputs: '{n}' is named twice")));
+                        }
+                        nodes.push(node);
+                    }
+                    nodes
+                }
+            };
+            if let Some(n) = &e.name {
+                if n == INPUT_NAME || n.trim().is_empty() {
+                    return Err(fail(format!("name: '{n}' is reserved for the data; choose another")));
+                }
+                if names.insert(n.clone(), l + 1).is_some() {
+                    return Err(fail(format!("name: '{n}' is already the name of an earlier layer")));
+                }
+            }
+            layers.push(e.layer);
+            wiring.push(Wiring { name: e.name, inputs });
+        }
+        Architecture::wired(input, layers, wiring, loss, init)
     }
 
     /// The network a job describes for examples of shape `input` and `outputs` classes or
     /// targets: the job's layers, then a dense output layer (softmax for cross-entropy,
-    /// identity for MSE).
+    /// identity for MSE) on the last of them.
     pub fn from_job(
         model: &crate::job::ModelSpec,
         input: Shape,
         outputs: usize,
     ) -> Result<Architecture, ShapeError> {
-        let mut layers = model.layers();
-        layers.push(LayerSpec::dense(outputs, model.output_activation()));
-        Architecture::new(input, layers, model.loss, model.init)
+        let mut entries = model.graph();
+        entries.push(GraphEntry {
+            layer: LayerSpec::dense(outputs, model.output_activation()),
+            name: None,
+            inputs: None,
+        });
+        Architecture::graph(input, entries, model.loss, model.init)
+    }
+
+    pub fn wiring(&self) -> &[Wiring] {
+        &self.wiring
+    }
+
+    /// Whether some layer takes other than the layer before it.
+    pub fn is_graph(&self) -> bool {
+        self.wiring.iter().enumerate().any(|(l, w)| w.inputs != [l])
     }
 
     pub fn input(&self) -> Shape {
@@ -135,15 +238,25 @@ impl Architecture {
 
     /// The summary table of `strom train --print-model` and the cockpit.
     pub fn summary(&self) -> String {
+        let graph = self.is_graph() || self.wiring.iter().any(|w| w.name.is_some());
         let rows: Vec<[String; 5]> = self
             .layout
             .layers
             .iter()
             .enumerate()
             .map(|(i, l)| {
+                let mut layer = l.spec.layer().describe();
+                if graph {
+                    let w = &self.wiring[i];
+                    if let Some(n) = &w.name {
+                        layer = format!("{n}: {layer}");
+                    }
+                    let from: Vec<String> = w.inputs.iter().map(|&n| self.node_name(n)).collect();
+                    layer = format!("{layer} <- {}", from.join(" + "));
+                }
                 [
                     i.to_string(),
-                    l.spec.layer().describe(),
+                    layer,
                     l.output.to_string(),
                     group_digits(l.params.len()),
                     if l.running.is_empty() { "-".into() } else { group_digits(l.running.len()) },
@@ -191,6 +304,23 @@ impl Architecture {
     }
 }
 
+impl Architecture {
+    /// How summaries name a node: the data, a layer's name, or `#l` for an unnamed layer.
+    pub fn node_name(&self, node: usize) -> String {
+        match node {
+            0 => INPUT_NAME.to_string(),
+            n => self.wiring[n - 1].name.clone().unwrap_or_else(|| format!("#{}", n - 1)),
+        }
+    }
+}
+
+fn label(spec: &LayerSpec, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{} '{n}'", spec.layer().describe()),
+        None => spec.layer().describe(),
+    }
+}
+
 /// 421642 -> "421,642".
 pub fn group_digits(n: usize) -> String {
     let s = n.to_string();
@@ -228,6 +358,9 @@ pub struct RunningSlot {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannedLayer {
     pub spec: LayerSpec,
+    /// The nodes it reads (0: the data, `l + 1`: layer `l`); one unless it merges.
+    pub inputs: Vec<usize>,
+    /// The shape of its (first) input.
     pub input: Shape,
     pub output: Shape,
     /// All of this layer's parameters (its tensors, back to back).
@@ -251,12 +384,19 @@ pub struct Layout {
 }
 
 impl Layout {
-    fn plan(input: Shape, layers: &[LayerSpec], loss: Loss) -> Result<Layout, ShapeError> {
+    fn plan(input: Shape, layers: &[LayerSpec], wiring: &[Wiring], loss: Loss) -> Result<Layout, ShapeError> {
         let fail = |index: usize, spec: &LayerSpec, message: String| ShapeError {
             index,
-            layer: spec.layer().describe(),
+            layer: label(spec, wiring.get(index).and_then(|w| w.name.as_deref())),
             message,
         };
+        if wiring.len() != layers.len() {
+            return Err(ShapeError {
+                index: 0,
+                layer: "network".into(),
+                message: format!("{} layers but {} wirings", layers.len(), wiring.len()),
+            });
+        }
         let Some(LayerSpec::Dense(last)) = layers.last() else {
             let i = layers.len().saturating_sub(1);
             return Err(match layers.last() {
@@ -277,14 +417,45 @@ impl Layout {
             }
         }
         let (mut offset, mut run_offset) = (0, 0);
-        let mut shape = input;
+        let mut outputs = vec![input];
+        let mut used = vec![false; layers.len() + 1];
         let mut planned = Vec::with_capacity(layers.len());
+        let node_name = |n: usize| match n {
+            0 => INPUT_NAME.to_string(),
+            n => wiring[n - 1].name.clone().unwrap_or_else(|| format!("#{}", n - 1)),
+        };
         for (i, spec) in layers.iter().enumerate() {
             let layer = spec.layer();
             if let Some((key, msg)) = layer.check().into_iter().next() {
                 return Err(fail(i, spec, format!("{key} {msg}")));
             }
-            let output = layer.output_shape(shape).map_err(|m| fail(i, spec, m))?;
+            let inputs = &wiring[i].inputs;
+            if let Some(&late) = inputs.iter().find(|&&n| n > i) {
+                return Err(fail(i, spec, format!("inputs: node {late} is not an earlier layer")));
+            }
+            match (layer.merges(), inputs.len()) {
+                (true, 0 | 1) => {
+                    return Err(fail(i, spec, "inputs: a merge joins two or more inputs".into()));
+                }
+                (false, n) if n != 1 => {
+                    return Err(fail(
+                        i,
+                        spec,
+                        format!("inputs: takes one input (got {n}); join several with add or concat first"),
+                    ));
+                }
+                _ => {}
+            }
+            inputs.iter().for_each(|&n| used[n] = true);
+            let shape = outputs[inputs[0]];
+            let output = if layer.merges() {
+                let named: Vec<(String, Shape)> =
+                    inputs.iter().map(|&n| (node_name(n), outputs[n])).collect();
+                layer.merge_shape(&named)
+            } else {
+                layer.output_shape(shape)
+            }
+            .map_err(|m| fail(i, spec, m))?;
             let start = offset;
             let tensors: Vec<TensorSlot> = layer
                 .params(shape)
@@ -318,6 +489,7 @@ impl Layout {
                 .collect();
             planned.push(PlannedLayer {
                 spec: spec.clone(),
+                inputs: inputs.clone(),
                 input: shape,
                 output,
                 params: start..offset,
@@ -325,7 +497,21 @@ impl Layout {
                 running: run_start..run_offset,
                 running_tensors,
             });
-            shape = output;
+            outputs.push(output);
+        }
+        if let Some(l) = (1..layers.len()).find(|&n| !used[n]) {
+            return Err(fail(
+                l - 1,
+                &layers[l - 1],
+                "its output is used by no layer: name it in a later layer's inputs, or remove it".into(),
+            ));
+        }
+        if wiring.last().is_some_and(|w| w.inputs.len() != 1) {
+            return Err(fail(
+                layers.len() - 1,
+                &layers[layers.len() - 1],
+                "the output layer takes one input".into(),
+            ));
         }
         if offset >= (1 << 31) {
             return Err(ShapeError {
@@ -385,6 +571,9 @@ impl Layout {
 struct Repr {
     input: Shape,
     layers: Vec<LayerSpec>,
+    /// Names and inputs, for graphs only (absent: a chain, as every file before graphs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wiring: Option<Vec<Wiring>>,
     loss: Loss,
     init: Init,
 }
@@ -411,7 +600,14 @@ struct LegacyDense {
 
 impl From<Architecture> for Repr {
     fn from(a: Architecture) -> Repr {
-        Repr { input: a.input, layers: a.layers, loss: a.loss, init: a.init }
+        let graph = a.is_graph() || a.wiring.iter().any(|w| w.name.is_some());
+        Repr {
+            input: a.input,
+            layers: a.layers,
+            wiring: graph.then_some(a.wiring),
+            loss: a.loss,
+            init: a.init,
+        }
     }
 }
 
@@ -435,7 +631,11 @@ impl TryFrom<serde_json::Value> for Architecture {
                 .map_err(|e| e.to_string());
         }
         let r: Repr = serde_json::from_value(v).map_err(clean)?;
-        Architecture::new(r.input, r.layers, r.loss, r.init).map_err(|e| e.to_string())
+        match r.wiring {
+            Some(wiring) => Architecture::wired(r.input, r.layers, wiring, r.loss, r.init),
+            None => Architecture::new(r.input, r.layers, r.loss, r.init),
+        }
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -515,6 +715,36 @@ mod tests {
         assert_eq!(names, ["layers.1.batch_norm.running_mean", "layers.1.batch_norm.running_var"]);
         let json = serde_json::to_string(&arch).unwrap();
         assert_eq!(serde_json::from_str::<Architecture>(&json).unwrap(), arch);
+    }
+
+    #[test]
+    fn a_graph_round_trips_and_a_chain_is_written_as_before() {
+        use crate::nn::layers::Add;
+        let entry = |layer, name: &str, inputs: Option<Vec<&str>>| GraphEntry {
+            layer,
+            name: Some(name.to_string()),
+            inputs: inputs.map(|v| v.into_iter().map(String::from).collect()),
+        };
+        let g = Architecture::graph(
+            Shape::Vector(4),
+            vec![
+                entry(LayerSpec::dense(3, Activation::Relu), "a", None),
+                entry(LayerSpec::dense(3, Activation::Relu), "b", None),
+                entry(LayerSpec::Add(Add {}), "sum", Some(vec!["a", "b"])),
+                entry(LayerSpec::dense(2, Activation::Softmax), "out", None),
+            ],
+            Loss::Xent,
+            Init::He,
+        )
+        .unwrap();
+        assert!(g.is_graph());
+        assert_eq!(g.wiring()[2].inputs, [1, 2]);
+        let json = serde_json::to_string(&g).unwrap();
+        assert!(json.contains("\"wiring\""), "{json}");
+        assert_eq!(serde_json::from_str::<Architecture>(&json).unwrap(), g);
+        let chain = Architecture::from_job(&crate::job::ModelSpec::default(), Shape::Vector(4), 2).unwrap();
+        assert!(!chain.is_graph());
+        assert!(!serde_json::to_string(&chain).unwrap().contains("wiring"), "chains are written as before");
     }
 
     #[test]

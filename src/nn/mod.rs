@@ -15,7 +15,9 @@ mod shape;
 pub mod updater;
 
 pub use activation::Activation;
-pub use architecture::{Architecture, Layout, PlannedLayer, ShapeError, TensorSlot};
+pub use architecture::{
+    Architecture, GraphEntry, INPUT_NAME, Layout, PlannedLayer, ShapeError, TensorSlot, Wiring,
+};
 pub use eval::Evaluation;
 pub use init::{Init, initial_running, initial_state, initialize};
 pub use loss::Loss;

@@ -3,8 +3,10 @@
 //! an optional rayon pool of the worker's own threads.
 
 mod activation;
+mod add;
 mod avg_pool2d;
 mod batch_norm;
+mod concat;
 mod conv2d;
 mod dense;
 mod dropout;
@@ -98,27 +100,47 @@ fn kernel_for<F: Real>(
             width: input.size(),
             mask: vec![F::zero(); capacity * input.size()],
         }),
-        LayerSpec::Flatten(_) => Box::new(flatten::FlattenKernel),
+        // Merges are run by `Net` itself (several inputs); this kernel is never called.
+        LayerSpec::Flatten(_) | LayerSpec::Add(_) | LayerSpec::Concat(_) => Box::new(flatten::FlattenKernel),
         LayerSpec::Activation(a) => {
             Box::new(activation::ActivationKernel { act: a.activation, width: input.size() })
         }
     }
 }
 
+/// How a merging layer joins its inputs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Merge {
+    Add,
+    Concat,
+}
+
 /// A network's buffers and kernels on the CPU, generic over the float type so gradient checks
-/// run this very code in f64.
+/// run this very code in f64. Layers are a graph in topological order: node 0 is the input,
+/// node `l + 1` the output of layer `l`, and each layer reads the nodes it names.
 pub struct Net<F: Real> {
     kernels: Vec<Box<dyn Kernel<F>>>,
-    /// Values per example at each layer's input and output.
-    widths: Vec<(usize, usize)>,
+    merges: Vec<Option<Merge>>,
+    /// The nodes each layer reads.
+    inputs: Vec<Vec<usize>>,
+    /// Values per example of every node.
+    node_widths: Vec<usize>,
     param_ranges: Vec<Range<usize>>,
     running_ranges: Vec<Range<usize>>,
     capacity: usize,
     /// `acts[0]` is the input, `acts[l + 1]` the output of layer `l` (the output layer's
     /// pre-activation for the last one).
     acts: Vec<Vec<F>>,
-    /// Gradients flowing backward, alternating between two buffers.
-    flow: [Vec<F>; 2],
+    /// Gradient buffers, shared by nodes whose gradients are never needed at once (a chain
+    /// alternates between two), each `capacity` rows of the widest node.
+    slots: Vec<Vec<F>>,
+    /// The slot holding each node's gradient (node 0's is never computed).
+    slot_of: Vec<usize>,
+    /// Whether a node's gradient was written in this backward pass (a node that feeds several
+    /// layers sums their shares).
+    written: Vec<bool>,
+    /// Where a layer's input gradient goes before it is added to a share already there.
+    scratch: Vec<F>,
     /// The network's outputs (after the output activation).
     out: Vec<F>,
     loss: Loss,
@@ -126,6 +148,45 @@ pub struct Net<F: Real> {
     pub params: Vec<F>,
     pub grads: Vec<F>,
     pub running: Vec<F>,
+}
+
+/// Gives each node (but the input) a gradient slot, reusing a slot once its node's gradient
+/// has been used: backward runs from the last layer to the first, a node's gradient is live
+/// from its first write (by its last consumer, or the loss) to its producer's backward.
+fn plan_slots(inputs: &[Vec<usize>]) -> (Vec<usize>, usize) {
+    let layers = inputs.len();
+    let mut slot_of = vec![usize::MAX; layers + 1];
+    let mut free: Vec<usize> = Vec::new();
+    let mut count = 0;
+    let take = |free: &mut Vec<usize>, count: &mut usize| {
+        free.pop().unwrap_or_else(|| {
+            *count += 1;
+            *count - 1
+        })
+    };
+    slot_of[layers] = take(&mut free, &mut count);
+    for l in (0..layers).rev() {
+        for &n in &inputs[l] {
+            if n > 0 && slot_of[n] == usize::MAX {
+                slot_of[n] = take(&mut free, &mut count);
+            }
+        }
+        // Layer l's backward is the last use of its output's gradient.
+        free.push(slot_of[l + 1]);
+    }
+    (slot_of, count)
+}
+
+/// Two distinct elements of a slice, both mutable.
+fn two_mut<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
+    assert_ne!(a, b, "two gradients in one buffer");
+    if a < b {
+        let (x, y) = v.split_at_mut(b);
+        (&mut x[a], &mut y[0])
+    } else {
+        let (x, y) = v.split_at_mut(a);
+        (&mut y[0], &mut x[b])
+    }
 }
 
 impl<F: Real> Net<F> {
@@ -139,6 +200,13 @@ impl<F: Real> Net<F> {
         let widest = layout.widest();
         let mut acts = vec![vec![F::zero(); cap * layout.input.size()]];
         acts.extend(layout.layers.iter().map(|l| vec![F::zero(); cap * l.output.size()]));
+        let inputs: Vec<Vec<usize>> = layout.layers.iter().map(|l| l.inputs.clone()).collect();
+        let (slot_of, slots) = plan_slots(&inputs);
+        let mut readers = vec![0usize; inputs.len() + 1];
+        inputs.iter().flatten().for_each(|&n| readers[n] += 1);
+        let fan_out = readers.iter().skip(1).any(|&r| r > 1);
+        let mut node_widths = vec![layout.input.size()];
+        node_widths.extend(layout.layers.iter().map(|l| l.output.size()));
         Net {
             kernels: layout
                 .layers
@@ -146,12 +214,26 @@ impl<F: Real> Net<F> {
                 .enumerate()
                 .map(|(i, l)| kernel_for(l, i == last, cap, threads))
                 .collect(),
-            widths: layout.layers.iter().map(|l| (l.input.size(), l.output.size())).collect(),
+            merges: layout
+                .layers
+                .iter()
+                .map(|l| match l.spec {
+                    LayerSpec::Add(_) => Some(Merge::Add),
+                    LayerSpec::Concat(_) => Some(Merge::Concat),
+                    _ => None,
+                })
+                .collect(),
+            written: vec![false; inputs.len() + 1],
+            inputs,
+            node_widths,
             param_ranges: layout.layers.iter().map(|l| l.params.clone()).collect(),
             running_ranges: layout.layers.iter().map(|l| l.running.clone()).collect(),
             capacity: cap,
             acts,
-            flow: [vec![F::zero(); cap * widest], vec![F::zero(); cap * widest]],
+            slots: (0..slots).map(|_| vec![F::zero(); cap * widest]).collect(),
+            slot_of,
+            // Only a node read by several layers sums shares through the scratch buffer.
+            scratch: if fan_out { vec![F::zero(); cap * widest] } else { Vec::new() },
             out: vec![F::zero(); cap * layout.outputs()],
             loss: layout.loss,
             out_act,
@@ -166,13 +248,13 @@ impl<F: Real> Net<F> {
     }
 
     fn outputs(&self) -> usize {
-        self.widths.last().map(|w| w.1).unwrap_or(0)
+        self.node_widths.last().copied().unwrap_or(0)
     }
 
     /// Fills the input rows from a batch (u8 scaled here, as the batch enters the model).
     pub fn set_input(&mut self, input: BatchInput<'_>, rows: usize) {
         assert!(rows <= self.capacity, "batch of {rows} rows exceeds the capacity {}", self.capacity);
-        let width = self.widths[0].0;
+        let width = self.node_widths[0];
         let x = &mut self.acts[0][..rows * width];
         match input {
             BatchInput::U8 { data, scale } => {
@@ -184,13 +266,20 @@ impl<F: Real> Net<F> {
 
     /// The input rows (tests and gradient checks set inputs directly).
     pub fn input_mut(&mut self, rows: usize) -> &mut [F] {
-        let width = self.widths[0].0;
+        let width = self.node_widths[0];
         &mut self.acts[0][..rows * width]
     }
 
     /// The outputs of the last forward pass with a loss.
     pub fn output(&self, rows: usize) -> &[F] {
         &self.out[..rows * self.outputs()]
+    }
+
+    /// Adds the share in the scratch buffer (rows of node `n`'s width) to node `n`'s gradient.
+    fn add_share(&mut self, n: usize, rows: usize) {
+        let w = self.node_widths[n] * rows;
+        let slot = &mut self.slots[self.slot_of[n]][..w];
+        slot.iter_mut().zip(&self.scratch[..w]).for_each(|(o, &g)| *o = *o + g);
     }
 }
 
@@ -204,48 +293,130 @@ impl<F: Real> LayerOps for Net<F> {
     }
 
     fn forward(&mut self, l: usize, rows: usize, train: bool) {
-        let (win, wout) = self.widths[l];
+        let wout = self.node_widths[l + 1];
         let (before, after) = self.acts.split_at_mut(l + 1);
-        self.kernels[l].forward(
-            &before[l][..rows * win],
-            &mut after[0][..rows * wout],
-            &self.params[self.param_ranges[l].clone()],
-            &mut self.running[self.running_ranges[l].clone()],
-            rows,
-            train,
-        );
+        let y = &mut after[0][..rows * wout];
+        let inputs = &self.inputs[l];
+        match self.merges[l] {
+            Some(merge) => {
+                // At most a few inputs: a fixed array, no allocation.
+                let mut xs: [&[F]; 8] = [&[]; 8];
+                let mut widths = [0usize; 8];
+                assert!(inputs.len() <= 8, "a merge of more than 8 inputs");
+                for (k, &n) in inputs.iter().enumerate() {
+                    widths[k] = self.node_widths[n];
+                    xs[k] = &before[n][..rows * widths[k]];
+                }
+                let k = inputs.len();
+                match merge {
+                    Merge::Add => add::add_forward(&xs[..k], y),
+                    Merge::Concat => concat::concat_forward(&xs[..k], &widths[..k], y, rows),
+                }
+            }
+            None => {
+                let n = inputs[0];
+                self.kernels[l].forward(
+                    &before[n][..rows * self.node_widths[n]],
+                    y,
+                    &self.params[self.param_ranges[l].clone()],
+                    &mut self.running[self.running_ranges[l].clone()],
+                    rows,
+                    train,
+                );
+            }
+        }
     }
 
     fn loss(&mut self, rows: usize, targets: BatchTargets<'_>) -> f64 {
         let last = self.kernels.len() - 1;
         let width = self.outputs();
         let n = rows * width;
+        // A new backward pass: no node has its gradient yet but the output's.
+        self.written.iter_mut().for_each(|w| *w = false);
+        self.written[last + 1] = true;
+        let slot = self.slot_of[last + 1];
         loss::output(
             self.loss,
             self.out_act,
             &self.acts[last + 1][..n],
             &mut self.out[..n],
             targets,
-            &mut self.flow[last % 2][..n],
+            &mut self.slots[slot][..n],
             width,
         )
         .f64()
     }
 
-    fn backward(&mut self, l: usize, rows: usize, input_grad: bool) {
-        let (win, wout) = self.widths[l];
-        let [a, b] = &mut self.flow;
-        let (dy, dx) = if l.is_multiple_of(2) { (a, b) } else { (b, a) };
-        let range = self.param_ranges[l].clone();
-        self.kernels[l].backward(
-            &self.acts[l][..rows * win],
-            &self.acts[l + 1][..rows * wout],
-            &mut dy[..rows * wout],
-            input_grad.then(|| &mut dx[..rows * win]),
-            &self.params[range.clone()],
-            &mut self.grads[range],
-            rows,
-        );
+    /// `input_grad` false: the data's gradient is never needed, and a layer that reads only
+    /// the data computes none; a graph decides per input node.
+    fn backward(&mut self, l: usize, rows: usize, _input_grad: bool) {
+        let wout = self.node_widths[l + 1];
+        let dy_slot = self.slot_of[l + 1];
+        let k = self.inputs[l].len();
+        match self.merges[l] {
+            Some(merge) => {
+                let mut widths = [0usize; 8];
+                for (j, &n) in self.inputs[l].iter().enumerate() {
+                    widths[j] = self.node_widths[n];
+                }
+                for j in 0..k {
+                    let n = self.inputs[l][j];
+                    if n == 0 {
+                        continue;
+                    }
+                    let first = !self.written[n];
+                    self.written[n] = true;
+                    let (dy, dx) = two_mut(&mut self.slots, dy_slot, self.slot_of[n]);
+                    let dx = &mut dx[..rows * widths[j]];
+                    match merge {
+                        Merge::Add => add::add_backward(&dy[..rows * wout], dx, first),
+                        Merge::Concat => {
+                            concat::concat_backward(&dy[..rows * wout], &widths[..k], j, dx, rows, first)
+                        }
+                    }
+                }
+            }
+            None => {
+                let n = self.inputs[l][0];
+                let win = self.node_widths[n];
+                let range = self.param_ranges[l].clone();
+                let first = n > 0 && !self.written[n];
+                if n > 0 {
+                    self.written[n] = true;
+                }
+                let (x, y) = (&self.acts[n][..rows * win], &self.acts[l + 1][..rows * wout]);
+                if n == 0 || first {
+                    // The input's gradient goes straight into its buffer (or nowhere).
+                    let (dy, dx) = if n == 0 {
+                        (&mut self.slots[dy_slot], None)
+                    } else {
+                        let (dy, dx) = two_mut(&mut self.slots, dy_slot, self.slot_of[n]);
+                        (dy, Some(&mut dx[..rows * win]))
+                    };
+                    self.kernels[l].backward(
+                        x,
+                        y,
+                        &mut dy[..rows * wout],
+                        dx,
+                        &self.params[range.clone()],
+                        &mut self.grads[range],
+                        rows,
+                    );
+                } else {
+                    // Another layer reading the same node gave its share already: add this one.
+                    self.kernels[l].backward(
+                        x,
+                        y,
+                        &mut self.slots[dy_slot][..rows * wout],
+                        Some(&mut self.scratch[..rows * win]),
+                        &self.params[range.clone()],
+                        &mut self.grads[range],
+                        rows,
+                    );
+                    self.add_share(n, rows);
+                }
+            }
+        }
     }
 }
 
@@ -317,7 +488,9 @@ impl Backend for CpuBackend {
     fn device(&self) -> DeviceInfo {
         let n = &self.net;
         let floats = n.params.len() * 2 + n.running.len() + self.residual.len();
-        let buffers = n.acts.iter().map(Vec::len).sum::<usize>() + n.flow[0].len() * 2;
+        let buffers = n.acts.iter().map(Vec::len).sum::<usize>()
+            + n.slots.iter().map(Vec::len).sum::<usize>()
+            + n.scratch.len();
         DeviceInfo {
             device: "cpu".into(),
             name: format!(

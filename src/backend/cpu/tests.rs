@@ -330,3 +330,69 @@ fn f32_and_f64_agree() {
         assert!((x - y.f64()).abs() < 1e-4 * (1.0 + x.abs()));
     }
 }
+
+fn node(layer: LayerSpec, name: &str, inputs: &[&str]) -> crate::nn::GraphEntry {
+    crate::nn::GraphEntry {
+        layer,
+        name: (!name.is_empty()).then(|| name.to_string()),
+        inputs: (!inputs.is_empty()).then(|| inputs.iter().map(|s| s.to_string()).collect()),
+    }
+}
+
+fn graph(input: Shape, mut entries: Vec<crate::nn::GraphEntry>, loss: Loss, outputs: usize) -> Architecture {
+    let out = if loss == Loss::Xent { Activation::Softmax } else { Activation::Identity };
+    entries.push(node(LayerSpec::dense(outputs, out), "", &[]));
+    Architecture::graph(input, entries, loss, Init::He).unwrap()
+}
+
+#[test]
+fn a_residual_add_and_a_concat_with_an_output_feeding_three_layers() {
+    use crate::nn::layers::{Add, Concat};
+    // `a` feeds `b`, the add and the concat: its gradient is the sum of three shares.
+    let g = graph(
+        Shape::Vector(5),
+        vec![
+            node(LayerSpec::dense(4, Activation::Tanh), "a", &[]),
+            node(LayerSpec::dense(4, Activation::Tanh), "b", &["a"]),
+            node(LayerSpec::Add(Add {}), "sum", &["a", "b"]),
+            node(LayerSpec::dense(3, Activation::Sigmoid), "side", &["input"]),
+            node(LayerSpec::Concat(Concat {}), "joined", &["sum", "side", "a"]),
+        ],
+        Loss::Xent,
+        3,
+    );
+    assert!(g.is_graph());
+    gradient_check(&g, 3, 1, 7).unwrap();
+    gradient_check(&g, 2, 2, 8).unwrap();
+}
+
+#[test]
+fn image_branches_add_and_concat_along_channels() {
+    use crate::nn::layers::{Add, Concat};
+    let g = graph(
+        Shape::image(2, 5, 5),
+        vec![
+            node(conv(3, (3, 3), (1, 1), Padding::Same, Activation::Relu), "stem", &[]),
+            node(conv(3, (3, 3), (1, 1), Padding::Same, Activation::Tanh), "branch", &[]),
+            node(LayerSpec::BatchNorm(BatchNorm::default()), "bn", &[]),
+            node(LayerSpec::Add(Add {}), "res", &["stem", "bn"]),
+            node(conv(2, (1, 1), (1, 1), Padding::Same, Activation::Identity), "proj", &["input"]),
+            node(LayerSpec::Concat(Concat {}), "cat", &["res", "proj"]),
+            node(LayerSpec::GlobalAvgPool(GlobalAvgPool {}), "", &[]),
+        ],
+        Loss::Xent,
+        3,
+    );
+    assert_eq!(g.layout().layers[5].output, Shape::image(5, 5, 5));
+    gradient_check(&g, 2, 1, 3).unwrap();
+}
+
+#[test]
+fn a_chain_keeps_two_gradient_buffers_and_a_graph_only_what_overlaps() {
+    let (slots, n) = super::plan_slots(&[vec![0], vec![1], vec![2], vec![3]]);
+    assert_eq!(n, 2, "{slots:?}");
+    // a = L0(x); b = L1(a); s = add(a, b); out = L3(s): a's gradient lives from the add to L0.
+    let (slots, n) = super::plan_slots(&[vec![0], vec![1], vec![1, 2], vec![3]]);
+    assert_eq!(n, 3, "{slots:?}");
+    assert_ne!(slots[1], slots[2]);
+}

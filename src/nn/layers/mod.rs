@@ -4,8 +4,10 @@
 //! second buffer, never encoded, averaged at epoch barriers). Kernels live in `backend/`.
 
 mod activation;
+mod add;
 mod avg_pool2d;
 mod batch_norm;
+mod concat;
 mod conv2d;
 mod dense;
 mod dropout;
@@ -17,8 +19,10 @@ pub mod window;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use activation::ActivationLayer;
+pub use add::Add;
 pub use avg_pool2d::AvgPool2d;
 pub use batch_norm::{BatchNorm, groups as batch_norm_groups};
+pub use concat::Concat;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;
@@ -100,6 +104,14 @@ pub trait Layer {
     fn activation(&self) -> Option<Activation> {
         None
     }
+    /// Whether the layer joins several inputs (`add`, `concat`); others take exactly one.
+    fn merges(&self) -> bool {
+        false
+    }
+    /// A merging layer's output shape for its named inputs (two or more).
+    fn merge_shape(&self, inputs: &[(String, Shape)]) -> Result<Shape, String> {
+        self.output_shape(inputs[0].1)
+    }
 }
 
 /// A layer as written in a job file (`[[model.layers]]` with a `type` key) or a model file.
@@ -115,6 +127,8 @@ pub enum LayerSpec {
     Dropout(Dropout),
     Flatten(Flatten),
     Activation(ActivationLayer),
+    Add(Add),
+    Concat(Concat),
 }
 
 impl LayerSpec {
@@ -129,6 +143,8 @@ impl LayerSpec {
             LayerSpec::Dropout(l) => l,
             LayerSpec::Flatten(l) => l,
             LayerSpec::Activation(l) => l,
+            LayerSpec::Add(l) => l,
+            LayerSpec::Concat(l) => l,
         }
     }
 
@@ -167,10 +183,12 @@ fn relu() -> Activation {
     Activation::Relu
 }
 
-/// One entry of `model.layers`: a typed layer, or the older untyped dense form.
+/// One entry of `model.layers`: a typed layer, a typed layer with a `name` and/or `inputs`
+/// (a graph), or the older untyped dense form.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerEntry {
     Layer(LayerSpec),
+    Node { layer: LayerSpec, name: Option<String>, inputs: Option<Vec<String>> },
     Hidden(HiddenLayer),
 }
 
@@ -178,7 +196,7 @@ impl LayerEntry {
     /// The layers this entry stands for.
     pub fn expand(&self, out: &mut Vec<LayerSpec>) {
         match self {
-            LayerEntry::Layer(l) => out.push(l.clone()),
+            LayerEntry::Layer(l) | LayerEntry::Node { layer: l, .. } => out.push(l.clone()),
             LayerEntry::Hidden(h) => {
                 out.push(LayerSpec::dense(h.units, h.activation));
                 if h.dropout > 0.0 {
@@ -193,6 +211,19 @@ impl Serialize for LayerEntry {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             LayerEntry::Layer(l) => l.serialize(s),
+            LayerEntry::Node { layer, name, inputs } => {
+                use serde::ser::Error;
+                let mut v = serde_json::to_value(layer).map_err(S::Error::custom)?;
+                if let Some(map) = v.as_object_mut() {
+                    if let Some(n) = name {
+                        map.insert("name".into(), n.clone().into());
+                    }
+                    if let Some(i) = inputs {
+                        map.insert("inputs".into(), i.clone().into());
+                    }
+                }
+                v.serialize(s)
+            }
             LayerEntry::Hidden(h) => h.serialize(s),
         }
     }
@@ -201,10 +232,33 @@ impl Serialize for LayerEntry {
 impl<'de> Deserialize<'de> for LayerEntry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<LayerEntry, D::Error> {
         use serde::de::Error;
-        let value = serde_json::Value::deserialize(d)?;
+        let mut value = serde_json::Value::deserialize(d)?;
         let typed = value.get("type").is_some();
+        // A graph's keys sit beside the layer's own: taken off before the layer is read.
+        let (mut name, mut inputs) = (None, None);
+        if typed && let Some(map) = value.as_object_mut() {
+            if let Some(n) = map.remove("name") {
+                name =
+                    Some(n.as_str().map(str::to_string).ok_or_else(|| {
+                        D::Error::custom("name: expected a string, e.g. name = \"block1\"")
+                    })?);
+            }
+            if let Some(i) = map.remove("inputs") {
+                let list: Option<Vec<String>> =
+                    i.as_array().and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect());
+                inputs = Some(list.ok_or_else(|| {
+                    D::Error::custom("inputs: expected a list of layer names, e.g. inputs = [\"a\", \"b\"]")
+                })?);
+            }
+        }
         let result = if typed {
-            serde_json::from_value::<LayerSpec>(value).map(LayerEntry::Layer)
+            serde_json::from_value::<LayerSpec>(value).map(|layer| {
+                if name.is_none() && inputs.is_none() {
+                    LayerEntry::Layer(layer)
+                } else {
+                    LayerEntry::Node { layer, name: name.take(), inputs: inputs.take() }
+                }
+            })
         } else if value.is_object() {
             serde_json::from_value::<HiddenLayer>(value).map(LayerEntry::Hidden)
         } else {
