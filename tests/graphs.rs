@@ -39,7 +39,9 @@ fn a_residual_network_trains_in_two_processes_saves_evaluates_and_resumes() {
     assert!(ok, "{stderr}");
     let s = json(&summary);
     let acc = s["test_accuracy"].as_f64().unwrap();
-    assert!(acc >= 0.8, "two workers, three epochs: accuracy {acc}");
+    // Three runs on 2026-12-05 gave 0.809, 0.818 and 0.828 (asynchronous sharing varies);
+    // the bound is a sanity check, not calibrated against broken gradients.
+    assert!(acc >= 0.75, "two workers, three epochs: accuracy {acc}");
     assert!(s["compression_ratio"].as_f64().unwrap() > 20.0, "updates were threshold-encoded: {s}");
     // The model file carries the graph: evaluation rebuilds it and agrees.
     let (ok, stdout, stderr) = run(&["eval", "--model", path(&out)]);

@@ -267,8 +267,8 @@ fn wrong_layer_specs_are_clear_errors_naming_the_key() {
             "`model.layers[0].padding`: must be smaller than the kernel",
         ),
         (
-            "[model]\npreset = \"resnet\"\n",
-            "`model.preset`: unknown value 'resnet'; expected one of: mlp, cnn, lenet5",
+            "[model]\npreset = \"vgg\"\n",
+            "`model.preset`: unknown value 'vgg'; expected one of: mlp, cnn, lenet5, resnet20",
         ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
