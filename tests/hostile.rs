@@ -27,11 +27,18 @@ fn job(dir: &std::path::Path, epochs: u32) -> String {
     p.display().to_string()
 }
 
-fn coordinator(dir: &std::path::Path, epochs: u32, summary: &std::path::Path) -> (Proc, String, String) {
+fn coordinator(
+    dir: &std::path::Path,
+    epochs: u32,
+    summary: &std::path::Path,
+    extra: &[&str],
+) -> (Proc, String, String) {
     let token = token_file(dir, TOKEN);
     let control = dir.join("control-token");
     std::fs::write(&control, CONTROL).unwrap();
-    let p = Proc::spawn(&[
+    let job = job(dir, epochs);
+    let out = dir.join("m");
+    let mut args = vec![
         "coordinator",
         "--listen",
         "127.0.0.1:0",
@@ -40,12 +47,14 @@ fn coordinator(dir: &std::path::Path, epochs: u32, summary: &std::path::Path) ->
         "--control-token-file",
         control.to_str().unwrap(),
         "--job",
-        &job(dir, epochs),
+        &job,
         "--output",
-        dir.join("m").to_str().unwrap(),
+        out.to_str().unwrap(),
         "--summary-json",
         summary.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let p = Proc::spawn(&args);
     let url = p.coordinator_url();
     (p, url, token)
 }
@@ -184,7 +193,7 @@ async fn raw_http2(addr: &str) -> Vec<String> {
 fn hostile_clients_are_refused_and_the_job_trains_beside_them() {
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("s.json");
-    let (mut coord, url, token) = coordinator(dir.path(), 8, &summary);
+    let (mut coord, url, token) = coordinator(dir.path(), 8, &summary, &[]);
     let addr = url.trim_start_matches("http://").to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut workers: Vec<Proc> =
@@ -271,7 +280,9 @@ fn hostile_clients_are_refused_and_the_job_trains_beside_them() {
 fn submitted_jobs_cannot_choose_programs_and_removed_workers_stay_out() {
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("s.json");
-    let (mut coord, url, token) = coordinator(dir.path(), 400, &summary);
+    // Serving on after the stopped job: the next submission meets it, and the removed worker
+    // is refused when it comes back.
+    let (coord, url, token) = coordinator(dir.path(), 400, &summary, &["--serve"]);
     let mut workers: Vec<Proc> =
         (0..2).map(|_| Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token])).collect();
     coord.wait_for("epoch 1 done", Duration::from_secs(120)).unwrap_or_else(|| panic!("{}", coord.output()));
@@ -327,5 +338,5 @@ fn submitted_jobs_cannot_choose_programs_and_removed_workers_stay_out() {
         workers[1].output()
     );
     assert!(coord.output().contains("removed by request"), "{}", coord.output());
-    let _ = coord.wait_exit(Duration::from_secs(30));
+    // It serves on (--serve); dropping it ends it.
 }

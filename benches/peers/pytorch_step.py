@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Strom's CPU training step against PyTorch's, side by side in one run.
 
-Same networks (the MLP 784-256-128-10 and the `cnn` preset: conv 3x3 32 same, relu, max-pool 2,
-conv 3x3 64 same, relu, max-pool 2, dense 128 relu, dense 10), same batch sizes (128, 1024),
+Same networks (the MLP 784-256-128-10, the `cnn` preset: conv 3x3 32 same, relu, max-pool 2,
+conv 3x3 64 same, relu, max-pool 2, dense 128 relu, dense 10, and the `resnet20` preset: He et
+al.'s CIFAR ResNet-20 on one channel, convolutions with biases as Strom's, 272,970 parameters,
+with `--models resnet20 --batches 128`), same batch sizes (128, 1024),
 same thread counts (1, 2), Adam, softmax cross-entropy, 1x28x28 inputs. For each case it runs
 Strom's criterion bench (`benches/train_step.rs`, filtered to that case) and then PyTorch, each
 in a process of its own, and prints samples/s of both, the ratio, and each process's peak RSS.
@@ -19,6 +21,35 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def resnet20(nn):
+    """Strom's `resnet20` preset in PyTorch: the same layers, shapes and parameter count."""
+    import torch
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1), nn.BatchNorm2d(cout)
+            self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1), nn.BatchNorm2d(cout)
+            self.proj = None
+            if stride != 1 or cin != cout:
+                self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, 0), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = self.b2(self.c2(torch.relu(self.b1(self.c1(x)))))
+            return torch.relu(y + (x if self.proj is None else self.proj(x)))
+
+    layers = [nn.Conv2d(1, 16, 3, 1, 1), nn.BatchNorm2d(16), nn.ReLU()]
+    cin = 16
+    for w in (16, 32, 64):
+        for b in range(3):
+            layers.append(Block(cin, w, 2 if b == 0 and w != cin else 1))
+            cin = w
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    net = nn.Sequential(*layers)
+    assert sum(p.numel() for p in net.parameters()) == 272_970
+    return net
+
+
 def torch_case(model, batch, threads, seconds):
     import torch
     import torch.nn as nn
@@ -28,6 +59,8 @@ def torch_case(model, batch, threads, seconds):
     if model == "mlp":
         net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
                             nn.Linear(128, 10))
+    elif model == "resnet20":
+        net = resnet20(nn)
     else:
         net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),

@@ -116,6 +116,8 @@ pub struct WorkerLink {
     pub closed: AtomicBool,
     /// The worker has been answered that the job is over (so the coordinator may exit).
     pub told_over: AtomicBool,
+    /// A removed worker came back and was refused: it knows its part has ended.
+    pub rejoin_refused: AtomicBool,
     /// What every call of this worker's session proves itself with.
     pub secret: String,
 }
@@ -364,13 +366,19 @@ impl JobRun {
         }
     }
 
-    /// Workers that were still in the job when it ended and have not yet been told so: a
-    /// coordinator about to exit waits a moment for their next call, or they would take the
-    /// closed port for a crash and keep retrying.
+    /// Workers that were still in the job when it ended (or were removed from it) and have not
+    /// yet been told so: a coordinator about to exit waits a moment for their next call, or
+    /// they would take the closed port for a crash and keep retrying.
     pub fn untold_workers(&self) -> usize {
         self.links()
             .iter()
-            .filter(|l| l.state() == LinkState::Done && !l.told_over.load(Ordering::Acquire))
+            .filter(|l| match l.state() {
+                LinkState::Done => !l.told_over.load(Ordering::Acquire),
+                // A removed worker whose session was cut learns it at its next join: wait for
+                // that (a finish answered on another of its calls may race the cut).
+                LinkState::Removed => !l.rejoin_refused.load(Ordering::Acquire),
+                _ => false,
+            })
             .count()
     }
 
@@ -403,6 +411,10 @@ impl JobRun {
         if let Some((p, _)) = &previous
             && st.removed.contains(p)
         {
+            // Refused is how a removed worker learns its part has ended.
+            if let Some(link) = st.links.get(p) {
+                link.rejoin_refused.store(true, Ordering::Release);
+            }
             return Err(format!(
                 "worker {p} was removed from this job: its part has ended; it is not admitted again"
             ));
@@ -445,6 +457,7 @@ impl JobRun {
             seq: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             told_over: AtomicBool::new(false),
+            rejoin_refused: AtomicBool::new(false),
             secret: secret.clone(),
         });
         if let Some(old) = st.links.insert(id, link) {
