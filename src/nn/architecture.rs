@@ -238,7 +238,7 @@ impl Architecture {
 
     /// The summary table of `strom train --print-model` and the cockpit.
     pub fn summary(&self) -> String {
-        let graph = self.is_graph() || self.wiring.iter().any(|w| w.name.is_some());
+        let graph = self.has_wiring();
         let rows: Vec<[String; 5]> = self
             .layout
             .layers
@@ -307,10 +307,20 @@ impl Architecture {
 impl Architecture {
     /// How summaries name a node: the data, a layer's name, or `#l` for an unnamed layer.
     pub fn node_name(&self, node: usize) -> String {
-        match node {
-            0 => INPUT_NAME.to_string(),
-            n => self.wiring[n - 1].name.clone().unwrap_or_else(|| format!("#{}", n - 1)),
-        }
+        node_name(&self.wiring, node)
+    }
+
+    /// Whether the wiring is worth writing down: some layer is named or takes other than the
+    /// layer before it.
+    fn has_wiring(&self) -> bool {
+        self.is_graph() || self.wiring.iter().any(|w| w.name.is_some())
+    }
+}
+
+fn node_name(wiring: &[Wiring], node: usize) -> String {
+    match node {
+        0 => INPUT_NAME.to_string(),
+        n => wiring[n - 1].name.clone().unwrap_or_else(|| format!("#{}", n - 1)),
     }
 }
 
@@ -420,10 +430,6 @@ impl Layout {
         let mut outputs = vec![input];
         let mut used = vec![false; layers.len() + 1];
         let mut planned = Vec::with_capacity(layers.len());
-        let node_name = |n: usize| match n {
-            0 => INPUT_NAME.to_string(),
-            n => wiring[n - 1].name.clone().unwrap_or_else(|| format!("#{}", n - 1)),
-        };
         for (i, spec) in layers.iter().enumerate() {
             let layer = spec.layer();
             if let Some((key, msg)) = layer.check().into_iter().next() {
@@ -450,7 +456,7 @@ impl Layout {
             let shape = outputs[inputs[0]];
             let output = if layer.merges() {
                 let named: Vec<(String, Shape)> =
-                    inputs.iter().map(|&n| (node_name(n), outputs[n])).collect();
+                    inputs.iter().map(|&n| (node_name(wiring, n), outputs[n])).collect();
                 layer.merge_shape(&named)
             } else {
                 layer.output_shape(shape)
@@ -504,13 +510,6 @@ impl Layout {
                 l - 1,
                 &layers[l - 1],
                 "its output is used by no layer: name it in a later layer's inputs, or remove it".into(),
-            ));
-        }
-        if wiring.last().is_some_and(|w| w.inputs.len() != 1) {
-            return Err(fail(
-                layers.len() - 1,
-                &layers[layers.len() - 1],
-                "the output layer takes one input".into(),
             ));
         }
         if offset >= (1 << 31) {
@@ -600,7 +599,7 @@ struct LegacyDense {
 
 impl From<Architecture> for Repr {
     fn from(a: Architecture) -> Repr {
-        let graph = a.is_graph() || a.wiring.iter().any(|w| w.name.is_some());
+        let graph = a.has_wiring();
         Repr {
             input: a.input,
             layers: a.layers,
