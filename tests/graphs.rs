@@ -125,6 +125,16 @@ fn graph_errors_name_the_layer_and_the_key() {
         ),
         (
             format!(
+                "{}{}",
+                (0..9)
+                    .map(|k| conv(&format!("c{k}"), if k > 0 { "inputs = [\"input\"]\n" } else { "" }))
+                    .collect::<String>(),
+                merge("concat", &(0..9).map(|k| format!("\"c{k}\"")).collect::<Vec<_>>().join(", "))
+            ),
+            "inputs: a merge joins at most 8 inputs (got 9); merge in steps",
+        ),
+        (
+            format!(
                 "{}{}{}",
                 conv("a", ""),
                 conv("b", ""),

@@ -57,6 +57,9 @@ pub struct GraphEntry {
     pub inputs: Option<Vec<String>>,
 }
 
+/// The most inputs one merge joins (kernels keep them in a fixed array: no allocation).
+pub const MAX_MERGE_INPUTS: usize = 8;
+
 /// The name by which a layer's `inputs` refers to the data.
 pub const INPUT_NAME: &str = "input";
 
@@ -442,6 +445,15 @@ impl Layout {
             match (layer.merges(), inputs.len()) {
                 (true, 0 | 1) => {
                     return Err(fail(i, spec, "inputs: a merge joins two or more inputs".into()));
+                }
+                (true, n) if n > MAX_MERGE_INPUTS => {
+                    return Err(fail(
+                        i,
+                        spec,
+                        format!(
+                            "inputs: a merge joins at most {MAX_MERGE_INPUTS} inputs (got {n}); merge in steps"
+                        ),
+                    ));
                 }
                 (false, n) if n != 1 => {
                     return Err(fail(

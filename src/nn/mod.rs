@@ -16,7 +16,8 @@ pub mod updater;
 
 pub use activation::Activation;
 pub use architecture::{
-    Architecture, GraphEntry, INPUT_NAME, Layout, PlannedLayer, ShapeError, TensorSlot, Wiring,
+    Architecture, GraphEntry, INPUT_NAME, Layout, MAX_MERGE_INPUTS, PlannedLayer, ShapeError, TensorSlot,
+    Wiring,
 };
 pub use eval::Evaluation;
 pub use init::{Init, initial_running, initial_state, initialize};

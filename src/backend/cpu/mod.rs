@@ -25,7 +25,9 @@ use super::{Backend, DeviceInfo, LayerOps, Target, eval_pass, train_pass};
 use crate::data::{Batch, BatchInput, BatchTargets};
 use crate::job::UpdaterSpec;
 use crate::nn::layers::{LayerSpec, batch_norm_groups};
-use crate::nn::{Activation, Architecture, Layout, Loss, PlannedLayer, Real, Updater, UpdaterState};
+use crate::nn::{
+    Activation, Architecture, Layout, Loss, MAX_MERGE_INPUTS, PlannedLayer, Real, Updater, UpdaterState,
+};
 use crate::rng::Rng;
 use crate::sharing::MessageView;
 
@@ -299,10 +301,9 @@ impl<F: Real> LayerOps for Net<F> {
         let inputs = &self.inputs[l];
         match self.merges[l] {
             Some(merge) => {
-                // At most a few inputs: a fixed array, no allocation.
-                let mut xs: [&[F]; 8] = [&[]; 8];
-                let mut widths = [0usize; 8];
-                assert!(inputs.len() <= 8, "a merge of more than 8 inputs");
+                // At most MAX_MERGE_INPUTS (the layout checked it): a fixed array, no allocation.
+                let mut xs: [&[F]; MAX_MERGE_INPUTS] = [&[]; MAX_MERGE_INPUTS];
+                let mut widths = [0usize; MAX_MERGE_INPUTS];
                 for (k, &n) in inputs.iter().enumerate() {
                     widths[k] = self.node_widths[n];
                     xs[k] = &before[n][..rows * widths[k]];
@@ -355,7 +356,7 @@ impl<F: Real> LayerOps for Net<F> {
         let k = self.inputs[l].len();
         match self.merges[l] {
             Some(merge) => {
-                let mut widths = [0usize; 8];
+                let mut widths = [0usize; MAX_MERGE_INPUTS];
                 for (j, &n) in self.inputs[l].iter().enumerate() {
                     widths[j] = self.node_widths[n];
                 }
