@@ -63,6 +63,75 @@ fn dl4j_networks_import_with_their_layers_updater_and_parameter_count_and_train(
     }
 }
 
+/// DL4J's per-vertex counts for a graph (models.txt: `name=count` in topological order).
+fn dl4j_vertex_params(name: &str) -> Vec<(String, u64)> {
+    let text = std::fs::read_to_string(fixture("models.txt")).unwrap();
+    let line = text.lines().find(|l| l.split('\t').next() == Some(name)).unwrap();
+    let per = line.split('\t').nth(2).unwrap();
+    per.split(',')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn dl4j_computation_graphs_import_with_their_vertices_and_parameter_counts_and_train() {
+    let dir = tempfile::tempdir().unwrap();
+    // residual: two residual blocks (identity and 1x1 projection shortcuts) with batch norm;
+    // merge: two branches concatenated along channels, then a dense layer behind DL4J's
+    // CnnToFeedForwardPreProcessor.
+    for (name, updater, epochs, min_accuracy) in [("residual", "nesterov", "3", 0.6), ("merge", "adam", "1", 0.7)] {
+        let job = dir.path().join(format!("{name}.toml"));
+        let (ok, _, err) =
+            run(&["import", "dl4j-model", &fixture(&format!("{name}.json")), "-o", path(&job)]);
+        assert!(ok, "{name}: {err}");
+        let text = std::fs::read_to_string(&job).unwrap();
+        assert!(text.contains(&format!("kind = \"{updater}\"")) && text.contains("seed = 42"), "{name}: {text}");
+        // Every DL4J vertex with its inputs and DL4J's parameter count (DL4J counts a batch
+        // norm's running mean and variance as parameters; Strom as running state).
+        let (ok, out, err) = run(&["train", "--config", path(&job), "--print-model"]);
+        assert!(ok, "{name}: {err}");
+        for (vertex, count) in dl4j_vertex_params(name) {
+            if vertex == "out" {
+                continue; // Strom's output layer is unnamed; its count is in the total below
+            }
+            let row = out
+                .lines()
+                .find(|l| l.split_whitespace().nth(1) == Some(&format!("{vertex}:")))
+                .unwrap_or_else(|| panic!("{name}: no row for vertex {vertex} in\n{out}"));
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            let number = |c: &str| c.replace(',', "").parse::<u64>().unwrap_or(0);
+            let ours = number(cols[cols.len() - 2]) + number(cols[cols.len() - 1]);
+            assert_eq!(ours, count, "{name}: vertex {vertex}: {row}");
+        }
+        if name == "residual" {
+            assert!(out.contains("a_add: add <- a2_bn + pool") && out.contains("b_add: add <- b2_bn + b_proj"), "{out}");
+        } else {
+            assert!(out.contains("merged: concat <- left + right") && out.contains("24x28x28"), "{out}");
+        }
+        let summary = dir.path().join(format!("{name}.json"));
+        let model = dir.path().join(format!("{name}-run"));
+        let (ok, _, err) = run(&[
+            "train",
+            "--config",
+            path(&job),
+            "--epochs",
+            epochs,
+            "--summary-json",
+            path(&summary),
+            "--output",
+            path(&model),
+        ]);
+        assert!(ok, "{name}: {err}");
+        let s = json(&summary);
+        let total = s["parameters"].as_u64().unwrap() + s["running_state"].as_u64().unwrap();
+        assert_eq!(total, dl4j_params(name), "{name}: {s}");
+        assert!(s["test_accuracy"].as_f64().unwrap() >= min_accuracy, "{name}: {s}");
+    }
+}
+
 #[test]
 fn layers_strom_lacks_are_listed_together_in_one_error() {
     let (ok, _, err) = run(&["import", "dl4j-model", &fixture("lenet.json")]);
@@ -74,6 +143,18 @@ fn layers_strom_lacks_are_listed_together_in_one_error() {
         assert!(err.contains(layer), "{layer}: {err}");
     }
     assert!(err.contains("3 part(s)"), "{err}");
+    // A graph: every vertex and layer Strom lacks, in one error.
+    let (ok, _, err) = run(&["import", "dl4j-model", &fixture("graph-lacks.json")]);
+    assert!(!ok);
+    for part in [
+        "vertex lrn (LocalResponseNormalization)",
+        "vertex prod (ElementWiseVertex): element-wise Product",
+        "vertex scaled (ScaleVertex)",
+        "vertex l2 (L2NormalizeVertex)",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    assert!(err.contains("4 part(s)"), "{err}");
     // Not a configuration at all.
     let (ok, _, err) = run(&["import", "dl4j-model", &fixture("wine-tp.json")]);
     assert!(!ok && err.contains("no `confs` list"), "{err}");

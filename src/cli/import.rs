@@ -17,9 +17,10 @@ pub struct ImportArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ImportWhat {
-    /// A DL4J MultiLayerConfiguration (MultiLayerConfiguration.toJson()) as a Strom job file:
-    /// layers, activations, loss, updater, learning rate, L2, weight init and seed. Layers Strom
-    /// lacks are listed together in one error.
+    /// A DL4J MultiLayerConfiguration or ComputationGraphConfiguration (toJson()) as a Strom job
+    /// file: layers (for a graph: named layers with their inputs, ElementWiseVertex Add as `add`,
+    /// MergeVertex as `concat`), activations, loss, updater, learning rate, L2, weight init and
+    /// seed. Layers and vertices Strom lacks are listed together in one error.
     #[command(name = "dl4j-model")]
     Dl4jModel {
         /// The configuration JSON (local path or hdfs://)
@@ -63,7 +64,7 @@ pub fn run(args: ImportArgs) -> Result<()> {
         ImportWhat::Dl4jModel { input, output } => {
             let imported = crate::import::dl4j::import(&read(&input)?, &input)?;
             let mut text = format!(
-                "# Imported from {input} (a Deeplearning4j MultiLayerConfiguration) by strom import dl4j-model.\n\
+                "# Imported from {input} (a Deeplearning4j network configuration) by strom import dl4j-model.\n\
                  # Set [data] to your data; the output layer's width comes from it.\n"
             );
             for note in &imported.notes {

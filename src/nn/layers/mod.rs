@@ -212,17 +212,17 @@ impl Serialize for LayerEntry {
         match self {
             LayerEntry::Layer(l) => l.serialize(s),
             LayerEntry::Node { layer, name, inputs } => {
-                use serde::ser::Error;
-                let mut v = serde_json::to_value(layer).map_err(S::Error::custom)?;
-                if let Some(map) = v.as_object_mut() {
-                    if let Some(n) = name {
-                        map.insert("name".into(), n.clone().into());
-                    }
-                    if let Some(i) = inputs {
-                        map.insert("inputs".into(), i.clone().into());
-                    }
+                // The graph's keys first, then the layer's own (numbers keep their f32 spelling).
+                #[derive(Serialize)]
+                struct Node<'a> {
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    name: &'a Option<String>,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    inputs: &'a Option<Vec<String>>,
+                    #[serde(flatten)]
+                    layer: &'a LayerSpec,
                 }
-                v.serialize(s)
+                Node { name, inputs, layer }.serialize(s)
             }
             LayerEntry::Hidden(h) => h.serialize(s),
         }

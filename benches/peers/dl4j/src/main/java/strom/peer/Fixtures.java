@@ -37,7 +37,10 @@ import org.datavec.api.writable.DoubleWritable;
 import org.datavec.api.writable.Writable;
 import org.datavec.local.transforms.AnalyzeLocal;
 import org.datavec.local.transforms.LocalTransformExecutor;
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.conf.MultiLayerConfiguration;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.nn.graph.vertex.GraphVertex;
 import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
 import org.joda.time.DateTimeFieldType;
 import org.joda.time.DateTimeZone;
@@ -85,6 +88,9 @@ public final class Fixtures {
     writeModel(out, "cnn", Models.cnn(new Nesterovs(0.01, 0.9), 42, 0), models);
     writeModel(out, "lenet", Models.lenet(new Nesterovs(0.01, 0.9), 42), models);
     writeModel(out, "lstm", Models.lstm(new Adam(1e-3), 42), models);
+    writeGraph(out, "residual", Models.residual(new Nesterovs(0.01, 0.9), 42), models);
+    writeGraph(out, "merge", Models.merge(new Adam(1e-3), 42), models);
+    writeGraph(out, "graph-lacks", Models.graphLacks(new Adam(1e-3), 42), models);
     write(out.resolve("models.txt"), models.toString());
 
     wineFixture(out, wine);
@@ -111,6 +117,35 @@ public final class Fixtures {
     }
     models.append(name).append('\t').append(net.numParams()).append('\t').append(per).append('\n');
     System.err.printf("%s.json: %d layers, %d params%n", name, net.getnLayers(), net.numParams());
+  }
+
+  /**
+   * A ComputationGraphConfiguration: its JSON, and DL4J's parameter counts after
+   * ComputationGraph.init() (per vertex, in topological order, as name=count).
+   */
+  static void writeGraph(
+      Path out, String name, ComputationGraphConfiguration conf, StringBuilder models)
+      throws IOException {
+    String json = conf.toJson();
+    ComputationGraphConfiguration back = ComputationGraphConfiguration.fromJson(json);
+    if (!back.equals(conf)) {
+      throw new IllegalStateException(name + ": JSON round trip changed the configuration");
+    }
+    write(out.resolve(name + ".json"), json + "\n");
+    ComputationGraph net = new ComputationGraph(conf);
+    net.init();
+    StringBuilder per = new StringBuilder();
+    for (int i : net.topologicalSortOrder()) {
+      GraphVertex v = net.getVertices()[i];
+      if (v.isInputVertex()) {
+        continue;
+      }
+      per.append(per.length() == 0 ? "" : ",").append(v.getVertexName()).append('=')
+          .append(v.numParams());
+    }
+    models.append(name).append('\t').append(net.numParams()).append('\t').append(per).append('\n');
+    System.err.printf("%s.json: %d vertices, %d params%n", name, net.getNumLayers(),
+        net.numParams());
   }
 
   // ------------------------------------------------------------------ wine
