@@ -82,13 +82,18 @@ fn dl4j_computation_graphs_import_with_their_vertices_and_parameter_counts_and_t
     // residual: two residual blocks (identity and 1x1 projection shortcuts) with batch norm;
     // merge: two branches concatenated along channels, then a dense layer behind DL4J's
     // CnnToFeedForwardPreProcessor.
-    for (name, updater, epochs, min_accuracy) in [("residual", "nesterov", "3", 0.6), ("merge", "adam", "1", 0.7)] {
+    for (name, updater, epochs, min_accuracy) in
+        [("residual", "nesterov", "3", 0.6), ("merge", "adam", "1", 0.7)]
+    {
         let job = dir.path().join(format!("{name}.toml"));
         let (ok, _, err) =
             run(&["import", "dl4j-model", &fixture(&format!("{name}.json")), "-o", path(&job)]);
         assert!(ok, "{name}: {err}");
         let text = std::fs::read_to_string(&job).unwrap();
-        assert!(text.contains(&format!("kind = \"{updater}\"")) && text.contains("seed = 42"), "{name}: {text}");
+        assert!(
+            text.contains(&format!("kind = \"{updater}\"")) && text.contains("seed = 42"),
+            "{name}: {text}"
+        );
         // Every DL4J vertex with its inputs and DL4J's parameter count (DL4J counts a batch
         // norm's running mean and variance as parameters; Strom as running state).
         let (ok, out, err) = run(&["train", "--config", path(&job), "--print-model"]);
@@ -107,7 +112,10 @@ fn dl4j_computation_graphs_import_with_their_vertices_and_parameter_counts_and_t
             assert_eq!(ours, count, "{name}: vertex {vertex}: {row}");
         }
         if name == "residual" {
-            assert!(out.contains("a_add: add <- a2_bn + pool") && out.contains("b_add: add <- b2_bn + b_proj"), "{out}");
+            assert!(
+                out.contains("a_add: add <- a2_bn + pool") && out.contains("b_add: add <- b2_bn + b_proj"),
+                "{out}"
+            );
         } else {
             assert!(out.contains("merged: concat <- left + right") && out.contains("24x28x28"), "{out}");
         }

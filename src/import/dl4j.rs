@@ -272,7 +272,9 @@ pub fn import(json: &str, file: &str) -> Result<Imported, ImportError> {
     if last_class != "OutputLayer"
         && !reader.unsupported.iter().any(|u| u.starts_with(&format!("layer {last} (")))
     {
-        reader.unsupported.push(format!("layer {last} ({last_class}): the last layer must be an OutputLayer"));
+        reader
+            .unsupported
+            .push(format!("layer {last} ({last_class}): the last layer must be an OutputLayer"));
     }
     let seed = confs[0].get("seed").and_then(Value::as_i64);
     reader.finish(file, seed, layers)
@@ -320,7 +322,8 @@ fn names(v: Option<&Value>) -> Vec<String> {
 /// its inputs (the file's order where it allows), each a named Strom layer with its inputs.
 fn graph(json: &str, root: &Value, file: &str) -> Result<Imported, ImportError> {
     let invalid = |message: String| ImportError::Invalid { file: file.into(), message };
-    let vertices = root["vertices"].as_object().ok_or_else(|| invalid("`vertices` is not an object".into()))?;
+    let vertices =
+        root["vertices"].as_object().ok_or_else(|| invalid("`vertices` is not an object".into()))?;
     let edges = root.get("vertexInputs").and_then(Value::as_object);
     let inputs_of = |name: &str| names(edges.and_then(|e| e.get(name)));
     let network_inputs = names(root.get("networkInputs"));
@@ -346,12 +349,10 @@ fn graph(json: &str, root: &Value, file: &str) -> Result<Imported, ImportError> 
     let mut placed: std::collections::HashSet<&str> = std::collections::HashSet::from([data.as_str()]);
     let mut sorted: Vec<&str> = Vec::with_capacity(order.len());
     while sorted.len() < order.len() {
-        let Some(next) = order
-            .iter()
-            .find(|n| !placed.contains(n.as_str()) && inputs_of(n).iter().all(|i| placed.contains(i.as_str())))
-        else {
-            let stuck: Vec<&str> =
-                order.iter().map(String::as_str).filter(|n| !placed.contains(n)).collect();
+        let Some(next) = order.iter().find(|n| {
+            !placed.contains(n.as_str()) && inputs_of(n).iter().all(|i| placed.contains(i.as_str()))
+        }) else {
+            let stuck: Vec<&str> = order.iter().map(String::as_str).filter(|n| !placed.contains(n)).collect();
             return Err(invalid(format!(
                 "vertices {} read inputs that are neither the network input `{data}` nor another vertex \
                  (or form a cycle)",
@@ -384,9 +385,11 @@ fn graph(json: &str, root: &Value, file: &str) -> Result<Imported, ImportError> 
                 let at = format!("vertex {name} ({})", class_of(layer));
                 match vertex.get("preProcessor").filter(|p| !p.is_null()).map(class_of) {
                     None | Some("CnnToFeedForwardPreProcessor") => {}
-                    Some("FeedForwardToCnnPreProcessor") if inputs == [INPUT_NAME] => reader.notes.push(format!(
-                        "{name}: DL4J reshapes flat input to images here; Strom reads images as images"
-                    )),
+                    Some("FeedForwardToCnnPreProcessor") if inputs == [INPUT_NAME] => {
+                        reader.notes.push(format!(
+                            "{name}: DL4J reshapes flat input to images here; Strom reads images as images"
+                        ))
+                    }
                     Some(other) => reader.unsupported.push(format!("{at}: preprocessor {other}")),
                 }
                 let is_output = name == output;
@@ -436,7 +439,8 @@ fn graph(json: &str, root: &Value, file: &str) -> Result<Imported, ImportError> 
         }
         let mut from = inputs;
         for (k, layer) in specs.into_iter().enumerate() {
-            let node = if k + 1 == count { name.to_string() } else { format!("{name}_{}", layer.layer().kind()) };
+            let node =
+                if k + 1 == count { name.to_string() } else { format!("{name}_{}", layer.layer().kind()) };
             layers.push(LayerEntry::Node { layer, name: Some(node.clone()), inputs: Some(from) });
             from = vec![node];
         }
@@ -514,7 +518,11 @@ mod tests {
             &[
                 // Listed before the vertex it reads: placed after it.
                 ("late", layer("DenseLayer", json!({})), &["first"]),
-                ("first", layer("DenseLayer", json!({"idropout": {"@class": "x.Dropout", "p": 0.8}})), &["in"]),
+                (
+                    "first",
+                    layer("DenseLayer", json!({"idropout": {"@class": "x.Dropout", "p": 0.8}})),
+                    &["in"],
+                ),
                 ("drop", layer("DropoutLayer", json!({})), &["late"]),
                 ("out", output(), &["drop"]),
             ],
@@ -536,14 +544,20 @@ mod tests {
     #[test]
     fn graph_errors_name_what_strom_cannot_take() {
         let two = graph_json(
-            &[("a", layer("DenseLayer", json!({})), &["in"]), ("out", output(), &["a"]), ("out2", output(), &["a"])],
+            &[
+                ("a", layer("DenseLayer", json!({})), &["in"]),
+                ("out", output(), &["a"]),
+                ("out2", output(), &["a"]),
+            ],
             &["out", "out2"],
         );
         let err = import(&two, "g.json").err().unwrap().to_string();
         assert!(err.contains("2 network outputs (out, out2)"), "{err}");
 
-        let dangling =
-            graph_json(&[("a", layer("DenseLayer", json!({})), &["nowhere"]), ("out", output(), &["a"])], &["out"]);
+        let dangling = graph_json(
+            &[("a", layer("DenseLayer", json!({})), &["nowhere"]), ("out", output(), &["a"])],
+            &["out"],
+        );
         let err = import(&dangling, "g.json").err().unwrap().to_string();
         assert!(err.contains("g.json") && err.contains("vertices a, out read inputs"), "{err}");
 

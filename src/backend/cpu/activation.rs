@@ -2,7 +2,9 @@
 //! turns dL/da into dL/dz in place using the outputs `a`. Softmax works row by row; the rest
 //! element by element. Also the standalone activation layer's kernel.
 
-use super::Kernel;
+use rayon::prelude::*;
+
+use super::{Kernel, parallel_len};
 use crate::nn::{Activation, Real};
 use crate::rng::Rng;
 
@@ -39,11 +41,10 @@ pub fn backward_in_place<F: Real>(act: Activation, a: &[F], g: &mut [F], width: 
                 gr.iter_mut().zip(ar).for_each(|(g, &a)| *g = a * (*g - dot));
             }
         }
-        Activation::Relu => g.iter_mut().zip(a).for_each(|(g, &a)| {
-            if a <= F::zero() {
-                *g = F::zero()
-            }
-        }),
+        // A select, not a branch: the signs of a layer's outputs are as good as random.
+        Activation::Relu => {
+            g.iter_mut().zip(a).for_each(|(g, &a)| *g = if a > F::zero() { *g } else { F::zero() })
+        }
         act => g.iter_mut().zip(a).for_each(|(g, &a)| *g = *g * act.derivative(a)),
     }
 }
@@ -52,12 +53,28 @@ pub fn backward_in_place<F: Real>(act: Activation, a: &[F], g: &mut [F], width: 
 pub struct ActivationKernel {
     pub act: Activation,
     pub width: usize,
+    pub threads: usize,
+}
+
+impl ActivationKernel {
+    /// Values per piece when the rows are shared between threads (whole rows: softmax works
+    /// row by row).
+    fn piece(&self, len: usize) -> Option<usize> {
+        parallel_len(len, self.threads).map(|p| p.div_ceil(self.width.max(1)) * self.width.max(1))
+    }
 }
 
 impl<F: Real> Kernel<F> for ActivationKernel {
     fn forward(&mut self, x: &[F], y: &mut [F], _p: &[F], _r: &mut [F], _rows: usize, _train: bool) {
-        y.copy_from_slice(x);
-        forward_in_place(self.act, y, self.width);
+        let (act, width) = (self.act, self.width);
+        let run = |x: &[F], y: &mut [F]| {
+            y.copy_from_slice(x);
+            forward_in_place(act, y, width);
+        };
+        match self.piece(y.len()) {
+            Some(piece) => y.par_chunks_mut(piece).zip(x.par_chunks(piece)).for_each(|(y, x)| run(x, y)),
+            None => run(x, y),
+        }
     }
     fn backward(
         &mut self,
@@ -69,9 +86,23 @@ impl<F: Real> Kernel<F> for ActivationKernel {
         _g: &mut [F],
         _rows: usize,
     ) {
-        backward_in_place(self.act, y, dy, self.width);
-        if let Some(dx) = dx {
-            dx.copy_from_slice(dy);
+        let (act, width) = (self.act, self.width);
+        let run = |y: &[F], dy: &mut [F], dx: Option<&mut [F]>| {
+            backward_in_place(act, y, dy, width);
+            if let Some(dx) = dx {
+                dx.copy_from_slice(dy);
+            }
+        };
+        match (self.piece(dy.len()), dx) {
+            (Some(piece), Some(dx)) => dy
+                .par_chunks_mut(piece)
+                .zip(y.par_chunks(piece))
+                .zip(dx.par_chunks_mut(piece))
+                .for_each(|((dy, y), dx)| run(y, dy, Some(dx))),
+            (Some(piece), None) => {
+                dy.par_chunks_mut(piece).zip(y.par_chunks(piece)).for_each(|(dy, y)| run(y, dy, None))
+            }
+            (None, dx) => run(y, dy, dx),
         }
     }
     fn resample(&mut self, _rows: usize, _rng: &mut Rng) {}

@@ -12,7 +12,7 @@ impl<F: Real> Kernel<F> for GlobalAvgPoolKernel {
     fn forward(&mut self, x: &[F], y: &mut [F], _p: &[F], _r: &mut [F], _rows: usize, _train: bool) {
         let inv = F::one() / F::of(self.area as f64);
         for (plane, out) in x.chunks_exact(self.area).zip(y.iter_mut()) {
-            *out = plane.iter().copied().sum::<F>() * inv;
+            *out = super::reduce::sum(plane) * inv;
         }
     }
 

@@ -15,6 +15,7 @@ pub mod gemm;
 mod global_avg_pool;
 mod loss;
 mod max_pool2d;
+mod reduce;
 pub mod sharing;
 #[cfg(test)]
 mod tests;
@@ -95,6 +96,7 @@ fn kernel_for<F: Real>(
                 b.epsilon,
                 b.activation,
                 capacity,
+                threads,
             ))
         }
         LayerSpec::Dropout(d) => Box::new(dropout::DropoutKernel {
@@ -105,9 +107,16 @@ fn kernel_for<F: Real>(
         // Merges are run by `Net` itself (several inputs); this kernel is never called.
         LayerSpec::Flatten(_) | LayerSpec::Add(_) | LayerSpec::Concat(_) => Box::new(flatten::FlattenKernel),
         LayerSpec::Activation(a) => {
-            Box::new(activation::ActivationKernel { act: a.activation, width: input.size() })
+            Box::new(activation::ActivationKernel { act: a.activation, width: input.size(), threads })
         }
     }
+}
+
+/// For element-wise work over `len` values with `threads` threads: the piece each thread takes,
+/// or `None` when one thread should do it all (one thread, or too little work to share).
+pub(crate) fn parallel_len(len: usize, threads: usize) -> Option<usize> {
+    const MIN_SHARED: usize = 1 << 15;
+    (threads > 1 && len >= MIN_SHARED).then(|| len.div_ceil(threads))
 }
 
 /// How a merging layer joins its inputs.
@@ -130,6 +139,8 @@ pub struct Net<F: Real> {
     param_ranges: Vec<Range<usize>>,
     running_ranges: Vec<Range<usize>>,
     capacity: usize,
+    /// Threads of the pool the net runs in (element-wise merges split their work).
+    threads: usize,
     /// `acts[0]` is the input, `acts[l + 1]` the output of layer `l` (the output layer's
     /// pre-activation for the last one).
     acts: Vec<Vec<F>>,
@@ -231,6 +242,7 @@ impl<F: Real> Net<F> {
             param_ranges: layout.layers.iter().map(|l| l.params.clone()).collect(),
             running_ranges: layout.layers.iter().map(|l| l.running.clone()).collect(),
             capacity: cap,
+            threads,
             acts,
             slots: (0..slots).map(|_| vec![F::zero(); cap * widest]).collect(),
             slot_of,
@@ -310,7 +322,7 @@ impl<F: Real> LayerOps for Net<F> {
                 }
                 let k = inputs.len();
                 match merge {
-                    Merge::Add => add::add_forward(&xs[..k], y),
+                    Merge::Add => add::add_forward(&xs[..k], y, self.threads),
                     Merge::Concat => concat::concat_forward(&xs[..k], &widths[..k], y, rows),
                 }
             }
@@ -370,7 +382,7 @@ impl<F: Real> LayerOps for Net<F> {
                     let (dy, dx) = two_mut(&mut self.slots, dy_slot, self.slot_of[n]);
                     let dx = &mut dx[..rows * widths[j]];
                     match merge {
-                        Merge::Add => add::add_backward(&dy[..rows * wout], dx, first),
+                        Merge::Add => add::add_backward(&dy[..rows * wout], dx, first, self.threads),
                         Merge::Concat => {
                             concat::concat_backward(&dy[..rows * wout], &widths[..k], j, dx, rows, first)
                         }
