@@ -49,7 +49,9 @@ import argparse
 import gzip
 import json
 import os
+import re
 import shlex
+import signal
 import struct
 import sys
 import tempfile
@@ -100,8 +102,10 @@ def truncate_idx(prefix, n, outdir):
     return out
 
 
-def spawn(argv, log_prefix, env=None, timeout=None):
-    """Runs argv with stdout/stderr in log files; returns (rc, wall_s, maxrss_kib, t_spawn)."""
+def spawn(argv, log_prefix, env=None, timeout=None, dump_first=False):
+    """Runs argv with stdout/stderr in log files; returns (rc, wall_s, maxrss_kib, t_spawn,
+    timed_out). Past `timeout` seconds the process is killed; with dump_first (a JVM) it is sent
+    SIGQUIT first, so that its thread dump lands in the stdout log, and killed 3 s later."""
     out = os.path.abspath(log_prefix + ".stdout")
     err = os.path.abspath(log_prefix + ".stderr")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -111,18 +115,24 @@ def spawn(argv, log_prefix, env=None, timeout=None):
     t0 = time.monotonic()
     pid = os.posix_spawnp(argv[0], argv, env if env is not None else os.environ,
                           file_actions=actions)
+    timed_out = False
     while True:
         wpid, status, ru = os.wait4(pid, os.WNOHANG)
         if wpid == pid:
             break
         if timeout is not None and time.monotonic() - t0 > timeout:
-            os.kill(pid, 9)
+            timed_out = True
+            if dump_first:
+                os.kill(pid, signal.SIGQUIT)
+                time.sleep(3)
+            os.kill(pid, signal.SIGKILL)
             wpid, status, ru = os.wait4(pid, 0)
-            print(f"  timed out after {timeout} s: killed", file=sys.stderr)
+            print(f"  timed out after {timeout:g} s: killed"
+                  + (f" (thread dump in {out})" if dump_first else ""), file=sys.stderr)
             break
         time.sleep(0.05)
     wall = time.monotonic() - t0
-    return os.waitstatus_to_exitcode(status), wall, ru.ru_maxrss, t_spawn
+    return os.waitstatus_to_exitcode(status), wall, ru.ru_maxrss, t_spawn, timed_out
 
 
 def tail(path, n=15):
@@ -213,9 +223,13 @@ def run_strom(args, case, c, workdir):
     if momentum is not None:
         argv += ["--momentum", repr(momentum)]
     print("  strom: " + shlex.join(argv), flush=True)
-    rc, wall, maxrss, t_spawn = spawn(argv, name, timeout=args.timeout)
+    rc, wall, maxrss, t_spawn, timed_out = spawn(argv, name, timeout=args.timeout)
     r = {"peer": "strom", "argv": argv, "rc": rc, "wall_s": wall, "maxrss_kib": maxrss,
          "logs": name + ".stderr"}
+    if timed_out:
+        r["error"] = f"hang: no result after {args.timeout:g} s, killed"
+        r["hang"] = True
+        return r
     if rc != 0 or not os.path.isfile(summary):
         r["error"] = f"exit {rc}"
         print(f"  strom failed (exit {rc}):\n{tail(name + '.stderr')}", file=sys.stderr)
@@ -259,9 +273,17 @@ def run_dl4j(args, case, c, workdir):
     argv = (["java", "--add-opens=java.base/java.nio=ALL-UNNAMED"] + java_opts
             + ["-cp", cp, "strom.peer.Bench"] + bench_args)
     print("  dl4j:  benches/peers/dl4j/run.sh Bench " + shlex.join(bench_args), flush=True)
-    rc, wall, maxrss, _ = spawn(argv, name, timeout=args.timeout)
+    env = dl4j_env(args)
+    rc, wall, maxrss, _, timed_out = spawn(argv, name, env=env, timeout=args.timeout, dump_first=True)
     r = {"peer": "dl4j", "argv": argv, "rc": rc, "wall_s": wall, "maxrss_kib": maxrss,
-         "logs": name + ".stderr"}
+         "logs": name + ".stderr", "openblas_core": openblas_core(name + ".stderr"),
+         "openblas_env": {k: env[k] for k in OPENBLAS_TUNING if k in env}}
+    if timed_out:
+        # A deadlock is a result of its own: reported, with the JVM's thread dump kept.
+        r["error"] = f"hang: no result after {args.timeout:g} s, killed; thread dump in {name}.stdout"
+        r["hang"] = True
+        print(f"  dl4j hung:\n{tail(name + '.stderr')}", file=sys.stderr)
+        return r
     if rc != 0 or not os.path.isfile(out):
         r["error"] = f"exit {rc}"
         print(f"  dl4j failed (exit {rc}):\n{tail(name + '.stderr')}", file=sys.stderr)
@@ -284,6 +306,40 @@ def run_dl4j(args, case, c, workdir):
     r["first_step_s"] = s.get("jvm_start_to_first_iter_s")
     r["first_step_from"] = "JVM start time (RuntimeMXBean) to the first iterationDone"
     return r
+
+
+# Variables that pin OpenBLAS (DL4J's BLAS) to a core type and cache size. An environment that
+# sets OPENBLAS_CORETYPE=Haswell pins AVX2 kernels on a CPU with AVX-512; the DL4J peer runs
+# without them by default, so OpenBLAS picks its kernels for the CPU it finds, as PyTorch's MKL
+# and oneDNN do (--keep-openblas-env keeps them). The OpenBLAS bundled with ND4J 1.0.0-M2 knows
+# no AVX-512 AMD core: on an AMD EPYC with AVX-512 it picks "Zen" (AVX2 kernels);
+# --openblas-coretype SkylakeX makes it run its AVX-512 kernels there.
+OPENBLAS_TUNING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def dl4j_env(args):
+    env = dict(os.environ)
+    if not args.keep_openblas_env:
+        for k in OPENBLAS_TUNING:
+            env.pop(k, None)
+    if args.openblas_coretype:
+        env["OPENBLAS_CORETYPE"] = args.openblas_coretype
+    # OpenBLAS names the core it chose ("Core: SkylakeX") on stderr at load time.
+    env["OPENBLAS_VERBOSE"] = "2"
+    return env
+
+
+def openblas_core(stderr_path):
+    """The kernel set OpenBLAS chose, from its OPENBLAS_VERBOSE=2 line, or None."""
+    try:
+        with open(stderr_path, errors="replace") as f:
+            for line in f:
+                m = re.search(r"Core:\s*(\S+)", line)
+                if m:
+                    return m.group(1)
+    except OSError:
+        pass
+    return None
 
 
 def fmt_num(v, kind):
@@ -329,8 +385,14 @@ def print_table(case, c, s, d, args):
         a, b = s.get(key), d.get(key)
         rt = f"{a / b:.2f}x" if ratio and a is not None and b not in (None, 0) else ""
         print(f"  {label:26}{fmt_num(a, kind):>14}{fmt_num(b, kind):>14}{rt:>12}")
+    if d.get("openblas_core") or "openblas_env" in d:
+        pinned = ", ".join(f"{k}={v}" for k, v in d.get("openblas_env", {}).items())
+        print(f"  DL4J's OpenBLAS kernels: {d.get('openblas_core') or 'not reported'}"
+              + (f" (pinned by {pinned})" if pinned else " (chosen for this CPU)"))
     for r in (s, d):
-        if "error" in r:
+        if r.get("hang"):
+            print(f"  {r['peer']}: HANG ({r['error']}), log {r['logs']}")
+        elif "error" in r:
             print(f"  {r['peer']}: FAILED ({r['error']}), log {r['logs']}")
 
 
@@ -356,7 +418,16 @@ def main():
     ap.add_argument("--quick", action="store_true", help="demo data, 1 epoch per case")
     ap.add_argument("--json", metavar="OUT", help="write every raw result here")
     ap.add_argument("--workdir", help="logs, summaries and models (default: a new temp dir)")
-    ap.add_argument("--timeout", type=float, default=None, help="seconds per run, then kill")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds per run before it counts as a hang and is killed (a JVM gets "
+                    "SIGQUIT first: its thread dump goes to the run's stdout log) [default: 600 "
+                    "with --quick, else 1800]")
+    ap.add_argument("--keep-openblas-env", action="store_true",
+                    help="run DL4J with this environment's OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE "
+                    "(by default they are removed from the DL4J run alone)")
+    ap.add_argument("--openblas-coretype", metavar="CORE",
+                    help="set OPENBLAS_CORETYPE for the DL4J run alone, e.g. SkylakeX for "
+                    "OpenBLAS's AVX-512 kernels on a CPU it does not recognise")
     args = ap.parse_args()
 
     cases = [x.strip() for x in args.cases.split(",") if x.strip()]
@@ -366,6 +437,8 @@ def main():
     if args.quick:
         args.data = "demo" if args.data == "auto" else args.data
         args.epochs_mlp = args.epochs_cnn = 1
+    if args.timeout is None:
+        args.timeout = 600.0 if args.quick else 1800.0
     full_ok = all(idx_file(p, k) for p in FULL for k in ("images-idx3-ubyte", "labels-idx1-ubyte"))
     if args.data == "auto":
         args.data = "full" if full_ok else "demo"
@@ -411,8 +484,12 @@ def main():
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
         print(f"\nraw results: {args.json}")
+    hung = [f"{r['case']['case']}/{p}" for r in results for p in ("strom", "dl4j")
+            if r[p].get("hang")]
+    if hung:
+        print("hung (killed after the timeout; reported above): " + ", ".join(hung))
     failed = [f"{r['case']['case']}/{p}" for r in results for p in ("strom", "dl4j")
-              if "error" in r[p]]
+              if "error" in r[p] and not r[p].get("hang")]
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)
         sys.exit(1)
