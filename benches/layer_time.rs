@@ -45,11 +45,11 @@ fn main() {
             let start = Instant::now();
             net.set_input(BatchInput::U8 { data: &images, scale: 1.0 / 255.0 }, batch);
             net.resample(batch, &mut rng);
-            for l in 0..layers {
+            for (l, spent) in fwd.iter_mut().enumerate() {
                 let t = Instant::now();
                 net.forward(l, batch, true);
                 if !warm {
-                    fwd[l] += t.elapsed();
+                    *spent += t.elapsed();
                 }
             }
             net.loss(batch, BatchTargets::Classes(&labels));
@@ -86,7 +86,7 @@ fn main() {
     let step_ms = ms(total);
     println!("\nby kind                        layers    fwd ms    bwd ms   share");
     let mut rows: Vec<_> = kinds.into_iter().collect();
-    rows.sort_by(|a, b| (b.1.0 + b.1.1).cmp(&(a.1.0 + a.1.1)));
+    rows.sort_by_key(|(_, (f, b, _))| std::cmp::Reverse(*f + *b));
     for (kind, (f, b, n)) in rows {
         println!("{kind:<30} {n:>6} {:>9.2} {:>9.2} {:>6.1}%", ms(f), ms(b), 100.0 * ms(f + b) / step_ms);
     }

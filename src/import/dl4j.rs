@@ -445,7 +445,7 @@ fn graph(json: &str, root: &Value, file: &str) -> Result<Imported, ImportError> 
             from = vec![node];
         }
     }
-    if !vertices.get(output.as_str()).is_some_and(|v| class_of(&v["layerConf"]["layer"]) == "OutputLayer") {
+    if vertices.get(output.as_str()).is_none_or(|v| class_of(&v["layerConf"]["layer"]) != "OutputLayer") {
         reader.unsupported.push(format!("network output {output}: not an OutputLayer"));
     }
     reader.finish(file, seed, layers)

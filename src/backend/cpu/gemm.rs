@@ -38,30 +38,66 @@ pub fn gemm<F: Real>(
     accumulate: bool,
     threads: usize,
 ) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm operands too short");
+    let a = match ta {
+        Op::N => View { data: a, rs: k, cs: 1 },
+        Op::T => View { data: a, rs: 1, cs: m },
+    };
+    let b = match tb {
+        Op::N => View { data: b, rs: n, cs: 1 },
+        Op::T => View { data: b, rs: 1, cs: k },
+    };
+    gemm_view(m, n, k, a, b, c, n, accumulate, threads)
+}
+
+/// A matrix read in place: element (i, j) is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub struct View<'a, F> {
+    pub data: &'a [F],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<F> View<'_, F> {
+    /// Whether every element of a rows x cols matrix lies inside `data`.
+    fn holds(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `c = a · b + (accumulate ? c : 0)` with a m x k, b k x n and c m x n, rows `ldc` apart in
+/// `c` (a band of rows of a wider matrix, say).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_view<F: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_, F>,
+    b: View<'_, F>,
+    c: &mut [F],
+    ldc: usize,
+    accumulate: bool,
+    threads: usize,
+) {
+    assert!(ldc >= n, "gemm: output rows overlap");
+    assert!(
+        a.holds(m, k) && b.holds(k, n) && (m == 0 || n == 0 || (m - 1) * ldc + n <= c.len()),
+        "gemm operands too short"
+    );
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            c[..m * n].fill(F::zero());
+            c.chunks_mut(ldc).take(m).for_each(|row| row[..n].fill(F::zero()));
         }
         return;
     }
-    // (row stride, column stride) of each operand as stored.
-    let (a_rs, a_cs) = match ta {
-        Op::N => (k as isize, 1),
-        Op::T => (1, m as isize),
-    };
-    let (b_rs, b_cs) = match tb {
-        Op::N => (n as isize, 1),
-        Op::T => (1, k as isize),
-    };
     let parallelism =
         if threads > 1 { ::gemm::Parallelism::Rayon(threads) } else { ::gemm::Parallelism::None };
     IN_PRODUCT.with(|f| f.set(true));
-    // SAFETY: the asserts above keep every index the strides reach inside the slices; `c` does
-    // not alias `a` or `b` (a unique borrow).
+    // SAFETY: the asserts above keep every index the strides reach inside the slices (a: up to
+    // (m-1)·rs + (k-1)·cs, b likewise, c: (m-1)·ldc + n - 1); `c` does not alias `a` or `b` (a
+    // unique borrow), and rows of `c` do not overlap (ldc >= n).
     unsafe {
         ::gemm::gemm(
             m,
@@ -69,14 +105,14 @@ pub fn gemm<F: Real>(
             k,
             c.as_mut_ptr(),
             1,
-            n as isize,
+            ldc as isize,
             accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
             F::one(),
             F::one(),
             false,
@@ -123,6 +159,30 @@ mod tests {
                 gemm(m, n, k, &a32, ta, &b32, tb, &mut c32, false, 2);
                 for (x, e) in c32.iter().zip(&expect) {
                     assert!((*x as f64 - e).abs() < 1e-5);
+                }
+                // The same product into a band of a wider matrix: the rest is untouched.
+                let ldc = n + 3;
+                let mut wide = vec![7.0; m * ldc];
+                let va = if ta == Op::N {
+                    View { data: &a[..], rs: k, cs: 1 }
+                } else {
+                    View { data: &a[..], rs: 1, cs: m }
+                };
+                let vb = if tb == Op::N {
+                    View { data: &b[..], rs: n, cs: 1 }
+                } else {
+                    View { data: &b[..], rs: 1, cs: k }
+                };
+                gemm_view(m, n, k, va, vb, &mut wide, ldc, false, 1);
+                for i in 0..m {
+                    for j in 0..ldc {
+                        let v = wide[i * ldc + j];
+                        if j < n {
+                            assert!((v - expect[i * n + j]).abs() < 1e-12);
+                        } else {
+                            assert_eq!(v, 7.0);
+                        }
+                    }
                 }
             }
         }
