@@ -100,15 +100,22 @@ public final class Fixtures {
     System.err.println("Fixtures: wrote " + out.toAbsolutePath());
   }
 
-  static void writeModel(Path out, String name, MultiLayerConfiguration conf, StringBuilder models)
+  /**
+   * Writes NAME.json once DL4J's own parser has read it back equal to the configuration it was
+   * written from, so that the fixture is known to load in DL4J.
+   */
+  static void writeRoundTripped(Path out, String name, String json, Object conf, Object back)
       throws IOException {
-    String json = conf.toJson();
-    // Round trip through DL4J's own parser, so that the fixture is known to load in DL4J.
-    MultiLayerConfiguration back = MultiLayerConfiguration.fromJson(json);
     if (!back.equals(conf)) {
       throw new IllegalStateException(name + ": JSON round trip changed the configuration");
     }
     write(out.resolve(name + ".json"), json + "\n");
+  }
+
+  static void writeModel(Path out, String name, MultiLayerConfiguration conf, StringBuilder models)
+      throws IOException {
+    String json = conf.toJson();
+    writeRoundTripped(out, name, json, conf, MultiLayerConfiguration.fromJson(json));
     MultiLayerNetwork net = new MultiLayerNetwork(conf);
     net.init();
     StringBuilder per = new StringBuilder();
@@ -127,11 +134,7 @@ public final class Fixtures {
       Path out, String name, ComputationGraphConfiguration conf, StringBuilder models)
       throws IOException {
     String json = conf.toJson();
-    ComputationGraphConfiguration back = ComputationGraphConfiguration.fromJson(json);
-    if (!back.equals(conf)) {
-      throw new IllegalStateException(name + ": JSON round trip changed the configuration");
-    }
-    write(out.resolve(name + ".json"), json + "\n");
+    writeRoundTripped(out, name, json, conf, ComputationGraphConfiguration.fromJson(json));
     ComputationGraph net = new ComputationGraph(conf);
     net.init();
     StringBuilder per = new StringBuilder();
