@@ -293,7 +293,7 @@ impl<F: Real> Net<F> {
     fn add_share(&mut self, n: usize, rows: usize) {
         let w = self.node_widths[n] * rows;
         let slot = &mut self.slots[self.slot_of[n]][..w];
-        slot.iter_mut().zip(&self.scratch[..w]).for_each(|(o, &g)| *o = *o + g);
+        add::add_backward(&self.scratch[..w], slot, false, self.threads);
     }
 }
 
