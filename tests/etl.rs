@@ -6,16 +6,12 @@ mod common;
 
 use std::path::Path;
 
-use common::{json, run};
+use common::{json, path, run};
 use strom::data::{BatchBuffer, BatchTargets};
 use strom::job::{DataFormat, DataSpec};
 
 const WINE_JOB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/jobs/wine.toml");
 const WINE_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/wine/wine_data.csv");
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn wine_trains_through_the_transform_with_two_workers_and_evaluates_with_it() {

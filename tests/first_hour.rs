@@ -7,13 +7,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Proc, run, token_file};
+use common::{Proc, path, run, token_file};
 
 const TOKEN: &str = "first-hour-token-0123456789abcdef";
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Runs the binary in `cwd`.
 fn run_in(cwd: &Path, args: &[&str]) -> (bool, String, String) {

@@ -5,26 +5,28 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{json, run};
+use common::{json, path, run};
 
 const RESIDUAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/jobs/residual.toml");
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn a_residual_network_trains_in_two_processes_saves_evaluates_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let (out, summary) = (dir.path().join("m"), dir.path().join("s.json"));
+    // The demo job with a global-average-pooling head, as ResNets end: behind the demo's
+    // dense 64 layer, random convolutions alone reach 0.78-0.83 (too close to trained ones to
+    // tell broken gradients); behind a pooled linear head they cannot.
+    let job = dir.path().join("residual-gap.toml");
+    let text = std::fs::read_to_string(RESIDUAL).unwrap();
+    let head = "[[model.layers]]\ntype = \"max_pool2d\"\nkernel = 2\n\n[[model.layers]]\ntype = \"dense\"";
+    let cut = text.rfind(head).expect("residual.toml ends with max_pool2d then dense");
+    std::fs::write(&job, format!("{}[[model.layers]]\ntype = \"global_avg_pool\"\n", &text[..cut])).unwrap();
     let (ok, _, stderr) = run(&[
         "train",
         "--config",
-        RESIDUAL,
+        path(&job),
         "--epochs",
-        "3",
+        "4",
         "--workers",
         "2",
         "--launcher",
@@ -39,9 +41,11 @@ fn a_residual_network_trains_in_two_processes_saves_evaluates_and_resumes() {
     assert!(ok, "{stderr}");
     let s = json(&summary);
     let acc = s["test_accuracy"].as_f64().unwrap();
-    // Three runs on 2026-12-05 gave 0.809, 0.818 and 0.828 (asynchronous sharing varies);
-    // the bound is a sanity check, not calibrated against broken gradients.
-    assert!(acc >= 0.75, "two workers, three epochs: accuracy {acc}");
+    // Calibrated on 2026-12-05 (two processes, threshold sharing): trained, four epochs gave
+    // 0.678 and 0.682 (five: 0.726, 0.731); with every convolution and batch norm frozen at its
+    // initial values and only the output layer trained (the updater zeroing their gradients, a
+    // change made for the measurement only), 0.33 after three epochs and 0.38 after five.
+    assert!(acc >= 0.55, "two workers, four epochs: accuracy {acc}");
     assert!(s["compression_ratio"].as_f64().unwrap() > 20.0, "updates were threshold-encoded: {s}");
     // The model file carries the graph: evaluation rebuilds it and agrees.
     let (ok, stdout, stderr) = run(&["eval", "--model", path(&out)]);
@@ -57,7 +61,7 @@ fn a_residual_network_trains_in_two_processes_saves_evaluates_and_resumes() {
         "--resume",
         path(&out),
         "--epochs",
-        "4",
+        "5",
         "--launcher",
         "embedded",
         "--workers",
@@ -68,7 +72,7 @@ fn a_residual_network_trains_in_two_processes_saves_evaluates_and_resumes() {
         path(&summary2),
     ]);
     assert!(ok, "{stderr}");
-    assert_eq!(json(&summary2)["epochs"], 4, "{}", json(&summary2));
+    assert_eq!(json(&summary2)["epochs"], 5, "{}", json(&summary2));
 }
 
 #[test]

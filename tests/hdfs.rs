@@ -11,16 +11,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::minidfs::MiniDfs;
-use common::{Proc, json, run, token_file};
+use common::{Proc, json, path, run, token_file};
 use strom::storage::Location;
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fashion-mnist-demo");
 const WINE_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/wine/wine_data.csv");
 const WINE_TP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/transforms/wine.json");
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();

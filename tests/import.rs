@@ -4,18 +4,12 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{json, run};
+use common::{json, path, run};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dl4j");
 
 fn fixture(name: &str) -> String {
     format!("{FIXTURES}/{name}")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// DL4J's own count for a network (models.txt: name, numParams, per layer).

@@ -4,6 +4,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// A path as the `&str` an argument list takes (test paths are UTF-8).
+pub fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
 pub fn strom() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_strom"));
     c.env("RUST_LOG", "warn").env_remove("HADOOP_CONF_DIR").env("NO_COLOR", "1");
