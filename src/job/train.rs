@@ -64,6 +64,16 @@ impl UpdaterSpec {
     pub fn learning_rate(&self) -> f32 {
         self.lr.unwrap_or_else(|| self.kind().default_lr())
     }
+
+    /// How much of an update's size carries over from earlier steps' learning rates: Nesterov's
+    /// velocity sums past `lr·g`, so its updates trail a falling rate by about 1/(1 - momentum)
+    /// steps; SGD, RMSProp and Adam scale each step by that step's rate alone (0).
+    pub fn lr_memory(&self) -> f32 {
+        match self.kind() {
+            UpdaterKind::Nesterov => self.momentum.clamp(0.0, 0.999),
+            UpdaterKind::Sgd | UpdaterKind::Rmsprop | UpdaterKind::Adam => 0.0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -36,6 +36,12 @@ pub struct ThresholdSharing {
     follow_lr: bool,
     /// The learning-rate scale the residual and tau are expressed at (0: not yet known).
     lr_scale: f32,
+    /// The scale the updates are made at: the schedule's, averaged over the updater's memory
+    /// (Nesterov's momentum), since a velocity built at a higher rate keeps the updates above
+    /// what the current rate alone gives while the rate falls.
+    update_scale: f32,
+    /// The updater's memory of past rates ([`crate::job::UpdaterSpec::lr_memory`]).
+    lr_memory: f32,
 }
 
 /// How far the learning-rate scale may move before the residual and tau follow it.
@@ -57,6 +63,8 @@ impl ThresholdSharing {
                 .collect(),
             segments: segments.into_iter().map(|(_, r)| r).collect(),
             lr_scale: 0.0,
+            update_scale: 0.0,
+            lr_memory: job.updater().lr_memory(),
         }
     }
 
@@ -65,21 +73,27 @@ impl ThresholdSharing {
     /// scaled by the same factor. Otherwise updates held back while the rate was high would
     /// be sent after it has decayed (the band lowers tau as the updates shrink): a burst of
     /// stale updates at the end of a cosine schedule that cost the final model up to 8 points.
-    /// A fixed tau is left alone, and so is the residual with it; `sharing.follow_lr = false`
-    /// turns this off.
+    /// The rate followed is the one the updates are made at: with Nesterov momentum the
+    /// schedule's rate averaged over the velocity's memory, as the velocity lags a falling rate
+    /// (at the end of a cosine schedule by up to 4x, which sent twice the bytes per step of the
+    /// epochs before). A fixed tau is left alone, and so is the residual with it;
+    /// `sharing.follow_lr = false` turns this off.
     pub fn follow_lr(&mut self, backend: &mut dyn Backend, lr_scale: f32) {
         if !(self.follow_lr && lr_scale.is_finite() && lr_scale > 0.0) {
             return;
         }
         if self.lr_scale <= 0.0 {
             self.lr_scale = lr_scale;
+            self.update_scale = lr_scale;
             return;
         }
-        let factor = lr_scale / self.lr_scale;
+        let m = self.lr_memory;
+        self.update_scale = m * self.update_scale + (1.0 - m) * lr_scale;
+        let factor = self.update_scale / self.lr_scale;
         if (factor - 1.0).abs() > LR_FOLLOW {
             backend.scale_residual(factor);
             self.threshold.scale(factor);
-            self.lr_scale = lr_scale;
+            self.lr_scale = self.update_scale;
         }
     }
 
@@ -174,6 +188,22 @@ mod tests {
         assert!((sharing.tau() - tau0 * 0.5).abs() <= 1e-6 * tau0, "{} vs {tau0}", sharing.tau());
         sharing.follow_lr(&mut backend, 0.0); // a schedule's very end: nothing to scale by
         assert!((sharing.tau() - tau0 * 0.5).abs() <= 1e-6 * tau0);
+    }
+
+    #[test]
+    fn with_nesterov_they_follow_the_rate_the_velocity_carries() {
+        let (mut backend, mut sharing) = trained(ThresholdSpec::default());
+        sharing.lr_memory = 0.9;
+        let tau0 = sharing.tau();
+        sharing.follow_lr(&mut backend, 0.8);
+        sharing.follow_lr(&mut backend, 0.4); // halved, but the velocity still holds 0.8's steps
+        let first = sharing.tau() / tau0;
+        assert!((first - 0.95).abs() < 1e-4, "one step in, a tenth of the way: {first}");
+        for _ in 0..100 {
+            sharing.follow_lr(&mut backend, 0.4);
+        }
+        let settled = sharing.tau() / tau0;
+        assert!((settled - 0.5).abs() < 0.5 * 0.011, "then all the way, within 1 %: {settled}");
     }
 
     #[test]
