@@ -329,11 +329,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let (architecture, options, done) = match &resumed {
         Some(m) => {
             let arch = m.meta.architecture.clone();
-            if !arch.input().accepts(data.train.shape) || arch.outputs() != classes {
+            if !arch.input().accepts(data.train.shape) || arch.output().per_step() != classes {
                 bail!(
                     "--resume: the model takes {} and gives {} outputs, the data has {} and {}",
                     arch.input(),
-                    arch.outputs(),
+                    arch.output().per_step(),
                     data.train.shape,
                     classes
                 );

@@ -788,9 +788,14 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
         };
         // Tables: this worker transforms the partitions it is handed, with the coordinator's
         // fitted statistics (the distributed executor).
-        let dataset =
-            data::load_train(&job.data, job.train.seed, process.as_ref(), true, architecture.outputs())
-                .map_err(|e| (ClusterError::from(e), true))?;
+        let dataset = data::load_train(
+            &job.data,
+            job.train.seed,
+            process.as_ref(),
+            true,
+            architecture.output().per_step(),
+        )
+        .map_err(|e| (ClusterError::from(e), true))?;
         if !architecture.input().accepts(dataset.shape) {
             return Err((
                 ClusterError::Job(format!(

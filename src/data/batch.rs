@@ -59,6 +59,7 @@ impl BatchBuffer {
         }
         match &dataset.targets {
             Targets::Classes { .. } => b.labels.reserve(rows),
+            Targets::Steps { steps, .. } => b.labels.reserve(rows * steps),
             Targets::Values { width, .. } => b.values.reserve(rows * width),
             Targets::Lazy { .. } => {
                 b.labels.reserve(rows);
@@ -122,6 +123,14 @@ impl BatchBuffer {
                     self.values.extend_from_slice(&values[i * width..(i + 1) * width]);
                 }
                 BatchTargets::Values(&self.values)
+            }
+            Targets::Steps { next, steps, .. } => {
+                self.labels.clear();
+                for &i in indices {
+                    let i = i as usize;
+                    self.labels.extend(next[i * steps..(i + 1) * steps].iter().map(|&b| b as u32));
+                }
+                BatchTargets::Classes(&self.labels)
             }
             Targets::Lazy { .. } => unreachable!("lazy targets come with lazy features"),
         };

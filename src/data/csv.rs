@@ -115,7 +115,7 @@ pub struct CsvSource {
     pub detected_header: Option<Vec<String>>,
 }
 
-fn is_data_file(name: &str) -> bool {
+pub(crate) fn is_data_file(name: &str) -> bool {
     !(name.starts_with('.') || name.starts_with('_') || name.ends_with(".crc"))
 }
 

@@ -35,6 +35,8 @@ pub enum Targets {
     Values { values: Vec<f32>, width: usize },
     /// Inside a lazy table; `classes` is 0 for regression (one target).
     Lazy { classes: usize },
+    /// A class at every step (text: the next id), `steps` per example, back to back.
+    Steps { next: Vec<u8>, steps: usize, classes: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -56,14 +58,17 @@ impl Dataset {
     /// Outputs the model needs: the class count, or the regression target width.
     pub fn output_width(&self) -> usize {
         match &self.targets {
-            Targets::Classes { classes, .. } => *classes,
+            Targets::Classes { classes, .. } | Targets::Steps { classes, .. } => *classes,
             Targets::Values { width, .. } => *width,
             Targets::Lazy { classes } => (*classes).max(1),
         }
     }
 
     pub fn is_classification(&self) -> bool {
-        matches!(self.targets, Targets::Classes { .. } | Targets::Lazy { classes: 1.. })
+        matches!(
+            self.targets,
+            Targets::Classes { .. } | Targets::Steps { .. } | Targets::Lazy { classes: 1.. }
+        )
     }
 
     /// The usable rows among `indices` (lazy tables transform them now; filtered rows drop
@@ -108,6 +113,14 @@ impl Dataset {
                 Targets::Values { values: pick(values, *width), width: *width }
             }
             Targets::Lazy { classes } => Targets::Lazy { classes: *classes },
+            Targets::Steps { next, steps, classes } => Targets::Steps {
+                next: indices
+                    .iter()
+                    .flat_map(|&i| next[i as usize * steps..(i as usize + 1) * steps].iter().copied())
+                    .collect(),
+                steps: *steps,
+                classes: *classes,
+            },
         };
         Dataset {
             source: self.source.clone(),
@@ -131,6 +144,7 @@ impl Dataset {
             Targets::Classes { labels, .. } => labels.len() * 4,
             Targets::Values { values, .. } => values.len() * 4,
             Targets::Lazy { .. } => self.rows * 4,
+            Targets::Steps { next, .. } => next.len(),
         };
         f + t
     }

@@ -12,6 +12,7 @@ pub mod idx;
 pub mod schema;
 mod source;
 pub mod table;
+pub mod text;
 pub mod transform;
 
 pub use batch::{Batch, BatchBuffer, BatchInput, BatchTargets};
@@ -60,6 +61,7 @@ impl From<TransformError> for DataError {
 pub enum DataInputs {
     Idx { images: Location, labels: Location },
     Csv(csv::CsvSource),
+    Text(Vec<Location>),
 }
 
 /// Finds the files a data location stands for. For IDX: a directory holding exactly one

@@ -71,6 +71,37 @@ pub fn source(format: DataFormat) -> &'static dyn Source {
     match format {
         DataFormat::Idx => &Idx,
         DataFormat::Csv => &Csv,
+        DataFormat::Text => &Text,
+    }
+}
+
+/// Text read as characters or bytes (`data::text`): windows of ids, next-id targets.
+pub struct Text;
+
+impl Source for Text {
+    fn resolve(&self, location: &Location, _data: &DataSpec) -> Result<DataInputs, DataError> {
+        Ok(DataInputs::Text(super::text::files(location)?))
+    }
+
+    fn describe(
+        &self,
+        location: &Location,
+        data: &DataSpec,
+        _process: Option<&TransformProcess>,
+        _seed: u64,
+    ) -> Result<DataShape, DataError> {
+        super::text::describe(location, data)
+    }
+
+    fn load(
+        &self,
+        location: &Location,
+        data: &DataSpec,
+        _process: Option<&TransformProcess>,
+        split: Split,
+        _seed: u64,
+    ) -> Result<Dataset, DataError> {
+        super::text::load(location, data, split)
     }
 }
 

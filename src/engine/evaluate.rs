@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::data::{BatchBuffer, BatchTargets, Dataset};
+use crate::data::{BatchBuffer, BatchTargets, Dataset, Targets};
 use crate::nn::Evaluation;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,17 +16,32 @@ pub struct RegressionMetrics {
     pub r2: f64,
 }
 
+/// A language model's figures: a prediction of the next id at every step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LanguageMetrics {
+    /// Steps predicted.
+    pub tokens: u64,
+    /// Mean cross-entropy in nats per token.
+    pub loss: f64,
+    /// exp(loss).
+    pub perplexity: f64,
+    /// Steps whose most likely next id was the right one.
+    pub accuracy: f64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EvalReport {
     Classification(Evaluation),
     Regression(RegressionMetrics),
+    Language(LanguageMetrics),
 }
 
 impl EvalReport {
     pub fn accuracy(&self) -> Option<f64> {
         match self {
             EvalReport::Classification(e) => Some(e.accuracy),
+            EvalReport::Language(l) => Some(l.accuracy),
             EvalReport::Regression(_) => None,
         }
     }
@@ -35,6 +50,7 @@ impl EvalReport {
         match self {
             EvalReport::Classification(e) => e.loss,
             EvalReport::Regression(r) => r.loss,
+            EvalReport::Language(l) => l.loss,
         }
     }
 
@@ -43,6 +59,10 @@ impl EvalReport {
         match self {
             EvalReport::Classification(e) => format!("accuracy {:.4}", e.accuracy),
             EvalReport::Regression(r) => format!("mse {:.5}  mae {:.5}  r2 {:.4}", r.mse, r.mae, r.r2),
+            EvalReport::Language(l) => format!(
+                "loss {:.4} nats/token  perplexity {:.3}  accuracy {:.4}",
+                l.loss, l.perplexity, l.accuracy
+            ),
         }
     }
 
@@ -53,8 +73,17 @@ impl EvalReport {
             EvalReport::Regression(r) => {
                 format!("mse {:.6}  mae {:.6}  r2 {:.4}  ({} examples)\n", r.mse, r.mae, r.r2, r.samples)
             }
+            EvalReport::Language(l) => format!("{}  ({} tokens)\n", self.headline(), l.tokens),
         }
     }
+}
+
+/// The index of the largest value (the first of equals).
+fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (j, &v)| if v > best.1 { (j, v) } else { best })
+        .0
 }
 
 /// Evaluates the backend's current parameters on every example of `dataset` (for a lazy
@@ -71,6 +100,28 @@ pub fn evaluate(backend: &mut dyn Backend, dataset: &Dataset, batch_size: usize)
     let width = dataset.output_width();
     let n = rows.len().max(1) as f64;
     let mut loss_sum = 0.0f64;
+    if let Targets::Steps { steps, .. } = dataset.targets {
+        // The backend's loss is the mean over a batch's steps; every example has `steps`.
+        let mut right = 0u64;
+        for chunk in rows.chunks(batch_size) {
+            let batch = buf.gather(dataset, chunk);
+            loss_sum += backend.evaluate(&batch, &mut outputs) as f64 * chunk.len() as f64;
+            let BatchTargets::Classes(labels) = batch.targets else { continue };
+            right += outputs
+                .chunks_exact(width)
+                .zip(labels)
+                .filter(|(row, y)| argmax(row) == **y as usize)
+                .count() as u64;
+        }
+        let tokens = (rows.len() * steps) as u64;
+        let loss = loss_sum / n;
+        return EvalReport::Language(LanguageMetrics {
+            tokens,
+            loss,
+            perplexity: loss.exp(),
+            accuracy: right as f64 / tokens.max(1) as f64,
+        });
+    }
     if dataset.is_classification() {
         let classes = width;
         let mut confusion = vec![vec![0u64; classes]; classes];
@@ -79,11 +130,7 @@ pub fn evaluate(backend: &mut dyn Backend, dataset: &Dataset, batch_size: usize)
             loss_sum += backend.evaluate(&batch, &mut outputs) as f64 * chunk.len() as f64;
             let BatchTargets::Classes(labels) = batch.targets else { continue };
             for (r, row) in outputs.chunks_exact(width).enumerate() {
-                let predicted = row
-                    .iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |best, (j, &v)| if v > best.1 { (j, v) } else { best })
-                    .0;
+                let predicted = argmax(row);
                 if let Some(cell) = confusion.get_mut(labels[r] as usize).and_then(|c| c.get_mut(predicted)) {
                     *cell += 1;
                 }

@@ -11,6 +11,21 @@ pub const DEMO_TEST: &str = "builtin:fashion-mnist-demo/test";
 pub enum DataFormat {
     Idx,
     Csv,
+    /// UTF-8 text (a file or a folder of files) read as characters or bytes: windows of
+    /// `data.context` ids, each step's target the next id.
+    Text,
+}
+
+/// What one id of a text source stands for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextUnit {
+    /// A Unicode character of the training text (at most 255 distinct; id 0 for a character
+    /// the training text lacks).
+    #[default]
+    Char,
+    /// A byte (256 ids; any file, UTF-8 or not).
+    Byte,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +57,10 @@ pub struct DataSpec {
     /// CSV: the number of classes, for integer labels (default: found in the data).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub num_classes: Option<usize>,
+    /// Text: steps per example (ids in a window).
+    pub context: usize,
+    /// Text: characters or bytes.
+    pub unit: TextUnit,
 }
 
 impl DataSpec {
@@ -92,6 +111,8 @@ impl Default for DataSpec {
             label: String::new(),
             task: Task::Classification,
             num_classes: None,
+            context: 64,
+            unit: TextUnit::Char,
         }
     }
 }

@@ -182,7 +182,7 @@ pub static KEYS: &[Key] = &[
         .common(),
     key("data.test", K::Location, "Test data, evaluated after every epoch; empty for none")
         .common(),
-    key("data.format", K::Choice, "Data format").choices(&["idx", "csv"])
+    key("data.format", K::Choice, "Data format").choices(&["idx", "csv", "text"])
         .common(),
     key("data.holdout", K::Float, "Fraction of the training rows held out (seeded) as test data when data.test is empty")
         .rule(Rule::Probability, |j| Some(j.data.holdout as f64)),
@@ -200,6 +200,10 @@ pub static KEYS: &[Key] = &[
         .rule(Rule::Int { min: 2, max: 100_000 }, |j| j.data.num_classes.map(|n| n as f64))
         .default("found in the data")
         .optional(),
+    key("data.context", K::Integer, "Text: ids per example (a window; each step's target is the next id)")
+        .rule(Rule::Int { min: 1, max: 65_536 }, |j| Some(j.data.context as f64)),
+    key("data.unit", K::Choice, "Text: what an id stands for: a character of the training text (at most 255 distinct) or a byte")
+        .choices(&["char", "byte"]),
     key("model.preset", K::Choice, "Model preset: mlp (dense layers of model.hidden), cnn (two 3x3 convolutions and max-pooling), lenet5, resnet20 (residual)")
         .choices(&["mlp", "cnn", "lenet5", "resnet20"])
         .common(),

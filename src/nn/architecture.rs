@@ -201,6 +201,10 @@ impl Architecture {
     pub fn outputs(&self) -> usize {
         self.layout.outputs()
     }
+    /// The output's shape (a sequence for a per-step output layer).
+    pub fn output(&self) -> Shape {
+        self.layout.output()
+    }
 
     /// One line: "784-256-128-10 relu/softmax, 235146 parameters" for dense networks,
     /// "1x28x28 -> 10: 2 conv2d, 2 max_pool2d, 2 dense; 421642 parameters" otherwise.
@@ -466,6 +470,13 @@ impl Layout {
             }
             inputs.iter().for_each(|&n| used[n] = true);
             let shape = outputs[inputs[0]];
+            if let (Shape::Tokens { .. }, false) = (shape, layer.reads_tokens()) {
+                return Err(fail(
+                    i,
+                    spec,
+                    format!("reads {shape}, token ids: put an `embedding` layer before it"),
+                ));
+            }
             let output = if layer.merges() {
                 let named: Vec<(String, Shape)> =
                     inputs.iter().map(|&n| (node_name(wiring, n), outputs[n])).collect();

@@ -40,7 +40,7 @@ pub fn initialize(layout: &Layout, init: Init, rng: &mut Rng, params: &mut [f32]
     for t in layout.tensors() {
         let p = &mut params[t.range.clone()];
         match t.role {
-            Role::Weight => {
+            Role::Weight | Role::Table => {
                 let var = match init {
                     Init::He => 2.0 / t.fan_in.max(1) as f64,
                     Init::Xavier => 2.0 / (t.fan_in + t.fan_out).max(1) as f64,

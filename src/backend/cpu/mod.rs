@@ -10,6 +10,7 @@ mod concat;
 mod conv2d;
 mod dense;
 mod dropout;
+mod embedding;
 mod flatten;
 pub mod gemm;
 mod global_avg_pool;
@@ -27,7 +28,8 @@ use crate::data::{Batch, BatchInput, BatchTargets};
 use crate::job::UpdaterSpec;
 use crate::nn::layers::{LayerSpec, batch_norm_groups};
 use crate::nn::{
-    Activation, Architecture, Layout, Loss, MAX_MERGE_INPUTS, PlannedLayer, Real, Updater, UpdaterState,
+    Activation, Architecture, Layout, Loss, MAX_MERGE_INPUTS, PlannedLayer, Real, Shape, Updater,
+    UpdaterState,
 };
 use crate::rng::Rng;
 use crate::sharing::MessageView;
@@ -64,7 +66,8 @@ fn kernel_for<F: Real>(
     let (input, output) = (l.input, l.output);
     match &l.spec {
         LayerSpec::Dense(d) => Box::new(dense::DenseKernel {
-            inputs: input.size(),
+            inputs: if input.is_sequence() { input.per_step() } else { input.size() },
+            steps: if input.is_sequence() { input.steps() } else { 1 },
             units: d.units,
             // The output layer's activation belongs to the loss.
             act: if output_layer { Activation::Identity } else { d.activation },
@@ -104,6 +107,10 @@ fn kernel_for<F: Real>(
             width: input.size(),
             mask: vec![F::zero(); capacity * input.size()],
         }),
+        LayerSpec::Embedding(e) => {
+            let Shape::Tokens { steps, vocab } = input else { unreachable!("{CHECKED}") };
+            Box::new(embedding::EmbeddingKernel { steps, vocab, dim: e.dim })
+        }
         // Merges are run by `Net` itself (several inputs); this kernel is never called.
         LayerSpec::Flatten(_) | LayerSpec::Add(_) | LayerSpec::Concat(_) => Box::new(flatten::FlattenKernel),
         LayerSpec::Activation(a) => {
@@ -158,6 +165,9 @@ pub struct Net<F: Real> {
     out: Vec<F>,
     loss: Loss,
     out_act: Activation,
+    /// Values the loss reads per prediction: the output's size, or per step of a sequence
+    /// (a per-step output layer predicts at every step).
+    out_per_step: usize,
     pub params: Vec<F>,
     pub grads: Vec<F>,
     pub running: Vec<F>,
@@ -251,6 +261,7 @@ impl<F: Real> Net<F> {
             out: vec![F::zero(); cap * layout.outputs()],
             loss: layout.loss,
             out_act,
+            out_per_step: layout.output().per_step(),
             params: vec![F::zero(); layout.len],
             grads: vec![F::zero(); layout.len],
             running: vec![F::zero(); layout.running_len],
@@ -342,8 +353,7 @@ impl<F: Real> LayerOps for Net<F> {
 
     fn loss(&mut self, rows: usize, targets: BatchTargets<'_>) -> f64 {
         let last = self.kernels.len() - 1;
-        let width = self.outputs();
-        let n = rows * width;
+        let n = rows * self.outputs();
         // A new backward pass: no node has its gradient yet but the output's.
         self.written.iter_mut().for_each(|w| *w = false);
         self.written[last + 1] = true;
@@ -355,7 +365,7 @@ impl<F: Real> LayerOps for Net<F> {
             &mut self.out[..n],
             targets,
             &mut self.slots[slot][..n],
-            width,
+            self.out_per_step,
         )
         .f64()
     }

@@ -29,7 +29,13 @@ fn net(arch: &Architecture, rows: usize, threads: usize, seed: u64) -> Net<f64> 
     let mut running = vec![0.0f32; layout.running_len];
     initial_running(layout, &mut running);
     n.running.iter_mut().zip(&running).for_each(|(d, &s)| *d = s as f64);
-    n.input_mut(rows).iter_mut().for_each(|x| *x = rng.normal());
+    match arch.input() {
+        // Token ids, some repeated so a table row sums several steps' gradients.
+        Shape::Tokens { vocab, .. } => {
+            n.input_mut(rows).iter_mut().for_each(|x| *x = rng.below(vocab as u64 - 1) as f64)
+        }
+        _ => n.input_mut(rows).iter_mut().for_each(|x| *x = rng.normal()),
+    }
     n
 }
 
@@ -57,7 +63,9 @@ impl Targets {
 /// Analytic gradient of the mean loss against central differences, for every parameter.
 fn gradient_check(arch: &Architecture, rows: usize, threads: usize, seed: u64) -> Result<(), String> {
     let mut n = net(arch, rows, threads, seed);
-    let t = Targets::new(rows, arch.outputs(), seed);
+    // A per-step output layer predicts at every step: one label (or `per_step` values) each.
+    let out = arch.output();
+    let t = Targets::new(rows * out.steps(), out.per_step(), seed);
     let targets = t.get(arch.loss());
     // Dropout masks are drawn once and reused by every pass below.
     n.resample(rows, &mut Rng::new(seed + 1));
@@ -395,4 +403,43 @@ fn a_chain_keeps_two_gradient_buffers_and_a_graph_only_what_overlaps() {
     let (slots, n) = super::plan_slots(&[vec![0], vec![1], vec![1, 2], vec![3]]);
     assert_eq!(n, 3, "{slots:?}");
     assert_ne!(slots[1], slots[2]);
+}
+
+#[test]
+fn embedding_then_dense_per_step_with_a_next_token_loss() {
+    use crate::nn::layers::Embedding;
+    let input = Shape::Tokens { steps: 4, vocab: 6 };
+    let a = arch(
+        input,
+        vec![LayerSpec::Embedding(Embedding { dim: 3 }), LayerSpec::dense(5, Activation::Tanh)],
+        Loss::Xent,
+        6,
+    );
+    assert_eq!(a.output(), Shape::Sequence { steps: 4, features: 6 });
+    gradient_check(&a, 3, 1, 4).unwrap();
+    // The last id is never drawn: its row of the table gets no gradient at all.
+    let mut n = net(&a, 3, 1, 4);
+    let t = Targets::new(12, 6, 4);
+    train_pass(&mut n, 3, t.get(Loss::Xent), None);
+    let table = &a.layout().tensors().next().unwrap().range;
+    let unseen = &n.grads[table.start + 5 * 3..table.end];
+    assert!(unseen.iter().all(|&g| g == 0.0), "{unseen:?}");
+    assert!(n.grads[table.clone()].iter().any(|&g| g != 0.0));
+}
+
+#[test]
+fn a_residual_over_a_sequence_with_a_per_step_regression() {
+    use crate::nn::layers::{Add, Embedding};
+    let g = graph(
+        Shape::Tokens { steps: 3, vocab: 4 },
+        vec![
+            node(LayerSpec::Embedding(Embedding { dim: 4 }), "emb", &[]),
+            node(LayerSpec::dense(4, Activation::Tanh), "mlp", &[]),
+            node(LayerSpec::Add(Add {}), "res", &["emb", "mlp"]),
+        ],
+        Loss::Mse,
+        2,
+    );
+    assert_eq!(g.output(), Shape::Sequence { steps: 3, features: 2 });
+    gradient_check(&g, 2, 2, 5).unwrap();
 }

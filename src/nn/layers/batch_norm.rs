@@ -41,7 +41,8 @@ impl Default for BatchNorm {
 pub fn groups(input: Shape) -> (usize, usize) {
     match input {
         Shape::Image { c, h, w } => (c, h * w),
-        Shape::Vector(n) => (n, 1),
+        // Sequences are refused by `output_shape`; as values they would be a vector.
+        other => (other.size(), 1),
     }
 }
 
@@ -56,6 +57,9 @@ impl Layer for BatchNorm {
         }
     }
     fn output_shape(&self, input: Shape) -> Result<Shape, String> {
+        if input.is_sequence() {
+            return Err(format!("takes an image or a vector, not the sequence {input}"));
+        }
         Ok(input)
     }
     fn params(&self, input: Shape) -> Vec<ParamDecl> {

@@ -41,6 +41,12 @@ impl Layer for Concat {
             }
             None => {
                 for (name, shape) in inputs {
+                    if shape.is_sequence() {
+                        return Err(format!(
+                            "inputs: concat joins vectors or images; '{name}' is the sequence {shape} \
+                             (joining sequences step by step is not supported yet)"
+                        ));
+                    }
                     if shape.as_image().is_some() {
                         return Err(format!(
                             "inputs: concat joins vectors or images, not both; '{first_name}' is {first} \

@@ -1,5 +1,6 @@
-//! Fully connected: `y = f(x W + b)` with `W` of shape inputs x units. Any input shape is read
-//! as the vector of its values (an image is flattened channel by channel).
+//! Fully connected: `y = f(x W + b)` with `W` of shape inputs x units. A sequence is read step
+//! by step (the same weights at every step, a sequence of `units` features out); any other
+//! input shape as the vector of its values (an image is flattened channel by channel).
 
 use serde::{Deserialize, Serialize};
 
@@ -21,11 +22,14 @@ impl Layer for Dense {
     fn describe(&self) -> String {
         format!("dense {} {}", self.units, self.activation.name())
     }
-    fn output_shape(&self, _input: Shape) -> Result<Shape, String> {
-        Ok(Shape::Vector(self.units))
+    fn output_shape(&self, input: Shape) -> Result<Shape, String> {
+        Ok(match input {
+            Shape::Sequence { steps, .. } => Shape::Sequence { steps, features: self.units },
+            _ => Shape::Vector(self.units),
+        })
     }
     fn params(&self, input: Shape) -> Vec<ParamDecl> {
-        let n = input.size();
+        let n = if input.is_sequence() { input.per_step() } else { input.size() };
         vec![
             ParamDecl {
                 fan_in: n,

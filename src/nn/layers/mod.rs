@@ -11,6 +11,7 @@ mod concat;
 mod conv2d;
 mod dense;
 mod dropout;
+mod embedding;
 mod flatten;
 mod global_avg_pool;
 mod max_pool2d;
@@ -26,6 +27,7 @@ pub use concat::Concat;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use global_avg_pool::GlobalAvgPool;
 pub use max_pool2d::MaxPool2d;
@@ -45,6 +47,9 @@ pub enum Role {
     Scale,
     /// Batch-norm shift: zero at the start; no L2.
     Shift,
+    /// An embedding table: initialised as a weight with the declared fans; no L2, so the rows
+    /// of ids a step did not see get no update (and threshold sharing sends nothing for them).
+    Table,
 }
 
 /// A trainable tensor a layer declares.
@@ -104,6 +109,10 @@ pub trait Layer {
     fn activation(&self) -> Option<Activation> {
         None
     }
+    /// Whether the layer reads token ids (`embedding`); every other layer refuses them.
+    fn reads_tokens(&self) -> bool {
+        false
+    }
     /// Whether the layer joins several inputs (`add`, `concat`); others take exactly one.
     fn merges(&self) -> bool {
         false
@@ -129,6 +138,7 @@ pub enum LayerSpec {
     Activation(ActivationLayer),
     Add(Add),
     Concat(Concat),
+    Embedding(Embedding),
 }
 
 impl LayerSpec {
@@ -145,6 +155,7 @@ impl LayerSpec {
             LayerSpec::Activation(l) => l,
             LayerSpec::Add(l) => l,
             LayerSpec::Concat(l) => l,
+            LayerSpec::Embedding(l) => l,
         }
     }
 
@@ -290,9 +301,10 @@ pub(crate) fn check_elementwise(a: Activation, errors: &mut Vec<(&'static str, S
 }
 
 pub(crate) fn need_image(input: Shape) -> Result<(usize, usize, usize), String> {
-    input
-        .as_image()
-        .ok_or_else(|| format!("needs an image input (channels x height x width), got a vector of {input}"))
+    input.as_image().ok_or_else(|| {
+        let what = if input.is_sequence() { "the sequence" } else { "a vector of" };
+        format!("needs an image input (channels x height x width), got {what} {input}")
+    })
 }
 
 #[cfg(test)]
