@@ -50,6 +50,11 @@ pub fn initialize(layout: &Layout, init: Init, rng: &mut Rng, params: &mut [f32]
             }
             Role::Bias | Role::Shift => p.fill(0.0),
             Role::Scale => p.fill(1.0),
+            Role::GateBias => {
+                let h = p.len() / 4;
+                p.fill(0.0);
+                p[h..2 * h].fill(1.0);
+            }
         }
     }
 }

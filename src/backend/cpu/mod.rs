@@ -15,6 +15,7 @@ mod flatten;
 pub mod gemm;
 mod global_avg_pool;
 mod loss;
+mod lstm;
 mod max_pool2d;
 mod reduce;
 pub mod sharing;
@@ -111,6 +112,14 @@ fn kernel_for<F: Real>(
             let Shape::Tokens { steps, vocab } = input else { unreachable!("{CHECKED}") };
             Box::new(embedding::EmbeddingKernel { steps, vocab, dim: e.dim })
         }
+        LayerSpec::Lstm(m) => Box::new(lstm::LstmKernel::new(
+            input.per_step(),
+            m.units,
+            input.steps(),
+            m.return_sequences,
+            capacity,
+            threads,
+        )),
         // Merges are run by `Net` itself (several inputs); this kernel is never called.
         LayerSpec::Flatten(_) | LayerSpec::Add(_) | LayerSpec::Concat(_) => Box::new(flatten::FlattenKernel),
         LayerSpec::Activation(a) => {

@@ -443,3 +443,34 @@ fn a_residual_over_a_sequence_with_a_per_step_regression() {
     assert_eq!(g.output(), Shape::Sequence { steps: 3, features: 2 });
     gradient_check(&g, 2, 2, 5).unwrap();
 }
+
+#[test]
+fn lstm_over_embedded_tokens_returning_every_step_and_over_features_returning_the_last() {
+    use crate::nn::layers::{Embedding, Lstm};
+    let lstm = |units, return_sequences| LayerSpec::Lstm(Lstm { units, return_sequences });
+    let a = arch(
+        Shape::Tokens { steps: 4, vocab: 5 },
+        vec![LayerSpec::Embedding(Embedding { dim: 3 }), lstm(3, true), lstm(2, true)],
+        Loss::Xent,
+        5,
+    );
+    assert_eq!(a.output(), Shape::Sequence { steps: 4, features: 5 });
+    gradient_check(&a, 3, 1, 6).unwrap();
+    let b = arch(Shape::Sequence { steps: 5, features: 2 }, vec![lstm(4, false)], Loss::Mse, 2);
+    assert_eq!(b.output(), Shape::Vector(2));
+    gradient_check(&b, 2, 2, 7).unwrap();
+}
+
+#[test]
+fn lstm_forget_gate_bias_starts_at_one() {
+    use crate::nn::layers::Lstm;
+    let a = arch(
+        Shape::Sequence { steps: 2, features: 3 },
+        vec![LayerSpec::Lstm(Lstm { units: 2, return_sequences: false })],
+        Loss::Mse,
+        1,
+    );
+    let state = crate::nn::initial_state(&a, 1);
+    let bias = a.layout().tensors().find(|t| t.name.ends_with("lstm.bias")).unwrap();
+    assert_eq!(&state[bias.range.clone()], &[0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+}

@@ -14,6 +14,7 @@ mod dropout;
 mod embedding;
 mod flatten;
 mod global_avg_pool;
+mod lstm;
 mod max_pool2d;
 pub mod window;
 
@@ -30,6 +31,7 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use global_avg_pool::GlobalAvgPool;
+pub use lstm::Lstm;
 pub use max_pool2d::MaxPool2d;
 pub use window::{Padding, Pair, Window};
 
@@ -50,6 +52,8 @@ pub enum Role {
     /// An embedding table: initialised as a weight with the declared fans; no L2, so the rows
     /// of ids a step did not see get no update (and threshold sharing sends nothing for them).
     Table,
+    /// LSTM gate biases (input, forget, cell, output): the forget gate's 1, the others 0; no L2.
+    GateBias,
 }
 
 /// A trainable tensor a layer declares.
@@ -139,6 +143,7 @@ pub enum LayerSpec {
     Add(Add),
     Concat(Concat),
     Embedding(Embedding),
+    Lstm(Lstm),
 }
 
 impl LayerSpec {
@@ -156,6 +161,7 @@ impl LayerSpec {
             LayerSpec::Add(l) => l,
             LayerSpec::Concat(l) => l,
             LayerSpec::Embedding(l) => l,
+            LayerSpec::Lstm(l) => l,
         }
     }
 
