@@ -155,8 +155,10 @@ pub fn cuda_lacks(architecture: &Architecture) -> Option<(usize, String)> {
             let from: Vec<String> = wiring[i].inputs.iter().map(|&n| architecture.node_name(n)).collect();
             return Some((i, format!("{} of {} (a graph)", l.layer().describe(), from.join(" + "))));
         }
+        let per_step = architecture.layout().layers[i].input.is_sequence();
         let ok = match l {
-            LayerSpec::Dense(d) => i == last || d.activation != crate::nn::Activation::Softmax,
+            // Dense on a sequence runs per step, which the CUDA kernels do not.
+            LayerSpec::Dense(d) => !per_step && (i == last || d.activation != crate::nn::Activation::Softmax),
             LayerSpec::Flatten(_) => true,
             _ => false,
         };
@@ -245,3 +247,28 @@ fn create_cuda(
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
+
+#[cfg(test)]
+mod tests {
+    use super::cuda_lacks;
+    use crate::nn::layers::{Embedding, LayerSpec, Lstm};
+    use crate::nn::{Activation, Architecture, Init, Loss, Shape};
+
+    #[test]
+    fn cuda_lacks_names_the_first_sequence_layer() {
+        let arch = |input, layers: Vec<LayerSpec>| {
+            let mut layers = layers;
+            layers.push(LayerSpec::dense(5, Activation::Softmax));
+            Architecture::new(input, layers, Loss::Xent, Init::He).unwrap()
+        };
+        let tokens = Shape::Tokens { steps: 4, vocab: 5 };
+        let lstm = LayerSpec::Lstm(Lstm { units: 3, return_sequences: true });
+        let a = arch(tokens, vec![LayerSpec::Embedding(Embedding { dim: 3 }), lstm.clone()]);
+        assert_eq!(cuda_lacks(&a), Some((0, "embedding 3".into())));
+        let features = Shape::Sequence { steps: 4, features: 2 };
+        assert_eq!(cuda_lacks(&arch(features, vec![lstm])), Some((0, "lstm 3".into())));
+        // A dense layer per step, even the output layer.
+        assert_eq!(cuda_lacks(&arch(features, vec![])), Some((0, "dense 5 softmax".into())));
+        assert_eq!(cuda_lacks(&arch(Shape::Vector(4), vec![LayerSpec::dense(3, Activation::Relu)])), None);
+    }
+}
