@@ -22,6 +22,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Attach(a)) => cli::cockpit::attach(a, started),
         Some(Command::Train(a)) => cli::train::run(*a),
         Some(Command::Eval(a)) => cli::eval::run(a),
+        Some(Command::Sample(a)) => cli::sample::run(a),
         Some(Command::Analyze(a)) => cli::etl::analyze(a),
         Some(Command::Transform(a)) => cli::etl::transform(a),
         Some(Command::Coordinator(a)) => cli::coordinator::run(*a),

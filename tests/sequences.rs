@@ -52,7 +52,38 @@ fn a_character_model_learns_from_the_previous_character_alone_and_shared() {
         let (ok, stdout, stderr) = run(&["eval", "--model", path(&out)]);
         assert!(ok, "{stderr}");
         assert!(stdout.contains(&format!("loss {loss:.4} nats/token")), "{stdout}");
+        if workers == "1" {
+            sampling_is_seeded_and_checked(&out);
+        }
     }
+}
+
+fn sampling_is_seeded_and_checked(model: &std::path::Path) {
+    let sample = |seed: &str| {
+        let (ok, stdout, stderr) =
+            run(&["sample", "--model", path(model), "--prompt", "ROMEO:", "--tokens", "120", "--seed", seed]);
+        assert!(ok, "{stderr}");
+        stdout
+    };
+    let (a, b, c) = (sample("1"), sample("1"), sample("2"));
+    assert_eq!(a, b, "the same seed gives the same text");
+    assert_ne!(a, c, "another seed, other text");
+    assert!(a.starts_with("ROMEO:"), "{a}");
+    assert_eq!(a.trim_end_matches('\n').chars().count(), "ROMEO:".len() + 120, "{a:?}");
+    let (ok, _, stderr) = run(&["sample", "--model", path(model), "--temperature", "0"]);
+    assert!(!ok && stderr.contains("--temperature must be a positive number (got 0)"), "{stderr}");
+}
+
+#[test]
+fn sample_refuses_a_model_that_is_not_a_language_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let (ok, _, stderr) = run(&["train", "--epochs", "1", "--output", path(&out)]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = run(&["sample", "--model", path(&out)]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("is not a language model"), "{stderr}");
+    assert!(stderr.contains("it takes 1x28x28 and gives 10"), "{stderr}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod fs;
 pub mod import;
 mod progress;
+pub mod sample;
 pub mod submit;
 pub mod train;
 pub mod worker;
@@ -55,6 +56,8 @@ pub enum Command {
     Train(Box<train::TrainArgs>),
     /// Evaluate a saved model on test data.
     Eval(eval::EvalArgs),
+    /// Generate text from a language model (a text job's model).
+    Sample(sample::SampleArgs),
     /// Statistics and data quality of a CSV file or directory.
     Analyze(etl::AnalyzeArgs),
     /// Run a transform process over CSV data (the local executor).

@@ -69,6 +69,24 @@ impl Vocabulary {
         })
     }
 
+    /// The text of `ids` (id 0, a character the training text lacked, as U+FFFD).
+    pub fn decode(&self, ids: &[u8]) -> Vec<u8> {
+        match self.unit {
+            TextUnit::Byte => ids.to_vec(),
+            TextUnit::Char => ids
+                .iter()
+                .map(|&i| {
+                    if i == 0 {
+                        '\u{fffd}'
+                    } else {
+                        self.chars.get(i as usize - 1).copied().unwrap_or('\u{fffd}')
+                    }
+                })
+                .collect::<String>()
+                .into_bytes(),
+        }
+    }
+
     /// One readable name per id (class names): `<unk>`, `a`, `\n`, `0x80`.
     pub fn names(&self) -> Vec<String> {
         match self.unit {
