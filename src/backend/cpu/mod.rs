@@ -14,6 +14,7 @@ mod embedding;
 mod flatten;
 pub mod gemm;
 mod global_avg_pool;
+mod gru;
 mod loss;
 mod lstm;
 mod max_pool2d;
@@ -113,6 +114,14 @@ fn kernel_for<F: Real>(
             Box::new(embedding::EmbeddingKernel { steps, vocab, dim: e.dim })
         }
         LayerSpec::Lstm(m) => Box::new(lstm::LstmKernel::new(
+            input.per_step(),
+            m.units,
+            input.steps(),
+            m.return_sequences,
+            capacity,
+            threads,
+        )),
+        LayerSpec::Gru(m) => Box::new(gru::GruKernel::new(
             input.per_step(),
             m.units,
             input.steps(),

@@ -474,3 +474,19 @@ fn lstm_forget_gate_bias_starts_at_one() {
     let bias = a.layout().tensors().find(|t| t.name.ends_with("lstm.bias")).unwrap();
     assert_eq!(&state[bias.range.clone()], &[0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
 }
+
+#[test]
+fn gru_over_embedded_tokens_and_over_features_returning_the_last() {
+    use crate::nn::layers::{Embedding, Gru};
+    let gru = |units, return_sequences| LayerSpec::Gru(Gru { units, return_sequences });
+    let a = arch(
+        Shape::Tokens { steps: 4, vocab: 5 },
+        vec![LayerSpec::Embedding(Embedding { dim: 3 }), gru(3, true), gru(2, true)],
+        Loss::Xent,
+        5,
+    );
+    gradient_check(&a, 3, 1, 8).unwrap();
+    let b = arch(Shape::Sequence { steps: 5, features: 2 }, vec![gru(4, false)], Loss::Mse, 2);
+    assert_eq!(b.output(), Shape::Vector(2));
+    gradient_check(&b, 2, 2, 9).unwrap();
+}

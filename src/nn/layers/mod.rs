@@ -14,6 +14,7 @@ mod dropout;
 mod embedding;
 mod flatten;
 mod global_avg_pool;
+mod gru;
 mod lstm;
 mod max_pool2d;
 pub mod window;
@@ -31,6 +32,7 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use global_avg_pool::GlobalAvgPool;
+pub use gru::Gru;
 pub use lstm::Lstm;
 pub use max_pool2d::MaxPool2d;
 pub use window::{Padding, Pair, Window};
@@ -144,6 +146,7 @@ pub enum LayerSpec {
     Concat(Concat),
     Embedding(Embedding),
     Lstm(Lstm),
+    Gru(Gru),
 }
 
 impl LayerSpec {
@@ -162,6 +165,7 @@ impl LayerSpec {
             LayerSpec::Concat(l) => l,
             LayerSpec::Embedding(l) => l,
             LayerSpec::Lstm(l) => l,
+            LayerSpec::Gru(l) => l,
         }
     }
 
