@@ -129,6 +129,18 @@ fn sequence_mistakes_are_named() {
             "needs an image input (channels x height x width), got the sequence 8x4",
         ),
         (job(&layer("embedding", "dim = 0\n"), ""), "dim"),
+        (
+            job(
+                &format!(
+                    "{}{}",
+                    layer("embedding", "dim = 4\n"),
+                    layer("lstm", "units = 4\nreturn_sequences = false\n")
+                ),
+                "",
+            ),
+            "layer 1 (lstm 4 last): the data has a target at every step (the next id), so the output must be a \
+             sequence of 8 steps; this layer makes it 4: keep every step (return_sequences = true)",
+        ),
         (job(&layer("embedding", "dim = 4\n"), "context = 0\n"), "`data.context`: must be 1..=65536 (got 0)"),
         (job(&layer("embedding", "dim = 4\n"), "unit = \"word\"\n"), "data.unit"),
     ];

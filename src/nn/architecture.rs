@@ -161,7 +161,29 @@ impl Architecture {
             name: None,
             inputs: None,
         });
-        Architecture::graph(input, entries, model.loss, model.init)
+        let arch = Architecture::graph(input, entries, model.loss, model.init)?;
+        // Token ids come from text, whose target is the next id at every step: the output
+        // layer must predict at every step.
+        if let (Shape::Tokens { steps, .. }, output) = (input, arch.output())
+            && !matches!(output, Shape::Sequence { steps: s, .. } if s == steps)
+        {
+            let planned = &arch.layout.layers;
+            let gives = planned
+                .iter()
+                .position(|l| l.input.is_sequence() && !l.output.is_sequence())
+                .unwrap_or(planned.len() - 1);
+            return Err(ShapeError {
+                index: gives,
+                layer: arch.layers[gives].layer().describe(),
+                message: format!(
+                    "the data has a target at every step (the next id), so the output must be a \
+                     sequence of {steps} steps; this layer makes it {}: keep every step \
+                     (return_sequences = true)",
+                    planned[gives].output
+                ),
+            });
+        }
+        Ok(arch)
     }
 
     pub fn wiring(&self) -> &[Wiring] {
