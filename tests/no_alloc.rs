@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use strom::backend::{Backend, CpuBackend};
 use strom::data::{Batch, BatchInput, BatchTargets};
 use strom::job::{JobSpec, LayerEntry, LayerSpec, ModelPreset, ModelSpec, SharingMode};
-use strom::nn::layers::{AvgPool2d, BatchNorm, Dropout, GlobalAvgPool, Padding, Pair};
+use strom::nn::layers::{AvgPool2d, BatchNorm, Dropout, Embedding, GlobalAvgPool, Gru, Lstm, Padding, Pair};
 use strom::nn::{Activation, Architecture, Shape, initial_state};
 use strom::rng::Rng;
 use strom::sharing::ThresholdSharing;
@@ -54,19 +54,29 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn steps_allocate(model: ModelSpec) -> u64 {
+    steps_allocate_on(model, Shape::image(1, 28, 28), 10)
+}
+
+/// Steps of a model on examples of `input` (images of random bytes, or random token ids with
+/// a target at every step) with `outputs` classes.
+fn steps_allocate_on(model: ModelSpec, input: Shape, outputs: usize) -> u64 {
     let mut job = JobSpec { model, ..JobSpec::default() };
     job.cluster.workers = 2;
     assert_eq!(job.sharing_mode(), SharingMode::Threshold);
-    let arch = Architecture::from_job(&job.model, Shape::image(1, 28, 28), 10).unwrap();
+    let arch = Architecture::from_job(&job.model, input, outputs).unwrap();
     let state = initial_state(&arch, 1);
     let mut backend = CpuBackend::new(&arch, &job.updater(), 1e-4, 32, &state, 1);
     let mut sharing = ThresholdSharing::new(&job, arch.layout());
     let mut rng = Rng::new(1);
-    let images: Vec<u8> = (0..32 * 784).map(|_| rng.below(256) as u8).collect();
-    let labels: Vec<u32> = (0..32).map(|_| rng.below(10) as u32).collect();
+    let (values, scale) = match input {
+        Shape::Tokens { vocab, .. } => (vocab as u64, 1.0),
+        _ => (256, 1.0 / 255.0),
+    };
+    let images: Vec<u8> = (0..32 * input.size()).map(|_| rng.below(values) as u8).collect();
+    let labels: Vec<u32> = (0..32 * input.steps()).map(|_| rng.below(outputs as u64) as u32).collect();
     let batch = Batch {
         rows: 32,
-        input: BatchInput::U8 { data: &images, scale: 1.0 / 255.0 },
+        input: BatchInput::U8 { data: &images, scale },
         targets: BatchTargets::Classes(&labels),
     };
     let mut step = |n: u64, backend: &mut CpuBackend| {
@@ -126,4 +136,21 @@ fn a_training_step_allocates_nothing() {
         ..ModelSpec::default()
     };
     assert_eq!(steps_allocate(residual), 0, "a residual network's step allocated");
+    // A sequence model: an embedding, recurrent layers and a dense layer at every step.
+    let sequence = ModelSpec {
+        layers: Some(
+            [
+                LayerSpec::Embedding(Embedding { dim: 8 }),
+                LayerSpec::Lstm(Lstm { units: 8, return_sequences: true }),
+                LayerSpec::Gru(Gru { units: 8, return_sequences: true }),
+                LayerSpec::dense(8, Activation::Tanh),
+            ]
+            .into_iter()
+            .map(LayerEntry::Layer)
+            .collect(),
+        ),
+        ..ModelSpec::default()
+    };
+    let tokens = Shape::Tokens { steps: 16, vocab: 20 };
+    assert_eq!(steps_allocate_on(sequence, tokens, 20), 0, "a sequence model's step allocated");
 }
