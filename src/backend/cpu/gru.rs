@@ -5,6 +5,7 @@
 
 use super::Kernel;
 use super::gemm::{Op, View, gemm, gemm_view};
+use super::recurrent::{input_side, output_grad, sigmoid, write_output};
 use crate::nn::Real;
 
 pub struct GruKernel<F> {
@@ -51,10 +52,6 @@ impl<F: Real> GruKernel<F> {
     }
 }
 
-fn sigmoid<F: Real>(z: F) -> F {
-    F::one() / (F::one() + (-z).exp())
-}
-
 impl<F: Real> Kernel<F> for GruKernel<F> {
     fn forward(&mut self, x: &[F], y: &mut [F], p: &[F], _r: &mut [F], rows: usize, _train: bool) {
         let (n, h, t_n) = (self.inputs, self.units, self.steps);
@@ -92,14 +89,7 @@ impl<F: Real> Kernel<F> for GruKernel<F> {
                 }
             }
         }
-        if self.return_sequences {
-            y[..rows * t_n * h].copy_from_slice(&self.hidden[..rows * t_n * h]);
-        } else {
-            for r in 0..rows {
-                let last = (r * t_n + t_n - 1) * h;
-                y[r * h..(r + 1) * h].copy_from_slice(&self.hidden[last..last + h]);
-            }
-        }
+        write_output(&self.hidden, y, rows, t_n, h, self.return_sequences);
     }
 
     fn backward(
@@ -131,13 +121,7 @@ impl<F: Real> Kernel<F> for GruKernel<F> {
                 let z = &mut self.gates[at * g3..(at + 1) * g3];
                 let dr = &mut drec[r * g3..(r + 1) * g3];
                 for j in 0..h {
-                    let from_output = if self.return_sequences {
-                        dy[at * h + j]
-                    } else if t == t_n - 1 {
-                        dy[r * h + j]
-                    } else {
-                        F::zero()
-                    };
+                    let from_output = output_grad(dy, r, t, j, t_n, h, self.return_sequences);
                     let dhj = dh[r * h + j] + from_output;
                     let (reset, update, new) = (z[j], z[h + j], z[2 * h + j]);
                     let prev = if t > 0 { self.hidden[(at - 1) * h + j] } else { F::zero() };
@@ -165,14 +149,6 @@ impl<F: Real> Kernel<F> for GruKernel<F> {
                 gemm_view(h, g3, rows, ht, View { data: drec, rs: g3, cs: 1 }, gwh, g3, true, self.threads);
             }
         }
-        let dz = &self.gates[..rows * t_n * g3];
-        gemm(n, g3, rows * t_n, &x[..rows * t_n * n], Op::T, dz, Op::N, gwx, false, self.threads);
-        gbx.fill(F::zero());
-        for row in dz.chunks_exact(g3) {
-            gbx.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
-        }
-        if let Some(dx) = dx {
-            gemm(rows * t_n, n, g3, dz, Op::N, wx, Op::T, &mut dx[..rows * t_n * n], false, self.threads);
-        }
+        input_side(x, &self.gates[..rows * t_n * g3], wx, gwx, gbx, dx, rows * t_n, n, self.threads);
     }
 }

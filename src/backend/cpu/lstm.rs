@@ -6,6 +6,7 @@
 
 use super::Kernel;
 use super::gemm::{Op, View, gemm, gemm_view};
+use super::recurrent::{input_side, output_grad, sigmoid, write_output};
 use crate::nn::Real;
 
 pub struct LstmKernel<F> {
@@ -50,10 +51,6 @@ impl<F: Real> LstmKernel<F> {
     }
 }
 
-fn sigmoid<F: Real>(z: F) -> F {
-    F::one() / (F::one() + (-z).exp())
-}
-
 impl<F: Real> Kernel<F> for LstmKernel<F> {
     fn forward(&mut self, x: &[F], y: &mut [F], p: &[F], _r: &mut [F], rows: usize, _train: bool) {
         let (n, h, t_n) = (self.inputs, self.units, self.steps);
@@ -91,14 +88,7 @@ impl<F: Real> Kernel<F> for LstmKernel<F> {
                 }
             }
         }
-        if self.return_sequences {
-            y[..rows * t_n * h].copy_from_slice(&self.hidden[..rows * t_n * h]);
-        } else {
-            for r in 0..rows {
-                let last = (r * t_n + t_n - 1) * h;
-                y[r * h..(r + 1) * h].copy_from_slice(&self.hidden[last..last + h]);
-            }
-        }
+        write_output(&self.hidden, y, rows, t_n, h, self.return_sequences);
     }
 
     fn backward(
@@ -127,13 +117,7 @@ impl<F: Real> Kernel<F> for LstmKernel<F> {
                 let at = r * t_n + t;
                 let z = &mut self.gates[at * g4..(at + 1) * g4];
                 for j in 0..h {
-                    let from_output = if self.return_sequences {
-                        dy[at * h + j]
-                    } else if t == t_n - 1 {
-                        dy[r * h + j]
-                    } else {
-                        F::zero()
-                    };
+                    let from_output = output_grad(dy, r, t, j, t_n, h, self.return_sequences);
                     let dhj = dh[r * h + j] + from_output;
                     let (i, f, gg, o) = (z[j], z[h + j], z[2 * h + j], z[3 * h + j]);
                     let c = self.cells[at * h + j];
@@ -157,14 +141,6 @@ impl<F: Real> Kernel<F> for LstmKernel<F> {
                 gemm_view(h, g4, rows, ht, dz, gwh, g4, true, self.threads);
             }
         }
-        let dz = &self.gates[..rows * t_n * g4];
-        gemm(n, g4, rows * t_n, &x[..rows * t_n * n], Op::T, dz, Op::N, gwx, false, self.threads);
-        gb.fill(F::zero());
-        for row in dz.chunks_exact(g4) {
-            gb.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
-        }
-        if let Some(dx) = dx {
-            gemm(rows * t_n, n, g4, dz, Op::N, wx, Op::T, &mut dx[..rows * t_n * n], false, self.threads);
-        }
+        input_side(x, &self.gates[..rows * t_n * g4], wx, gwx, gb, dx, rows * t_n, n, self.threads);
     }
 }

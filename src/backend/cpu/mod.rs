@@ -18,6 +18,7 @@ mod gru;
 mod loss;
 mod lstm;
 mod max_pool2d;
+mod recurrent;
 mod reduce;
 pub mod sharing;
 #[cfg(test)]

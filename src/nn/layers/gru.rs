@@ -28,36 +28,15 @@ impl Layer for Gru {
         if self.return_sequences { format!("gru {}", self.units) } else { format!("gru {} last", self.units) }
     }
     fn output_shape(&self, input: Shape) -> Result<Shape, String> {
-        match input {
-            Shape::Sequence { steps, .. } if self.return_sequences => {
-                Ok(Shape::Sequence { steps, features: self.units })
-            }
-            Shape::Sequence { .. } => Ok(Shape::Vector(self.units)),
-            other => Err(format!("reads a sequence (steps x features), not {other}")),
-        }
+        super::recurrent_output(self.units, self.return_sequences, input)
     }
     fn params(&self, input: Shape) -> Vec<ParamDecl> {
-        let (f, h) = (input.per_step(), self.units);
-        vec![
-            ParamDecl {
-                fan_in: f,
-                fan_out: h,
-                ..ParamDecl::new("input_weight", vec![f, 3 * h], Role::Weight)
-            },
-            ParamDecl {
-                fan_in: h,
-                fan_out: h,
-                ..ParamDecl::new("recurrent_weight", vec![h, 3 * h], Role::Weight)
-            },
-            ParamDecl::new("input_bias", vec![3 * h], Role::Bias),
-            ParamDecl::new("recurrent_bias", vec![3 * h], Role::Bias),
-        ]
+        let mut p = super::recurrent_weights(input, self.units, 3);
+        p.push(ParamDecl::new("input_bias", vec![3 * self.units], Role::Bias));
+        p.push(ParamDecl::new("recurrent_bias", vec![3 * self.units], Role::Bias));
+        p
     }
     fn check(&self) -> Vec<(&'static str, String)> {
-        let mut e = Vec::new();
-        if !(1..=16_384).contains(&self.units) {
-            e.push(("units", format!("must be 1..=16384 (got {})", self.units)));
-        }
-        e
+        super::check_units(self.units)
     }
 }

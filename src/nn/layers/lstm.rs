@@ -32,35 +32,14 @@ impl Layer for Lstm {
         }
     }
     fn output_shape(&self, input: Shape) -> Result<Shape, String> {
-        match input {
-            Shape::Sequence { steps, .. } if self.return_sequences => {
-                Ok(Shape::Sequence { steps, features: self.units })
-            }
-            Shape::Sequence { .. } => Ok(Shape::Vector(self.units)),
-            other => Err(format!("reads a sequence (steps x features), not {other}")),
-        }
+        super::recurrent_output(self.units, self.return_sequences, input)
     }
     fn params(&self, input: Shape) -> Vec<ParamDecl> {
-        let (f, h) = (input.per_step(), self.units);
-        vec![
-            ParamDecl {
-                fan_in: f,
-                fan_out: h,
-                ..ParamDecl::new("input_weight", vec![f, 4 * h], Role::Weight)
-            },
-            ParamDecl {
-                fan_in: h,
-                fan_out: h,
-                ..ParamDecl::new("recurrent_weight", vec![h, 4 * h], Role::Weight)
-            },
-            ParamDecl::new("bias", vec![4 * h], Role::GateBias),
-        ]
+        let mut p = super::recurrent_weights(input, self.units, 4);
+        p.push(ParamDecl::new("bias", vec![4 * self.units], Role::GateBias));
+        p
     }
     fn check(&self) -> Vec<(&'static str, String)> {
-        let mut e = Vec::new();
-        if !(1..=16_384).contains(&self.units) {
-            e.push(("units", format!("must be 1..=16384 (got {})", self.units)));
-        }
-        e
+        super::check_units(self.units)
     }
 }

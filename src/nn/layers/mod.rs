@@ -310,6 +310,41 @@ pub(crate) fn check_elementwise(a: Activation, errors: &mut Vec<(&'static str, S
     }
 }
 
+/// A recurrent layer's output for `input`: the sequence of its `units` states, or the last.
+pub(crate) fn recurrent_output(units: usize, every_step: bool, input: Shape) -> Result<Shape, String> {
+    match input {
+        Shape::Sequence { steps, .. } if every_step => Ok(Shape::Sequence { steps, features: units }),
+        Shape::Sequence { .. } => Ok(Shape::Vector(units)),
+        other => Err(format!("reads a sequence (steps x features), not {other}")),
+    }
+}
+
+/// A recurrent layer's input and recurrent weights, `gates` blocks of `units` columns each.
+pub(crate) fn recurrent_weights(input: Shape, units: usize, gates: usize) -> Vec<ParamDecl> {
+    let (f, h) = (input.per_step(), units);
+    vec![
+        ParamDecl {
+            fan_in: f,
+            fan_out: h,
+            ..ParamDecl::new("input_weight", vec![f, gates * h], Role::Weight)
+        },
+        ParamDecl {
+            fan_in: h,
+            fan_out: h,
+            ..ParamDecl::new("recurrent_weight", vec![h, gates * h], Role::Weight)
+        },
+    ]
+}
+
+/// A recurrent layer's `units` check.
+pub(crate) fn check_units(units: usize) -> Vec<(&'static str, String)> {
+    if (1..=16_384).contains(&units) {
+        Vec::new()
+    } else {
+        vec![("units", format!("must be 1..=16384 (got {units})"))]
+    }
+}
+
 pub(crate) fn need_image(input: Shape) -> Result<(usize, usize, usize), String> {
     input.as_image().ok_or_else(|| {
         let what = if input.is_sequence() { "the sequence" } else { "a vector of" };

@@ -1,0 +1,75 @@
+//! What the recurrent kernels (`lstm`, `gru`) share: the gate activation, the output (every
+//! step's hidden state or the last step's), the output's gradient at a step, and the input side
+//! of the backward pass once every step's gate gradients are known.
+
+use super::gemm::{Op, gemm};
+use crate::nn::Real;
+
+pub fn sigmoid<F: Real>(z: F) -> F {
+    F::one() / (F::one() + (-z).exp())
+}
+
+/// The layer's output from the hidden states `[r][t][units]`: all of them, or each example's
+/// last.
+pub fn write_output<F: Real>(
+    hidden: &[F],
+    y: &mut [F],
+    rows: usize,
+    steps: usize,
+    units: usize,
+    every_step: bool,
+) {
+    if every_step {
+        y[..rows * steps * units].copy_from_slice(&hidden[..rows * steps * units]);
+    } else {
+        for r in 0..rows {
+            let last = (r * steps + steps - 1) * units;
+            y[r * units..(r + 1) * units].copy_from_slice(&hidden[last..last + units]);
+        }
+    }
+}
+
+/// dL/dh of example `r`, step `t`, unit `j` from the layer's output gradient `dy`.
+#[inline]
+pub fn output_grad<F: Real>(
+    dy: &[F],
+    r: usize,
+    t: usize,
+    j: usize,
+    steps: usize,
+    units: usize,
+    every_step: bool,
+) -> F {
+    if every_step {
+        dy[(r * steps + t) * units + j]
+    } else if t == steps - 1 {
+        dy[r * units + j]
+    } else {
+        F::zero()
+    }
+}
+
+/// From the gradients `dz` of every step's input term `x W_x + b` (`[r][t][width]`): the input
+/// weights' and biases' gradients, and the input's when asked.
+#[allow(clippy::too_many_arguments)]
+pub fn input_side<F: Real>(
+    x: &[F],
+    dz: &[F],
+    wx: &[F],
+    gwx: &mut [F],
+    gb: &mut [F],
+    dx: Option<&mut [F]>,
+    examples: usize,
+    inputs: usize,
+    threads: usize,
+) {
+    let width = gb.len();
+    gemm(inputs, width, examples, &x[..examples * inputs], Op::T, dz, Op::N, gwx, false, threads);
+    gb.fill(F::zero());
+    for row in dz.chunks_exact(width) {
+        gb.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
+    }
+    if let Some(dx) = dx {
+        gemm(examples, inputs, width, dz, Op::N, wx, Op::T, &mut dx[..examples * inputs], false, threads);
+    }
+}
