@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use strom::backend::{Backend, CpuBackend};
 use strom::data::{Batch, BatchInput, BatchTargets};
 use strom::job::{JobSpec, LayerEntry, LayerSpec, ModelPreset, ModelSpec, SharingMode};
-use strom::nn::layers::{AvgPool2d, BatchNorm, Dropout, Embedding, GlobalAvgPool, Gru, Lstm, Padding, Pair};
+use strom::nn::layers::{
+    AvgPool2d, BatchNorm, Dropout, Embedding, GlobalAvgPool, Gru, LayerNorm, Lstm, Padding, Pair,
+    PositionalEmbedding,
+};
 use strom::nn::{Activation, Architecture, Shape, initial_state};
 use strom::rng::Rng;
 use strom::sharing::ThresholdSharing;
@@ -136,11 +139,13 @@ fn a_training_step_allocates_nothing() {
         ..ModelSpec::default()
     };
     assert_eq!(steps_allocate(residual), 0, "a residual network's step allocated");
-    // A sequence model: an embedding, recurrent layers and a dense layer at every step.
+    // A sequence model: embeddings, layer norm, recurrent layers and a dense layer per step.
     let sequence = ModelSpec {
         layers: Some(
             [
                 LayerSpec::Embedding(Embedding { dim: 8 }),
+                LayerSpec::PositionalEmbedding(PositionalEmbedding {}),
+                LayerSpec::LayerNorm(LayerNorm::default()),
                 LayerSpec::Lstm(Lstm { units: 8, return_sequences: true }),
                 LayerSpec::Gru(Gru { units: 8, return_sequences: true }),
                 LayerSpec::dense(8, Activation::Tanh),

@@ -15,9 +15,11 @@ mod flatten;
 pub mod gemm;
 mod global_avg_pool;
 mod gru;
+mod layer_norm;
 mod loss;
 mod lstm;
 mod max_pool2d;
+mod positional_embedding;
 mod recurrent;
 mod reduce;
 pub mod sharing;
@@ -130,6 +132,15 @@ fn kernel_for<F: Real>(
             capacity,
             threads,
         )),
+        LayerSpec::LayerNorm(n) => Box::new(layer_norm::LayerNormKernel::new(
+            input.per_step(),
+            input.steps(),
+            n.epsilon as f64,
+            capacity,
+        )),
+        LayerSpec::PositionalEmbedding(_) => {
+            Box::new(positional_embedding::PositionalEmbeddingKernel { width: input.size() })
+        }
         // Merges are run by `Net` itself (several inputs); this kernel is never called.
         LayerSpec::Flatten(_) | LayerSpec::Add(_) | LayerSpec::Concat(_) => Box::new(flatten::FlattenKernel),
         LayerSpec::Activation(a) => {

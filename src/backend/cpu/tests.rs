@@ -490,3 +490,30 @@ fn gru_over_embedded_tokens_and_over_features_returning_the_last() {
     assert_eq!(b.output(), Shape::Vector(2));
     gradient_check(&b, 2, 2, 9).unwrap();
 }
+
+#[test]
+fn layer_norm_and_positional_embedding_in_a_pre_norm_residual_block() {
+    use crate::nn::layers::{Add, Embedding, LayerNorm, PositionalEmbedding};
+    let g = graph(
+        Shape::Tokens { steps: 3, vocab: 6 },
+        vec![
+            node(LayerSpec::Embedding(Embedding { dim: 4 }), "emb", &[]),
+            node(LayerSpec::PositionalEmbedding(PositionalEmbedding {}), "pos", &[]),
+            node(LayerSpec::LayerNorm(LayerNorm::default()), "ln", &[]),
+            node(LayerSpec::dense(4, Activation::Tanh), "mlp", &[]),
+            node(LayerSpec::Add(Add {}), "res", &["pos", "mlp"]),
+            node(LayerSpec::LayerNorm(LayerNorm::default()), "", &[]),
+        ],
+        Loss::Xent,
+        6,
+    );
+    gradient_check(&g, 3, 1, 10).unwrap();
+    // On vectors too.
+    let v = arch(
+        Shape::Vector(5),
+        vec![LayerSpec::dense(4, Activation::Tanh), LayerSpec::LayerNorm(LayerNorm::default())],
+        Loss::Mse,
+        2,
+    );
+    gradient_check(&v, 3, 2, 11).unwrap();
+}

@@ -15,8 +15,10 @@ mod embedding;
 mod flatten;
 mod global_avg_pool;
 mod gru;
+mod layer_norm;
 mod lstm;
 mod max_pool2d;
+mod positional_embedding;
 pub mod window;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -33,8 +35,10 @@ pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use global_avg_pool::GlobalAvgPool;
 pub use gru::Gru;
+pub use layer_norm::LayerNorm;
 pub use lstm::Lstm;
 pub use max_pool2d::MaxPool2d;
+pub use positional_embedding::PositionalEmbedding;
 pub use window::{Padding, Pair, Window};
 
 use super::{Activation, Shape};
@@ -147,6 +151,8 @@ pub enum LayerSpec {
     Embedding(Embedding),
     Lstm(Lstm),
     Gru(Gru),
+    LayerNorm(LayerNorm),
+    PositionalEmbedding(PositionalEmbedding),
 }
 
 impl LayerSpec {
@@ -166,6 +172,8 @@ impl LayerSpec {
             LayerSpec::Embedding(l) => l,
             LayerSpec::Lstm(l) => l,
             LayerSpec::Gru(l) => l,
+            LayerSpec::LayerNorm(l) => l,
+            LayerSpec::PositionalEmbedding(l) => l,
         }
     }
 
