@@ -93,6 +93,13 @@ fn print_model_shows_steps_by_features() {
     for line in ["input", "64 ids<65", "embedding 32", "64x32", "2,080", "dense 65 softmax", "64x65"] {
         assert!(stdout.contains(line), "'{line}' in:\n{stdout}");
     }
+    // DL4J's count for an LSTM: 4 x units x (inputs + units + 1); 64 -> 200 is 212,000.
+    let lstm = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/jobs/shakespeare-lstm.toml");
+    let (ok, stdout, stderr) = run(&["train", "--config", lstm, "--print-model"]);
+    assert!(ok, "{stderr}");
+    for line in ["lstm 200          64x200     212,000", "lstm 200          64x200     320,800", "550,025"] {
+        assert!(stdout.contains(line), "'{line}' in:\n{stdout}");
+    }
 }
 
 #[test]
