@@ -12,7 +12,7 @@ use strom::data::{Batch, BatchInput, BatchTargets};
 use strom::job::{JobSpec, LayerEntry, LayerSpec, ModelPreset, ModelSpec, SharingMode};
 use strom::nn::layers::{
     AvgPool2d, BatchNorm, Dropout, Embedding, GlobalAvgPool, Gru, LayerNorm, Lstm, Padding, Pair,
-    PositionalEmbedding,
+    PositionalEmbedding, SelfAttention,
 };
 use strom::nn::{Activation, Architecture, Shape, initial_state};
 use strom::rng::Rng;
@@ -139,13 +139,14 @@ fn a_training_step_allocates_nothing() {
         ..ModelSpec::default()
     };
     assert_eq!(steps_allocate(residual), 0, "a residual network's step allocated");
-    // A sequence model: embeddings, layer norm, recurrent layers and a dense layer per step.
+    // A sequence model: embeddings, layer norm, attention, recurrent layers, dense per step.
     let sequence = ModelSpec {
         layers: Some(
             [
                 LayerSpec::Embedding(Embedding { dim: 8 }),
                 LayerSpec::PositionalEmbedding(PositionalEmbedding {}),
                 LayerSpec::LayerNorm(LayerNorm::default()),
+                LayerSpec::SelfAttention(SelfAttention { heads: 2, causal: true }),
                 LayerSpec::Lstm(Lstm { units: 8, return_sequences: true }),
                 LayerSpec::Gru(Gru { units: 8, return_sequences: true }),
                 LayerSpec::dense(8, Activation::Tanh),

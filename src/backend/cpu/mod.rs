@@ -22,6 +22,7 @@ mod max_pool2d;
 mod positional_embedding;
 mod recurrent;
 mod reduce;
+mod self_attention;
 pub mod sharing;
 #[cfg(test)]
 mod tests;
@@ -141,6 +142,14 @@ fn kernel_for<F: Real>(
         LayerSpec::PositionalEmbedding(_) => {
             Box::new(positional_embedding::PositionalEmbeddingKernel { width: input.size() })
         }
+        LayerSpec::SelfAttention(a) => Box::new(self_attention::SelfAttentionKernel::new(
+            input.per_step(),
+            input.steps(),
+            a.heads,
+            a.causal,
+            capacity,
+            threads,
+        )),
         // Merges are run by `Net` itself (several inputs); this kernel is never called.
         LayerSpec::Flatten(_) | LayerSpec::Add(_) | LayerSpec::Concat(_) => Box::new(flatten::FlattenKernel),
         LayerSpec::Activation(a) => {

@@ -517,3 +517,48 @@ fn layer_norm_and_positional_embedding_in_a_pre_norm_residual_block() {
     );
     gradient_check(&v, 3, 2, 11).unwrap();
 }
+
+#[test]
+fn self_attention_causal_and_not_in_a_transformer_block() {
+    use crate::nn::layers::{Add, Embedding, LayerNorm, PositionalEmbedding, SelfAttention};
+    for causal in [true, false] {
+        let g = graph(
+            Shape::Tokens { steps: 4, vocab: 5 },
+            vec![
+                node(LayerSpec::Embedding(Embedding { dim: 4 }), "emb", &[]),
+                node(LayerSpec::PositionalEmbedding(PositionalEmbedding {}), "pos", &[]),
+                node(LayerSpec::LayerNorm(LayerNorm::default()), "ln", &[]),
+                node(LayerSpec::SelfAttention(SelfAttention { heads: 2, causal }), "att", &[]),
+                node(LayerSpec::Add(Add {}), "res", &["pos", "att"]),
+            ],
+            Loss::Xent,
+            5,
+        );
+        gradient_check(&g, 2, 1, 12).unwrap();
+    }
+}
+
+#[test]
+fn causal_attention_reads_no_later_step() {
+    use crate::backend::eval_pass;
+    use crate::nn::layers::{Embedding, SelfAttention};
+    let a = arch(
+        Shape::Tokens { steps: 5, vocab: 7 },
+        vec![
+            LayerSpec::Embedding(Embedding { dim: 4 }),
+            LayerSpec::SelfAttention(SelfAttention { heads: 2, causal: true }),
+        ],
+        Loss::Xent,
+        7,
+    );
+    let mut n = net(&a, 1, 1, 13);
+    let labels = [0u32; 5];
+    let mut predict = |ids: [f64; 5]| {
+        n.input_mut(1).copy_from_slice(&ids);
+        eval_pass(&mut n, 1, BatchTargets::Classes(&labels));
+        n.output(1).to_vec()
+    };
+    let (before, after) = (predict([1.0, 2.0, 3.0, 4.0, 5.0]), predict([1.0, 2.0, 3.0, 4.0, 6.0]));
+    assert_eq!(before[..4 * 7], after[..4 * 7], "steps 0-3 do not see step 4");
+    assert_ne!(before[4 * 7..], after[4 * 7..], "step 4 sees itself");
+}

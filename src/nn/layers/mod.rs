@@ -19,6 +19,7 @@ mod layer_norm;
 mod lstm;
 mod max_pool2d;
 mod positional_embedding;
+mod self_attention;
 pub mod window;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -39,6 +40,7 @@ pub use layer_norm::LayerNorm;
 pub use lstm::Lstm;
 pub use max_pool2d::MaxPool2d;
 pub use positional_embedding::PositionalEmbedding;
+pub use self_attention::SelfAttention;
 pub use window::{Padding, Pair, Window};
 
 use super::{Activation, Shape};
@@ -153,6 +155,7 @@ pub enum LayerSpec {
     Gru(Gru),
     LayerNorm(LayerNorm),
     PositionalEmbedding(PositionalEmbedding),
+    SelfAttention(SelfAttention),
 }
 
 impl LayerSpec {
@@ -174,6 +177,7 @@ impl LayerSpec {
             LayerSpec::Gru(l) => l,
             LayerSpec::LayerNorm(l) => l,
             LayerSpec::PositionalEmbedding(l) => l,
+            LayerSpec::SelfAttention(l) => l,
         }
     }
 
