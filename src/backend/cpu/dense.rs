@@ -42,9 +42,7 @@ impl<F: Real> Kernel<F> for DenseKernel {
         // dW = x^T dz; db = column sums of dz.
         gemm(n, u, rows, x, Op::T, dy, Op::N, gw, false, self.threads);
         gb.fill(F::zero());
-        for row in dy.chunks_exact(u) {
-            gb.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
-        }
+        super::reduce::add_rows(gb, &dy[..rows * u]);
         if let Some(dx) = dx {
             // dx = dz W^T.
             gemm(rows, n, u, dy, Op::N, &p[..n * u], Op::T, dx, false, self.threads);

@@ -138,9 +138,7 @@ impl<F: Real> Kernel<F> for GruKernel<F> {
                     dr[2 * h + j] = dn * reset;
                 }
             }
-            for row in drec.chunks_exact(g3) {
-                gbh.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
-            }
+            super::reduce::add_rows(gbh, drec);
             if t > 0 {
                 // dh[t-1] += drec · W_hᵀ; dW_h += h[t-1]ᵀ · drec
                 let wht = View { data: wh, rs: 1, cs: g3 };

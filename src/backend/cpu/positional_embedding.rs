@@ -31,9 +31,7 @@ impl<F: Real> Kernel<F> for PositionalEmbeddingKernel {
     ) {
         let w = self.width;
         g.fill(F::zero());
-        for dyr in dy[..rows * w].chunks_exact(w) {
-            g.iter_mut().zip(dyr).for_each(|(s, &v)| *s = *s + v);
-        }
+        super::reduce::add_rows(g, &dy[..rows * w]);
         if let Some(dx) = dx {
             dx[..rows * w].copy_from_slice(&dy[..rows * w]);
         }

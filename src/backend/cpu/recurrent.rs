@@ -66,9 +66,7 @@ pub fn input_side<F: Real>(
     let width = gb.len();
     gemm(inputs, width, examples, &x[..examples * inputs], Op::T, dz, Op::N, gwx, false, threads);
     gb.fill(F::zero());
-    for row in dz.chunks_exact(width) {
-        gb.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
-    }
+    super::reduce::add_rows(gb, dz);
     if let Some(dx) = dx {
         gemm(examples, inputs, width, dz, Op::N, wx, Op::T, &mut dx[..examples * inputs], false, threads);
     }

@@ -62,6 +62,14 @@ pub fn dot_and_sum<F: Real>(a: &[F], b: &[F]) -> (F, F) {
     (dot, total)
 }
 
+/// Adds each row of `rows` (back to back, `acc.len()` values each) into `acc`: a bias's
+/// gradient is the column sums of its layer's output gradient.
+pub fn add_rows<F: Real>(acc: &mut [F], rows: &[F]) {
+    for row in rows.chunks_exact(acc.len()) {
+        acc.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

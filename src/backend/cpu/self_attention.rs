@@ -118,9 +118,7 @@ impl<F: Real> Kernel<F> for SelfAttentionKernel<F> {
         // Output projection: dWo = Aᵀ dY, dbo = Σ dY, dA = dY Woᵀ.
         gemm(f, f, n, &self.attended[..n * f], Op::T, dy, Op::N, gwo, false, self.threads);
         gbo.fill(F::zero());
-        for row in dy.chunks_exact(f) {
-            gbo.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
-        }
+        super::reduce::add_rows(gbo, dy);
         gemm(n, f, f, dy, Op::N, wo, Op::T, &mut self.d_attended[..n * f], false, self.threads);
         let scale = F::one() / F::of(d as f64).sqrt();
         for r in 0..rows {
@@ -150,9 +148,7 @@ impl<F: Real> Kernel<F> for SelfAttentionKernel<F> {
         let dqkv = &self.d_qkv[..n * f3];
         gemm(f, f3, n, &x[..n * f], Op::T, dqkv, Op::N, gwqkv, false, self.threads);
         gbqkv.fill(F::zero());
-        for row in dqkv.chunks_exact(f3) {
-            gbqkv.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
-        }
+        super::reduce::add_rows(gbqkv, dqkv);
         if let Some(dx) = dx {
             gemm(n, f, f3, dqkv, Op::N, wqkv, Op::T, &mut dx[..n * f], false, self.threads);
         }
