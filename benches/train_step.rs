@@ -29,6 +29,7 @@ fn step(c: &mut Criterion) {
                 rows: batch,
                 input: BatchInput::U8 { data: &images, scale: 1.0 / 255.0 },
                 targets: BatchTargets::Classes(&labels),
+                lengths: None,
             };
             group.throughput(Throughput::Elements(batch as u64));
             for threads in [1usize, 2] {

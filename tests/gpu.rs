@@ -50,6 +50,7 @@ fn cuda_matches_cpu_on_forward_backward_update_and_encoding() {
         rows: 64,
         input: BatchInput::U8 { data: &x, scale: 1.0 / 255.0 },
         targets: BatchTargets::Classes(&y),
+        lengths: None,
     };
     let mut rng = Rng::new(1);
     let (lc, lg) = (cpu.forward_backward(&b, &mut rng), gpu.forward_backward(&b, &mut rng));

@@ -81,6 +81,7 @@ fn steps_allocate_on(model: ModelSpec, input: Shape, outputs: usize) -> u64 {
         rows: 32,
         input: BatchInput::U8 { data: &images, scale },
         targets: BatchTargets::Classes(&labels),
+        lengths: None,
     };
     let mut step = |n: u64, backend: &mut CpuBackend| {
         backend.forward_backward(&batch, &mut rng);

@@ -87,6 +87,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
             rows: 1,
             input: BatchInput::U8 { data: &window, scale: 1.0 },
             targets: BatchTargets::Classes(&labels),
+            lengths: None,
         };
         backend.evaluate(&batch, &mut outputs);
         let probs = &outputs[(filled - 1) * vocab..filled * vocab];

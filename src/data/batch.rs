@@ -8,6 +8,8 @@ pub struct Batch<'a> {
     pub rows: usize,
     pub input: BatchInput<'a>,
     pub targets: BatchTargets<'a>,
+    /// Each example's steps, for sequences of several lengths (padded and masked).
+    pub lengths: Option<&'a [u32]>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -19,6 +21,9 @@ pub enum BatchInput<'a> {
     },
     F32(&'a [f32]),
 }
+
+/// A class label of a step without one (padding, labels aligned to one end): no loss, no metric.
+pub const NO_TARGET: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug)]
 pub enum BatchTargets<'a> {
@@ -48,6 +53,7 @@ pub struct BatchBuffer {
     floats: Vec<f32>,
     labels: Vec<u32>,
     values: Vec<f32>,
+    lengths: Vec<u32>,
 }
 
 impl BatchBuffer {
@@ -65,6 +71,9 @@ impl BatchBuffer {
                 b.labels.reserve(rows);
                 b.values.reserve(rows);
             }
+        }
+        if !dataset.lengths.is_empty() {
+            b.lengths.reserve(rows);
         }
         b
     }
@@ -89,7 +98,12 @@ impl BatchBuffer {
             } else {
                 BatchTargets::Values(&self.values)
             };
-            return Batch { rows: indices.len(), input: BatchInput::F32(&self.floats), targets };
+            return Batch {
+                rows: indices.len(),
+                input: BatchInput::F32(&self.floats),
+                targets,
+                lengths: None,
+            };
         }
         let input = match &dataset.features {
             Features::U8 { data, scale } => {
@@ -128,13 +142,22 @@ impl BatchBuffer {
                 self.labels.clear();
                 for &i in indices {
                     let i = i as usize;
-                    self.labels.extend(next[i * steps..(i + 1) * steps].iter().map(|&b| b as u32));
+                    self.labels.extend(
+                        next[i * steps..(i + 1) * steps]
+                            .iter()
+                            .map(|&b| if b == super::NO_LABEL { NO_TARGET } else { b as u32 }),
+                    );
                 }
                 BatchTargets::Classes(&self.labels)
             }
             Targets::Lazy { .. } => unreachable!("lazy targets come with lazy features"),
         };
-        Batch { rows: indices.len(), input, targets }
+        let lengths = (!dataset.lengths.is_empty()).then(|| {
+            self.lengths.clear();
+            self.lengths.extend(indices.iter().map(|&i| dataset.lengths[i as usize]));
+            &self.lengths[..]
+        });
+        Batch { rows: indices.len(), input, targets, lengths }
     }
 }
 
@@ -152,6 +175,7 @@ mod tests {
             rows: 3,
             targets: Targets::Classes { labels: vec![0, 1, 2], classes: 3 },
             class_names: vec![],
+            lengths: vec![],
         };
         let mut buf = BatchBuffer::with_capacity(&ds, 2);
         let b = buf.gather(&ds, &[2, 0]);

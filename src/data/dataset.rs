@@ -35,9 +35,13 @@ pub enum Targets {
     Values { values: Vec<f32>, width: usize },
     /// Inside a lazy table; `classes` is 0 for regression (one target).
     Lazy { classes: usize },
-    /// A class at every step (text: the next id), `steps` per example, back to back.
-    Steps { next: Vec<u8>, steps: usize, classes: usize },
+    /// A class at every step (text: the next id), `steps` per example, back to back;
+    /// [`NO_LABEL`] at a step without one (padding, labels aligned to one end).
+    Steps { next: Vec<u16>, steps: usize, classes: usize },
 }
+
+/// A step without a label: no loss, no metric.
+pub const NO_LABEL: u16 = u16::MAX;
 
 #[derive(Clone, Debug)]
 pub struct Dataset {
@@ -52,6 +56,9 @@ pub struct Dataset {
     pub targets: Targets,
     /// One name per class (classification) or per target column (regression).
     pub class_names: Vec<String>,
+    /// Sequences of several lengths: each example's steps (the rest is zero padding, masked).
+    /// Empty when every example fills the shape.
+    pub lengths: Vec<u32>,
 }
 
 impl Dataset {
@@ -130,6 +137,11 @@ impl Dataset {
             rows: indices.len(),
             targets,
             class_names: self.class_names.clone(),
+            lengths: if self.lengths.is_empty() {
+                Vec::new()
+            } else {
+                indices.iter().map(|&i| self.lengths[i as usize]).collect()
+            },
         }
     }
 
@@ -144,8 +156,8 @@ impl Dataset {
             Targets::Classes { labels, .. } => labels.len() * 4,
             Targets::Values { values, .. } => values.len() * 4,
             Targets::Lazy { .. } => self.rows * 4,
-            Targets::Steps { next, .. } => next.len(),
+            Targets::Steps { next, .. } => next.len() * 2,
         };
-        f + t
+        f + t + self.lengths.len() * 4
     }
 }

@@ -269,6 +269,7 @@ pub fn load(images: &Location, labels: &Location) -> Result<Dataset, DataError> 
         rows,
         targets: Targets::Classes { labels, classes },
         class_names,
+        lengths: Vec::new(),
     })
 }
 

@@ -10,13 +10,14 @@ mod dataset;
 pub mod executor;
 pub mod idx;
 pub mod schema;
+pub mod sequence;
 mod source;
 pub mod table;
 pub mod text;
 pub mod transform;
 
-pub use batch::{Batch, BatchBuffer, BatchInput, BatchTargets};
-pub use dataset::{Dataset, Features, LazyRows, Targets};
+pub use batch::{Batch, BatchBuffer, BatchInput, BatchTargets, NO_TARGET};
+pub use dataset::{Dataset, Features, LazyRows, NO_LABEL, Targets};
 pub use source::{Source, source};
 
 use table::Split;
@@ -62,6 +63,7 @@ pub enum DataInputs {
     Idx { images: Location, labels: Location },
     Csv(csv::CsvSource),
     Text(Vec<Location>),
+    Sequences(sequence::SequenceFiles),
 }
 
 /// Finds the files a data location stands for. For IDX: a directory holding exactly one

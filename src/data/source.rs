@@ -72,6 +72,41 @@ pub fn source(format: DataFormat) -> &'static dyn Source {
         DataFormat::Idx => &Idx,
         DataFormat::Csv => &Csv,
         DataFormat::Text => &Text,
+        DataFormat::SequenceCsv => &SequenceCsv,
+    }
+}
+
+/// Sequences as CSV, one file per sequence (`data::sequence`): padded, masked.
+pub struct SequenceCsv;
+
+impl Source for SequenceCsv {
+    fn resolve(&self, location: &Location, data: &DataSpec) -> Result<DataInputs, DataError> {
+        Ok(DataInputs::Sequences(super::sequence::files(location, data)?))
+    }
+
+    fn fitted_process(&self, data: &ResolvedData, _seed: u64) -> Result<Option<TransformProcess>, DataError> {
+        super::sequence::fitted_process(data)
+    }
+
+    fn describe(
+        &self,
+        location: &Location,
+        data: &DataSpec,
+        process: Option<&TransformProcess>,
+        seed: u64,
+    ) -> Result<DataShape, DataError> {
+        super::sequence::describe(location, data, process, seed)
+    }
+
+    fn load(
+        &self,
+        location: &Location,
+        data: &DataSpec,
+        process: Option<&TransformProcess>,
+        split: Split,
+        seed: u64,
+    ) -> Result<Dataset, DataError> {
+        super::sequence::load(location, data, process, split, seed)
     }
 }
 

@@ -313,6 +313,7 @@ pub fn load_eager(
             rows,
             targets,
             class_names: layout.class_names,
+            lengths: Vec::new(),
         },
         report,
     ))
@@ -441,5 +442,6 @@ pub fn load_lazy(
         rows,
         targets,
         class_names: layout.class_names,
+        lengths: Vec::new(),
     })
 }

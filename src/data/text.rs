@@ -210,8 +210,13 @@ pub fn load(location: &Location, data: &DataSpec, split: super::table::Split) ->
         width: t,
         shape: Shape::Tokens { steps: t, vocab: vocab.len() },
         rows: range.len(),
-        targets: Targets::Steps { next: ids[start + 1..end + 1].to_vec(), steps: t, classes: vocab.len() },
+        targets: Targets::Steps {
+            next: ids[start + 1..end + 1].iter().map(|&i| i as u16).collect(),
+            steps: t,
+            classes: vocab.len(),
+        },
         class_names: vocab.names(),
+        lengths: Vec::new(),
     })
 }
 
@@ -263,7 +268,7 @@ mod tests {
         let Features::U8 { data, scale } = &all.features else { panic!() };
         assert_eq!((&data[..], *scale), (&[2u8, 3, 4, 4, 2, 3, 3, 2, 6][..], 1.0));
         let Targets::Steps { next, steps, classes } = &all.targets else { panic!() };
-        assert_eq!((&next[..], *steps, *classes), (&[3u8, 4, 4, 2, 3, 3, 2, 6, 5][..], 3, 7));
+        assert_eq!((&next[..], *steps, *classes), (&[3u16, 4, 4, 2, 3, 3, 2, 6, 5][..], 3, 7));
         let (train, held) = (load(&loc, &d, Split::Train).unwrap(), load(&loc, &d, Split::Held).unwrap());
         assert_eq!((train.rows, held.rows), (2, 1));
         let Features::U8 { data, .. } = &held.features else { panic!() };

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::data::{BatchBuffer, BatchTargets, Dataset, Targets};
+use crate::data::{BatchBuffer, BatchTargets, Dataset, NO_TARGET, Targets};
 use crate::nn::Evaluation;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -100,21 +100,23 @@ pub fn evaluate(backend: &mut dyn Backend, dataset: &Dataset, batch_size: usize)
     let width = dataset.output_width();
     let n = rows.len().max(1) as f64;
     let mut loss_sum = 0.0f64;
-    if let Targets::Steps { steps, .. } = dataset.targets {
-        // The backend's loss is the mean over a batch's steps; every example has `steps`.
-        let mut right = 0u64;
+    if let Targets::Steps { .. } = dataset.targets {
+        // The backend's loss is the mean over a batch's labelled steps.
+        let (mut right, mut tokens) = (0u64, 0u64);
         for chunk in rows.chunks(batch_size) {
             let batch = buf.gather(dataset, chunk);
-            loss_sum += backend.evaluate(&batch, &mut outputs) as f64 * chunk.len() as f64;
+            let mean = backend.evaluate(&batch, &mut outputs) as f64;
             let BatchTargets::Classes(labels) = batch.targets else { continue };
+            let labelled = labels.iter().filter(|&&y| y != NO_TARGET).count() as u64;
+            loss_sum += mean * labelled as f64;
+            tokens += labelled;
             right += outputs
                 .chunks_exact(width)
                 .zip(labels)
-                .filter(|(row, y)| argmax(row) == **y as usize)
+                .filter(|(row, y)| **y != NO_TARGET && argmax(row) == **y as usize)
                 .count() as u64;
         }
-        let tokens = (rows.len() * steps) as u64;
-        let loss = loss_sum / n;
+        let loss = loss_sum / tokens.max(1) as f64;
         return EvalReport::Language(LanguageMetrics {
             tokens,
             loss,

@@ -14,6 +14,22 @@ pub enum DataFormat {
     /// UTF-8 text (a file or a folder of files) read as characters or bytes: windows of
     /// `data.context` ids, each step's target the next id.
     Text,
+    /// Sequences as CSV (DataVec's `CSVSequenceRecordReader`): one file per sequence, one row
+    /// per step; labels in a parallel `labels/` folder or a column; padded and masked.
+    SequenceCsv,
+}
+
+/// Sequence CSV: where labels shorter than their sequence sit (DataVec's `AlignmentMode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Align {
+    /// A label file has one label per step, or one for the whole sequence.
+    #[default]
+    Equal,
+    /// The labels are the sequence's last steps' (the steps before have none).
+    End,
+    /// The labels are the sequence's first steps'.
+    Start,
 }
 
 /// What one id of a text source stands for.
@@ -61,6 +77,8 @@ pub struct DataSpec {
     pub context: usize,
     /// Text: characters or bytes.
     pub unit: TextUnit,
+    /// Sequence CSV: where per-step labels shorter than their sequence sit.
+    pub align: Align,
 }
 
 impl DataSpec {
@@ -113,6 +131,7 @@ impl Default for DataSpec {
             num_classes: None,
             context: 64,
             unit: TextUnit::Char,
+            align: Align::Equal,
         }
     }
 }

@@ -182,7 +182,7 @@ pub static KEYS: &[Key] = &[
         .common(),
     key("data.test", K::Location, "Test data, evaluated after every epoch; empty for none")
         .common(),
-    key("data.format", K::Choice, "Data format").choices(&["idx", "csv", "text"])
+    key("data.format", K::Choice, "Data format: IDX images, CSV tables, UTF-8 text, sequence CSV (one file per sequence)").choices(&["idx", "csv", "text", "sequence_csv"])
         .common(),
     key("data.holdout", K::Float, "Fraction of the training rows held out (seeded) as test data when data.test is empty")
         .rule(Rule::Probability, |j| Some(j.data.holdout as f64)),
@@ -204,6 +204,8 @@ pub static KEYS: &[Key] = &[
         .rule(Rule::Int { min: 1, max: 65_536 }, |j| Some(j.data.context as f64)),
     key("data.unit", K::Choice, "Text: what an id stands for: a character of the training text (at most 255 distinct) or a byte")
         .choices(&["char", "byte"]),
+    key("data.align", K::Choice, "Sequence CSV: where per-step labels shorter than their sequence sit (DataVec's alignment): equal lengths, the last steps, the first steps")
+        .choices(&["equal", "end", "start"]),
     key("model.preset", K::Choice, "Model preset: mlp (dense layers of model.hidden), cnn (two 3x3 convolutions and max-pooling), lenet5, resnet20 (residual)")
         .choices(&["mlp", "cnn", "lenet5", "resnet20"])
         .common(),

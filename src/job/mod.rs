@@ -226,8 +226,8 @@ impl JobSpec {
             });
         }
         if !d.transform.trim().is_empty() {
-            v.check("data.transform", d.format == DataFormat::Csv, || {
-                "transform processes apply to CSV data (data.format = \"csv\")".into()
+            v.check("data.transform", matches!(d.format, DataFormat::Csv | DataFormat::SequenceCsv), || {
+                "transform processes apply to CSV data (data.format = \"csv\" or \"sequence_csv\")".into()
             });
             if let Err(e) = Location::parse(&d.transform) {
                 v.fail("data.transform", e.to_string());

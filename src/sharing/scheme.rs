@@ -163,8 +163,12 @@ mod tests {
         let mut sharing = ThresholdSharing::new(&job, arch.layout());
         let mut rng = Rng::new(3);
         let x: Vec<f32> = (0..24).map(|_| rng.next_f64() as f32).collect();
-        let batch =
-            Batch { rows: 4, input: BatchInput::F32(&x), targets: BatchTargets::Classes(&[0, 1, 2, 1]) };
+        let batch = Batch {
+            rows: 4,
+            input: BatchInput::F32(&x),
+            targets: BatchTargets::Classes(&[0, 1, 2, 1]),
+            lengths: None,
+        };
         for step in 0..3 {
             backend.forward_backward(&batch, &mut rng);
             backend.compute_update(1.0);

@@ -5,7 +5,7 @@
 
 use super::Kernel;
 use super::gemm::{Op, View, gemm, gemm_view};
-use super::recurrent::{input_side, output_grad, sigmoid, write_output};
+use super::recurrent::{input_side, last_step, output_grad, sigmoid, write_output};
 use crate::nn::Real;
 
 pub struct GruKernel<F> {
@@ -25,6 +25,9 @@ pub struct GruKernel<F> {
     step: Vec<F>,
     /// The gradient flowing to the previous step's hidden state, `[r][units]`.
     dh: Vec<F>,
+    /// Each example's steps this batch (empty: all of them): the last one's state is the
+    /// output without `return_sequences`.
+    lengths: Vec<u32>,
 }
 
 impl<F: Real> GruKernel<F> {
@@ -48,6 +51,7 @@ impl<F: Real> GruKernel<F> {
             hidden: vec![F::zero(); states],
             step: vec![F::zero(); capacity * 3 * units],
             dh: vec![F::zero(); capacity * units],
+            lengths: Vec::with_capacity(capacity),
         }
     }
 }
@@ -89,7 +93,7 @@ impl<F: Real> Kernel<F> for GruKernel<F> {
                 }
             }
         }
-        write_output(&self.hidden, y, rows, t_n, h, self.return_sequences);
+        write_output(&self.hidden, y, rows, t_n, h, self.return_sequences, &self.lengths);
     }
 
     fn backward(
@@ -117,11 +121,12 @@ impl<F: Real> Kernel<F> for GruKernel<F> {
         let one = F::one();
         for t in (0..t_n).rev() {
             for r in 0..rows {
+                let last = last_step(&self.lengths, r, t_n);
                 let at = r * t_n + t;
                 let z = &mut self.gates[at * g3..(at + 1) * g3];
                 let dr = &mut drec[r * g3..(r + 1) * g3];
                 for j in 0..h {
-                    let from_output = output_grad(dy, r, t, j, t_n, h, self.return_sequences);
+                    let from_output = output_grad(dy, r, t, j, t_n, h, self.return_sequences, last);
                     let dhj = dh[r * h + j] + from_output;
                     let (reset, update, new) = (z[j], z[h + j], z[2 * h + j]);
                     let prev = if t > 0 { self.hidden[(at - 1) * h + j] } else { F::zero() };
@@ -148,5 +153,9 @@ impl<F: Real> Kernel<F> for GruKernel<F> {
             }
         }
         input_side(x, &self.gates[..rows * t_n * g3], wx, gwx, gbx, dx, rows * t_n, n, self.threads);
+    }
+
+    fn mask(&mut self, lengths: Option<&[u32]>) {
+        super::keep_lengths(&mut self.lengths, lengths);
     }
 }

@@ -6,7 +6,7 @@
 
 use super::Kernel;
 use super::gemm::{Op, View, gemm, gemm_view};
-use super::recurrent::{input_side, output_grad, sigmoid, write_output};
+use super::recurrent::{input_side, last_step, output_grad, sigmoid, write_output};
 use crate::nn::Real;
 
 pub struct LstmKernel<F> {
@@ -23,6 +23,9 @@ pub struct LstmKernel<F> {
     hidden: Vec<F>,
     /// Gradients flowing to the previous step: hidden and cell, `[r][units]`.
     dh: Vec<F>,
+    /// Each example's steps this batch (empty: all of them): the last one's state is the
+    /// output without `return_sequences`.
+    lengths: Vec<u32>,
     dc: Vec<F>,
 }
 
@@ -46,6 +49,7 @@ impl<F: Real> LstmKernel<F> {
             cells: vec![F::zero(); states],
             hidden: vec![F::zero(); states],
             dh: vec![F::zero(); capacity * units],
+            lengths: Vec::with_capacity(capacity),
             dc: vec![F::zero(); capacity * units],
         }
     }
@@ -88,7 +92,7 @@ impl<F: Real> Kernel<F> for LstmKernel<F> {
                 }
             }
         }
-        write_output(&self.hidden, y, rows, t_n, h, self.return_sequences);
+        write_output(&self.hidden, y, rows, t_n, h, self.return_sequences, &self.lengths);
     }
 
     fn backward(
@@ -114,10 +118,11 @@ impl<F: Real> Kernel<F> for LstmKernel<F> {
         let one = F::one();
         for t in (0..t_n).rev() {
             for r in 0..rows {
+                let last = last_step(&self.lengths, r, t_n);
                 let at = r * t_n + t;
                 let z = &mut self.gates[at * g4..(at + 1) * g4];
                 for j in 0..h {
-                    let from_output = output_grad(dy, r, t, j, t_n, h, self.return_sequences);
+                    let from_output = output_grad(dy, r, t, j, t_n, h, self.return_sequences, last);
                     let dhj = dh[r * h + j] + from_output;
                     let (i, f, gg, o) = (z[j], z[h + j], z[2 * h + j], z[3 * h + j]);
                     let c = self.cells[at * h + j];
@@ -142,5 +147,9 @@ impl<F: Real> Kernel<F> for LstmKernel<F> {
             }
         }
         input_side(x, &self.gates[..rows * t_n * g4], wx, gwx, gb, dx, rows * t_n, n, self.threads);
+    }
+
+    fn mask(&mut self, lengths: Option<&[u32]>) {
+        super::keep_lengths(&mut self.lengths, lengths);
     }
 }

@@ -7,6 +7,7 @@ mod add;
 mod avg_pool2d;
 mod batch_norm;
 mod concat;
+mod conv1d;
 mod conv2d;
 mod dense;
 mod dropout;
@@ -26,13 +27,14 @@ mod self_attention;
 pub mod sharing;
 #[cfg(test)]
 mod tests;
+mod time_pool;
 
 use std::ops::Range;
 
 use super::{Backend, DeviceInfo, LayerOps, Target, eval_pass, train_pass};
 use crate::data::{Batch, BatchInput, BatchTargets};
 use crate::job::UpdaterSpec;
-use crate::nn::layers::{LayerSpec, batch_norm_groups};
+use crate::nn::layers::{LayerSpec, Span, batch_norm_groups};
 use crate::nn::{
     Activation, Architecture, Layout, Loss, MAX_MERGE_INPUTS, PlannedLayer, Real, Shape, Updater,
     UpdaterState,
@@ -60,6 +62,18 @@ pub(crate) trait Kernel<F: Real>: Send {
     );
     /// Draws what a training pass needs at random (dropout masks).
     fn resample(&mut self, _rows: usize, _rng: &mut Rng) {}
+    /// The steps each example of the next pass has, for sequences of several lengths (`None`:
+    /// all of them). Layers that read across steps (pooling over time, a recurrent layer's
+    /// last step, attention that looks ahead, convolutions) keep a copy; others ignore it.
+    fn mask(&mut self, _lengths: Option<&[u32]>) {}
+}
+
+/// A kernel's own copy of each example's steps ([`Kernel::mask`]), in a buffer sized once.
+pub(crate) fn keep_lengths(own: &mut Vec<u32>, lengths: Option<&[u32]>) {
+    own.clear();
+    if let Some(l) = lengths {
+        own.extend_from_slice(l);
+    }
 }
 
 fn kernel_for<F: Real>(
@@ -92,10 +106,36 @@ fn kernel_for<F: Real>(
         LayerSpec::AvgPool2d(a) => {
             Box::new(avg_pool2d::AvgPoolKernel { win: a.window(input).expect(CHECKED) })
         }
+        LayerSpec::GlobalAvgPool(_) if input.is_sequence() => Box::new(time_pool::TimePoolKernel::new(
+            input.steps(),
+            input.per_step(),
+            time_pool::Reduce::Mean,
+            capacity,
+        )),
         LayerSpec::GlobalAvgPool(_) => {
             let (_, h, w) = input.as_image().expect(CHECKED);
             Box::new(global_avg_pool::GlobalAvgPoolKernel { area: h * w })
         }
+        LayerSpec::GlobalMaxPool(_) => Box::new(time_pool::TimePoolKernel::new(
+            input.steps(),
+            input.per_step(),
+            time_pool::Reduce::Max,
+            capacity,
+        )),
+        LayerSpec::LastStep(_) => Box::new(time_pool::TimePoolKernel::new(
+            input.steps(),
+            input.per_step(),
+            time_pool::Reduce::Last,
+            capacity,
+        )),
+        LayerSpec::Conv1d(c) => Box::new(conv1d::Conv1dKernel::new(
+            c.span(input).expect(CHECKED),
+            input.per_step(),
+            c.filters,
+            c.activation,
+            capacity,
+            threads,
+        )),
         LayerSpec::BatchNorm(b) => {
             let (groups, inner) = batch_norm_groups(input);
             Box::new(batch_norm::BatchNormKernel::new(
@@ -207,6 +247,10 @@ pub struct Net<F: Real> {
     /// Values the loss reads per prediction: the output's size, or per step of a sequence
     /// (a per-step output layer predicts at every step).
     out_per_step: usize,
+    /// Per node, each example's steps in this batch (sequences of several lengths).
+    node_lengths: Vec<Vec<u32>>,
+    /// Per layer, the 1-D window that changes its sequence's steps (`conv1d`).
+    spans: Vec<Option<Span>>,
     pub params: Vec<F>,
     pub grads: Vec<F>,
     pub running: Vec<F>,
@@ -301,6 +345,21 @@ impl<F: Real> Net<F> {
             loss: layout.loss,
             out_act,
             out_per_step: layout.output().per_step(),
+            node_lengths: (0..=layout.layers.len())
+                .map(|n| {
+                    let seq = n == 0 && layout.input.is_sequence()
+                        || n > 0 && layout.layers[n - 1].output.is_sequence();
+                    Vec::with_capacity(if seq { cap } else { 0 })
+                })
+                .collect(),
+            spans: layout
+                .layers
+                .iter()
+                .map(|l| match &l.spec {
+                    LayerSpec::Conv1d(c) => c.span(l.input).ok(),
+                    _ => None,
+                })
+                .collect(),
             params: vec![F::zero(); layout.len],
             grads: vec![F::zero(); layout.len],
             running: vec![F::zero(); layout.running_len],
@@ -325,6 +384,30 @@ impl<F: Real> Net<F> {
                 x.iter_mut().zip(&data[..rows * width]).for_each(|(o, &b)| *o = F::of32(b as f32 * scale))
             }
             BatchInput::F32(v) => x.iter_mut().zip(&v[..rows * width]).for_each(|(o, &b)| *o = F::of32(b)),
+        }
+    }
+
+    /// The steps each example of the next pass has (`None`: all of them), passed to every
+    /// layer as its input's: a convolution's output has its own.
+    pub fn set_lengths(&mut self, lengths: Option<&[u32]>, rows: usize) {
+        let Some(lengths) = lengths else {
+            self.kernels.iter_mut().for_each(|k| k.mask(None));
+            return;
+        };
+        self.node_lengths[0].clear();
+        self.node_lengths[0].extend_from_slice(&lengths[..rows]);
+        for l in 0..self.kernels.len() {
+            let n = self.inputs[l][0];
+            let (before, after) = self.node_lengths.split_at_mut(l + 1);
+            let (input, output) = (&before[n], &mut after[0]);
+            output.clear();
+            if output.capacity() > 0 {
+                match self.spans[l] {
+                    Some(s) => output.extend(input.iter().map(|&t| s.out_len(t as usize) as u32)),
+                    None => output.extend_from_slice(input),
+                }
+            }
+            self.kernels[l].mask((!input.is_empty()).then_some(&input[..]));
         }
     }
 
@@ -593,6 +676,7 @@ impl Backend for CpuBackend {
     fn forward_backward(&mut self, batch: &Batch<'_>, rng: &mut Rng) -> f32 {
         let rows = batch.rows;
         self.net.set_input(batch.input, rows);
+        self.net.set_lengths(batch.lengths, rows);
         let targets = batch.targets;
         self.run(|net| train_pass(net, rows, targets, Some(rng))) as f32
     }
@@ -648,6 +732,7 @@ impl Backend for CpuBackend {
     fn evaluate(&mut self, batch: &Batch<'_>, outputs: &mut Vec<f32>) -> f32 {
         let rows = batch.rows;
         self.net.set_input(batch.input, rows);
+        self.net.set_lengths(batch.lengths, rows);
         let targets = batch.targets;
         let loss = self.run(|net| eval_pass(net, rows, targets)) as f32;
         outputs.clear();

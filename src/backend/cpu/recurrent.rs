@@ -9,8 +9,15 @@ pub fn sigmoid<F: Real>(z: F) -> F {
     F::one() / (F::one() + (-z).exp())
 }
 
+/// Example `r`'s last step: `steps - 1`, or the last it has (`lengths`, when not empty).
+#[inline]
+pub fn last_step(lengths: &[u32], r: usize, steps: usize) -> usize {
+    lengths.get(r).map_or(steps, |&n| (n as usize).clamp(1, steps)) - 1
+}
+
 /// The layer's output from the hidden states `[r][t][units]`: all of them, or each example's
-/// last.
+/// last (the last it has, on sequences of several lengths).
+#[allow(clippy::too_many_arguments)]
 pub fn write_output<F: Real>(
     hidden: &[F],
     y: &mut [F],
@@ -18,18 +25,21 @@ pub fn write_output<F: Real>(
     steps: usize,
     units: usize,
     every_step: bool,
+    lengths: &[u32],
 ) {
     if every_step {
         y[..rows * steps * units].copy_from_slice(&hidden[..rows * steps * units]);
     } else {
         for r in 0..rows {
-            let last = (r * steps + steps - 1) * units;
+            let last = (r * steps + last_step(lengths, r, steps)) * units;
             y[r * units..(r + 1) * units].copy_from_slice(&hidden[last..last + units]);
         }
     }
 }
 
-/// dL/dh of example `r`, step `t`, unit `j` from the layer's output gradient `dy`.
+/// dL/dh of example `r`, step `t`, unit `j` from the layer's output gradient `dy` (`last`:
+/// the example's last step).
+#[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn output_grad<F: Real>(
     dy: &[F],
@@ -39,10 +49,11 @@ pub fn output_grad<F: Real>(
     steps: usize,
     units: usize,
     every_step: bool,
+    last: usize,
 ) -> F {
     if every_step {
         dy[(r * steps + t) * units + j]
-    } else if t == steps - 1 {
+    } else if t == last {
         dy[r * units + j]
     } else {
         F::zero()

@@ -25,6 +25,8 @@ pub struct SelfAttentionKernel<F> {
     d_attended: Vec<F>,
     d_qkv: Vec<F>,
     d_scores: Vec<F>,
+    /// Each example's steps this batch (empty: all of them): no step attends past its end.
+    lengths: Vec<u32>,
 }
 
 impl<F: Real> SelfAttentionKernel<F> {
@@ -49,6 +51,7 @@ impl<F: Real> SelfAttentionKernel<F> {
             d_attended: vec![F::zero(); values],
             d_qkv: vec![F::zero(); 3 * values],
             d_scores: vec![F::zero(); steps * steps],
+            lengths: Vec::with_capacity(capacity),
         }
     }
 }
@@ -68,13 +71,14 @@ impl<F: Real> Kernel<F> for SelfAttentionKernel<F> {
         let scale = F::one() / F::of(d as f64).sqrt();
         for r in 0..rows {
             let base = r * t * f3;
+            let len = self.lengths.get(r).map_or(t, |&n| (n as usize).clamp(1, t));
             for h in 0..heads {
                 let probs = &mut self.probs[(r * heads + h) * t * t..(r * heads + h + 1) * t * t];
                 let q = View { data: &self.qkv[base + h * d..], rs: f3, cs: 1 };
                 let kt = View { data: &self.qkv[base + f + h * d..], rs: 1, cs: f3 };
                 gemm_view(t, t, d, q, kt, probs, t, false, 1);
                 for (i, row) in probs.chunks_exact_mut(t).enumerate() {
-                    let seen = if self.causal { i + 1 } else { t };
+                    let seen = if self.causal { i + 1 } else { t }.min(len);
                     let max = row[..seen].iter().fold(F::neg_infinity(), |m, &v| m.max(v)) * scale;
                     let mut sum = F::zero();
                     for v in &mut row[..seen] {
@@ -152,5 +156,9 @@ impl<F: Real> Kernel<F> for SelfAttentionKernel<F> {
         if let Some(dx) = dx {
             gemm(n, f, f3, dqkv, Op::N, wqkv, Op::T, &mut dx[..n * f], false, self.threads);
         }
+    }
+
+    fn mask(&mut self, lengths: Option<&[u32]>) {
+        super::keep_lengths(&mut self.lengths, lengths);
     }
 }

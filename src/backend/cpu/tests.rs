@@ -62,7 +62,19 @@ impl Targets {
 
 /// Analytic gradient of the mean loss against central differences, for every parameter.
 fn gradient_check(arch: &Architecture, rows: usize, threads: usize, seed: u64) -> Result<(), String> {
+    gradient_check_masked(arch, rows, threads, seed, None)
+}
+
+/// The same, on sequences of the given lengths.
+fn gradient_check_masked(
+    arch: &Architecture,
+    rows: usize,
+    threads: usize,
+    seed: u64,
+    lengths: Option<&[u32]>,
+) -> Result<(), String> {
     let mut n = net(arch, rows, threads, seed);
+    n.set_lengths(lengths, rows);
     // A per-step output layer predicts at every step: one label (or `per_step` values) each.
     let out = arch.output();
     let t = Targets::new(rows * out.steps(), out.per_step(), seed);
@@ -561,4 +573,116 @@ fn causal_attention_reads_no_later_step() {
     let (before, after) = (predict([1.0, 2.0, 3.0, 4.0, 5.0]), predict([1.0, 2.0, 3.0, 4.0, 6.0]));
     assert_eq!(before[..4 * 7], after[..4 * 7], "steps 0-3 do not see step 4");
     assert_ne!(before[4 * 7..], after[4 * 7..], "step 4 sees itself");
+}
+
+fn conv1d(filters: usize, kernel: usize, stride: usize, dilation: usize, padding: Padding) -> LayerSpec {
+    LayerSpec::Conv1d(crate::nn::layers::Conv1d {
+        filters,
+        kernel,
+        stride,
+        dilation,
+        padding,
+        activation: Activation::Tanh,
+    })
+}
+
+#[test]
+fn conv1d_geometries_and_pooling_over_time_with_and_without_masks() {
+    use crate::nn::layers::{GlobalMaxPool, LastStep};
+    let seq = Shape::Sequence { steps: 7, features: 3 };
+    let pools = [
+        LayerSpec::GlobalAvgPool(GlobalAvgPool {}),
+        LayerSpec::GlobalMaxPool(GlobalMaxPool {}),
+        LayerSpec::LastStep(LastStep {}),
+    ];
+    let convs = [
+        conv1d(4, 3, 1, 1, Padding::Same),
+        conv1d(2, 2, 2, 1, Padding::Valid),
+        conv1d(3, 3, 1, 2, Padding::Valid),
+        conv1d(2, 4, 2, 1, Padding::Same),
+        conv1d(2, 2, 1, 1, Padding::Explicit(Pair(1, 1))),
+    ];
+    for (i, c) in convs.iter().enumerate() {
+        let pool = pools[i % 3].clone();
+        let a = arch(seq, vec![c.clone(), conv1d(3, 3, 1, 1, Padding::Same), pool], Loss::Xent, 3);
+        gradient_check(&a, 3, 1, 20 + i as u64).unwrap();
+        gradient_check_masked(&a, 3, 1, 30 + i as u64, Some(&[7, 4, 2])).unwrap();
+    }
+}
+
+/// A padded sequence of `len` steps (garbage past its end) computes what the sequence alone
+/// does: outputs, loss and every parameter's gradient.
+#[test]
+fn masked_padding_is_exactly_the_shorter_sequence() {
+    use crate::backend::eval_pass;
+    use crate::nn::layers::{GlobalMaxPool, LastStep, Lstm, SelfAttention};
+    let layers = |pool: LayerSpec| {
+        vec![
+            conv1d(4, 3, 1, 1, Padding::Same),
+            LayerSpec::SelfAttention(SelfAttention { heads: 2, causal: false }),
+            LayerSpec::Lstm(Lstm { units: 3, return_sequences: true }),
+            conv1d(4, 2, 1, 2, Padding::Same),
+            pool,
+        ]
+    };
+    for pool in [
+        LayerSpec::GlobalAvgPool(GlobalAvgPool {}),
+        LayerSpec::GlobalMaxPool(GlobalMaxPool {}),
+        LayerSpec::LastStep(LastStep {}),
+        LayerSpec::Lstm(Lstm { units: 2, return_sequences: false }),
+    ] {
+        let long = arch(Shape::Sequence { steps: 7, features: 2 }, layers(pool.clone()), Loss::Xent, 3);
+        let short = arch(Shape::Sequence { steps: 4, features: 2 }, layers(pool), Loss::Xent, 3);
+        assert_eq!(long.layout().len, short.layout().len, "no parameter depends on the steps");
+        let (mut a, mut b) = (net(&long, 1, 1, 40), net(&short, 1, 1, 41));
+        b.params.copy_from_slice(&a.params);
+        let head: Vec<f64> = a.input_mut(1)[..8].to_vec();
+        b.input_mut(1).copy_from_slice(&head);
+        a.set_lengths(Some(&[4]), 1);
+        let labels = [2u32];
+        let la = train_pass(&mut a, 1, BatchTargets::Classes(&labels), None);
+        let lb = train_pass(&mut b, 1, BatchTargets::Classes(&labels), None);
+        assert!((la - lb).abs() < 1e-12, "{la} vs {lb}");
+        for (i, (ga, gb)) in a.grads.iter().zip(&b.grads).enumerate() {
+            assert!((ga - gb).abs() < 1e-10, "parameter {i}: {ga} vs {gb}");
+        }
+        eval_pass(&mut a, 1, BatchTargets::Classes(&labels));
+        eval_pass(&mut b, 1, BatchTargets::Classes(&labels));
+        assert_eq!(a.output(1).len(), b.output(1).len());
+        a.output(1).iter().zip(b.output(1)).for_each(|(x, y)| assert!((x - y).abs() < 1e-12));
+        // And the padding is read by nothing: other garbage there changes nothing.
+        a.input_mut(1)[8..].iter_mut().for_each(|v| *v = 100.0);
+        eval_pass(&mut a, 1, BatchTargets::Classes(&labels));
+        a.output(1).iter().zip(b.output(1)).for_each(|(x, y)| assert!((x - y).abs() < 1e-12));
+    }
+}
+
+#[test]
+fn steps_without_a_label_count_for_nothing() {
+    use crate::data::NO_TARGET;
+    use crate::nn::layers::Lstm;
+    let a = arch(
+        Shape::Sequence { steps: 4, features: 2 },
+        vec![LayerSpec::Lstm(Lstm { units: 3, return_sequences: true })],
+        Loss::Xent,
+        3,
+    );
+    let mut n = net(&a, 2, 1, 50);
+    let some = [0, NO_TARGET, 2, 1, NO_TARGET, NO_TARGET, 1, 0];
+    let loss = train_pass(&mut n, 2, BatchTargets::Classes(&some), None);
+    assert!(loss.is_finite() && loss > 0.0);
+    let grads = n.grads.clone();
+    // Another label at an unlabelled step would change the loss; NO_TARGET steps are skipped
+    // and the mean is over the five labelled ones.
+    let mut m = net(&a, 2, 1, 50);
+    let per_step: f64 = [(0, 0u32), (2, 2), (3, 1), (6, 1), (7, 0)]
+        .iter()
+        .map(|&(at, y)| {
+            let mut one = [NO_TARGET; 8];
+            one[at] = y;
+            train_pass(&mut m, 2, BatchTargets::Classes(&one), None)
+        })
+        .sum();
+    assert!((per_step / 5.0 - loss).abs() < 1e-12, "{per_step} / 5 vs {loss}");
+    assert!(grads.iter().any(|&g| g != 0.0));
 }

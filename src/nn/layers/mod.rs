@@ -8,13 +8,16 @@ mod add;
 mod avg_pool2d;
 mod batch_norm;
 mod concat;
+mod conv1d;
 mod conv2d;
 mod dense;
 mod dropout;
 mod embedding;
 mod flatten;
 mod global_avg_pool;
+mod global_max_pool;
 mod gru;
+mod last_step;
 mod layer_norm;
 mod lstm;
 mod max_pool2d;
@@ -29,13 +32,16 @@ pub use add::Add;
 pub use avg_pool2d::AvgPool2d;
 pub use batch_norm::{BatchNorm, groups as batch_norm_groups};
 pub use concat::Concat;
+pub use conv1d::{Conv1d, Span};
 pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use global_avg_pool::GlobalAvgPool;
+pub use global_max_pool::GlobalMaxPool;
 pub use gru::Gru;
+pub use last_step::LastStep;
 pub use layer_norm::LayerNorm;
 pub use lstm::Lstm;
 pub use max_pool2d::MaxPool2d;
@@ -156,6 +162,9 @@ pub enum LayerSpec {
     LayerNorm(LayerNorm),
     PositionalEmbedding(PositionalEmbedding),
     SelfAttention(SelfAttention),
+    Conv1d(Conv1d),
+    GlobalMaxPool(GlobalMaxPool),
+    LastStep(LastStep),
 }
 
 impl LayerSpec {
@@ -178,6 +187,9 @@ impl LayerSpec {
             LayerSpec::LayerNorm(l) => l,
             LayerSpec::PositionalEmbedding(l) => l,
             LayerSpec::SelfAttention(l) => l,
+            LayerSpec::Conv1d(l) => l,
+            LayerSpec::GlobalMaxPool(l) => l,
+            LayerSpec::LastStep(l) => l,
         }
     }
 
