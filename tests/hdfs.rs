@@ -868,3 +868,39 @@ fn models_and_checkpoints_on_hdfs_take_the_clusters_umask_and_checkpoints_stay_o
     let (t0, t1) = (none["train_seconds"].as_f64().unwrap(), hdfs["train_seconds"].as_f64().unwrap());
     assert!(t1 < 1.5 * t0 + 1.5, "training took {t1:.2} s with HDFS checkpoints, {t0:.2} s without");
 }
+
+#[test]
+fn sequence_csv_folders_train_from_hdfs() {
+    let dfs = MiniDfs::shared();
+    let local = tempfile::tempdir().unwrap();
+    let base = dfs.scratch("sequences");
+    common::ragged_sequences(&local.path().join("train"), 240, 3);
+    for sub in ["features", "labels"] {
+        for entry in std::fs::read_dir(local.path().join("train").join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            dfs.put(&format!("{base}/train/{sub}/{name}"), &std::fs::read(entry.path()).unwrap());
+        }
+    }
+    let job = local.path().join("seq-hdfs.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "name = \"seq-hdfs\"\n[data]\nformat = \"sequence_csv\"\ntrain = \"{base}/train\"\nholdout = 0.25\n\
+             [train]\nepochs = 40\nbatch_size = 16\nupdater = {{ kind = \"adam\", lr = 3e-3 }}\n\
+             [[model.layers]]\ntype = \"conv1d\"\nfilters = 16\nkernel = 3\npadding = \"same\"\n\
+             [[model.layers]]\ntype = \"last_step\"\n"
+        ),
+    )
+    .unwrap();
+    let s = train(&["--config", path(&job), "--workers", "1"], &[]);
+    // 180 sequences trained, 60 held out; chance is 0.5.
+    assert!(s["test_accuracy"].as_f64().unwrap() >= 0.8, "{s}");
+    let held: u64 = s["evaluation"]["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+        .sum();
+    assert_eq!(held, 60, "{s}");
+}

@@ -25,7 +25,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "LOC")]
     pub test: Option<String>,
     /// Data format [default: the model's job's data.format].
-    #[arg(long, value_name = "idx|csv|text", value_parser = parse_name::<DataFormat>)]
+    #[arg(long, value_name = "idx|csv|text|sequence_csv", value_parser = parse_name::<DataFormat>)]
     pub format: Option<DataFormat>,
     /// Minibatch size for the evaluation.
     #[arg(long, default_value_t = 512)]

@@ -33,7 +33,7 @@ pub struct TrainArgs {
     pub train: Option<String>,
     #[arg(long, help = keys::flag_help("data.test"), value_name = "LOC")]
     pub test: Option<String>,
-    #[arg(long, help = keys::flag_help("data.format"), value_name = "idx|csv|text", value_parser = parse_name::<DataFormat>)]
+    #[arg(long, help = keys::flag_help("data.format"), value_name = "idx|csv|text|sequence_csv", value_parser = parse_name::<DataFormat>)]
     pub format: Option<DataFormat>,
     #[arg(long, help = keys::flag_help("data.transform"), value_name = "FILE")]
     pub transform: Option<String>,

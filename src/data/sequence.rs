@@ -15,7 +15,7 @@
 use rayon::prelude::*;
 
 use super::csv::CsvSource;
-use super::schema::Schema;
+use super::schema::{ColumnType, Schema};
 use super::table::{self, FeatureLayout, Split};
 use super::transform::{Compiled, Report, TransformProcess};
 use super::{DataError, DataShape, Dataset, Features, NO_LABEL, Targets};
@@ -240,7 +240,17 @@ fn read_all(
     location: &Location,
 ) -> Result<(Vec<Sequence>, Columns, Option<Vec<Vec<u16>>>), DataError> {
     let first = CsvSource::open(&files.features[0], &data.csv)?;
-    let process = table::process_for(data, &first, process)?;
+    let given = process.is_some();
+    let mut process = table::process_for(data, &first, process)?;
+    if !given {
+        // Inferred from the first file only: a feature column of whole numbers there may hold
+        // fractions in the next file, so features are read as numbers of any kind.
+        for c in &mut process.schema.columns {
+            if c.name != data.label && matches!(c.kind, ColumnType::Integer | ColumnType::Long) {
+                c.kind = ColumnType::Double;
+            }
+        }
+    }
     let compiled = process.compile().map_err(DataError::from)?;
     let columns = Columns::new(&compiled.output, data, files.labels.is_some(), location)?;
     let seqs: Vec<Sequence> = files
@@ -439,4 +449,177 @@ pub fn fitted_process(data: &crate::job::ResolvedData) -> Result<Option<Transfor
             .map_err(DataError::from)?;
     }
     Ok(Some(process))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::BatchBuffer;
+
+    fn write(dir: &std::path::Path, name: &str, text: &str) {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn spec(train: &std::path::Path) -> DataSpec {
+        DataSpec {
+            train: train.to_string_lossy().into_owned(),
+            format: crate::job::DataFormat::SequenceCsv,
+            ..DataSpec::default()
+        }
+    }
+
+    fn at(p: &std::path::Path) -> Location {
+        Location::local(p)
+    }
+
+    #[test]
+    fn parallel_label_files_make_padded_masked_sequence_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("train");
+        write(&d, "features/a.csv", "1,2\n3,4\n5,6\n");
+        write(&d, "features/b.csv", "7,8\n");
+        write(&d, "labels/a.csv", "1\n");
+        write(&d, "labels/b.csv", "0\n");
+        let ds = load(&at(&d), &spec(&d), None, Split::All, 0).unwrap();
+        assert_eq!(ds.shape, Shape::Sequence { steps: 3, features: 2 });
+        assert_eq!((ds.rows, ds.width), (2, 6));
+        let Features::F32(f) = &ds.features else { panic!() };
+        assert_eq!(&f[..], &[1., 2., 3., 4., 5., 6., 7., 8., 0., 0., 0., 0.], "padded with zeros");
+        assert_eq!(ds.lengths, vec![3, 1]);
+        let Targets::Classes { labels, classes } = &ds.targets else { panic!() };
+        assert_eq!((&labels[..], *classes), (&[1u32, 0][..], 2));
+        // A batch carries the lengths of its rows.
+        let mut buf = BatchBuffer::with_capacity(&ds, 2);
+        assert_eq!(buf.gather(&ds, &[1, 0]).lengths, Some(&[1u32, 3][..]));
+    }
+
+    #[test]
+    fn per_step_labels_aligned_to_the_end_or_start_and_a_label_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("train");
+        write(&d, "features/a.csv", "1\n2\n3\n");
+        write(&d, "features/b.csv", "4\n5\n");
+        write(&d, "labels/a.csv", "0\n1\n2\n");
+        write(&d, "labels/b.csv", "2\n");
+        let mut s = spec(&d);
+        // One label for a two-step sequence among per-step label files: a mismatch unless aligned.
+        let e = load(&at(&d), &s, None, Split::All, 0).unwrap_err().to_string();
+        assert!(e.contains("labels/b.csv: 1 labels for a sequence of 2 steps"), "{e}");
+        assert!(e.contains("data.align"), "{e}");
+        // b (2 steps) is padded to 3: its third step has no label either.
+        for (align, want) in [
+            (Align::End, [0u16, 1, 2, NO_LABEL, 2, NO_LABEL]),
+            (Align::Start, [0, 1, 2, 2, NO_LABEL, NO_LABEL]),
+        ] {
+            s.align = align;
+            let ds = load(&at(&d), &s, None, Split::All, 0).unwrap();
+            let Targets::Steps { next, steps, classes } = &ds.targets else { panic!() };
+            assert_eq!((&next[..], *steps, *classes), (&want[..], 3, 3), "{align:?}");
+        }
+        // A label column, with a header: a class at every step.
+        let c = dir.path().join("column");
+        write(&c, "s1.csv", "x,y\n0.5,1\n0.25,0\n");
+        write(&c, "s2.csv", "x,y\n1.5,1\n");
+        let s = DataSpec { label: "y".into(), num_classes: Some(2), ..spec(&c) };
+        let ds = load(&at(&c), &s, None, Split::All, 0).unwrap();
+        assert_eq!(ds.shape, Shape::Sequence { steps: 2, features: 1 });
+        let Targets::Steps { next, .. } = &ds.targets else { panic!() };
+        assert_eq!(&next[..], &[1, 0, 1, NO_LABEL]);
+    }
+
+    #[test]
+    fn mistakes_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("train");
+        write(&d, "features/a.csv", "1\n2\n");
+        write(&d, "labels/a.csv", "1\n");
+        write(&d, "features/b.csv", "3\n");
+        let e = files(&at(&d), &spec(&d)).unwrap_err().to_string();
+        assert!(e.contains("no label file b.csv"), "{e}");
+        write(&d, "labels/b.csv", "1\n");
+        write(&d, "labels/c.csv", "1\n");
+        let e = files(&at(&d), &spec(&d)).unwrap_err().to_string();
+        assert!(e.contains("label file c.csv has no sequence"), "{e}");
+        std::fs::remove_file(d.join("labels/c.csv")).unwrap();
+        write(&d, "labels/b.csv", "cat\n");
+        let e = load(&at(&d), &spec(&d), None, Split::All, 0).unwrap_err().to_string();
+        assert!(e.contains("labels/b.csv: line 1: 'cat' is not a class"), "{e}");
+        write(&d, "labels/b.csv", "0\n");
+        // The first file's whole numbers do not make the column integers.
+        write(&d, "features/b.csv", "3.5\n");
+        load(&at(&d), &spec(&d), None, Split::All, 0).unwrap();
+        write(&d, "features/b.csv", "3\nNaN\n");
+        let e = load(&at(&d), &spec(&d), None, Split::All, 0).unwrap_err().to_string();
+        assert!(e.contains("features/b.csv") && e.contains("line 2") && e.contains("'NaN'"), "{e}");
+        // A test sequence longer than any training one.
+        write(&d, "features/b.csv", "3\n");
+        let t = dir.path().join("test");
+        write(&t, "features/a.csv", "1\n2\n3\n");
+        write(&t, "labels/a.csv", "0\n");
+        let e = load(&at(&t), &spec(&d), None, Split::All, 0).unwrap_err().to_string();
+        assert!(e.contains("a sequence of 3 steps; the model reads at most 2"), "{e}");
+        // Test data is padded to the longest training sequence.
+        write(&t, "features/a.csv", "1\n");
+        assert_eq!(load(&at(&t), &spec(&d), None, Split::All, 0).unwrap().shape.steps(), 2);
+        // No labels at all.
+        let bare = dir.path().join("bare");
+        write(&bare, "a.csv", "1\n");
+        let e = files(&at(&bare), &spec(&bare)).unwrap_err().to_string();
+        assert!(e.contains("no labels: give features/ and labels/ folders, or data.label"), "{e}");
+        let e = files(&at(&d.join("features/a.csv")), &spec(&d)).unwrap_err().to_string();
+        assert!(e.contains("sequence CSV reads a folder"), "{e}");
+    }
+
+    #[test]
+    fn held_out_sequences_and_the_rest_make_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("train");
+        for i in 0..10 {
+            write(&d, &format!("features/{i:02}.csv"), &format!("{i}\n{i}\n"));
+            write(&d, &format!("labels/{i:02}.csv"), &format!("{}\n", i % 2));
+        }
+        let s = DataSpec { holdout: 0.3, ..spec(&d) };
+        let (train, held) = (
+            load(&at(&d), &s, None, Split::Train, 7).unwrap(),
+            load(&at(&d), &s, None, Split::Held, 7).unwrap(),
+        );
+        assert_eq!((train.rows, held.rows), (7, 3));
+        let firsts = |ds: &Dataset| {
+            let Features::F32(f) = &ds.features else { panic!() };
+            f.chunks(2).map(|c| c[0] as u32).collect::<Vec<_>>()
+        };
+        let mut all = firsts(&train);
+        all.extend(firsts(&held));
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_transform_is_fitted_on_every_step_row_and_runs_on_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("train");
+        write(&d, "features/a.csv", "1\n2\n3\n");
+        write(&d, "features/b.csv", "4\n5\n");
+        write(&d, "labels/a.csv", "0\n");
+        write(&d, "labels/b.csv", "1\n");
+        let tp = dir.path().join("tp.json");
+        std::fs::write(
+            &tp,
+            r#"{"schema": {"columns": [{"name": "x", "type": "double"}]},
+                "steps": [{"step": "normalize", "column": "x", "kind": "standardize"}]}"#,
+        )
+        .unwrap();
+        let s = DataSpec { transform: tp.to_string_lossy().into_owned(), ..spec(&d) };
+        let resolved = crate::job::ResolvedData::resolve(s.clone()).unwrap();
+        let process = fitted_process(&resolved).unwrap().unwrap();
+        let ds = load(&at(&d), &s, Some(&process), Split::All, 0).unwrap();
+        let Features::F32(f) = &ds.features else { panic!() };
+        // Steps 1..5 standardised with the mean 3 of all five rows: a's 1 below, b's 5 above.
+        let valid: Vec<f32> = vec![f[0], f[1], f[2], f[3], f[4]];
+        assert!(valid.iter().sum::<f32>().abs() < 1e-5, "{f:?}");
+        assert!(valid[1] < 0.0 && valid[2] == 0.0 && valid[4] > 0.0, "{f:?}");
+        assert_eq!(f[5], 0.0, "padding stays zero");
+    }
 }

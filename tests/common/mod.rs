@@ -347,3 +347,30 @@ pub fn spark_submit() -> Option<std::path::PathBuf> {
 }
 
 pub mod minidfs;
+
+/// `n` sequences of 4..=16 steps of two features in `dir/features` and `dir/labels` (sequence
+/// CSV): the class is whether the *last* step's first feature is positive, so a model that
+/// reads the padding past a sequence's end instead of its last step cannot tell.
+#[allow(dead_code)]
+pub fn ragged_sequences(dir: &Path, n: usize, seed: u64) {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    for sub in ["features", "labels"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for i in 0..n {
+        let steps = 4 + (next() * 13.0) as usize;
+        let mut text = String::new();
+        let mut last = 0.0;
+        for _ in 0..steps {
+            let (a, b) = (next() * 2.0 - 1.0, next() * 2.0 - 1.0);
+            text.push_str(&format!("{a:.4},{b:.4}\n"));
+            last = a;
+        }
+        std::fs::write(dir.join(format!("features/{i:04}.csv")), text).unwrap();
+        std::fs::write(dir.join(format!("labels/{i:04}.csv")), format!("{}\n", (last > 0.0) as u8)).unwrap();
+    }
+}
