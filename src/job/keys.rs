@@ -191,9 +191,9 @@ pub static KEYS: &[Key] = &[
     key("data.csv.delimiter", K::Text, "CSV: field delimiter (one ASCII character)"),
     key("data.csv.quote", K::Text, "CSV: quote character (one ASCII character)"),
     key("data.csv.skip_lines", K::Integer, "CSV: records skipped at the start of every file"),
-    key("data.transform", K::Location, "CSV: transform process (JSON), run locally and on every worker")
+    key("data.transform", K::Location, "CSV and sequence CSV: transform process (JSON), run locally and on every worker (on every step row of a sequence)")
         .common(),
-    key("data.label", K::Text, "CSV: the column to predict, after the transform (required for CSV)")
+    key("data.label", K::Text, "CSV: the column to predict, after the transform (required for CSV); sequence CSV: a label column, when there is no labels/ folder")
         .common(),
     key("data.task", K::Choice, "CSV: what the label is").choices(&["classification", "regression"]),
     key("data.num_classes", K::Integer, "CSV: number of classes of integer labels; empty: found in the data")
