@@ -147,7 +147,7 @@ fn a_training_step_allocates_nothing() {
                 LayerSpec::Embedding(Embedding { dim: 8 }),
                 LayerSpec::PositionalEmbedding(PositionalEmbedding {}),
                 LayerSpec::LayerNorm(LayerNorm::default()),
-                LayerSpec::SelfAttention(SelfAttention { heads: 2, causal: true }),
+                LayerSpec::SelfAttention(SelfAttention { heads: 2, causal: true, dropout: 0.1 }),
                 LayerSpec::Lstm(Lstm { units: 8, return_sequences: true }),
                 LayerSpec::Gru(Gru { units: 8, return_sequences: true }),
                 LayerSpec::dense(8, Activation::Tanh),

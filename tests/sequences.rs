@@ -194,7 +194,9 @@ fn an_lstm_remembers_what_one_character_cannot_tell() {
         )
         .unwrap();
         let summary = dir.path().join(format!("{layer}.json"));
-        let (ok, _, stderr) = run(&["train", "--config", path(&job), "--summary-json", path(&summary)]);
+        let out = dir.path().join(layer);
+        let (ok, _, stderr) =
+            run(&["train", "--config", path(&job), "--summary-json", path(&summary), "--output", path(&out)]);
         assert!(ok, "{stderr}");
         json(&summary)["evaluation"]["loss"].as_f64().unwrap()
     };
@@ -204,6 +206,24 @@ fn an_lstm_remembers_what_one_character_cannot_tell() {
     assert!(dense > 0.6, "{dense}");
     let loss = loss_with("lstm", 16, "");
     assert!(loss < 0.35, "{loss} nats per character (one character alone: 0.693)");
+    // The vocabulary is saved with the model: sampling needs no training text, and the trained
+    // LSTM continues the pattern.
+    std::fs::rename(&text, dir.path().join("moved.txt")).unwrap();
+    let (ok, stdout, stderr) = run(&[
+        "sample",
+        "--model",
+        path(&dir.path().join("lstm")),
+        "--prompt",
+        "aab",
+        "--tokens",
+        "40",
+        "--temperature",
+        "0.2",
+    ]);
+    assert!(ok, "{stderr}");
+    let sample = stdout.trim_end();
+    assert!(sample.starts_with("aabbaabbaabb"), "{sample}");
+    std::fs::rename(dir.path().join("moved.txt"), &text).unwrap();
     // Causal attention with learned positions, windows of 15 (so a window's first character
     // is either letter): ln 2 / 15 = 0.046 is the least a model that reads no later step can
     // reach; one that read the next step would go to 0. This small one (2 heads of 2) gave

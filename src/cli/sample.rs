@@ -13,7 +13,7 @@ use crate::backend::{Backend, CpuBackend};
 use crate::data::{Batch, BatchInput, BatchTargets, text};
 use crate::job::DataFormat;
 use crate::nn::Shape;
-use crate::nn::saved::SavedModel;
+use crate::nn::saved::{Preprocessing, SavedModel};
 use crate::rng::Rng;
 use crate::storage::Location;
 
@@ -59,12 +59,15 @@ pub fn run(args: SampleArgs) -> Result<()> {
     if data.format != DataFormat::Text {
         bail!("{dir} was trained on data.format = {:?}, not text", data.format);
     }
-    // The vocabulary is the training text's, rebuilt from it.
-    let vocabulary = text::vocabulary(data).with_context(|| {
-        format!("rebuilding the model's vocabulary from its training text {}", data.train)
-    })?;
+    // The vocabulary saved with the model; a model saved before it was is rebuilt from its text.
+    let vocabulary = match &model.meta.preprocessing {
+        Preprocessing::Text { vocabulary } => vocabulary.clone(),
+        _ => text::vocabulary(data).with_context(|| {
+            format!("rebuilding the model's vocabulary from its training text {}", data.train)
+        })?,
+    };
     if vocabulary.len() != vocab {
-        bail!("{} now gives {} ids; the model was trained on {vocab}", data.train, vocabulary.len());
+        bail!("the vocabulary holds {} ids; the model was trained on {vocab}", vocabulary.len());
     }
     let mut ids = vocabulary.encode(args.prompt.as_bytes(), "--prompt")?;
     if ids.is_empty() {

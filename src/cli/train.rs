@@ -9,7 +9,7 @@ use clap::Args;
 use super::parse_name;
 use super::progress::TrainProgress;
 use crate::data::transform::TransformProcess;
-use crate::data::{self, Dataset, Features};
+use crate::data::{self, Dataset};
 use crate::engine::{self, EmbeddedOptions, FinishedRun};
 use crate::job::keys;
 use crate::job::{
@@ -43,7 +43,7 @@ pub struct TrainArgs {
     pub holdout: Option<f32>,
     /// Model preset [model.preset]: mlp (dense layers of --hidden), cnn (two 3x3 convolutions
     /// and max-pooling, about 420k parameters on 28x28 images) or lenet5. Clears model.layers.
-    #[arg(long, value_name = "mlp|cnn|lenet5|resnet20", value_parser = parse_name::<ModelPreset>)]
+    #[arg(long, value_name = "mlp|cnn|lenet5|resnet20|char_lstm|gpt", value_parser = parse_name::<ModelPreset>)]
     pub model: Option<ModelPreset>,
     #[arg(long, help = keys::flag_help("model.hidden"), value_name = "N,N,..", value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
@@ -283,11 +283,10 @@ pub fn load_data(job: &ResolvedJob) -> Result<JobData> {
     Ok(JobData { train: Arc::new(train), test, process })
 }
 
-pub fn preprocessing_of(dataset: &Dataset, process: Option<&TransformProcess>) -> Preprocessing {
-    match (process, &dataset.features) {
-        (Some(p), _) => Preprocessing::Transform { process: Box::new(p.clone()) },
-        (None, Features::U8 { scale, .. }) => Preprocessing::ImageScale { scale: *scale },
-        (None, _) => Preprocessing::Identity,
+pub fn preprocessing_of(data: &crate::job::DataSpec, process: Option<&TransformProcess>) -> Preprocessing {
+    match process {
+        Some(p) => Preprocessing::Transform { process: Box::new(p.clone()) },
+        None => data::source(data.format).preprocessing(data),
     }
 }
 
@@ -374,7 +373,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let finished = FinishedRun {
         job: &job,
         architecture: &architecture,
-        preprocessing: preprocessing_of(&data.train, data.process.as_ref()),
+        preprocessing: preprocessing_of(&job.data, data.process.as_ref()),
         class_names: data.train.class_names.clone(),
         epochs_before: done,
         outcome: &outcome,

@@ -15,7 +15,7 @@ use crate::storage::Location;
 pub trait Source: Sync {
     /// What a saved model does to raw input of this format before its first layer (without a
     /// transform process).
-    fn preprocessing(&self) -> Preprocessing {
+    fn preprocessing(&self, _data: &DataSpec) -> Preprocessing {
         Preprocessing::Identity
     }
 
@@ -114,6 +114,17 @@ impl Source for SequenceCsv {
 pub struct Text;
 
 impl Source for Text {
+    /// The training text's vocabulary (read again: it was read when training started).
+    fn preprocessing(&self, data: &DataSpec) -> Preprocessing {
+        match super::text::vocabulary(data) {
+            Ok(vocabulary) => Preprocessing::Text { vocabulary },
+            Err(e) => {
+                tracing::warn!("the model is saved without its vocabulary: {e}");
+                Preprocessing::Identity
+            }
+        }
+    }
+
     fn resolve(&self, location: &Location, _data: &DataSpec) -> Result<DataInputs, DataError> {
         Ok(DataInputs::Text(super::text::files(location)?))
     }
@@ -145,7 +156,7 @@ pub struct Idx;
 
 impl Source for Idx {
     /// Pixels 0..=255 scaled to [0, 1], as when training.
-    fn preprocessing(&self) -> Preprocessing {
+    fn preprocessing(&self, _data: &DataSpec) -> Preprocessing {
         Preprocessing::ImageScale { scale: 1.0 / 255.0 }
     }
 

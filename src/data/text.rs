@@ -13,12 +13,38 @@ use crate::storage::Location;
 /// Distinct characters a `char` vocabulary holds, besides id 0 for the unknown.
 pub const MAX_CHARS: usize = 255;
 
-/// The ids of a text source.
-#[derive(Clone, Debug, PartialEq)]
+/// The ids of a text source. Saved with a model as `{"unit": "char", "chars": "\n !..."}`
+/// (the characters of ids 1.., in order).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "VocabularyRepr", from = "VocabularyRepr")]
 pub struct Vocabulary {
     unit: TextUnit,
     /// `char` unit: the characters of ids 1.. in code-point order.
     chars: Vec<char>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct VocabularyRepr {
+    unit: TextUnit,
+    #[serde(default)]
+    chars: String,
+}
+
+impl From<Vocabulary> for VocabularyRepr {
+    fn from(v: Vocabulary) -> Self {
+        VocabularyRepr { unit: v.unit, chars: v.chars.into_iter().collect() }
+    }
+}
+
+impl From<VocabularyRepr> for Vocabulary {
+    fn from(r: VocabularyRepr) -> Self {
+        let mut chars: Vec<char> = r.chars.chars().collect();
+        // Kept sorted and distinct, as `encode` searches it.
+        chars.sort_unstable();
+        chars.dedup();
+        chars.truncate(MAX_CHARS);
+        Vocabulary { unit: r.unit, chars }
+    }
 }
 
 impl Vocabulary {

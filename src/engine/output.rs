@@ -123,6 +123,7 @@ impl FinishedRun<'_> {
                 "epoch": e.epoch + 1,
                 "train_loss": e.train_loss,
                 "test_accuracy": e.test_accuracy(),
+                "test_loss": e.test.as_ref().map(|t| t.loss()),
                 "seconds": e.seconds,
                 "replica_drift": e.replica_drift,
                 "bytes_sent": e.bytes_sent,

@@ -206,8 +206,8 @@ pub static KEYS: &[Key] = &[
         .choices(&["char", "byte"]),
     key("data.align", K::Choice, "Sequence CSV: where per-step labels shorter than their sequence sit (DataVec's alignment): equal lengths, the last steps, the first steps")
         .choices(&["equal", "end", "start"]),
-    key("model.preset", K::Choice, "Model preset: mlp (dense layers of model.hidden), cnn (two 3x3 convolutions and max-pooling), lenet5, resnet20 (residual)")
-        .choices(&["mlp", "cnn", "lenet5", "resnet20"])
+    key("model.preset", K::Choice, "Model preset: mlp (dense layers of model.hidden), cnn (two 3x3 convolutions and max-pooling), lenet5, resnet20 (residual); on text: char_lstm (two LSTMs of 200), gpt (4 transformer blocks of 128)")
+        .choices(&["mlp", "cnn", "lenet5", "resnet20", "char_lstm", "gpt"])
         .common(),
     key("model.hidden", K::List, "mlp: hidden layer widths, e.g. 256, 128 (at most 16 layers of 1..=65536)")
         .common(),

@@ -18,6 +18,12 @@ pub enum ModelPreset {
     /// basic blocks (16, 32, 64 filters; stride 2 and a 1x1 projection shortcut where a stage
     /// starts narrower), global average pooling.
     Resnet20,
+    /// Deeplearning4j's character-modelling network: an embedding of 64, two LSTM layers of
+    /// 200 (text).
+    CharLstm,
+    /// A pre-norm decoder-only transformer as nanoGPT's CPU configuration: 4 blocks, 4 heads,
+    /// 128 dimensions (learned positions; relu in the MLP, not GELU) (text).
+    Gpt,
 }
 
 impl ModelPreset {
@@ -27,6 +33,8 @@ impl ModelPreset {
             ModelPreset::Cnn => "cnn",
             ModelPreset::Lenet5 => "lenet5",
             ModelPreset::Resnet20 => "resnet20",
+            ModelPreset::CharLstm => "char_lstm",
+            ModelPreset::Gpt => "gpt",
         }
     }
 }
@@ -69,8 +77,10 @@ impl ModelSpec {
     pub fn graph(&self) -> Vec<crate::nn::GraphEntry> {
         let plain = |layer| crate::nn::GraphEntry { layer, name: None, inputs: None };
         let Some(entries) = &self.layers else {
-            if self.preset == ModelPreset::Resnet20 {
-                return resnet(&[16, 32, 64], 3, self.activation);
+            match self.preset {
+                ModelPreset::Resnet20 => return resnet(&[16, 32, 64], 3, self.activation),
+                ModelPreset::Gpt => return gpt(4, 4, 128),
+                _ => {}
             }
             return self.layers().into_iter().map(plain).collect();
         };
@@ -126,6 +136,15 @@ impl ModelSpec {
             ModelPreset::Resnet20 => {
                 out.extend(resnet(&[16, 32, 64], 3, act).into_iter().map(|e| e.layer));
             }
+            ModelPreset::CharLstm => {
+                use crate::nn::layers::{Embedding, Lstm};
+                out.extend([
+                    LayerSpec::Embedding(Embedding { dim: 64 }),
+                    LayerSpec::Lstm(Lstm { units: 200, return_sequences: true }),
+                    LayerSpec::Lstm(Lstm { units: 200, return_sequences: true }),
+                ]);
+            }
+            ModelPreset::Gpt => out.extend(gpt(4, 4, 128).into_iter().map(|e| e.layer)),
         }
         out
     }
@@ -187,5 +206,47 @@ pub fn resnet(widths: &[usize], blocks: usize, act: Activation) -> Vec<crate::nn
         }
     }
     push(LayerSpec::GlobalAvgPool(GlobalAvgPool {}), "pool".into(), None);
+    out
+}
+
+/// A pre-norm decoder-only transformer (GPT-2's block order, nanoGPT's CPU sizes for
+/// `gpt(4, 4, 128)`): token and learned position embeddings of `dim`, then `blocks` blocks of
+/// `x + attention(layer_norm(x))` (causal, `heads` heads) and `x + mlp(layer_norm(x))` (dense
+/// 4·dim relu, dense dim), a final layer norm. The output layer (a dense softmax over the
+/// vocabulary at every step) is added as for any model.
+pub fn gpt(blocks: usize, heads: usize, dim: usize) -> Vec<crate::nn::GraphEntry> {
+    use crate::nn::GraphEntry;
+    use crate::nn::layers::{Add, Embedding, LayerNorm, PositionalEmbedding, SelfAttention};
+    let mut out: Vec<GraphEntry> = Vec::new();
+    let mut push = |layer: LayerSpec, name: String, inputs: Option<Vec<String>>| {
+        out.push(GraphEntry { layer, name: Some(name), inputs });
+    };
+    push(LayerSpec::Embedding(Embedding { dim }), "tokens".into(), None);
+    push(LayerSpec::PositionalEmbedding(PositionalEmbedding {}), "positions".into(), None);
+    let mut prev = "positions".to_string();
+    for b in 1..=blocks {
+        let id = format!("b{b}");
+        push(LayerSpec::LayerNorm(LayerNorm::default()), format!("{id}_ln1"), Some(vec![prev.clone()]));
+        push(
+            LayerSpec::SelfAttention(SelfAttention { heads, causal: true, dropout: 0.0 }),
+            format!("{id}_attention"),
+            None,
+        );
+        push(
+            LayerSpec::Add(Add {}),
+            format!("{id}_res1"),
+            Some(vec![prev.clone(), format!("{id}_attention")]),
+        );
+        push(LayerSpec::LayerNorm(LayerNorm::default()), format!("{id}_ln2"), None);
+        push(LayerSpec::dense(4 * dim, Activation::Relu), format!("{id}_mlp1"), None);
+        push(LayerSpec::dense(dim, Activation::Identity), format!("{id}_mlp2"), None);
+        push(
+            LayerSpec::Add(Add {}),
+            format!("{id}_res2"),
+            Some(vec![format!("{id}_res1"), format!("{id}_mlp2")]),
+        );
+        prev = format!("{id}_res2");
+    }
+    push(LayerSpec::LayerNorm(LayerNorm::default()), "ln_final".into(), None);
     out
 }

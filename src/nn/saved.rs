@@ -30,6 +30,8 @@ pub enum Preprocessing {
     Identity,
     /// Table rows go through this transform process (fitted statistics included).
     Transform { process: Box<crate::data::transform::TransformProcess> },
+    /// Text becomes ids through the training text's vocabulary (characters or bytes).
+    Text { vocabulary: crate::data::text::Vocabulary },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 
 use super::Kernel;
 use super::gemm::{Op, View, gemm, gemm_view};
-use super::recurrent::{input_side, last_step, output_grad, sigmoid, write_output};
+use super::recurrent::{input_side, last_step, output_grad, sigmoid, step_threads, write_output};
 use crate::nn::Real;
 
 pub struct GruKernel<F> {
@@ -75,7 +75,17 @@ impl<F: Real> Kernel<F> for GruKernel<F> {
             }
             if t > 0 {
                 let a = View { data: &self.hidden[(t - 1) * h..], rs: t_n * h, cs: 1 };
-                gemm_view(rows, g3, h, a, View { data: wh, rs: g3, cs: 1 }, rec, g3, true, self.threads);
+                gemm_view(
+                    rows,
+                    g3,
+                    h,
+                    a,
+                    View { data: wh, rs: g3, cs: 1 },
+                    rec,
+                    g3,
+                    true,
+                    step_threads(rows, g3, h, self.threads),
+                );
             }
             for r in 0..rows {
                 let at = r * t_n + t;
@@ -147,7 +157,17 @@ impl<F: Real> Kernel<F> for GruKernel<F> {
             if t > 0 {
                 // dh[t-1] += drec · W_hᵀ; dW_h += h[t-1]ᵀ · drec
                 let wht = View { data: wh, rs: 1, cs: g3 };
-                gemm_view(rows, h, g3, View { data: drec, rs: g3, cs: 1 }, wht, dh, h, true, self.threads);
+                gemm_view(
+                    rows,
+                    h,
+                    g3,
+                    View { data: drec, rs: g3, cs: 1 },
+                    wht,
+                    dh,
+                    h,
+                    true,
+                    step_threads(rows, h, g3, self.threads),
+                );
                 let ht = View { data: &self.hidden[(t - 1) * h..], rs: 1, cs: t_n * h };
                 gemm_view(h, g3, rows, ht, View { data: drec, rs: g3, cs: 1 }, gwh, g3, true, self.threads);
             }

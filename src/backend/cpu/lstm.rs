@@ -6,7 +6,7 @@
 
 use super::Kernel;
 use super::gemm::{Op, View, gemm, gemm_view};
-use super::recurrent::{input_side, last_step, output_grad, sigmoid, write_output};
+use super::recurrent::{input_side, last_step, sigmoid_slice, step_threads, tanh_slice, write_output};
 use crate::nn::Real;
 
 pub struct LstmKernel<F> {
@@ -27,6 +27,8 @@ pub struct LstmKernel<F> {
     /// output without `return_sequences`.
     lengths: Vec<u32>,
     dc: Vec<F>,
+    /// The cell state before the first step: zeros, `[units]`.
+    zeros: Vec<F>,
 }
 
 impl<F: Real> LstmKernel<F> {
@@ -51,6 +53,7 @@ impl<F: Real> LstmKernel<F> {
             dh: vec![F::zero(); capacity * units],
             lengths: Vec::with_capacity(capacity),
             dc: vec![F::zero(); capacity * units],
+            zeros: vec![F::zero(); units],
         }
     }
 }
@@ -71,24 +74,43 @@ impl<F: Real> Kernel<F> for LstmKernel<F> {
                 // gates[r][t] += hidden[r][t-1] · W_h
                 let a = View { data: &self.hidden[(t - 1) * h..], rs: t_n * h, cs: 1 };
                 let w = View { data: wh, rs: g4, cs: 1 };
-                gemm_view(rows, g4, h, a, w, &mut gates[t * g4..], t_n * g4, true, self.threads);
+                gemm_view(
+                    rows,
+                    g4,
+                    h,
+                    a,
+                    w,
+                    &mut gates[t * g4..],
+                    t_n * g4,
+                    true,
+                    step_threads(rows, g4, h, self.threads),
+                );
             }
             for r in 0..rows {
                 let at = r * t_n + t;
                 let z = &mut gates[at * g4..(at + 1) * g4];
+                // The gates' activations, each over a run of `units` values (vectorised).
+                sigmoid_slice(&mut z[..2 * h]);
+                tanh_slice(&mut z[2 * h..3 * h]);
+                sigmoid_slice(&mut z[3 * h..]);
+                let (i, rest) = z.split_at(h);
+                let (f, rest) = rest.split_at(h);
+                let (g, o) = rest.split_at(h);
+                let (before, now) = self.cells.split_at_mut(at * h);
+                let c = &mut now[..h];
+                if t > 0 {
+                    let prev = &before[(at - 1) * h..];
+                    for j in 0..h {
+                        c[j] = f[j] * prev[j] + i[j] * g[j];
+                    }
+                } else {
+                    for j in 0..h {
+                        c[j] = i[j] * g[j];
+                    }
+                }
+                let hid = &mut self.hidden[at * h..(at + 1) * h];
                 for j in 0..h {
-                    let i = sigmoid(z[j]);
-                    let f = sigmoid(z[h + j]);
-                    let g = z[2 * h + j].tanh();
-                    let o = sigmoid(z[3 * h + j]);
-                    z[j] = i;
-                    z[h + j] = f;
-                    z[2 * h + j] = g;
-                    z[3 * h + j] = o;
-                    let prev = if t > 0 { self.cells[(at - 1) * h + j] } else { F::zero() };
-                    let c = f * prev + i * g;
-                    self.cells[at * h + j] = c;
-                    self.hidden[at * h + j] = o * c.tanh();
+                    hid[j] = o[j] * c[j].tanh_fast();
                 }
             }
         }
@@ -111,39 +133,62 @@ impl<F: Real> Kernel<F> for LstmKernel<F> {
         let wh = &rest[..h * g4];
         let (gwx, grest) = g.split_at_mut(n * g4);
         let (gwh, gb) = grest.split_at_mut(h * g4);
-        gwh.fill(F::zero());
         let (dh, dc) = (&mut self.dh[..rows * h], &mut self.dc[..rows * h]);
         dh.fill(F::zero());
         dc.fill(F::zero());
         let one = F::one();
         for t in (0..t_n).rev() {
             for r in 0..rows {
-                let last = last_step(&self.lengths, r, t_n);
                 let at = r * t_n + t;
+                // dL/dh at this step: from the next step (dh) and from the output.
+                let dhr = &mut dh[r * h..(r + 1) * h];
+                let from_output = if self.return_sequences {
+                    Some(&dy[at * h..(at + 1) * h])
+                } else if t == last_step(&self.lengths, r, t_n) {
+                    Some(&dy[r * h..(r + 1) * h])
+                } else {
+                    None
+                };
+                if let Some(g) = from_output {
+                    dhr.iter_mut().zip(g).for_each(|(d, &g)| *d = *d + g);
+                }
+                let dcr = &mut dc[r * h..(r + 1) * h];
+                let (before, now) = self.cells.split_at(at * h);
+                let c = &now[..h];
+                let prev = if t > 0 { &before[(at - 1) * h..] } else { &self.zeros[..] };
+                // Gradients before the gates' activations, in place of the gates (one pass over
+                // runs of `units` values: vectorised).
                 let z = &mut self.gates[at * g4..(at + 1) * g4];
+                let (zi, rest) = z.split_at_mut(h);
+                let (zf, rest) = rest.split_at_mut(h);
+                let (zg, zo) = rest.split_at_mut(h);
                 for j in 0..h {
-                    let from_output = output_grad(dy, r, t, j, t_n, h, self.return_sequences, last);
-                    let dhj = dh[r * h + j] + from_output;
-                    let (i, f, gg, o) = (z[j], z[h + j], z[2 * h + j], z[3 * h + j]);
-                    let c = self.cells[at * h + j];
-                    let tc = c.tanh();
-                    let dcj = dhj * o * (one - tc * tc) + dc[r * h + j];
-                    let prev = if t > 0 { self.cells[(at - 1) * h + j] } else { F::zero() };
-                    dc[r * h + j] = dcj * f;
-                    // Gradients before the gates' activations, in place of the gates.
-                    z[j] = dcj * gg * i * (one - i);
-                    z[h + j] = dcj * prev * f * (one - f);
-                    z[2 * h + j] = dcj * i * (one - gg * gg);
-                    z[3 * h + j] = dhj * tc * o * (one - o);
+                    let (i, f, gg, o) = (zi[j], zf[j], zg[j], zo[j]);
+                    let tc = c[j].tanh_fast();
+                    let dhj = dhr[j];
+                    let dcj = dhj * o * (one - tc * tc) + dcr[j];
+                    dcr[j] = dcj * f;
+                    zi[j] = dcj * gg * i * (one - i);
+                    zf[j] = dcj * prev[j] * f * (one - f);
+                    zg[j] = dcj * i * (one - gg * gg);
+                    zo[j] = dhj * tc * o * (one - o);
                 }
             }
             if t > 0 {
-                // dh[t-1] = dz[t] · W_hᵀ; dW_h += h[t-1]ᵀ · dz[t]
+                // dh[t-1] = dz[t] · W_hᵀ
                 let dz = View { data: &self.gates[t * g4..], rs: t_n * g4, cs: 1 };
                 let wht = View { data: wh, rs: 1, cs: g4 };
-                gemm_view(rows, h, g4, dz, wht, dh, h, false, self.threads);
-                let ht = View { data: &self.hidden[(t - 1) * h..], rs: 1, cs: t_n * h };
-                gemm_view(h, g4, rows, ht, dz, gwh, g4, true, self.threads);
+                gemm_view(rows, h, g4, dz, wht, dh, h, false, step_threads(rows, g4, h, self.threads));
+            }
+        }
+        // dW_h = Σ_t h[t-1]ᵀ · dz[t]: per example one product over its steps (K = T - 1), not
+        // one per step (K = rows), which would rewrite all of dW_h T times.
+        gwh.fill(F::zero());
+        if t_n > 1 {
+            for r in 0..rows {
+                let ht = View { data: &self.hidden[r * t_n * h..], rs: 1, cs: h };
+                let dz = View { data: &self.gates[(r * t_n + 1) * g4..], rs: g4, cs: 1 };
+                gemm_view(h, g4, t_n - 1, ht, dz, gwh, g4, true, self.threads);
             }
         }
         input_side(x, &self.gates[..rows * t_n * g4], wx, gwx, gb, dx, rows * t_n, n, self.threads);

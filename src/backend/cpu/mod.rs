@@ -187,6 +187,7 @@ fn kernel_for<F: Real>(
             input.steps(),
             a.heads,
             a.causal,
+            a.dropout,
             capacity,
             threads,
         )),

@@ -6,7 +6,24 @@ use super::gemm::{Op, gemm};
 use crate::nn::Real;
 
 pub fn sigmoid<F: Real>(z: F) -> F {
-    F::one() / (F::one() + (-z).exp())
+    z.sigmoid_fast()
+}
+
+/// The logistic function over a slice, in place (a loop the compiler vectorises).
+pub fn sigmoid_slice<F: Real>(v: &mut [F]) {
+    v.iter_mut().for_each(|z| *z = z.sigmoid_fast());
+}
+
+/// tanh over a slice, in place.
+pub fn tanh_slice<F: Real>(v: &mut [F]) {
+    v.iter_mut().for_each(|z| *z = z.tanh_fast());
+}
+
+/// Threads for one step's recurrent product (`m` x `n` x `k`): one below a few million
+/// multiply-adds, where splitting the product costs more than it saves (measured on the
+/// `char_lstm` preset, batch 12: two threads were slower than one).
+pub fn step_threads(m: usize, n: usize, k: usize, threads: usize) -> usize {
+    if m * n * k < 4 << 20 { 1 } else { threads }
 }
 
 /// Example `r`'s last step: `steps - 1`, or the last it has (`lengths`, when not empty).

@@ -27,18 +27,29 @@ pub struct SelfAttentionKernel<F> {
     d_scores: Vec<F>,
     /// Each example's steps this batch (empty: all of them): no step attends past its end.
     lengths: Vec<u32>,
+    /// Dropout of the attention weights while training: the rate, each weight's mask (0 or
+    /// 1/(1-rate), `[r][head][t][t]`, drawn before each training pass) and the weights after
+    /// it (what multiplies the values); empty without dropout.
+    pub dropout: f32,
+    mask: Vec<F>,
+    dropped: Vec<F>,
+    /// Whether the last forward pass dropped weights (a training pass).
+    dropping: bool,
 }
 
 impl<F: Real> SelfAttentionKernel<F> {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         features: usize,
         steps: usize,
         heads: usize,
         causal: bool,
+        dropout: f32,
         capacity: usize,
         threads: usize,
     ) -> Self {
         let values = capacity * steps * features;
+        let weights = if dropout > 0.0 { capacity * heads * steps * steps } else { 0 };
         SelfAttentionKernel {
             features,
             steps,
@@ -52,13 +63,18 @@ impl<F: Real> SelfAttentionKernel<F> {
             d_qkv: vec![F::zero(); 3 * values],
             d_scores: vec![F::zero(); steps * steps],
             lengths: Vec::with_capacity(capacity),
+            dropout,
+            mask: vec![F::zero(); weights],
+            dropped: vec![F::zero(); weights],
+            dropping: false,
         }
     }
 }
 
 impl<F: Real> Kernel<F> for SelfAttentionKernel<F> {
-    fn forward(&mut self, x: &[F], y: &mut [F], p: &[F], _r: &mut [F], rows: usize, _train: bool) {
+    fn forward(&mut self, x: &[F], y: &mut [F], p: &[F], _r: &mut [F], rows: usize, train: bool) {
         let (f, t, heads) = (self.features, self.steps, self.heads);
+        self.dropping = train && self.dropout > 0.0;
         let (d, f3) = (f / heads, 3 * f);
         let (wqkv, rest) = p.split_at(f * f3);
         let (bqkv, rest) = rest.split_at(f3);
@@ -89,7 +105,15 @@ impl<F: Real> Kernel<F> for SelfAttentionKernel<F> {
                     row[..seen].iter_mut().for_each(|v| *v = *v * inv);
                     row[seen..].fill(F::zero());
                 }
-                let pv = View { data: &*probs, rs: t, cs: 1 };
+                let at = (r * heads + h) * t * t..(r * heads + h + 1) * t * t;
+                let weights: &[F] = if self.dropping {
+                    let kept = &mut self.dropped[at.clone()];
+                    kept.iter_mut().zip(&*probs).zip(&self.mask[at]).for_each(|((k, &p), &m)| *k = p * m);
+                    kept
+                } else {
+                    probs
+                };
+                let pv = View { data: weights, rs: t, cs: 1 };
                 let v = View { data: &self.qkv[base + 2 * f + h * d..], rs: f3, cs: 1 };
                 gemm_view(t, d, t, pv, v, &mut self.attended[r * t * f + h * d..], f, false, 1);
             }
@@ -128,14 +152,19 @@ impl<F: Real> Kernel<F> for SelfAttentionKernel<F> {
         for r in 0..rows {
             let base = r * t * f3;
             for h in 0..heads {
-                let probs = &self.probs[(r * heads + h) * t * t..(r * heads + h + 1) * t * t];
+                let at = (r * heads + h) * t * t..(r * heads + h + 1) * t * t;
+                let probs = &self.probs[at.clone()];
+                let weights = if self.dropping { &self.dropped[at.clone()] } else { probs };
                 let da = View { data: &self.d_attended[r * t * f + h * d..], rs: f, cs: 1 };
-                // dV = Pᵀ dA
-                let pt = View { data: probs, rs: 1, cs: t };
+                // dV = P'ᵀ dA (P' the weights after dropout)
+                let pt = View { data: weights, rs: 1, cs: t };
                 gemm_view(t, d, t, pt, da, &mut self.d_qkv[base + 2 * f + h * d..], f3, false, 1);
-                // dP = dA Vᵀ, then through the softmax: dS = P ∘ (dP - Σ_j dP P) · scale.
+                // dP' = dA Vᵀ, dP = dP' ∘ mask, then through the softmax: dS = P ∘ (dP - Σ_j dP P) · scale.
                 let vt = View { data: &self.qkv[base + 2 * f + h * d..], rs: 1, cs: f3 };
                 gemm_view(t, t, d, da, vt, &mut self.d_scores, t, false, 1);
+                if self.dropping {
+                    self.d_scores.iter_mut().zip(&self.mask[at]).for_each(|(g, &m)| *g = *g * m);
+                }
                 for (ds, pr) in self.d_scores.chunks_exact_mut(t).zip(probs.chunks_exact(t)) {
                     let dot = ds.iter().zip(pr).map(|(&a, &b)| a * b).sum::<F>();
                     ds.iter_mut().zip(pr).for_each(|(v, &pv)| *v = pv * (*v - dot) * scale);
@@ -160,5 +189,17 @@ impl<F: Real> Kernel<F> for SelfAttentionKernel<F> {
 
     fn mask(&mut self, lengths: Option<&[u32]>) {
         super::keep_lengths(&mut self.lengths, lengths);
+    }
+
+    fn resample(&mut self, rows: usize, rng: &mut crate::rng::Rng) {
+        if self.dropout <= 0.0 {
+            return;
+        }
+        let p = self.dropout as f64;
+        let keep = F::of(1.0 / (1.0 - p));
+        let n = rows * self.heads * self.steps * self.steps;
+        for m in &mut self.mask[..n] {
+            *m = if rng.next_f64() < p { F::zero() } else { keep };
+        }
     }
 }

@@ -540,7 +540,15 @@ fn self_attention_causal_and_not_in_a_transformer_block() {
                 node(LayerSpec::Embedding(Embedding { dim: 4 }), "emb", &[]),
                 node(LayerSpec::PositionalEmbedding(PositionalEmbedding {}), "pos", &[]),
                 node(LayerSpec::LayerNorm(LayerNorm::default()), "ln", &[]),
-                node(LayerSpec::SelfAttention(SelfAttention { heads: 2, causal }), "att", &[]),
+                node(
+                    LayerSpec::SelfAttention(SelfAttention {
+                        heads: 2,
+                        causal,
+                        dropout: if causal { 0.3 } else { 0.0 },
+                    }),
+                    "att",
+                    &[],
+                ),
                 node(LayerSpec::Add(Add {}), "res", &["pos", "att"]),
             ],
             Loss::Xent,
@@ -558,7 +566,7 @@ fn causal_attention_reads_no_later_step() {
         Shape::Tokens { steps: 5, vocab: 7 },
         vec![
             LayerSpec::Embedding(Embedding { dim: 4 }),
-            LayerSpec::SelfAttention(SelfAttention { heads: 2, causal: true }),
+            LayerSpec::SelfAttention(SelfAttention { heads: 2, causal: true, dropout: 0.0 }),
         ],
         Loss::Xent,
         7,
@@ -619,7 +627,7 @@ fn masked_padding_is_exactly_the_shorter_sequence() {
     let layers = |pool: LayerSpec| {
         vec![
             conv1d(4, 3, 1, 1, Padding::Same),
-            LayerSpec::SelfAttention(SelfAttention { heads: 2, causal: false }),
+            LayerSpec::SelfAttention(SelfAttention { heads: 2, causal: false, dropout: 0.0 }),
             LayerSpec::Lstm(Lstm { units: 3, return_sequences: true }),
             conv1d(4, 2, 1, 2, Padding::Same),
             pool,

@@ -840,7 +840,7 @@ impl JobRun {
         {
             return Preprocessing::Transform { process: Box::new(p) };
         }
-        crate::data::source(self.job.data.format).preprocessing()
+        crate::data::source(self.job.data.format).preprocessing(&self.job.data)
     }
 
     /// The run as it ended, for saving and reporting.

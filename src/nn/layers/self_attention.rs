@@ -1,7 +1,8 @@
 //! Multi-head self-attention (Vaswani et al. 2017) over a sequence of `F` features: queries,
 //! keys and values from one projection (F x 3F), per head `softmax(Q Kᵀ / √d) V` with d =
 //! F / heads, optionally causal (a step attends to itself and earlier steps only, as a
-//! language model needs), then an output projection (F x F). Out: the same T x F shape.
+//! language model needs), then an output projection (F x F). Out: the same T x F shape. With
+//! `dropout`, attention weights are dropped (inverted dropout) while training.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,13 @@ pub struct SelfAttention {
     pub heads: usize,
     #[serde(default = "yes")]
     pub causal: bool,
+    /// Dropout of the attention weights while training.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 fn yes() -> bool {
@@ -25,7 +33,8 @@ impl Layer for SelfAttention {
         "self_attention"
     }
     fn describe(&self) -> String {
-        format!("self_attention {} heads{}", self.heads, if self.causal { " causal" } else { "" })
+        let dropout = if self.dropout > 0.0 { format!(" dropout {}", self.dropout) } else { String::new() };
+        format!("self_attention {} heads{}{dropout}", self.heads, if self.causal { " causal" } else { "" })
     }
     fn output_shape(&self, input: Shape) -> Result<Shape, String> {
         match input {
@@ -46,10 +55,11 @@ impl Layer for SelfAttention {
         ]
     }
     fn check(&self) -> Vec<(&'static str, String)> {
-        if (1..=256).contains(&self.heads) {
-            Vec::new()
-        } else {
-            vec![("heads", format!("must be 1..=256 (got {})", self.heads))]
+        let mut e = Vec::new();
+        if !(1..=256).contains(&self.heads) {
+            e.push(("heads", format!("must be 1..=256 (got {})", self.heads)));
         }
+        super::check_fraction("dropout", self.dropout, &mut e);
+        e
     }
 }
