@@ -232,13 +232,16 @@ enum Labels {
     Steps(Vec<Vec<u16>>),
 }
 
-/// Every sequence of `files` (in parallel), and what the process reported.
+/// Every sequence of a location, how its rows were read, and its label files' classes.
+type ReadAll = (Vec<Sequence>, Columns, Option<Vec<Vec<u16>>>);
+
+/// Every sequence of `files` (in parallel).
 fn read_all(
     files: &SequenceFiles,
     data: &DataSpec,
     process: Option<&TransformProcess>,
     location: &Location,
-) -> Result<(Vec<Sequence>, Columns, Option<Vec<Vec<u16>>>), DataError> {
+) -> Result<ReadAll, DataError> {
     let first = CsvSource::open(&files.features[0], &data.csv)?;
     let given = process.is_some();
     let mut process = table::process_for(data, &first, process)?;
@@ -389,17 +392,54 @@ pub fn load(
             Targets::Steps { next, steps, classes }
         }
     };
+    let shape = if data.vocab > 0 {
+        token_ids(&features, w, data.vocab, &files, &keep, steps, &lengths)?;
+        Shape::Tokens { steps, vocab: data.vocab }
+    } else {
+        Shape::Sequence { steps, features: w }
+    };
     let ragged = lengths.iter().any(|&n| n as usize != steps);
     Ok(Dataset {
         source: location.to_string(),
         features: Features::F32(features),
         width: steps * w,
-        shape: Shape::Sequence { steps, features: w },
+        shape,
         rows: keep.len(),
         targets,
         class_names: (0..classes).map(|c| c.to_string()).collect(),
         lengths: if ragged { lengths } else { Vec::new() },
     })
+}
+
+/// With `data.vocab`: one column of whole ids below it, or an error naming the file and line.
+fn token_ids(
+    features: &[f32],
+    width: usize,
+    vocab: usize,
+    files: &SequenceFiles,
+    keep: &[u32],
+    steps: usize,
+    lengths: &[u32],
+) -> Result<(), DataError> {
+    if width != 1 {
+        return Err(DataError::Format {
+            file: files.features[0].to_string(),
+            message: format!(
+                "{width} columns; with data.vocab = {vocab} a sequence file holds one column of token ids"
+            ),
+        });
+    }
+    for (r, &i) in keep.iter().enumerate() {
+        for (t, &v) in features[r * steps..r * steps + lengths[r] as usize].iter().enumerate() {
+            if !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < vocab) {
+                return Err(DataError::Format {
+                    file: files.features[i as usize].to_string(),
+                    message: format!("step {}: '{v}' is not a token id below data.vocab = {vocab}", t + 1),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The training data's shape (`data.train` without its held-out sequences).

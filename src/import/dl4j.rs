@@ -13,11 +13,11 @@
 use serde_json::Value;
 
 use super::{ImportError, class_of, number, pair, text};
-use crate::job::{JobSpec, LrSchedule, UpdaterKind};
+use crate::job::{DataFormat, JobSpec, LrSchedule, UpdaterKind};
 use crate::nn::INPUT_NAME;
 use crate::nn::layers::{
-    ActivationLayer, Add, AvgPool2d, BatchNorm, Concat, Conv2d, Dense, Dropout, GlobalAvgPool, LayerEntry,
-    LayerSpec, MaxPool2d, Padding, Pair,
+    ActivationLayer, Add, AvgPool2d, BatchNorm, Concat, Conv2d, Dense, Dropout, Embedding, GlobalAvgPool,
+    GlobalMaxPool, LayerEntry, LayerSpec, Lstm, MaxPool2d, Padding, Pair,
 };
 use crate::nn::{Activation, Init, Loss};
 
@@ -139,6 +139,8 @@ impl Reader {
             }
             "GlobalPoolingLayer" => match text(layer, "poolingType") {
                 Some("AVG") => layers.push(LayerSpec::GlobalAvgPool(GlobalAvgPool {})),
+                // Over the steps of a sequence (Strom's max pooling over time).
+                Some("MAX") => layers.push(LayerSpec::GlobalMaxPool(GlobalMaxPool {})),
                 other => self.unsupported.push(format!("{at}: global pooling {}", other.unwrap_or("?"))),
             },
             "BatchNormalization" => {
@@ -153,7 +155,40 @@ impl Reader {
             }
             "DropoutLayer" => {} // its idropout was handled above
             "ActivationLayer" => layers.push(LayerSpec::Activation(ActivationLayer { activation: act })),
-            "OutputLayer" if output => {
+            "EmbeddingSequenceLayer" => {
+                if layer.get("hasBias").and_then(Value::as_bool) == Some(true) {
+                    self.unsupported.push(format!("{at}: an embedding with a bias"));
+                }
+                let vocab = layer.get("nin").and_then(Value::as_u64).unwrap_or(0) as usize;
+                // Token ids as sequence CSV: one column of ids below DL4J's nIn.
+                self.job.data.format = DataFormat::SequenceCsv;
+                self.job.data.vocab = vocab;
+                self.notes.push(format!(
+                    "{at} reads token ids below {vocab}: data.format = \"sequence_csv\" with data.vocab = {vocab} \
+                     (set data.train to a folder of one-column id sequences)"
+                ));
+                layers.push(LayerSpec::Embedding(Embedding { dim: units }));
+            }
+            "LSTM" => {
+                let gate = layer.get("gateActivationFn").map(class_of).unwrap_or("ActivationSigmoid");
+                if act != Activation::Tanh || gate != "ActivationSigmoid" {
+                    self.unsupported.push(format!(
+                        "{at}: activation {} with gates {gate} (Strom's LSTM: tanh, sigmoid gates)",
+                        act.name()
+                    ));
+                }
+                if number(layer, "forgetGateBiasInit").is_some_and(|b| b != 1.0) {
+                    self.notes.push(format!("{at}: forget-gate bias starts at 1 in Strom"));
+                }
+                layers.push(LayerSpec::Lstm(Lstm { units, return_sequences: true }));
+            }
+            "GravesLSTM" | "GravesBidirectionalLSTM" | "Bidirectional" => self.unsupported.push(format!(
+                "{at}: peephole or bidirectional LSTM (Strom has LSTM and GRU, one direction)"
+            )),
+            "LastTimeStep" => self.unsupported.push(format!(
+                "{at}: LastTimeStep wrapper (Strom: lstm return_sequences = false, or last_step)"
+            )),
+            "RnnOutputLayer" | "OutputLayer" if output => {
                 let loss = layer.get("lossFn").map(class_of).unwrap_or("");
                 match (loss, act) {
                     ("LossMCXENT" | "LossNegativeLogLikelihood", Activation::Softmax) => {
@@ -269,7 +304,7 @@ pub fn import(json: &str, file: &str) -> Result<Imported, ImportError> {
         layers.extend(reader.layer(layer, &at, i == last).into_iter().map(LayerEntry::Layer));
     }
     let last_class = class_of(&confs[last]["layer"]);
-    if last_class != "OutputLayer"
+    if !matches!(last_class, "OutputLayer" | "RnnOutputLayer")
         && !reader.unsupported.iter().any(|u| u.starts_with(&format!("layer {last} (")))
     {
         reader

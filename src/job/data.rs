@@ -79,6 +79,9 @@ pub struct DataSpec {
     pub unit: TextUnit,
     /// Sequence CSV: where per-step labels shorter than their sequence sit.
     pub align: Align,
+    /// Sequence CSV: the files hold one column of token ids below this (an embedding reads
+    /// them); 0: the columns are features.
+    pub vocab: usize,
 }
 
 impl DataSpec {
@@ -132,6 +135,7 @@ impl Default for DataSpec {
             context: 64,
             unit: TextUnit::Char,
             align: Align::Equal,
+            vocab: 0,
         }
     }
 }

@@ -206,6 +206,8 @@ pub static KEYS: &[Key] = &[
         .choices(&["char", "byte"]),
     key("data.align", K::Choice, "Sequence CSV: where per-step labels shorter than their sequence sit (DataVec's alignment): equal lengths, the last steps, the first steps")
         .choices(&["equal", "end", "start"]),
+    key("data.vocab", K::Integer, "Sequence CSV: the files hold one column of token ids below this, for an embedding; 0: the columns are features")
+        .rule(Rule::Int { min: 0, max: 16_777_216 }, |j| Some(j.data.vocab as f64)),
     key("model.preset", K::Choice, "Model preset: mlp (dense layers of model.hidden), cnn (two 3x3 convolutions and max-pooling), lenet5, resnet20 (residual); on text: char_lstm (two LSTMs of 200), gpt (4 transformer blocks of 128)")
         .choices(&["mlp", "cnn", "lenet5", "resnet20", "char_lstm", "gpt"])
         .common(),
