@@ -411,3 +411,39 @@ fn attach_says_why_it_cannot_connect_and_when_the_coordinator_has_gone() {
     });
     tmux.keys(&["q"]);
 }
+
+/// A language model in the cockpit: the Dashboard charts the held-out loss in nats per
+/// character and its perplexity, and Logs holds a sample of generated text after each epoch.
+#[test]
+fn the_cockpit_shows_a_language_models_loss_perplexity_and_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("lines.txt");
+    std::fs::write(&text, "to be or not to be, that is the question\n".repeat(400)).unwrap();
+    let job = dir.path().join("lm.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "name = \"lm\"\n[data]\ntrain = \"{}\"\nformat = \"text\"\ncontext = 16\nholdout = 0.1\n\
+             [train]\nepochs = 3\nbatch_size = 16\nupdater = {{ kind = \"adam\", lr = 0.01 }}\n\
+             [cluster]\nworkers = 1\n\
+             [[model.layers]]\ntype = \"embedding\"\ndim = 16\n[[model.layers]]\ntype = \"lstm\"\nunits = 32\n",
+            text.display()
+        ),
+    )
+    .unwrap();
+    let tmux = Tmux::new(120, 36);
+    tmux.run(&format!("cd {} && {BIN} cockpit --job {}", dir.path().display(), job.display()));
+    tmux.wait("the job form", Duration::from_secs(30), |s| s.contains("READY") && s.contains("[Setup]"));
+    tmux.keys(&["s"]);
+    tmux.wait("the finished job", Duration::from_secs(120), |s| s.contains("FINISHED"));
+    tmux.show("Dashboard");
+    let screen = tmux.wait("the language model's chart", Duration::from_secs(10), |s| {
+        s.contains("nats/token, perplexity")
+    });
+    assert!(!screen.contains("Test accuracy"), "{screen}");
+    tmux.show("Logs");
+    let logs = tmux.wait("the samples", Duration::from_secs(10), |s| s.contains("sample after epoch"));
+    assert!(logs.contains("sample after epoch 3"), "{logs}");
+    tmux.keys(&["q"]);
+    tmux.wait("the shell prompt", Duration::from_secs(20), |s| s.contains("PROMPT$"));
+}

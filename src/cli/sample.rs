@@ -1,18 +1,16 @@
-//! `strom sample`: text from a language model, one id at a time. The model reads a window of
-//! its context (the prompt and what it has generated so far, the last `T` ids once longer);
-//! the next id is drawn from its prediction at the window's last filled step, with the
-//! temperature applied to the logits. Models that read only earlier steps (embeddings, dense
-//! layers per step, LSTMs) give the same prediction whatever follows in the window.
+//! `strom sample`: text from a language model (`engine::sample`). Models that read only earlier
+//! steps (embeddings, dense layers per step, LSTMs, causal attention) give the same prediction
+//! whatever follows in the window.
 
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::backend::{Backend, CpuBackend};
-use crate::data::{Batch, BatchInput, BatchTargets, text};
+use crate::backend::CpuBackend;
+use crate::data::text;
+use crate::engine::sample::Sampler;
 use crate::job::DataFormat;
-use crate::nn::Shape;
 use crate::nn::saved::{Preprocessing, SavedModel};
 use crate::rng::Rng;
 use crate::storage::Location;
@@ -46,71 +44,42 @@ pub fn run(args: SampleArgs) -> Result<()> {
     let dir = Location::parse(&args.model)?;
     let model = SavedModel::load(&dir).with_context(|| format!("loading model {dir}"))?;
     let arch = &model.meta.architecture;
-    let (steps, vocab) = match (arch.input(), arch.output()) {
-        (Shape::Tokens { steps, vocab }, Shape::Sequence { features, .. }) if features == vocab => {
-            (steps, vocab)
-        }
-        (input, output) => bail!(
-            "{dir} is not a language model (token ids in, a prediction of the next id at every step \
-             out): it takes {input} and gives {output}"
-        ),
-    };
     let data = &model.meta.job.data;
-    if data.format != DataFormat::Text {
-        bail!("{dir} was trained on data.format = {:?}, not text", data.format);
-    }
     // The vocabulary saved with the model; a model saved before it was is rebuilt from its text.
     let vocabulary = match &model.meta.preprocessing {
         Preprocessing::Text { vocabulary } => vocabulary.clone(),
+        _ if data.format != DataFormat::Text => {
+            bail!(
+                "{dir} is not a language model (token ids in, a prediction of the next id at every step \
+                 out): it takes {} and gives {}",
+                arch.input(),
+                arch.output()
+            )
+        }
         _ => text::vocabulary(data).with_context(|| {
             format!("rebuilding the model's vocabulary from its training text {}", data.train)
         })?,
     };
-    if vocabulary.len() != vocab {
-        bail!("the vocabulary holds {} ids; the model was trained on {vocab}", vocabulary.len());
-    }
-    let mut ids = vocabulary.encode(args.prompt.as_bytes(), "--prompt")?;
+    let sampler = Sampler::new(arch, vocabulary).map_err(|e| anyhow::anyhow!("{dir}: {e}"))?;
+    let ids = sampler.vocabulary.encode(args.prompt.as_bytes(), "--prompt")?;
     if ids.is_empty() {
         bail!("--prompt is empty: give the text to continue (default: a newline)");
     }
     let mut backend =
         CpuBackend::new(arch, &model.meta.job.updater(), 0.0, 1, &model.state, crate::job::available_cores());
-    let mut rng = Rng::new(args.seed);
-    let (mut window, labels, mut outputs) = (vec![0u8; steps], vec![0u32; steps], Vec::new());
-    let mut weights = vec![0.0f64; vocab];
     let out = std::io::stdout();
     let mut out = out.lock();
-    out.write_all(&vocabulary.decode(&ids))?;
-    for _ in 0..args.tokens {
-        let start = ids.len().saturating_sub(steps);
-        let filled = ids.len() - start;
-        window.fill(0);
-        window[..filled].copy_from_slice(&ids[start..]);
-        let batch = Batch {
-            rows: 1,
-            input: BatchInput::U8 { data: &window, scale: 1.0 },
-            targets: BatchTargets::Classes(&labels),
-            lengths: None,
-        };
-        backend.evaluate(&batch, &mut outputs);
-        let probs = &outputs[(filled - 1) * vocab..filled * vocab];
-        // p^(1/T), renormalised: softmax of logits / T.
-        let inv = 1.0 / args.temperature;
-        let top = probs.iter().fold(0.0f32, |m, &p| m.max(p)).max(f32::MIN_POSITIVE) as f64;
-        for (w, &p) in weights.iter_mut().zip(probs) {
-            *w = (p as f64 / top).powf(inv);
+    out.write_all(&sampler.vocabulary.decode(&ids))?;
+    let mut failed = None;
+    sampler.generate(&mut backend, &ids, args.tokens, args.temperature, &mut Rng::new(args.seed), |id| {
+        if failed.is_none()
+            && let Err(e) = out.write_all(&sampler.vocabulary.decode(&[id]))
+        {
+            failed = Some(e);
         }
-        let mut pick = rng.next_f64() * weights.iter().sum::<f64>();
-        let mut next = vocab - 1;
-        for (i, &w) in weights.iter().enumerate() {
-            if pick < w {
-                next = i;
-                break;
-            }
-            pick -= w;
-        }
-        ids.push(next as u8);
-        out.write_all(&vocabulary.decode(&ids[ids.len() - 1..]))?;
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
     }
     writeln!(out)?;
     Ok(())

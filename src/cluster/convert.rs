@@ -111,6 +111,7 @@ pub fn epoch_to_pb(e: &EpochSummary) -> pb::EpochPoint {
         test_loss: e.test.as_ref().map(|t| t.loss()).unwrap_or(f64::NAN),
         replica_drift: e.replica_drift,
         seconds: e.seconds,
+        language: matches!(e.test, Some(crate::engine::EvalReport::Language(_))),
     }
 }
 

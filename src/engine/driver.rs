@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::evaluate;
 use super::hub::EpochReady;
 use super::metrics::{EpochSummary, StepStats, Totals};
+use super::sample::Sampler;
 use crate::backend::{Backend, CpuBackend};
 use crate::data::Dataset;
 use crate::job::{ResolvedJob, SharingMode};
@@ -31,6 +32,8 @@ pub struct Driver {
     steps_seen: u64,
     pub epochs: Vec<EpochSummary>,
     pub eval_seconds: f64,
+    /// A language model's sampler: a short sample is logged after each epoch's evaluation.
+    sampler: Option<Sampler>,
 }
 
 impl Driver {
@@ -64,6 +67,10 @@ impl Driver {
             steps_seen: 0,
             epochs: Vec::new(),
             eval_seconds: 0.0,
+            sampler: (job.data.format == crate::job::DataFormat::Text)
+                .then(|| crate::data::text::vocabulary(&job.data).ok())
+                .flatten()
+                .and_then(|v| Sampler::new(architecture, v).ok()),
         }
     }
 
@@ -100,6 +107,11 @@ impl Driver {
             self.evaluator.write_state(&ready.model);
             evaluate(&mut self.evaluator, t, 512)
         });
+        if let Some(sampler) = &self.sampler {
+            self.evaluator.write_state(&ready.model);
+            let text = sampler.line(&mut self.evaluator, 100, ready.epoch as u64);
+            tracing::info!("sample after epoch {}: {text}", ready.epoch + 1);
+        }
         self.eval_seconds += t0.elapsed().as_secs_f64();
         let bytes_now = self.bytes_sent();
         let summary = EpochSummary {

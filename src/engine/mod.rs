@@ -11,6 +11,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod output;
 pub mod partition;
+pub mod sample;
 pub mod worker;
 
 pub use embedded::{EmbeddedOptions, TrainOutcome, run_embedded};

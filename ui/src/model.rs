@@ -160,6 +160,8 @@ pub struct WorkerSeries {
 pub struct EpochPoint {
     pub epoch: u32,
     pub test_accuracy: Option<f64>,
+    /// A language model's held-out loss in nats per token (`None` for other models).
+    pub language_loss: Option<f64>,
 }
 
 /// The training loss at a time.
@@ -408,7 +410,11 @@ mod wire {
 
     impl From<pb::EpochPoint> for EpochPoint {
         fn from(e: pb::EpochPoint) -> Self {
-            EpochPoint { epoch: e.epoch, test_accuracy: e.test_accuracy }
+            EpochPoint {
+                epoch: e.epoch,
+                test_accuracy: e.test_accuracy,
+                language_loss: (e.language && e.test_loss.is_finite()).then_some(e.test_loss),
+            }
         }
     }
 

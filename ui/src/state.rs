@@ -333,7 +333,7 @@ mod tests {
                 residual_norm: vec![0.2],
                 tau: vec![1e-3],
             }],
-            new_epochs: vec![model::EpochPoint { epoch: 0, test_accuracy: Some(0.8) }],
+            new_epochs: vec![model::EpochPoint { epoch: 0, test_accuracy: Some(0.8), language_loss: None }],
             ..Default::default()
         });
         assert_eq!(v.workers.len(), 2);

@@ -73,8 +73,8 @@ pub fn fixture() -> App {
             worker(2, model::WorkerState::Training, 9_000.0, 290),
         ],
         epochs: vec![
-            model::EpochPoint { epoch: 0, test_accuracy: Some(0.712) },
-            model::EpochPoint { epoch: 1, test_accuracy: Some(0.781) },
+            model::EpochPoint { epoch: 0, test_accuracy: Some(0.712), language_loss: None },
+            model::EpochPoint { epoch: 1, test_accuracy: Some(0.781), language_loss: None },
         ],
         loss: (0..50)
             .map(|i| model::LossPoint { time: i as f64 * 0.25, loss: 2.3 / (1.0 + i as f64 * 0.2) })
@@ -390,4 +390,24 @@ fn the_dashboard_before_a_start_and_after_the_end() {
     ended.screen = Screen::Dashboard;
     let text = render(&ended, 100, 30);
     assert!(text.contains("model saved to strom-runs/fashion-mnist-demo"), "{text}");
+}
+
+/// A language model's run: the Dashboard charts the held-out loss in nats per token and its
+/// perplexity where other models show test accuracy.
+#[test]
+fn a_language_model_shows_held_out_loss_and_perplexity() {
+    let mut app = fixture();
+    app.handle_msg(Msg::Delta(model::JobDelta {
+        new_epochs: vec![model::EpochPoint {
+            epoch: 2,
+            test_accuracy: Some(0.41),
+            language_loss: Some(1.9265),
+        }],
+        ..Default::default()
+    }));
+    app.screen = Screen::Dashboard;
+    let text = render(&app, 100, 30);
+    assert!(text.contains("Held-out 1.927 nats/token, perplexity 6.87"), "{text}");
+    assert!(!text.contains("Test accuracy"), "{text}");
+    insta::assert_snapshot!("dashboard_language_100x30", text);
 }
