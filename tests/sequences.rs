@@ -223,6 +223,13 @@ fn an_lstm_remembers_what_one_character_cannot_tell() {
     assert!(ok, "{stderr}");
     let sample = stdout.trim_end();
     assert!(sample.starts_with("aabbaabbaabb"), "{sample}");
+    // And evaluation of other text reads it with that vocabulary (an unseen "c" is id 0).
+    let other = dir.path().join("other.txt");
+    std::fs::write(&other, "bbaabbaabbaac".repeat(40)).unwrap();
+    let (ok, stdout, stderr) =
+        run(&["eval", "--model", path(&dir.path().join("lstm")), "--test", path(&other)]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("nats/token"), "{stdout}");
     std::fs::rename(dir.path().join("moved.txt"), &text).unwrap();
     // Causal attention with learned positions, windows of 15 (so a window's first character
     // is either letter): ln 2 / 15 = 0.046 is the least a model that reads no later step can

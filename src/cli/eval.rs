@@ -46,15 +46,37 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Preprocessing::Transform { process } => Some(process.as_ref()),
         _ => None,
     };
-    let (mut dataset, loc) = match &args.test {
-        Some(t) => {
+    // A language model's test text is read with the vocabulary saved with it (its training
+    // text need not be at hand): --test, data.test, or the held-out tail of data.train.
+    use crate::data::table::Split;
+    let text_test = match &model.meta.preprocessing {
+        Preprocessing::Text { vocabulary } if spec.format == crate::job::DataFormat::Text => {
+            match (&args.test, spec.test.trim().is_empty()) {
+                (Some(t), _) => Some((vocabulary, t.clone(), Split::All)),
+                (None, false) => Some((vocabulary, spec.test.clone(), Split::All)),
+                (None, true) if spec.holdout > 0.0 => Some((vocabulary, spec.train.clone(), Split::Held)),
+                (None, true) => None,
+            }
+        }
+        _ => None,
+    };
+    let (mut dataset, loc) = match (&args.test, text_test) {
+        (_, Some((vocabulary, at, split))) => {
+            let loc = Location::parse(&at)?;
+            (
+                data::text::load_with(&loc, &spec, split, Some(vocabulary))
+                    .with_context(|| format!("loading test data from {loc}"))?,
+                loc.to_string(),
+            )
+        }
+        (Some(t), None) => {
             let loc = Location::parse(t)?;
             (
                 data::load(&loc, &spec, process).with_context(|| format!("loading test data from {loc}"))?,
                 loc.to_string(),
             )
         }
-        None => match ResolvedData::resolve(spec)
+        (None, _) => match ResolvedData::resolve(spec)
             .map_err(|e| anyhow::anyhow!("the model's job: `{}`: {}", e.key, e.message))
             .and_then(|d| Ok(data::load_test(&d, model.meta.job.train.seed, process)?))
             .context("loading the model's test data")?

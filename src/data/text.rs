@@ -203,13 +203,23 @@ fn held_windows(n: usize, fraction: f32) -> usize {
 
 /// The rows of `location`: all of it, or without (`Train`) or only (`Held`) its tail.
 pub fn load(location: &Location, data: &DataSpec, split: super::table::Split) -> Result<Dataset, DataError> {
+    load_with(location, data, split, None)
+}
+
+/// [`load`] with a known vocabulary (a saved model's); `None`: the training text's.
+pub fn load_with(
+    location: &Location,
+    data: &DataSpec,
+    split: super::table::Split,
+    known: Option<&Vocabulary>,
+) -> Result<Dataset, DataError> {
     use super::table::Split;
     let is_train = Location::parse(&data.train).is_ok_and(|t| t.to_string() == location.to_string());
     let text = read(location, data.unit)?;
-    let vocab = if is_train {
-        Vocabulary::build(data.unit, &text, &location.to_string())?
-    } else {
-        vocabulary(data)?
+    let vocab = match known {
+        Some(v) => v.clone(),
+        None if is_train => Vocabulary::build(data.unit, &text, &location.to_string())?,
+        None => vocabulary(data)?,
     };
     let ids = vocab.encode(&text, &location.to_string())?;
     let t = data.context.max(1);
