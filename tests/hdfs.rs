@@ -914,8 +914,8 @@ fn a_text_folder_trains_from_hdfs_in_two_worker_processes() {
     // 200,000 characters in two files, read in name order.
     let cut = corpus.char_indices().nth(100_000).unwrap().0;
     let end = corpus.char_indices().nth(200_000).unwrap().0;
-    dfs.put(&format!("{base}/plays/a.txt"), corpus[..cut].as_bytes());
-    dfs.put(&format!("{base}/plays/b.txt"), corpus[cut..end].as_bytes());
+    dfs.put(&format!("{base}/plays/a.txt"), &corpus.as_bytes()[..cut]);
+    dfs.put(&format!("{base}/plays/b.txt"), &corpus.as_bytes()[cut..end]);
     let local = tempfile::tempdir().unwrap();
     let job = local.path().join("text-hdfs.toml");
     std::fs::write(
