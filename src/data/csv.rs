@@ -119,6 +119,25 @@ pub(crate) fn is_data_file(name: &str) -> bool {
     !(name.starts_with('.') || name.starts_with('_') || name.ends_with(".crc"))
 }
 
+/// A folder's data files (not hidden, not `_SUCCESS`-style markers, not checksums) in name
+/// order; none is an error saying the folder holds no `what`.
+pub(crate) fn folder_files(location: &Location, what: &str) -> Result<Vec<Location>, DataError> {
+    let mut files: Vec<Location> = location
+        .list()?
+        .into_iter()
+        .filter(|e| !e.is_dir && is_data_file(&e.location.file_name()))
+        .map(|e| e.location)
+        .collect();
+    files.sort_by_key(|f| f.file_name());
+    if files.is_empty() {
+        return Err(DataError::NoInput {
+            location: location.to_string(),
+            message: format!("the folder holds no {what}"),
+        });
+    }
+    Ok(files)
+}
+
 impl CsvSource {
     pub fn open(location: &Location, options: &CsvOptions) -> Result<CsvSource, DataError> {
         options.check().map_err(|m| DataError::NoInput { location: location.to_string(), message: m })?;

@@ -38,17 +38,7 @@ fn no_input(location: &Location, message: impl Into<String>) -> DataError {
 
 /// A folder's data files, in name order.
 fn listed(location: &Location) -> Result<Vec<Location>, DataError> {
-    let mut files: Vec<Location> = location
-        .list()?
-        .into_iter()
-        .filter(|e| !e.is_dir && super::csv::is_data_file(&e.location.file_name()))
-        .map(|e| e.location)
-        .collect();
-    files.sort_by_key(|f| f.file_name());
-    if files.is_empty() {
-        return Err(no_input(location, "the folder holds no sequence files"));
-    }
-    Ok(files)
+    super::csv::folder_files(location, "sequence files")
 }
 
 /// The sequence files of `location`: `features/` and `labels/` folders side by side (paired

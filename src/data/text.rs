@@ -156,20 +156,7 @@ pub fn files(location: &Location) -> Result<Vec<Location>, DataError> {
     if !location.stat()?.is_dir {
         return Ok(vec![location.clone()]);
     }
-    let mut files: Vec<Location> = location
-        .list()?
-        .into_iter()
-        .filter(|e| !e.is_dir && super::csv::is_data_file(&e.location.file_name()))
-        .map(|e| e.location)
-        .collect();
-    files.sort_by_key(|f| f.to_string());
-    if files.is_empty() {
-        return Err(DataError::NoInput {
-            location: location.to_string(),
-            message: "the directory holds no text files".into(),
-        });
-    }
-    Ok(files)
+    super::csv::folder_files(location, "text files")
 }
 
 /// A location's text, its files one after another, each checked as the unit requires.

@@ -157,47 +157,44 @@ fn draw_loss(f: &mut Frame, area: Rect, job: &JobView) {
 
 fn draw_accuracy(f: &mut Frame, area: Rect, job: &JobView) {
     if job.epochs.last().is_some_and(|e| e.language_loss.is_some()) {
-        return draw_language_loss(f, area, job);
+        // A language model: its held-out loss (nats per token) and perplexity instead.
+        let points: Vec<(f64, f64)> =
+            job.epochs.iter().filter_map(|e| e.language_loss.map(|l| ((e.epoch + 1) as f64, l))).collect();
+        let Some((lo, hi)) = bounds(points.iter().map(|p| p.1)) else {
+            return empty(f, area, "Held-out loss", "after the first epoch");
+        };
+        let last = points.last().map(|p| p.1).unwrap_or(0.0);
+        let title = format!("Held-out {last:.3} nats/token, perplexity {:.2}", last.exp());
+        return epoch_chart(f, area, job, &points, &title, ((lo - 0.1).max(0.0), hi + 0.1));
     }
     let points: Vec<(f64, f64)> =
         job.epochs.iter().filter_map(|e| e.test_accuracy.map(|a| ((e.epoch + 1) as f64, a))).collect();
     let Some((lo, hi)) = bounds(points.iter().map(|p| p.1)) else {
         return empty(f, area, "Test accuracy", "after the first epoch");
     };
-    let n = job.progress.epochs.max(points.len() as u32).max(1) as f64;
     let lo = (lo - 0.05).max(0.0).min(hi - 0.01);
     let last = points.last().map(|p| p.1).unwrap_or(0.0);
-    let chart = Chart::new(vec![
-        Dataset::default()
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Green))
-            .data(&points),
-    ])
-    .block(block(&format!("Test accuracy {last:.4}")))
-    .x_axis(Axis::default().bounds([1.0, n.max(2.0)]).labels(["1".to_string(), format!("{n:.0}")]))
-    .y_axis(Axis::default().bounds([lo, hi.max(lo + 0.01)]).labels([format!("{lo:.2}"), format!("{hi:.2}")]));
-    f.render_widget(chart, area);
+    epoch_chart(f, area, job, &points, &format!("Test accuracy {last:.4}"), (lo, hi.max(lo + 0.01)));
 }
 
-/// A language model's held-out loss (nats per token) and perplexity, in place of accuracy.
-fn draw_language_loss(f: &mut Frame, area: Rect, job: &JobView) {
-    let points: Vec<(f64, f64)> =
-        job.epochs.iter().filter_map(|e| e.language_loss.map(|l| ((e.epoch + 1) as f64, l))).collect();
-    let Some((lo, hi)) = bounds(points.iter().map(|p| p.1)) else {
-        return empty(f, area, "Held-out loss", "after the first epoch");
-    };
+/// One figure per epoch, as a line over the job's epochs.
+fn epoch_chart(
+    f: &mut Frame,
+    area: Rect,
+    job: &JobView,
+    points: &[(f64, f64)],
+    title: &str,
+    (lo, hi): (f64, f64),
+) {
     let n = job.progress.epochs.max(points.len() as u32).max(1) as f64;
-    let (lo, hi) = ((lo - 0.1).max(0.0), hi + 0.1);
-    let last = points.last().map(|p| p.1).unwrap_or(0.0);
     let chart = Chart::new(vec![
         Dataset::default()
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
             .style(Style::new().fg(Color::Green))
-            .data(&points),
+            .data(points),
     ])
-    .block(block(&format!("Held-out {last:.3} nats/token, perplexity {:.2}", last.exp())))
+    .block(block(title))
     .x_axis(Axis::default().bounds([1.0, n.max(2.0)]).labels(["1".to_string(), format!("{n:.0}")]))
     .y_axis(Axis::default().bounds([lo, hi]).labels([format!("{lo:.2}"), format!("{hi:.2}")]));
     f.render_widget(chart, area);
