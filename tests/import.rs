@@ -294,3 +294,55 @@ fn a_dl4j_lstm_imports_with_its_parameter_count_and_trains_on_token_sequences() 
         "{err}"
     );
 }
+
+/// DL4J's sequence classifier (LSTM 32 over 3 features, GlobalPoolingLayer MAX, OutputLayer 2):
+/// imported with DL4J's 4,674 parameters and trained on ragged sequence CSV, one label per
+/// sequence: whether one of its steps is a spike.
+#[test]
+fn a_dl4j_sequence_classifier_imports_and_trains_on_ragged_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("seqclass.toml");
+    let (ok, _, err) = run(&["import", "dl4j-model", &fixture("seqclass.json"), "-o", path(&job)]);
+    assert!(ok, "{err}");
+    let data = dir.path().join("seqs");
+    for sub in ["features", "labels"] {
+        std::fs::create_dir_all(data.join(sub)).unwrap();
+    }
+    let mut state = 777u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    for i in 0..400 {
+        let steps = 5 + (next() * 8.0) as usize;
+        // Half the sequences hold one spike (first feature 3) at a random step.
+        let (hit, spike) = (i % 2 == 1, (next() * steps as f64) as usize);
+        let mut text = String::new();
+        for t in 0..steps {
+            let mut v: Vec<f64> = (0..3).map(|_| next() * 2.0 - 1.0).collect();
+            if hit && t == spike {
+                v[0] = 3.0;
+            }
+            text.push_str(&format!("{:.4},{:.4},{:.4}\n", v[0], v[1], v[2]));
+        }
+        std::fs::write(data.join(format!("features/{i:03}.csv")), text).unwrap();
+        std::fs::write(data.join(format!("labels/{i:03}.csv")), format!("{}\n", hit as u8)).unwrap();
+    }
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("train = \"builtin:fashion-mnist-demo/train\"", &format!("train = \"{}\"", data.display()))
+        .replace("test = \"builtin:fashion-mnist-demo/test\"", "test = \"\"")
+        .replace("format = \"idx\"", "format = \"sequence_csv\"")
+        .replace("holdout = 0.0", "holdout = 0.25")
+        .replace("lr = 0.001", "lr = 0.01");
+    std::fs::write(&job, text).unwrap();
+    let summary = dir.path().join("seqclass.json");
+    let (ok, _, err) =
+        run(&["train", "--config", path(&job), "--epochs", "15", "--summary-json", path(&summary)]);
+    assert!(ok, "{err}");
+    let s = json(&summary);
+    assert_eq!(s["parameters"].as_u64(), Some(dl4j_params("seqclass")), "{s}");
+    assert_eq!(dl4j_params("seqclass"), 4_674);
+    // 0.99 on 2026-12-06; chance 0.5.
+    assert!(s["test_accuracy"].as_f64().unwrap() >= 0.8, "{s}");
+}

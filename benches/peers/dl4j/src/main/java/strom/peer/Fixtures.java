@@ -49,7 +49,7 @@ import org.nd4j.linalg.learning.config.Nesterovs;
 
 /**
  * Writes fixtures that DL4J/DataVec 1.0.0-M2 themselves produce, for Strom's importer tests:
- * MultiLayerConfiguration JSON (mlp, cnn, lenet, lstm) and DataVec TransformProcess JSON (wine,
+ * MultiLayerConfiguration JSON (mlp, cnn, lenet, lstm, seqclass) and DataVec TransformProcess JSON (wine,
  * mixed, strings) each with its input CSV and DataVec's own output of executing it locally.
  *
  * <pre>
@@ -88,6 +88,7 @@ public final class Fixtures {
     writeModel(out, "cnn", Models.cnn(new Nesterovs(0.01, 0.9), 42, 0), models);
     writeModel(out, "lenet", Models.lenet(new Nesterovs(0.01, 0.9), 42), models);
     writeModel(out, "lstm", Models.lstm(new Adam(1e-3), 42), models);
+    writeModel(out, "seqclass", Models.sequenceClassifier(new Adam(1e-3), 42), models);
     writeGraph(out, "residual", Models.residual(new Nesterovs(0.01, 0.9), 42), models);
     writeGraph(out, "merge", Models.merge(new Adam(1e-3), 42), models);
     writeGraph(out, "graph-lacks", Models.graphLacks(new Adam(1e-3), 42), models);

@@ -113,6 +113,19 @@ final class Models {
         .build();
   }
 
+  /**
+   * Classification of sequences: an LSTM of 32 over 3 features per step, max pooling over time,
+   * a softmax over 2 classes (one label per sequence). Fed [n,3,T] (NCW).
+   */
+  static MultiLayerConfiguration sequenceClassifier(IUpdater updater, long seed) {
+    return base(updater, seed, 0).list()
+        .layer(new LSTM.Builder().nOut(32).activation(Activation.TANH).build())
+        .layer(new GlobalPoolingLayer.Builder(PoolingType.MAX).build())
+        .layer(new OutputLayer.Builder(LossFunction.MCXENT).nOut(2).activation(Activation.SOFTMAX).build())
+        .setInputType(InputType.recurrent(3))
+        .build();
+  }
+
   private static ConvolutionLayer conv(int k, int out, int stride, Activation act) {
     return new ConvolutionLayer.Builder(k, k).nOut(out).stride(stride, stride)
         .convolutionMode(ConvolutionMode.Same).activation(act).build();
