@@ -936,4 +936,5 @@ fn a_text_folder_trains_from_hdfs_in_two_worker_processes() {
     // windows, 312 held out, 2,812 in 11 partitions of 8 batches of 32 (the last one short):
     // 88 steps an epoch, whoever took which partition.
     assert_eq!(s["steps"].as_u64(), Some(2 * 88), "{s}");
+    assert_eq!(s["samples"].as_u64(), Some(2 * 2812), "each window once an epoch: {s}");
 }

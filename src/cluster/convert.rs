@@ -43,6 +43,7 @@ pub fn stats_to_pb(s: &StepStats) -> pb::StepStats {
         merged: s.merged,
         rejected: s.rejected,
         layers: s.layers.iter().map(share_to_pb).collect(),
+        samples: s.samples,
     }
 }
 
@@ -67,13 +68,15 @@ pub fn model_to_pb(architecture: &Architecture) -> Vec<pb::ModelLayer> {
         .collect()
 }
 
-/// `samples` is not on the wire; it is derived from the step count and batch size.
+/// A worker's `samples`, never more than its steps of full batches could hold (a worker that
+/// sends none is taken to have trained full batches).
 pub fn stats_from_pb(s: &pb::StepStats, batch_size: usize) -> StepStats {
+    let most = s.step.saturating_mul(batch_size as u64);
     StepStats {
         worker: s.worker,
         epoch: s.epoch,
         step: s.step,
-        samples: s.step * batch_size as u64,
+        samples: if s.samples == 0 { most } else { s.samples.min(most) },
         time: s.time,
         loss: s.loss,
         samples_per_sec: s.samples_per_sec,
