@@ -266,6 +266,24 @@ fn a_ucr_time_series_trains_from_sequence_csv_and_evaluates_again() {
     let (ok, stdout, stderr) = run(&["eval", "--model", path(&out)]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains(&format!("accuracy {accuracy:.4}")), "{stdout}");
+    // Resumed from its model file for five more epochs (30 in all).
+    let (again, summary2) = (dir.path().join("m2"), dir.path().join("s2.json"));
+    let (ok, _, stderr) = run(&[
+        "train",
+        "--resume",
+        path(&out),
+        "--epochs",
+        "30",
+        "--output",
+        path(&again),
+        "--summary-json",
+        path(&summary2),
+    ]);
+    assert!(ok, "{stderr}");
+    let s2 = json(&summary2);
+    assert_eq!(s2["epochs"], 30, "{s2}");
+    assert_eq!(s2["per_epoch"][0]["epoch"], 26, "it carries on from epoch 25: {s2}");
+    assert!(s2["test_accuracy"].as_f64().unwrap() >= 0.92, "{s2}");
 }
 
 /// Sequences of 4 to 16 steps, padded to 16 and masked, whose class only their last step
