@@ -11,8 +11,8 @@ use strom::backend::{Backend, CpuBackend};
 use strom::data::{Batch, BatchInput, BatchTargets};
 use strom::job::{JobSpec, LayerEntry, LayerSpec, ModelPreset, ModelSpec, SharingMode};
 use strom::nn::layers::{
-    AvgPool2d, BatchNorm, Dropout, Embedding, GlobalAvgPool, Gru, LayerNorm, Lstm, Padding, Pair,
-    PositionalEmbedding, SelfAttention,
+    AvgPool2d, BatchNorm, Conv1d, Dropout, Embedding, GlobalAvgPool, GlobalMaxPool, Gru, LayerNorm, Lstm,
+    Padding, Pair, PositionalEmbedding, SelfAttention,
 };
 use strom::nn::{Activation, Architecture, Shape, initial_state};
 use strom::rng::Rng;
@@ -77,11 +77,13 @@ fn steps_allocate_on(model: ModelSpec, input: Shape, outputs: usize) -> u64 {
     };
     let images: Vec<u8> = (0..32 * input.size()).map(|_| rng.below(values) as u8).collect();
     let labels: Vec<u32> = (0..32 * input.steps()).map(|_| rng.below(outputs as u64) as u32).collect();
+    // Sequences of features: of several lengths (masks through every layer).
+    let lengths: Vec<u32> = (0..32).map(|r| 1 + (r % input.steps() as u32)).collect();
     let batch = Batch {
         rows: 32,
         input: BatchInput::U8 { data: &images, scale },
         targets: BatchTargets::Classes(&labels),
-        lengths: None,
+        lengths: matches!(input, Shape::Sequence { .. }).then_some(&lengths[..]),
     };
     let mut step = |n: u64, backend: &mut CpuBackend| {
         backend.forward_backward(&batch, &mut rng);
@@ -160,4 +162,32 @@ fn a_training_step_allocates_nothing() {
     };
     let tokens = Shape::Tokens { steps: 16, vocab: 20 };
     assert_eq!(steps_allocate_on(sequence, tokens, 20), 0, "a sequence model's step allocated");
+    // Classification of sequences of several lengths: 1-D convolutions, attention that looks
+    // ahead, pooling over time, masked.
+    let conv1d = |filters, dilation| {
+        LayerSpec::Conv1d(Conv1d {
+            filters,
+            kernel: 3,
+            stride: 1,
+            dilation,
+            padding: Padding::Same,
+            activation: Activation::Relu,
+        })
+    };
+    let classifier = ModelSpec {
+        layers: Some(
+            [
+                conv1d(8, 1),
+                LayerSpec::SelfAttention(SelfAttention { heads: 2, causal: false, dropout: 0.0 }),
+                conv1d(8, 2),
+                LayerSpec::GlobalMaxPool(GlobalMaxPool {}),
+            ]
+            .into_iter()
+            .map(LayerEntry::Layer)
+            .collect(),
+        ),
+        ..ModelSpec::default()
+    };
+    let series = Shape::Sequence { steps: 12, features: 3 };
+    assert_eq!(steps_allocate_on(classifier, series, 4), 0, "a masked sequence classifier's step allocated");
 }
