@@ -103,12 +103,11 @@ impl Driver {
     /// Evaluates the barrier's model and records the epoch.
     pub fn on_epoch_ready(&mut self, ready: &EpochReady) -> EpochSummary {
         let t0 = Instant::now();
-        let test = self.test.as_ref().map(|t| {
+        if self.test.is_some() || self.sampler.is_some() {
             self.evaluator.write_state(&ready.model);
-            evaluate(&mut self.evaluator, t, 512)
-        });
+        }
+        let test = self.test.as_ref().map(|t| evaluate(&mut self.evaluator, t, 512));
         if let Some(sampler) = &self.sampler {
-            self.evaluator.write_state(&ready.model);
             let text = sampler.line(&mut self.evaluator, 100, ready.epoch as u64);
             tracing::info!("sample after epoch {}: {text}", ready.epoch + 1);
         }

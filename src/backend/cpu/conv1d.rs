@@ -56,7 +56,7 @@ fn source(s: &Span, o: usize, k: usize, len: usize) -> Option<usize> {
 impl<F: Real> Conv1dKernel<F> {
     /// Example `r`'s input steps.
     fn len(&self, r: usize) -> usize {
-        self.lengths.get(r).map_or(self.span.steps, |&n| (n as usize).min(self.span.steps))
+        super::steps_of(&self.lengths, r, self.span.steps)
     }
 
     /// Zeroes the output steps past each example's end.

@@ -11,13 +11,18 @@ pub struct DropoutKernel<F> {
     pub mask: Vec<F>,
 }
 
+/// An inverted-dropout mask: each value 0 with probability `rate`, else 1/(1-rate).
+pub fn draw_mask<F: Real>(mask: &mut [F], rate: f32, rng: &mut Rng) {
+    let p = rate as f64;
+    let keep = F::of(1.0 / (1.0 - p));
+    for m in mask {
+        *m = if rng.next_f64() < p { F::zero() } else { keep };
+    }
+}
+
 impl<F: Real> Kernel<F> for DropoutKernel<F> {
     fn resample(&mut self, rows: usize, rng: &mut Rng) {
-        let p = self.rate as f64;
-        let keep = F::of(1.0 / (1.0 - p));
-        for m in &mut self.mask[..rows * self.width] {
-            *m = if rng.next_f64() < p { F::zero() } else { keep };
-        }
+        draw_mask(&mut self.mask[..rows * self.width], self.rate, rng);
     }
     fn forward(&mut self, x: &[F], y: &mut [F], _p: &[F], _r: &mut [F], _rows: usize, train: bool) {
         if train {

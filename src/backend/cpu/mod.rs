@@ -76,6 +76,11 @@ pub(crate) fn keep_lengths(own: &mut Vec<u32>, lengths: Option<&[u32]>) {
     }
 }
 
+/// Example `r`'s steps from a kernel's copy of the lengths (all `steps` when it holds none).
+pub(crate) fn steps_of(lengths: &[u32], r: usize, steps: usize) -> usize {
+    lengths.get(r).map_or(steps, |&n| (n as usize).min(steps))
+}
+
 fn kernel_for<F: Real>(
     l: &PlannedLayer,
     output_layer: bool,

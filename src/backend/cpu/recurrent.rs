@@ -29,7 +29,7 @@ pub fn step_threads(m: usize, n: usize, k: usize, threads: usize) -> usize {
 /// Example `r`'s last step: `steps - 1`, or the last it has (`lengths`, when not empty).
 #[inline]
 pub fn last_step(lengths: &[u32], r: usize, steps: usize) -> usize {
-    lengths.get(r).map_or(steps, |&n| (n as usize).clamp(1, steps)) - 1
+    super::steps_of(lengths, r, steps).max(1) - 1
 }
 
 /// The layer's output from the hidden states `[r][t][units]`: all of them, or each example's

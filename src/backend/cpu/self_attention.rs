@@ -87,7 +87,7 @@ impl<F: Real> Kernel<F> for SelfAttentionKernel<F> {
         let scale = F::one() / F::of(d as f64).sqrt();
         for r in 0..rows {
             let base = r * t * f3;
-            let len = self.lengths.get(r).map_or(t, |&n| (n as usize).clamp(1, t));
+            let len = super::steps_of(&self.lengths, r, t).max(1);
             for h in 0..heads {
                 let probs = &mut self.probs[(r * heads + h) * t * t..(r * heads + h + 1) * t * t];
                 let q = View { data: &self.qkv[base + h * d..], rs: f3, cs: 1 };
@@ -195,11 +195,7 @@ impl<F: Real> Kernel<F> for SelfAttentionKernel<F> {
         if self.dropout <= 0.0 {
             return;
         }
-        let p = self.dropout as f64;
-        let keep = F::of(1.0 / (1.0 - p));
         let n = rows * self.heads * self.steps * self.steps;
-        for m in &mut self.mask[..n] {
-            *m = if rng.next_f64() < p { F::zero() } else { keep };
-        }
+        super::dropout::draw_mask(&mut self.mask[..n], self.dropout, rng);
     }
 }

@@ -29,7 +29,7 @@ impl TimePoolKernel {
     }
 
     fn len(&self, r: usize) -> usize {
-        self.lengths.get(r).map_or(self.steps, |&n| (n as usize).min(self.steps))
+        super::steps_of(&self.lengths, r, self.steps)
     }
 }
 
