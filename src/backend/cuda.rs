@@ -759,6 +759,20 @@ impl Backend for CudaBackend {
         }
     }
 
+    fn read_gradient(&mut self, out: &mut [f32]) {
+        let n = self.layout.len;
+        if let Err(e) = self.stream.memcpy_dtoh(&self.grads, &mut out[..n]).map_err(cuda_err) {
+            self.fail("reading the gradient", e);
+        }
+    }
+
+    fn write_gradient(&mut self, values: &[f32]) {
+        let n = self.layout.len;
+        if let Err(e) = self.stream.memcpy_htod(&values[..n], &mut self.grads).map_err(cuda_err) {
+            self.fail("writing the gradient", e);
+        }
+    }
+
     fn residual_add(&mut self) {
         if let Err(e) = self.try_residual_add() {
             self.fail("accumulating the residual", e);

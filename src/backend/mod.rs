@@ -75,6 +75,12 @@ pub trait Backend: Send {
     fn compute_update(&mut self, lr_scale: f32);
     /// `params -= update` (no sharing, or parameter averaging between averages).
     fn apply_update(&mut self);
+    /// Copies the gradient buffer out (the gradient after `forward_backward`, the update after
+    /// `compute_update`): schemes that compress on the host read it here.
+    fn read_gradient(&mut self, out: &mut [f32]);
+    /// Replaces the gradient buffer (a scheme's aggregated gradient, before `compute_update`,
+    /// or a finished update, before `apply_update`).
+    fn write_gradient(&mut self, values: &[f32]);
 
     // Primitives of gradient sharing (the schemes live in `sharing/`).
     /// `residual += update`.

@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::engine::{EpochSummary, Observer, StepStats};
-use crate::job::{JobSpec, SharingMode};
+use crate::job::JobSpec;
+use crate::sharing::SchemeInfo;
 use crate::telemetry::{LogFormat, log_format};
 
 #[derive(Serialize)]
@@ -24,7 +25,7 @@ struct Line<'a, T: Serialize> {
 pub struct TrainProgress {
     bar: Option<ProgressBar>,
     epochs: u32,
-    sharing: bool,
+    scheme: SchemeInfo,
     rates: Vec<f64>,
     last_message: Instant,
     metrics: Option<(BufWriter<File>, String)>,
@@ -59,7 +60,7 @@ impl TrainProgress {
         Ok(TrainProgress {
             bar,
             epochs: job.train.epochs,
-            sharing: job.sharing_mode() == SharingMode::Threshold,
+            scheme: crate::sharing::describe(job),
             rates: vec![0.0; job.cluster.workers.max(1)],
             last_message: Instant::now(),
             metrics,
@@ -101,8 +102,17 @@ impl TrainProgress {
         let rate: f64 = self.rates.iter().sum();
         let mut msg =
             format!("epoch {}/{}  loss {:.4}  {:.0} samples/s", s.epoch + 1, self.epochs, s.loss, rate);
-        if self.sharing {
-            msg.push_str(&format!("  tau {:.1e}  sparsity {:.1e}", s.tau, s.sparsity));
+        if self.scheme.has_tau {
+            msg.push_str(&format!("  tau {:.1e}", s.tau));
+        }
+        if s.k > 0 && !self.scheme.has_tau {
+            msg.push_str(&format!("  k {}", s.k));
+        }
+        if s.rank > 0 {
+            msg.push_str(&format!("  rank {}", s.rank));
+        }
+        if self.scheme.exchanges {
+            msg.push_str(&format!("  sparsity {:.1e}  {} B/step", s.sparsity, s.step_bytes));
         }
         msg
     }
@@ -136,7 +146,7 @@ impl Observer for TrainProgress {
             line.push_str(&format!(", test {}", t.headline()));
         }
         line.push_str(&format!(" ({:.1} s", e.seconds));
-        if self.sharing {
+        if self.scheme.exchanges {
             line.push_str(&format!(", replica drift {:.2e}", e.replica_drift));
         }
         line.push(')');

@@ -73,7 +73,7 @@ pub struct TrainArgs {
     pub workers: Option<usize>,
     #[arg(long, help = keys::flag_help("compute.threads"), value_name = "N", value_parser = super::whole::<usize>)]
     pub threads: Option<usize>,
-    #[arg(long, help = keys::flag_help("sharing.mode"), value_name = "threshold|averaging|none", value_parser = parse_name::<SharingMode>)]
+    #[arg(long, help = keys::flag_help("sharing.mode"), value_name = "threshold|topk|powersgd|dense16|averaging|none", value_parser = parse_name::<SharingMode>)]
     pub sharing: Option<SharingMode>,
     /// Use a fixed threshold tau instead of the adaptive one [sharing.algorithm].
     #[arg(long, value_name = "F", value_parser = super::number::<f32>, allow_negative_numbers = true)]
@@ -390,11 +390,11 @@ pub(crate) fn log_plan(job: &JobSpec, architecture: &Architecture, done: u32) {
         format!("{} epochs", job.train.epochs)
     };
     tracing::info!(
-        "model {}; {} worker(s) x {} thread(s), sharing {:?}, {epochs} of batch {}, {:?} lr {}",
+        "model {}; {} worker(s) x {} thread(s), sharing {}, {epochs} of batch {}, {:?} lr {}",
         architecture.describe(),
         job.cluster.workers,
         job.threads_per_worker(),
-        job.sharing_mode(),
+        job.sharing_mode().name(),
         job.train.batch_size,
         updater.kind(),
         updater.learning_rate()
@@ -425,13 +425,15 @@ pub(crate) fn report(
         t.train_seconds,
         t.samples_per_sec()
     );
-    if job.sharing_mode() != SharingMode::None {
+    let scheme = crate::sharing::describe(job);
+    if scheme.exchanges {
+        let tau = if scheme.has_tau { format!("final tau {:.2e}, ", t.final_tau) } else { String::new() };
         println!(
-            "sent {} of updates, {:.0}x less than dense f32 ({}); final tau {:.2e}, mean sparsity {:.2e}",
+            "{}: sent {} of updates, {:.0}x less than dense f32 ({}); {tau}mean sparsity {:.2e}",
+            scheme.name,
             human_bytes(t.bytes_sent),
             t.compression_ratio(),
             human_bytes(t.dense_bytes),
-            t.final_tau,
             t.mean_sparsity
         );
     }

@@ -5,7 +5,7 @@ use strom_proto::v1 as pb;
 use crate::backend::DeviceInfo;
 use crate::engine::{EpochSummary, Partition, StepStats};
 use crate::nn::Architecture;
-use crate::sharing::LayerShare;
+use crate::sharing::{Format, LayerShare, MessageView, codec};
 
 pub use crate::nn::saved::f32_bytes as params_to_bytes;
 
@@ -16,6 +16,31 @@ pub fn params_from_bytes(bytes: &[u8], expected: usize) -> Option<Vec<f32>> {
     }
     let v = crate::nn::saved::f32_from_bytes(bytes);
     v.iter().all(|x| x.is_finite()).then_some(v)
+}
+
+/// A collective's values as a dense update message in `wire` (f32, f16 or bf16).
+pub fn reduce_to_bytes(values: &[f32], wire: Format) -> Vec<u8> {
+    let mut out = Vec::new();
+    if wire == Format::Dense {
+        codec::encode_dense(&mut out, values, 0, 0);
+    } else {
+        codec::encode_half(&mut out, wire, values, 0, 0);
+    }
+    out
+}
+
+/// A collective's values from a dense update message of at most `limit` values, checked
+/// whole (finite, the length its header claims) before anything is used.
+pub fn reduce_from_bytes(bytes: &[u8], limit: usize) -> Result<(Vec<f32>, Format), String> {
+    let header = codec::peek_header(bytes).map_err(|e| e.to_string())?;
+    if !header.format.is_dense() {
+        return Err(format!("a collective takes dense values, not {} messages", header.format.name()));
+    }
+    if header.params as usize > limit {
+        return Err(format!("{} values is more than this job's {limit}", header.params));
+    }
+    let view = MessageView::parse(bytes, header.params as usize).map_err(|e| e.to_string())?;
+    Ok((view.dense_values().collect(), header.format))
 }
 
 pub fn partition_to_pb(p: &Partition) -> pb::Partition {
@@ -44,6 +69,9 @@ pub fn stats_to_pb(s: &StepStats) -> pb::StepStats {
         rejected: s.rejected,
         layers: s.layers.iter().map(share_to_pb).collect(),
         samples: s.samples,
+        k: s.k,
+        rank: s.rank,
+        step_bytes: s.step_bytes,
     }
 }
 
@@ -93,6 +121,9 @@ pub fn stats_from_pb(s: &pb::StepStats, batch_size: usize) -> StepStats {
             .iter()
             .map(|l| LayerShare { layer: l.layer, entries: l.entries, residual_norm: l.residual_norm })
             .collect(),
+        k: s.k,
+        rank: s.rank,
+        step_bytes: s.step_bytes,
     }
 }
 

@@ -19,7 +19,10 @@ use tonic::{Code, Request, Status};
 
 use super::ClusterError;
 use super::auth::{AttachToken, WorkerSession};
-use super::convert::{device_to_pb, params_from_bytes, params_to_bytes, partition_to_pb, stats_to_pb};
+use super::convert::{
+    device_to_pb, params_from_bytes, params_to_bytes, partition_to_pb, reduce_from_bytes, reduce_to_bytes,
+    stats_to_pb,
+};
 use super::coordinator::MAX_MESSAGE;
 use crate::backend::{self, DeviceInfo};
 use crate::data;
@@ -32,6 +35,7 @@ use crate::engine::worker::{Transport, TransportError, WorkerLoop, WorkerSummary
 use crate::job::{BackendKind, JobSpec, ResolvedJob};
 use crate::nn::Architecture;
 use crate::rng::Rng;
+use crate::sharing::{Collective, Link, Reduce};
 use crate::telemetry::{LogEvent, log_tap};
 
 const INBOX: usize = 64;
@@ -563,6 +567,82 @@ fn source_chain(e: &dyn std::error::Error) -> String {
     if said.is_empty() { "connection failed".into() } else { said }
 }
 
+impl Link for GrpcTransport {
+    fn send(&mut self, message: &[u8]) -> Result<(), TransportError> {
+        let id = self.id();
+        self.seq += 1;
+        let update =
+            pb::Update { origin: id, seq: self.seq, payload: SharedMessage::copy_from_slice(message) };
+        // The job ended (or this worker was removed) while it trained: the loop learns it from
+        // its next call for work.
+        if self.session().is_err() && self.finished {
+            return Ok(());
+        }
+        let session = self.session()?;
+        // Bounded: a coordinator that cannot keep up slows this worker down.
+        if session.updates.blocking_send(update).is_err() {
+            session.broken.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    fn all_reduce(&mut self, values: &mut [f32], c: Collective) -> Result<u32, TransportError> {
+        let mut round = None;
+        let pb_op = match c.op {
+            Reduce::Model => pb::ReduceOp::Model,
+            Reduce::Sum => pb::ReduceOp::Sum,
+        };
+        loop {
+            if self.finished {
+                return Ok(0);
+            }
+            let Some(mut client) = self.client()? else { return Ok(0) };
+            let req = pb::AllReduceRequest {
+                worker_id: self.id(),
+                values: if round.is_none() { reduce_to_bytes(values, c.wire) } else { Vec::new() },
+                round,
+                op: pb_op as i32,
+                tag: c.tag,
+                idle: c.idle,
+            };
+            match self.unary(LONG_POLL_DEADLINE, client.all_reduce(req)) {
+                Ok(reply) => {
+                    let reply = reply.into_inner();
+                    if !reply.values.is_empty() {
+                        return match reduce_from_bytes(&reply.values, values.len()) {
+                            Ok((result, _)) if result.len() == values.len() => {
+                                values.copy_from_slice(&result);
+                                Ok(reply.contributors)
+                            }
+                            Ok((result, _)) => Err(TransportError::Failed(format!(
+                                "the coordinator's all-reduce result has {} values, this worker sent {}",
+                                result.len(),
+                                values.len()
+                            ))),
+                            Err(e) => Err(TransportError::Failed(format!(
+                                "the coordinator's all-reduce result is damaged: {e}"
+                            ))),
+                        };
+                    }
+                    if reply.finished {
+                        self.finished = true;
+                        return Ok(0);
+                    }
+                    if reply.ready {
+                        return Ok(0); // only idle workers took part: nothing to apply
+                    }
+                    round = Some(reply.round);
+                }
+                Err(status) => {
+                    self.failed(status)?;
+                    // After a reconnect the replica replaces the parameters anyway.
+                    return Ok(0);
+                }
+            }
+        }
+    }
+}
+
 impl Transport for GrpcTransport {
     fn next_work(&mut self) -> Result<Work, TransportError> {
         loop {
@@ -582,6 +662,7 @@ impl Transport for GrpcTransport {
                         }));
                     }
                     Some(pb::shard_reply::Work::EpochEnd(epoch)) => return Ok(Work::EpochEnd { epoch }),
+                    Some(pb::shard_reply::Work::Idle(epoch)) => return Ok(Work::Idle { epoch }),
                     Some(pb::shard_reply::Work::WaitMs(ms)) => {
                         std::thread::sleep(Duration::from_millis(ms.clamp(1, 1000) as u64))
                     }
@@ -606,64 +687,12 @@ impl Transport for GrpcTransport {
         Ok(())
     }
 
-    fn send_update(&mut self, message: &[u8]) -> Result<(), TransportError> {
-        let id = self.id();
-        self.seq += 1;
-        let update =
-            pb::Update { origin: id, seq: self.seq, payload: SharedMessage::copy_from_slice(message) };
-        // The job ended (or this worker was removed) while it trained: the loop learns it from
-        // its next call for work.
-        if self.session().is_err() && self.finished {
-            return Ok(());
-        }
-        let session = self.session()?;
-        // Bounded: a coordinator that cannot keep up slows this worker down.
-        if session.updates.blocking_send(update).is_err() {
-            session.broken.store(true, Ordering::Release);
-        }
-        Ok(())
-    }
-
     fn take_updates(
         &mut self,
         out: &mut VecDeque<SharedMessage>,
         merged: &mut Vec<f32>,
     ) -> Result<bool, TransportError> {
         Ok(lock(&self.inbox).take(out, merged))
-    }
-
-    fn average(&mut self, state: &mut [f32]) -> Result<(), TransportError> {
-        let params = state;
-        let mut round = None;
-        loop {
-            if self.finished {
-                return Ok(());
-            }
-            let Some(mut client) = self.client()? else { return Ok(()) };
-            let req = pb::AverageRequest {
-                worker_id: self.id(),
-                params: if round.is_none() { params_to_bytes(params) } else { Vec::new() },
-                round,
-            };
-            match self.unary(LONG_POLL_DEADLINE, client.average(req)) {
-                Ok(reply) => {
-                    let reply = reply.into_inner();
-                    if let Some(avg) = params_from_bytes(&reply.params, params.len()) {
-                        params.copy_from_slice(&avg);
-                        return Ok(());
-                    }
-                    if reply.finished {
-                        self.finished = true;
-                        return Ok(());
-                    }
-                    round = Some(reply.round);
-                }
-                Err(status) => {
-                    self.failed(status)?;
-                    return Ok(()); // after a reconnect the replica replaces the parameters anyway
-                }
-            }
-        }
     }
 
     fn end_epoch(&mut self, epoch: u32, state: &[f32]) -> Result<EpochNext, TransportError> {
@@ -844,7 +873,8 @@ pub fn run_worker(cfg: WorkerConfig) -> Result<WorkerOutcome, ClusterError> {
     }
     *lock(&transport.inbox) = Inbox::new(INBOX, transport.param_count);
     transport.device = backend.device();
-    let mut worker = WorkerLoop::new(id, &job, &architecture, Arc::new(dataset), backend, transport, 0.0);
+    let mut worker = WorkerLoop::new(id, &job, &architecture, Arc::new(dataset), backend, transport, 0.0)
+        .map_err(ClusterError::Engine)?;
     if joined.tau > 0.0 {
         worker.set_tau(joined.tau);
     }

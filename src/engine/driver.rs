@@ -12,11 +12,13 @@ use super::metrics::{EpochSummary, StepStats, Totals};
 use super::sample::Sampler;
 use crate::backend::{Backend, CpuBackend};
 use crate::data::Dataset;
-use crate::job::{ResolvedJob, SharingMode};
+use crate::job::ResolvedJob;
 use crate::nn::Architecture;
 
 pub struct Driver {
-    mode: SharingMode,
+    /// Whether workers exchange anything (then a dense f32 exchange per step is the
+    /// reference the compression is measured against).
+    exchanges: bool,
     params: usize,
     rows: u64,
     evaluator: CpuBackend,
@@ -45,7 +47,7 @@ impl Driver {
         state: &[f32],
     ) -> Self {
         Driver {
-            mode: job.sharing_mode(),
+            exchanges: crate::sharing::describe(job).exchanges,
             params: architecture.param_count(),
             rows: rows as u64,
             evaluator: CpuBackend::new(
@@ -89,7 +91,7 @@ impl Driver {
         self.epoch_started.get_or_insert_with(Instant::now);
         self.epoch_loss += s.loss as f64;
         self.epoch_steps += 1;
-        if self.mode == SharingMode::Threshold {
+        if self.exchanges {
             self.sparsity_sum += s.sparsity;
         }
         self.steps_seen += 1;
@@ -126,11 +128,7 @@ impl Driver {
             replica_drift: ready.drift,
             test,
             bytes_sent: bytes_now.saturating_sub(self.bytes_at_epoch_start),
-            dense_bytes: if self.mode == SharingMode::None {
-                0
-            } else {
-                self.epoch_steps * self.params as u64 * 4
-            },
+            dense_bytes: if self.exchanges { self.epoch_steps * self.params as u64 * 4 } else { 0 },
         };
         self.epochs.push(summary.clone());
         self.epoch_started = None;
@@ -149,7 +147,7 @@ impl Driver {
             eval_seconds: self.eval_seconds,
             bytes_sent: self.bytes_sent(),
             bytes_received: self.latest.values().map(|s| s.bytes_received).sum(),
-            dense_bytes: if self.mode == SharingMode::None { 0 } else { steps * self.params as u64 * 4 },
+            dense_bytes: if self.exchanges { steps * self.params as u64 * 4 } else { 0 },
             // The newest report's: a worker lost early keeps its last (stale) report here.
             final_tau: self
                 .latest

@@ -10,15 +10,16 @@ use std::time::Duration;
 
 use super::EngineError;
 use super::driver::Driver;
-use super::hub::{EpochNext, EpochReady, Hub, HubConfig, Work};
+use super::hub::{EpochNext, EpochReady, Hub, HubConfig, ReduceKey, Work};
 use super::inbox::{Inbox, SharedMessage};
 use super::metrics::{EpochSummary, Observer, StepStats, Totals};
 use super::partition::{Partition, Plan};
 use super::worker::{Transport, TransportError, WorkerLoop, WorkerSummary};
 use crate::backend;
 use crate::data::Dataset;
-use crate::job::{ResolvedJob, SharingMode};
+use crate::job::ResolvedJob;
 use crate::nn::{Architecture, UpdaterState};
+use crate::sharing::{Collective, Link};
 
 /// Where a run starts from.
 pub struct EmbeddedOptions {
@@ -78,8 +79,40 @@ struct EmbeddedTransport {
 }
 
 impl EmbeddedTransport {
-    fn send(&self, e: Event) -> Result<(), TransportError> {
+    fn emit(&self, e: Event) -> Result<(), TransportError> {
         self.events.send(e).map_err(|_| TransportError::Closed("the driver has stopped".into()))
+    }
+}
+
+impl Link for EmbeddedTransport {
+    fn send(&mut self, message: &[u8]) -> Result<(), TransportError> {
+        if self.shared.hub().on_update(self.id, message).is_err() {
+            return Ok(()); // rejected and counted by the hub
+        }
+        let shared = SharedMessage::copy_from_slice(message);
+        for (j, inbox) in self.shared.inboxes.iter().enumerate() {
+            if j as u32 != self.id {
+                inbox.lock().unwrap_or_else(|p| p.into_inner()).push(shared.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn all_reduce(&mut self, values: &mut [f32], c: Collective) -> Result<u32, TransportError> {
+        let key = ReduceKey { op: c.op, tag: c.tag, len: values.len(), wire: c.wire };
+        let mut hub = self.shared.hub();
+        let round =
+            hub.submit_reduce(self.id, key, values, c.idle).map_err(|e| TransportError::Failed(e.to_string()))?;
+        self.shared.changed.notify_all();
+        loop {
+            if let Some(r) = hub.reduce_result(round, &key) {
+                if r.contributors > 0 {
+                    values.copy_from_slice(&r.values);
+                }
+                return Ok(r.contributors);
+            }
+            hub = self.shared.wait(hub);
+        }
     }
 }
 
@@ -99,19 +132,6 @@ impl Transport for EmbeddedTransport {
         Ok(())
     }
 
-    fn send_update(&mut self, message: &[u8]) -> Result<(), TransportError> {
-        if self.shared.hub().on_update(self.id, message).is_err() {
-            return Ok(()); // rejected and counted by the hub
-        }
-        let shared = SharedMessage::copy_from_slice(message);
-        for (j, inbox) in self.shared.inboxes.iter().enumerate() {
-            if j as u32 != self.id {
-                inbox.lock().unwrap_or_else(|p| p.into_inner()).push(shared.clone());
-            }
-        }
-        Ok(())
-    }
-
     fn take_updates(
         &mut self,
         out: &mut VecDeque<SharedMessage>,
@@ -119,24 +139,10 @@ impl Transport for EmbeddedTransport {
     ) -> Result<bool, TransportError> {
         Ok(self.shared.inboxes[self.id as usize].lock().unwrap_or_else(|p| p.into_inner()).take(out, merged))
     }
-
-    fn average(&mut self, state: &mut [f32]) -> Result<(), TransportError> {
-        let mut hub = self.shared.hub();
-        let round = hub.submit_average(self.id, state);
-        self.shared.changed.notify_all();
-        loop {
-            if let Some(avg) = hub.average_result(round) {
-                state.copy_from_slice(&avg);
-                return Ok(());
-            }
-            hub = self.shared.wait(hub);
-        }
-    }
-
     fn end_epoch(&mut self, epoch: u32, state: &[f32]) -> Result<EpochNext, TransportError> {
         let mut hub = self.shared.hub();
         if let Some(ready) = hub.submit_epoch_end(self.id, epoch, state.to_vec()) {
-            self.send(Event::EpochReady(ready))?;
+            self.emit(Event::EpochReady(ready))?;
         }
         self.shared.changed.notify_all();
         loop {
@@ -148,7 +154,7 @@ impl Transport for EmbeddedTransport {
     }
 
     fn report(&mut self, stats: &StepStats) -> Result<(), TransportError> {
-        self.send(Event::Stats(stats.clone()))
+        self.emit(Event::Stats(stats.clone()))
     }
 
     fn merged_total(&self) -> u64 {
@@ -171,10 +177,13 @@ pub fn run_embedded(
     }
     let n = architecture.param_count();
     let workers = job.cluster.workers.max(1);
-    let mode = job.sharing_mode();
+    let scheme = crate::sharing::describe(job);
+    // The scheme's knobs are checked before any thread starts.
+    crate::sharing::create(job, architecture.layout())
+        .map_err(|e| EngineError::Worker { worker: 0, message: e.to_string() })?;
     let batch = job.train.batch_size;
     let cfg = HubConfig {
-        mode,
+        scheme,
         params: n,
         running: architecture.running_len(),
         epochs: job.train.epochs,
@@ -215,12 +224,14 @@ pub fn run_embedded(
             std::thread::Builder::new()
                 .name(format!("strom-worker-{id}"))
                 .spawn_scoped(scope, move || {
-                    let mut worker =
-                        WorkerLoop::new(id as u32, job, architecture, dataset, backend, transport, 0.0);
-                    if let Some(t) = tau {
-                        worker.set_tau(t);
-                    }
-                    let result = worker.run();
+                    let result =
+                        WorkerLoop::new(id as u32, job, architecture, dataset, backend, transport, 0.0)
+                            .and_then(|mut worker| {
+                                if let Some(t) = tau {
+                                    worker.set_tau(t);
+                                }
+                                worker.run()
+                            });
                     let _ = events.send(Event::Exited(id as u32, Box::new(result)));
                 })
                 .map_err(|e| EngineError::Worker {
@@ -264,11 +275,10 @@ pub fn run_embedded(
         return Err(e);
     }
     let summaries: Vec<WorkerSummary> = summaries.into_iter().flatten().collect();
-    let state = match mode {
-        SharingMode::Threshold => shared.hub().replica().to_vec(),
-        _ => {
-            mean_state(&summaries, architecture.state_len()).unwrap_or_else(|| options.initial_state.clone())
-        }
+    let state = if scheme.replica_follows {
+        shared.hub().replica().to_vec()
+    } else {
+        mean_state(&summaries, architecture.state_len()).unwrap_or_else(|| options.initial_state.clone())
     };
     let mut totals = driver.totals();
     totals.messages_rejected += shared.hub().counters.updates_rejected;

@@ -1,7 +1,8 @@
 //! The hub: the job's side of training, whatever the transport. It keeps the replica of the
 //! model state (parameters with every relayed update applied, then the running state averaged
 //! at each epoch barrier), validates updates, runs the work queue of data
-//! partitions, the epoch barrier and the averaging rounds. It never blocks: callers wait on
+//! partitions, the epoch barrier and the collective rounds (all-reduce: parameter averaging,
+//! and the schemes that sum a dense buffer every step). It never blocks: callers wait on
 //! their own condition (a Condvar in-process, a watch channel in the coordinator) and ask again.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -9,8 +10,7 @@ use std::sync::Arc;
 
 use super::metrics::StepStats;
 use super::partition::{Partition, Plan};
-use crate::job::SharingMode;
-use crate::sharing::{DecodeError, Format, Header, MessageView};
+use crate::sharing::{DecodeError, Format, Header, Reduce, SchemeInfo, codec};
 
 pub type WorkerId = u32;
 
@@ -20,6 +20,9 @@ pub enum Work {
     Partition(Partition),
     /// No partition is left in this epoch: submit parameters at the barrier.
     EpochEnd { epoch: u32 },
+    /// No partition is left but others still train: a lockstep scheme's worker takes part in
+    /// their collective rounds with a zero gradient, so every replica applies the same steps.
+    Idle { epoch: u32 },
     /// Nothing to do now (paused, or waiting for the others); ask again later.
     Wait,
     /// The job is over.
@@ -48,7 +51,8 @@ pub struct EpochReady {
 
 #[derive(Clone, Debug)]
 pub struct HubConfig {
-    pub mode: SharingMode,
+    /// The sharing scheme: what the hub relays and applies, what the barrier averages.
+    pub scheme: SchemeInfo,
     /// Parameters (what updates address) ...
     pub params: usize,
     /// ... and running-state values after them in the model state.
@@ -83,17 +87,50 @@ pub struct HubCounters {
     pub updates_applied: u64,
     pub updates_rejected: u64,
     pub update_bytes_in: u64,
+    /// Collective rounds completed (parameter averages, all-reduces).
     pub averaging_rounds: u64,
     pub partitions_requeued: u64,
     pub workers_lost: u64,
 }
 
-/// The averaging round in progress: each contribution kept apart, so losing a contributor
+/// What a contribution to a collective asks for: the operation, the scheme's tag for the
+/// buffer (PowerSGD: dense, P or Q), its length and wire format. Contributions of one round
+/// are reduced per key, so workers a step apart in a scheme's phases (one still warming up
+/// with a dense exchange, another past it) each get a correct result from the workers in the
+/// same phase, never a sum of unlike buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReduceKey {
+    pub op: Reduce,
+    pub tag: u32,
+    pub len: usize,
+    pub wire: Format,
+}
+
+/// The collective round in progress: each contribution kept apart, so losing a contributor
 /// removes exactly its share and the round can still complete with the others.
-struct AverageRound {
+struct ReduceRound {
     round: u64,
-    parts: BTreeMap<WorkerId, Vec<f32>>,
-    last: Option<(u64, Arc<Vec<f32>>)>,
+    /// Each contribution: its key, whether the worker was idle, its values.
+    parts: BTreeMap<WorkerId, (ReduceKey, bool, Vec<f32>)>,
+    /// The last completed round: its number, and per key the result and how many contributed.
+    last: Option<(u64, BTreeMap<ReduceKey, (Arc<Vec<f32>>, u32)>)>,
+}
+
+/// The result of a collective round.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reduced {
+    pub values: Arc<Vec<f32>>,
+    /// Workers that contributed; 0 when the job ended first (`values` are then meaningless).
+    pub contributors: u32,
+}
+
+/// A contribution the current round cannot take.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RoundError {
+    #[error("worker {0} is not part of the job")]
+    Unknown(WorkerId),
+    #[error("a model average must be the model state ({expected} values), got {got}")]
+    ModelLength { expected: usize, got: usize },
 }
 
 pub struct Hub {
@@ -105,7 +142,7 @@ pub struct Hub {
     in_flight: BTreeMap<u32, WorkerId>,
     workers: BTreeMap<WorkerId, WorkerRecord>,
     barrier: BTreeMap<WorkerId, Vec<f32>>,
-    avg: AverageRound,
+    avg: ReduceRound,
     /// Result of the last finished epoch, for workers waiting at the barrier.
     last_epoch: Option<(u32, Option<Arc<Vec<f32>>>)>,
     next_id: WorkerId,
@@ -136,7 +173,7 @@ impl Hub {
             in_flight: BTreeMap::new(),
             workers: BTreeMap::new(),
             barrier: BTreeMap::new(),
-            avg: AverageRound { round: 0, parts: BTreeMap::new(), last: None },
+            avg: ReduceRound { round: 0, parts: BTreeMap::new(), last: None },
             last_epoch: None,
             next_id: 0,
             counters: HubCounters::default(),
@@ -271,6 +308,9 @@ impl Hub {
                 self.in_flight.insert(index, w);
                 Work::Partition(self.cfg.plan.partition(self.epoch, index))
             }
+            None if self.cfg.scheme.lockstep && !self.in_flight.is_empty() => {
+                Work::Idle { epoch: self.epoch }
+            }
             None => Work::EpochEnd { epoch: self.epoch },
         }
     }
@@ -287,13 +327,12 @@ impl Hub {
     /// Validates an update from worker `origin` and applies it to the replica. The caller
     /// relays it to the other workers only when this returns `Ok`.
     pub fn on_update(&mut self, origin: WorkerId, bytes: &[u8]) -> Result<Header, DecodeError> {
-        let result = MessageView::parse(bytes, self.cfg.params).and_then(|view| {
-            if view.header.format == Format::Dense {
-                // Only sparse and bitmap quanta travel between workers; dense is for averaging.
-                return Err(DecodeError::UnknownFormat(Format::Dense as u8));
+        let scheme = self.cfg.scheme;
+        let result = scheme.check(bytes, self.cfg.params).map(|view| {
+            if scheme.replica_follows {
+                view.subtract_from(&mut self.replica[..self.cfg.params], 1.0);
             }
-            view.subtract_from(&mut self.replica[..self.cfg.params], 1.0);
-            Ok(view.header)
+            view.header
         });
         match &result {
             Ok(_) => {
@@ -359,17 +398,9 @@ impl Hub {
                 d.sqrt() / mean_norm
             })
             .fold(0.0, f64::max);
-        match self.cfg.mode {
-            SharingMode::Threshold => {
-                for (r, m) in self.replica[p..].iter_mut().zip(&mean[p..]) {
-                    *r = *m as f32;
-                }
-            }
-            SharingMode::Averaging | SharingMode::None => {
-                for (r, m) in self.replica.iter_mut().zip(&mean) {
-                    *r = *m as f32;
-                }
-            }
+        let from = if self.cfg.scheme.keeps_parameters { p } else { 0 };
+        for (r, m) in self.replica[from..].iter_mut().zip(&mean[from..]) {
+            *r = *m as f32;
         }
         self.state = HubState::Evaluating;
         Some(EpochReady { epoch: self.epoch, model: Arc::new(self.replica.clone()), drift })
@@ -377,10 +408,11 @@ impl Hub {
 
     /// After evaluation: start the next epoch or finish. Returns what waiting workers get.
     pub fn finish_epoch(&mut self) -> EpochNext {
-        let load = match self.cfg.mode {
-            // Workers keep their parameters; they take the averaged running state, if any.
-            SharingMode::Threshold if self.cfg.running == 0 => None,
-            _ => Some(Arc::new(self.replica.clone())),
+        // Workers that keep their parameters take the averaged running state, if any.
+        let load = if self.cfg.scheme.keeps_parameters && self.cfg.running == 0 {
+            None
+        } else {
+            Some(Arc::new(self.replica.clone()))
         };
         self.last_epoch = Some((self.epoch, load.clone()));
         self.barrier.clear();
@@ -428,22 +460,37 @@ impl Hub {
         }
     }
 
-    /// Contributes to the current averaging round; returns the round number to wait for.
-    pub fn submit_average(&mut self, w: WorkerId, state: &[f32]) -> u64 {
-        let known = self.workers.get(&w).is_some_and(|r| !r.lost);
-        if known && state.len() == self.cfg.state_len() {
-            self.avg.parts.entry(w).or_insert_with(|| state.to_vec());
+    /// Contributes to the current collective round; returns the round number to wait for.
+    /// The result is rounded to the key's wire format.
+    /// An idle worker's values are summed but it does not count as a contributor.
+    pub fn submit_reduce(
+        &mut self,
+        w: WorkerId,
+        key: ReduceKey,
+        values: &[f32],
+        idle: bool,
+    ) -> Result<u64, RoundError> {
+        if !self.workers.get(&w).is_some_and(|r| !r.lost) {
+            return Err(RoundError::Unknown(w));
         }
+        if key.op == Reduce::Model && values.len() != self.cfg.state_len() {
+            return Err(RoundError::ModelLength { expected: self.cfg.state_len(), got: values.len() });
+        }
+        let key = ReduceKey { len: values.len(), ..key };
+        self.avg.parts.entry(w).or_insert_with(|| (key, idle, values.to_vec()));
         let round = self.avg.round;
         self.check_average_complete();
-        round
+        Ok(round)
     }
 
-    /// The average of `round`, once every participating worker contributed.
-    pub fn average_result(&self, round: u64) -> Option<Arc<Vec<f32>>> {
+    /// The result of `round` for `key`, once every participating worker contributed.
+    pub fn reduce_result(&self, round: u64, key: &ReduceKey) -> Option<Reduced> {
         match &self.avg.last {
-            Some((r, avg)) if *r == round => Some(avg.clone()),
-            _ if self.is_over() => Some(Arc::new(self.replica.clone())),
+            Some((r, results)) if *r == round => Some(match results.get(key) {
+                Some((values, n)) => Reduced { values: values.clone(), contributors: *n },
+                None => Reduced { values: Arc::new(Vec::new()), contributors: 0 },
+            }),
+            _ if self.is_over() => Some(Reduced { values: Arc::new(Vec::new()), contributors: 0 }),
             _ => None,
         }
     }
@@ -457,14 +504,29 @@ impl Hub {
         if participants.any(|id| !self.avg.parts.contains_key(id)) {
             return;
         }
-        let mut sum = vec![0.0f64; self.cfg.state_len()];
-        for part in self.avg.parts.values() {
+        let mut sums: BTreeMap<ReduceKey, (Vec<f64>, u32)> = BTreeMap::new();
+        for (key, idle, part) in self.avg.parts.values() {
+            let (sum, n) = sums.entry(*key).or_insert_with(|| (vec![0.0; key.len], 0));
             sum.iter_mut().zip(part).for_each(|(s, &p)| *s += p as f64);
+            *n += !idle as u32;
         }
-        let inv = 1.0 / self.avg.parts.len() as f64;
-        let avg: Vec<f32> = sum.iter().map(|s| (s * inv) as f32).collect();
-        self.replica.copy_from_slice(&avg);
-        self.avg.last = Some((self.avg.round, Arc::new(avg)));
+        let mut results = BTreeMap::new();
+        for (key, (sum, n)) in sums {
+            let result: Vec<f32> = match key.op {
+                Reduce::Model => {
+                    let inv = 1.0 / n.max(1) as f64;
+                    let avg: Vec<f32> = sum.iter().map(|s| (s * inv) as f32).collect();
+                    self.replica.copy_from_slice(&avg);
+                    avg
+                }
+                Reduce::Sum if key.wire != Format::Dense => {
+                    sum.iter().map(|&s| codec::round_half(key.wire, s as f32)).collect()
+                }
+                Reduce::Sum => sum.iter().map(|&s| s as f32).collect(),
+            };
+            results.insert(key, (Arc::new(result), n));
+        }
+        self.avg.last = Some((self.avg.round, results));
         self.avg.round += 1;
         self.avg.parts.clear();
         self.counters.averaging_rounds += 1;
@@ -497,7 +559,7 @@ impl Hub {
                 }
             }
         }
-        // Its contribution to an averaging round goes; the others' stand.
+        // Its contribution to a collective round goes; the others' stand.
         self.avg.parts.remove(&w);
         self.check_average_complete();
         self.check_barrier()
@@ -534,11 +596,35 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sharing::ThresholdEncoder;
+    use crate::job::{JobSpec, SharingMode};
+    use crate::sharing::{ThresholdEncoder, describe};
+
+    fn info(mode: SharingMode) -> SchemeInfo {
+        let mut job = JobSpec::default();
+        job.sharing.mode = Some(mode);
+        job.cluster.workers = 2;
+        describe(&job)
+    }
+
+    const MODEL: ReduceKey = ReduceKey { op: Reduce::Model, tag: 0, len: 4, wire: Format::Dense };
+
+    fn submit_average(h: &mut Hub, w: WorkerId, state: &[f32]) -> u64 {
+        h.submit_reduce(w, MODEL, state, false).unwrap()
+    }
+
+    fn average_result(h: &Hub, round: u64) -> Option<Arc<Vec<f32>>> {
+        h.reduce_result(round, &MODEL).map(|r| r.values)
+    }
 
     fn hub(mode: SharingMode, workers: usize) -> (Hub, Vec<WorkerId>) {
-        let cfg =
-            HubConfig { mode, params: 4, running: 0, epochs: 2, start_epoch: 0, plan: Plan::new(10, 2, 1) };
+        let cfg = HubConfig {
+            scheme: info(mode),
+            params: 4,
+            running: 0,
+            epochs: 2,
+            start_epoch: 0,
+            plan: Plan::new(10, 2, 1),
+        };
         let mut h = Hub::new(cfg, vec![0.0; 4]);
         let ids = (0..workers).map(|_| h.join()).collect();
         (h, ids)
@@ -614,11 +700,11 @@ mod tests {
         let Work::Partition(p) = h.next_work(ids[1]) else { panic!() };
         h.partition_done(ids[1], &p);
         assert!(!h.awaits(ids[1]), "no round is open and work is queued");
-        h.submit_average(ids[0], &[1.0; 4]);
+        submit_average(&mut h, ids[0], &[1.0; 4]);
         assert!(h.awaits(ids[1]), "the round lacks its contribution");
         assert!(!h.awaits(ids[0]));
-        h.submit_average(ids[1], &[3.0; 4]);
-        assert!(h.average_result(0).is_some());
+        submit_average(&mut h, ids[1], &[3.0; 4]);
+        assert!(average_result(&h, 0).is_some());
     }
 
     #[test]
@@ -685,27 +771,66 @@ mod tests {
     #[test]
     fn an_averaging_round_completes_after_losing_a_worker_that_contributed() {
         let (mut h, ids) = hub(SharingMode::Averaging, 3);
-        let r = h.submit_average(ids[0], &[3.0; 4]);
-        h.submit_average(ids[1], &[100.0; 4]);
-        assert!(h.average_result(r).is_none(), "worker 2 has not contributed");
+        let r = submit_average(&mut h, ids[0], &[3.0; 4]);
+        submit_average(&mut h, ids[1], &[100.0; 4]);
+        assert!(average_result(&h, r).is_none(), "worker 2 has not contributed");
         h.remove_worker(ids[1]);
-        assert!(h.average_result(r).is_none(), "still waiting for worker 2; worker 0's share stands");
-        h.submit_average(ids[2], &[5.0; 4]);
-        assert_eq!(*h.average_result(r).expect("the survivors complete the round"), vec![4.0; 4]);
+        assert!(average_result(&h, r).is_none(), "still waiting for worker 2; worker 0's share stands");
+        submit_average(&mut h, ids[2], &[5.0; 4]);
+        assert_eq!(*average_result(&h, r).expect("the survivors complete the round"), vec![4.0; 4]);
+    }
+
+    #[test]
+    fn a_round_sums_per_key_and_survives_losing_a_contributor() {
+        let (mut h, ids) = hub(SharingMode::Dense16, 3);
+        let key = |tag, len| ReduceKey { op: Reduce::Sum, tag, len, wire: Format::Dense };
+        let r = h.submit_reduce(ids[0], key(1, 2), &[1.0, 2.0], false).unwrap();
+        h.submit_reduce(ids[1], key(1, 2), &[10.0, 20.0], false).unwrap();
+        assert!(h.reduce_result(r, &key(1, 2)).is_none(), "worker 2 has not contributed");
+        // Worker 2 is a phase behind (a dense exchange of 3 values): never summed with the others.
+        h.submit_reduce(ids[2], key(0, 3), &[5.0, 5.0, 5.0], false).unwrap();
+        let done = h.reduce_result(r, &key(1, 2)).unwrap();
+        assert_eq!((done.values.as_slice(), done.contributors), (&[11.0, 22.0][..], 2));
+        let alone = h.reduce_result(r, &key(0, 3)).unwrap();
+        assert_eq!((alone.values.as_slice(), alone.contributors), (&[5.0; 3][..], 1));
+        // The next round: worker 1 dies after contributing; the others complete it without it.
+        let r2 = h.submit_reduce(ids[1], key(1, 2), &[100.0, 100.0], false).unwrap();
+        h.submit_reduce(ids[0], key(1, 2), &[1.0, 1.0], false).unwrap();
+        h.remove_worker(ids[1]);
+        assert!(h.reduce_result(r2, &key(1, 2)).is_none(), "worker 2 still owes its share");
+        h.submit_reduce(ids[2], key(1, 2), &[2.0, 2.0], false).unwrap();
+        let done = h.reduce_result(r2, &key(1, 2)).unwrap();
+        assert_eq!(
+            (done.values.as_slice(), done.contributors),
+            (&[3.0, 3.0][..], 2),
+            "the lost share is gone"
+        );
+        assert!(h.submit_reduce(ids[1], key(1, 2), &[1.0, 1.0], false).is_err(), "a lost worker is refused");
+    }
+
+    #[test]
+    fn a_half_precision_sum_is_rounded_to_its_wire() {
+        let (mut h, ids) = hub(SharingMode::Dense16, 2);
+        let key = ReduceKey { op: Reduce::Sum, tag: 0, len: 1, wire: Format::Half };
+        let r = h.submit_reduce(ids[0], key, &[1.0], false).unwrap();
+        h.submit_reduce(ids[1], key, &[1e-4], false).unwrap();
+        let v = h.reduce_result(r, &key).unwrap().values[0];
+        assert_eq!(v, half::f16::from_f32(1.0001).to_f32());
+        assert_ne!(v, 1.0001f32, "f16 cannot hold 1.0001");
     }
 
     #[test]
     fn averaging_rounds_complete_without_workers_at_the_barrier() {
         let (mut h, ids) = hub(SharingMode::Averaging, 2);
-        let r = h.submit_average(ids[0], &[2.0; 4]);
-        assert!(h.average_result(r).is_none());
-        h.submit_average(ids[1], &[4.0; 4]);
-        assert_eq!(*h.average_result(r).unwrap(), vec![3.0; 4]);
-        let r2 = h.submit_average(ids[0], &[1.0; 4]);
+        let r = submit_average(&mut h, ids[0], &[2.0; 4]);
+        assert!(average_result(&h, r).is_none());
+        submit_average(&mut h, ids[1], &[4.0; 4]);
+        assert_eq!(*average_result(&h, r).unwrap(), vec![3.0; 4]);
+        let r2 = submit_average(&mut h, ids[0], &[1.0; 4]);
         // Worker 1 runs out of partitions and goes to the barrier: round r2 completes without it.
         drain(&mut h, ids[1]);
         h.submit_epoch_end(ids[1], 0, vec![5.0; 4]);
-        assert_eq!(*h.average_result(r2).unwrap(), vec![1.0; 4]);
+        assert_eq!(*average_result(&h, r2).unwrap(), vec![1.0; 4]);
         let ready = h.submit_epoch_end(ids[0], 0, vec![1.0; 4]).unwrap();
         assert_eq!(*ready.model, vec![3.0; 4], "the epoch ends on the average of both");
         match h.finish_epoch() {
@@ -718,7 +843,7 @@ mod tests {
     fn the_barrier_averages_running_state_and_threshold_workers_keep_their_parameters() {
         // Two parameters, then two running-state values (a batch-norm mean and variance).
         let cfg = HubConfig {
-            mode: SharingMode::Threshold,
+            scheme: info(SharingMode::Threshold),
             params: 2,
             running: 2,
             epochs: 2,

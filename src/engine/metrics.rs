@@ -22,6 +22,15 @@ pub struct StepStats {
     pub sparsity: f64,
     pub tau: f32,
     pub residual_norm: f64,
+    /// Top-k: this step's k.
+    #[serde(default)]
+    pub k: u64,
+    /// PowerSGD: the rank (0 while still dense).
+    #[serde(default)]
+    pub rank: u32,
+    /// Bytes this worker sent this step.
+    #[serde(default)]
+    pub step_bytes: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     /// Messages waiting to be applied when this step finished.

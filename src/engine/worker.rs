@@ -1,7 +1,7 @@
 //! One worker's training loop, independent of how it reaches the rest of the job: take a
-//! partition, train its minibatches (forward, backward, updater, then per mode: apply, encode
-//! and send, or average), apply what the others sent, report stats, meet the others at the end
-//! of each epoch.
+//! partition, train its minibatches (forward, backward, then the sharing scheme's step:
+//! updater, exchange, apply), hand what the others sent to the scheme, report stats, meet the
+//! others at the end of each epoch.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,25 +14,17 @@ use super::metrics::StepStats;
 use super::partition::{EpochOrder, Partition};
 use crate::backend::Backend;
 use crate::data::{BatchBuffer, Dataset};
-use crate::job::{LrSchedule, ResolvedJob, SharingMode};
+use crate::job::{LrSchedule, ResolvedJob};
 use crate::nn::{Architecture, UpdaterState};
 use crate::rng::Rng;
-use crate::sharing::{MessageView, ThresholdSharing, codec};
+pub use crate::sharing::TransportError;
+use crate::sharing::{Link, MessageView, Scheme, StepCtx, codec};
 
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    #[error("the job is gone: {0}")]
-    Closed(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// How a worker reaches the hub: in-process channels, or gRPC.
-pub trait Transport {
+/// How a worker reaches the hub: in-process channels, or gRPC. Sending messages and the
+/// collective are its [`Link`], which the sharing scheme drives.
+pub trait Transport: Link {
     fn next_work(&mut self) -> Result<Work, TransportError>;
     fn partition_done(&mut self, partition: &Partition) -> Result<(), TransportError>;
-    /// Sends this worker's encoded update to the others.
-    fn send_update(&mut self, message: &[u8]) -> Result<(), TransportError>;
     /// Moves received updates into `out`, and the dense sum of merged ones into `merged`
     /// (returns whether there was one).
     fn take_updates(
@@ -40,9 +32,6 @@ pub trait Transport {
         out: &mut VecDeque<SharedMessage>,
         merged: &mut Vec<f32>,
     ) -> Result<bool, TransportError>;
-    /// Parameter averaging: replaces `state` (parameters and running state) with the average
-    /// over the participating workers.
-    fn average(&mut self, state: &mut [f32]) -> Result<(), TransportError>;
     /// Meets the others at the end of `epoch` with this worker's model state.
     fn end_epoch(&mut self, epoch: u32, state: &[f32]) -> Result<EpochNext, TransportError>;
     fn report(&mut self, stats: &StepStats) -> Result<(), TransportError>;
@@ -76,17 +65,15 @@ pub struct WorkerSummary {
 
 pub struct WorkerLoop<T: Transport> {
     id: u32,
-    mode: SharingMode,
     seed: u64,
     batch_size: usize,
-    averaging_frequency: u32,
     lr: f32,
     lr_schedule: LrSchedule,
     epochs: u32,
     dataset: Arc<Dataset>,
     backend: Box<dyn Backend>,
     transport: T,
-    sharing: ThresholdSharing,
+    scheme: Box<dyn Scheme>,
     rng: Rng,
     batch: BatchBuffer,
     order: EpochOrder,
@@ -103,7 +90,12 @@ pub struct WorkerLoop<T: Transport> {
     stats: StepStats,
     sparsity_sum: f64,
     samples: u64,
-    since_average: u32,
+    /// Steps of the sharing scheme, idle ones included (a lockstep scheme's phases count them).
+    scheme_steps: u64,
+    /// The last step's learning-rate scale and epochs done (idle steps repeat them).
+    lr_scale: f32,
+    epochs_done: f64,
+    zeros: Vec<f32>,
 }
 
 impl<T: Transport> WorkerLoop<T> {
@@ -116,14 +108,13 @@ impl<T: Transport> WorkerLoop<T> {
         backend: Box<dyn Backend>,
         transport: T,
         time_offset: f64,
-    ) -> Self {
-        let sharing = ThresholdSharing::new(job, architecture.layout());
-        WorkerLoop {
+    ) -> Result<Self, EngineError> {
+        let scheme = crate::sharing::create(job, architecture.layout())
+            .map_err(|e| EngineError::Worker { worker: id, message: e.to_string() })?;
+        Ok(WorkerLoop {
             id,
-            mode: job.sharing_mode(),
             seed: job.train.seed,
             batch_size: job.train.batch_size,
-            averaging_frequency: job.sharing.averaging_frequency.max(1),
             lr: job.updater().learning_rate(),
             lr_schedule: job.train.lr_schedule,
             epochs: job.train.epochs,
@@ -131,8 +122,8 @@ impl<T: Transport> WorkerLoop<T> {
             dataset,
             backend,
             transport,
-            stats: StepStats { worker: id, tau: sharing.tau(), ..StepStats::default() },
-            sharing,
+            stats: StepStats { worker: id, tau: scheme.tau(), ..StepStats::default() },
+            scheme,
             rng: Rng::derive(job.train.seed, 0x574B_0000 + id as u64),
             order: EpochOrder::default(),
             state: vec![0.0; architecture.state_len()],
@@ -145,14 +136,17 @@ impl<T: Transport> WorkerLoop<T> {
             time_offset,
             sparsity_sum: 0.0,
             samples: 0,
-            since_average: 0,
-        }
+            scheme_steps: 0,
+            lr_scale: 1.0,
+            epochs_done: 0.0,
+            zeros: Vec::new(),
+        })
     }
 
     /// Continue from a checkpoint's tau.
     pub fn set_tau(&mut self, tau: f32) {
-        self.sharing.set_tau(tau);
-        self.stats.tau = self.sharing.tau();
+        self.scheme.set_tau(tau);
+        self.stats.tau = self.scheme.tau();
     }
 
     /// Runs until the job finishes.
@@ -167,7 +161,7 @@ impl<T: Transport> WorkerLoop<T> {
             steps: self.stats.step,
             samples: self.samples,
             updater: self.backend.updater_state(),
-            tau: self.sharing.tau(),
+            tau: self.stats.tau,
             sparsity_sum: self.sparsity_sum,
             bytes_sent: self.stats.bytes_sent,
             bytes_received: self.stats.bytes_received,
@@ -199,9 +193,10 @@ impl<T: Transport> WorkerLoop<T> {
                     match self.transport.end_epoch(epoch, &self.state).map_err(|e| fail(e, self.id))? {
                         EpochNext::Continue { load, .. } => {
                             if let Some(s) = load {
-                                // Threshold sharing keeps each replica's parameters (updates
-                                // may still be in flight) and takes the averaged running state.
-                                if self.mode == SharingMode::Threshold {
+                                // A scheme whose replicas follow the messages keeps each
+                                // replica's parameters (updates may still be in flight) and
+                                // takes the averaged running state.
+                                if self.scheme.info().keeps_parameters {
                                     self.backend.write_running(&s[self.param_count..]);
                                 } else {
                                     self.backend.write_state(&s);
@@ -211,10 +206,31 @@ impl<T: Transport> WorkerLoop<T> {
                         EpochNext::Finished => break,
                     }
                 }
+                Work::Idle { .. } => {
+                    self.idle_step().map_err(|e| fail(e, self.id))?;
+                }
                 Work::Wait => std::thread::sleep(std::time::Duration::from_millis(5)),
                 Work::Finished => break,
             }
         }
+        Ok(())
+    }
+
+    /// A lockstep scheme's step without data: a zero gradient into the others' collective, and
+    /// the same update applied, so this replica and its updater stay the others'.
+    fn idle_step(&mut self) -> Result<(), TransportError> {
+        self.zeros.resize(self.param_count, 0.0);
+        self.backend.write_gradient(&self.zeros);
+        self.scheme_steps += 1;
+        self.scheme.step(StepCtx {
+            backend: self.backend.as_mut(),
+            link: &mut self.transport,
+            origin: self.id,
+            step: self.scheme_steps,
+            lr_scale: self.lr_scale,
+            epochs_done: self.epochs_done,
+            idle: true,
+        })?;
         Ok(())
     }
 
@@ -248,38 +264,35 @@ impl<T: Transport> WorkerLoop<T> {
             let progress =
                 (p.epoch as f64 + within / self.dataset.rows.max(1) as f64) / self.epochs.max(1) as f64;
             let lr_scale = self.lr_schedule.scale(progress);
-            self.backend.compute_update(lr_scale);
+            self.lr_scale = lr_scale;
             self.stats.step += 1;
-            match self.mode {
-                SharingMode::None => self.backend.apply_update(),
-                SharingMode::Averaging => {
-                    self.backend.apply_update();
-                    self.since_average += 1;
-                    if self.since_average >= self.averaging_frequency {
-                        self.since_average = 0;
-                        self.backend.read_state(&mut self.state);
-                        self.transport.average(&mut self.state).map_err(|e| fail(e, self.id))?;
-                        self.backend.write_state(&self.state);
-                        // A dense exchange each way.
-                        let bytes = (codec::HEADER_LEN + 4 * self.state.len()) as u64;
-                        self.stats.bytes_sent += bytes;
-                        self.stats.bytes_received += bytes;
-                    }
-                }
-                SharingMode::Threshold => {
-                    self.sharing.follow_lr(self.backend.as_mut(), lr_scale);
-                    let s = self.sharing.step(self.backend.as_mut(), self.id, self.stats.step);
-                    if s.entries > 0 {
-                        self.transport.send_update(self.sharing.message()).map_err(|e| fail(e, self.id))?;
-                        self.stats.bytes_sent += s.bytes as u64;
-                    }
-                    self.stats.sparsity = s.sparsity;
-                    self.stats.residual_norm = s.residual_norm;
-                    self.stats.tau = self.sharing.tau();
-                    self.stats.layers.clear();
-                    self.stats.layers.extend_from_slice(self.sharing.layers());
-                    self.sparsity_sum += s.sparsity;
-                }
+            self.scheme_steps += 1;
+            let epochs_done = p.epoch as f64 + within / self.dataset.rows.max(1) as f64;
+            self.epochs_done = epochs_done;
+            let f = self
+                .scheme
+                .step(StepCtx {
+                    backend: self.backend.as_mut(),
+                    link: &mut self.transport,
+                    origin: self.id,
+                    step: self.scheme_steps,
+                    lr_scale,
+                    epochs_done,
+                    idle: false,
+                })
+                .map_err(|e| fail(e, self.id))?;
+            if self.scheme.info().exchanges {
+                self.stats.bytes_sent += f.bytes_sent;
+                self.stats.bytes_received += f.bytes_received;
+                self.stats.sparsity = f.sparsity;
+                self.stats.residual_norm = f.residual_norm;
+                self.stats.tau = f.tau;
+                self.stats.k = f.k;
+                self.stats.rank = f.rank;
+                self.stats.step_bytes = f.bytes_sent;
+                self.stats.layers.clear();
+                self.stats.layers.extend_from_slice(self.scheme.layers());
+                self.sparsity_sum += f.sparsity;
             }
             self.apply_incoming().map_err(|e| fail(e, self.id))?;
             self.reset_if_rejoined();
@@ -307,10 +320,11 @@ impl<T: Transport> WorkerLoop<T> {
         let had_merged = self.transport.take_updates(&mut self.incoming, &mut self.merged)?;
         let n = self.backend.param_count();
         self.stats.pending = self.incoming.len() as u32;
+        let info = self.scheme.info();
         while let Some(m) = self.incoming.pop_front() {
-            match MessageView::parse(&m, n) {
+            match info.check(&m, n) {
                 Ok(view) => {
-                    self.backend.apply_message(&view);
+                    self.scheme.receive(self.backend.as_mut(), &view);
                     self.stats.bytes_received += m.len() as u64;
                 }
                 Err(_) => self.stats.rejected += 1,
@@ -319,7 +333,7 @@ impl<T: Transport> WorkerLoop<T> {
         if had_merged {
             codec::encode_dense(&mut self.dense_scratch, &self.merged, u32::MAX, 0);
             if let Ok(view) = MessageView::parse(&self.dense_scratch, n) {
-                self.backend.apply_message(&view);
+                self.scheme.receive(self.backend.as_mut(), &view);
             }
         }
         Ok(())

@@ -256,7 +256,7 @@ pub static KEYS: &[Key] = &[
     key("train.lr_schedule", K::Choice, "Learning rate over the job: cosine decay to zero, or constant")
         .choices(&["cosine", "constant"]),
     key("sharing.mode", K::Choice, "How workers share updates; empty: threshold with several workers, none with one")
-        .choices(&["", "threshold", "averaging", "none"])
+        .choices(&["", "threshold", "topk", "powersgd", "dense16", "averaging", "none"])
         .default("threshold with several workers, none with one")
         .optional()
         .common(),
@@ -289,6 +289,19 @@ pub static KEYS: &[Key] = &[
     key("sharing.follow_lr", K::Bool, "Scale the residual and an adapting tau with the learning-rate schedule (false: about 2x fewer bytes, less stable ends)"),
     key("sharing.averaging_frequency", K::Integer, "Minibatches between parameter averages (averaging mode)")
         .rule(Rule::AtLeast(1), |j| Some(j.sharing.averaging_frequency as f64)),
+    key("sharing.share", K::Choice, "threshold: encode each worker's updater output, or the gradient (one updater then runs on the workers' sum)")
+        .choices(&["update", "gradient"]),
+    key("sharing.topk.density", K::Float, "topk: fraction of the entries sent each step after the warm-up")
+        .rule(Rule::Fraction, |j| Some(j.sharing.topk.density as f64)),
+    key("sharing.topk.warmup_epochs", K::Float, "topk: epochs over which the density falls from 25 % to its final value; 0: none")
+        .rule(Rule::NonNegative, |j| Some(j.sharing.topk.warmup_epochs as f64)),
+    key("sharing.topk.clip_norm", K::Float, "topk: local gradient clipping to this L2 norm / sqrt(workers); 0: off")
+        .rule(Rule::NonNegative, |j| Some(j.sharing.topk.clip_norm as f64)),
+    key("sharing.powersgd.rank", K::Integer, "powersgd: rank of the low-rank approximation")
+        .rule(Rule::Int { min: 1, max: 64 }, |j| Some(j.sharing.powersgd.rank as f64)),
+    key("sharing.powersgd.warmup_steps", K::Integer, "powersgd: steps of dense all-reduce before compressing"),
+    key("sharing.precision", K::Choice, "dense16: the 16-bit float the gradient travels in")
+        .choices(&["f16", "bf16"]),
     key("compute.backend", K::Choice, "Compute backend").choices(&["cpu", "cuda"])
         .common(),
     key("compute.cuda_device", K::Integer, "backend cuda: the device ordinal"),

@@ -99,12 +99,20 @@ impl JobSpec {
         })
     }
 
+    /// Whether threshold sharing encodes the gradient (one updater runs on the sum each worker
+    /// receives) rather than each worker's updater output.
+    pub fn shares_gradient(&self) -> bool {
+        self.sharing.share == ShareWhat::Gradient
+    }
+
     /// The updater with its kind and learning rate resolved from the defaults.
     pub fn updater(&self) -> UpdaterSpec {
         let mut u = self.train.updater.clone();
         let kind = u.kind.unwrap_or(match self.sharing_mode() {
-            SharingMode::Threshold => UpdaterKind::Nesterov,
             SharingMode::Averaging | SharingMode::None => UpdaterKind::Adam,
+            SharingMode::Threshold | SharingMode::Topk | SharingMode::Powersgd | SharingMode::Dense16 => {
+                UpdaterKind::Nesterov
+            }
         });
         u.kind = Some(kind);
         u.lr = Some(u.lr.unwrap_or(kind.default_lr()));
@@ -306,7 +314,7 @@ impl JobSpec {
         }
         v.check("sharing.mode", !(s.mode == Some(SharingMode::None) && c.workers > 1), || {
             format!(
-                "'none' trains a single worker but cluster.workers = {}; use threshold or averaging",
+                "'none' trains a single worker but cluster.workers = {}; use threshold, topk, powersgd, dense16 or averaging",
                 c.workers
             )
         });

@@ -1,4 +1,5 @@
-//! `[sharing]`: how workers share updates (threshold, averaging, none).
+//! `[sharing]`: how workers share updates (threshold, top-k, PowerSGD, dense fp16, averaging,
+//! none) and each scheme's knobs. The schemes themselves live in `sharing/`.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +12,88 @@ pub enum SharingMode {
     Averaging,
     /// A single worker, no exchange.
     None,
+    /// Deep Gradient Compression: the top-k of the accumulated gradient, with error feedback
+    /// and momentum correction (Lin et al. 2018).
+    Topk,
+    /// Low-rank gradients by power iteration, summed across workers (Vogels et al. 2019).
+    Powersgd,
+    /// The whole gradient in 16-bit floats, summed across workers every step.
+    Dense16,
+}
+
+impl SharingMode {
+    pub const ALL: [SharingMode; 6] = [
+        SharingMode::Threshold,
+        SharingMode::Topk,
+        SharingMode::Powersgd,
+        SharingMode::Dense16,
+        SharingMode::Averaging,
+        SharingMode::None,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SharingMode::Threshold => "threshold",
+            SharingMode::Averaging => "averaging",
+            SharingMode::None => "none",
+            SharingMode::Topk => "topk",
+            SharingMode::Powersgd => "powersgd",
+            SharingMode::Dense16 => "dense16",
+        }
+    }
+}
+
+/// What threshold sharing encodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareWhat {
+    /// The updater's output: each worker runs its own updater (Strom 2015, DL4J).
+    Update,
+    /// The gradient: every worker applies its updater to the sum of what all workers sent.
+    Gradient,
+}
+
+/// `[sharing.topk]`: Deep Gradient Compression's knobs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopkSpec {
+    /// Fraction of the entries sent each step once warmed up.
+    pub density: f32,
+    /// Epochs over which the density falls exponentially from 25 % to `density`.
+    pub warmup_epochs: f32,
+    /// Local gradient clipping: the L2 norm each worker clips its gradient to, scaled by
+    /// 1/sqrt(workers); 0: off.
+    pub clip_norm: f32,
+}
+
+impl Default for TopkSpec {
+    fn default() -> Self {
+        TopkSpec { density: 1e-3, warmup_epochs: 4.0, clip_norm: 0.0 }
+    }
+}
+
+/// `[sharing.powersgd]`: PowerSGD's knobs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PowersgdSpec {
+    /// Rank of the approximation.
+    pub rank: u32,
+    /// Steps of dense all-reduce before compression starts.
+    pub warmup_steps: u32,
+}
+
+impl Default for PowersgdSpec {
+    fn default() -> Self {
+        PowersgdSpec { rank: 2, warmup_steps: 100 }
+    }
+}
+
+/// The 16-bit float format of `dense16`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HalfKind {
+    F16,
+    Bf16,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,6 +172,12 @@ pub struct SharingSpec {
     pub follow_lr: bool,
     /// Minibatches between parameter averages (averaging mode).
     pub averaging_frequency: u32,
+    /// Threshold sharing: what is encoded.
+    pub share: ShareWhat,
+    pub topk: TopkSpec,
+    pub powersgd: PowersgdSpec,
+    /// dense16: f16 or bf16.
+    pub precision: HalfKind,
 }
 
 impl Default for SharingSpec {
@@ -99,6 +188,10 @@ impl Default for SharingSpec {
             residual_clip: ResidualClipSpec::default(),
             follow_lr: true,
             averaging_frequency: 5,
+            share: ShareWhat::Update,
+            topk: TopkSpec::default(),
+            powersgd: PowersgdSpec::default(),
+            precision: HalfKind::F16,
         }
     }
 }

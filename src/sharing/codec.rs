@@ -4,7 +4,7 @@
 //! offset size field
 //!  0     2    magic "SU"
 //!  2     1    version (1)
-//!  3     1    format: 0 sparse, 1 bitmap, 2 dense f32
+//!  3     1    format: 0 sparse, 1 bitmap, 2 dense f32, 3 values, 4 dense f16, 5 dense bf16
 //!  4     4    parameter count n (u32)
 //!  8     4    tau (f32; unused by dense)
 //! 12     4    entry count: quanta carried (sparse, bitmap) or n (dense)
@@ -16,7 +16,10 @@
 //! Sparse payload: for each sent index, ascending, the gap to the previous one (`i - prev - 1`,
 //! with `prev = -1` at the start) shifted left by one with the sign in bit 0 (1 = -tau), as an
 //! LEB128 varint. Bitmap payload: 2 bits per parameter (00 nothing, 01 +tau, 10 -tau), four per
-//! byte from the low bits up. Dense payload: n f32 values.
+//! byte from the low bits up. Dense payload: n f32 values. Values payload (top-k): for each
+//! sent index, ascending, the gap to the previous one as an LEB128 varint, then its value as an
+//! f16. Dense f16 / bf16 payload: n 16-bit values. Tau is unused by every format but sparse and
+//! bitmap; the entry count is n for the dense formats.
 //!
 //! A message stands for the update `u` that receivers subtract: `params -= u`.
 //! Decoding validates the whole message before anything is applied; any byte string either
@@ -30,11 +33,14 @@ pub const HEADER_LEN: usize = 28;
 /// the parameters to infinity).
 pub const MAX_TAU: f32 = 1e3;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Format {
     Sparse = 0,
     Bitmap = 1,
     Dense = 2,
+    Values = 3,
+    Half = 4,
+    Bf16 = 5,
 }
 
 impl Format {
@@ -43,7 +49,39 @@ impl Format {
             Format::Sparse => "sparse",
             Format::Bitmap => "bitmap",
             Format::Dense => "dense",
+            Format::Values => "values",
+            Format::Half => "dense f16",
+            Format::Bf16 => "dense bf16",
         }
+    }
+
+    /// Whether the message carries one value per parameter.
+    pub fn is_dense(self) -> bool {
+        matches!(self, Format::Dense | Format::Half | Format::Bf16)
+    }
+
+    /// Bytes per value of a dense format.
+    fn value_bytes(self) -> usize {
+        if self == Format::Dense { 4 } else { 2 }
+    }
+
+    /// Reads one value of a dense or values format.
+    #[inline]
+    fn read(self, b: &[u8]) -> f32 {
+        match self {
+            Format::Dense => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            Format::Bf16 => half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32(),
+            _ => half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32(),
+        }
+    }
+}
+
+/// Rounds `v` to what a 16-bit format carries (f16: to the nearest, saturating at ±65504).
+#[inline]
+pub fn round_half(format: Format, v: f32) -> f32 {
+    match format {
+        Format::Bf16 => half::bf16::from_f32(v).to_f32(),
+        _ => half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32(),
     }
 }
 
@@ -87,7 +125,7 @@ pub enum DecodeError {
     BitmapCode(usize),
     #[error("bitmap padding bits are not zero")]
     BitmapPadding,
-    #[error("dense value at {0} is not finite")]
+    #[error("value at {0} is not finite")]
     NotFinite(usize),
 }
 
@@ -157,6 +195,55 @@ pub fn encode_dense(out: &mut Vec<u8>, values: &[f32], origin: u32, step: u64) {
     }
 }
 
+/// Builds a dense message in a 16-bit format (`dense16`; values are rounded, saturating).
+pub fn encode_half(out: &mut Vec<u8>, format: Format, values: &[f32], origin: u32, step: u64) {
+    debug_assert!(matches!(format, Format::Half | Format::Bf16));
+    out.clear();
+    out.reserve(HEADER_LEN + 2 * values.len());
+    let n = values.len() as u32;
+    write_header(out, &Header { format, params: n, tau: 0.0, entries: n, origin, step });
+    for &v in values {
+        let bits = match format {
+            Format::Bf16 => half::bf16::from_f32(v).to_bits(),
+            _ => half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_bits(),
+        };
+        out.extend_from_slice(&bits.to_le_bytes());
+    }
+}
+
+/// Builds a values message (top-k): `entries` are (index, value) pairs, indices ascending;
+/// values are sent as f16, so callers round them with [`round_half`] first to keep the
+/// rounding in their residual. Receivers subtract `scale·value` (the scale travels as tau).
+pub fn encode_values(
+    out: &mut Vec<u8>,
+    params: usize,
+    scale: f32,
+    entries: &[(u32, f32)],
+    origin: u32,
+    step: u64,
+) {
+    out.clear();
+    out.reserve(HEADER_LEN + 5 * entries.len());
+    write_header(
+        out,
+        &Header {
+            format: Format::Values,
+            params: params as u32,
+            tau: scale,
+            entries: entries.len() as u32,
+            origin,
+            step,
+        },
+    );
+    let mut next = 0u64;
+    for &(i, v) in entries {
+        debug_assert!(i as u64 >= next);
+        put_varint(out, i as u64 - next);
+        out.extend_from_slice(&half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_bits().to_le_bytes());
+        next = i as u64 + 1;
+    }
+}
+
 /// A message whose every byte has been checked against a parameter count.
 #[derive(Clone, Copy, Debug)]
 pub struct MessageView<'a> {
@@ -180,6 +267,9 @@ pub fn peek_header(bytes: &[u8]) -> Result<Header, DecodeError> {
         0 => Format::Sparse,
         1 => Format::Bitmap,
         2 => Format::Dense,
+        3 => Format::Values,
+        4 => Format::Half,
+        5 => Format::Bf16,
         other => return Err(DecodeError::UnknownFormat(other)),
     };
     let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
@@ -205,7 +295,7 @@ impl<'a> MessageView<'a> {
         let payload = &bytes[HEADER_LEN..];
         let view = MessageView { header, payload };
         match header.format {
-            Format::Sparse | Format::Bitmap => {
+            Format::Sparse | Format::Bitmap | Format::Values => {
                 if !(header.tau.is_finite() && header.tau > 0.0 && header.tau <= MAX_TAU) {
                     return Err(DecodeError::Tau(header.tau));
                 }
@@ -213,7 +303,7 @@ impl<'a> MessageView<'a> {
                     return Err(DecodeError::EntryCount { entries: header.entries, params: header.params });
                 }
             }
-            Format::Dense => {
+            Format::Dense | Format::Half | Format::Bf16 => {
                 if header.entries != header.params {
                     return Err(DecodeError::EntryCount { entries: header.entries, params: header.params });
                 }
@@ -222,14 +312,14 @@ impl<'a> MessageView<'a> {
         match header.format {
             Format::Sparse => view.walk_sparse(|_, _| {})?,
             Format::Bitmap => view.walk_bitmap(|_, _| {})?,
-            Format::Dense => {
-                let expected = 4 * params;
+            Format::Values => view.walk_values(|_, _| {})?,
+            Format::Dense | Format::Half | Format::Bf16 => {
+                let width = header.format.value_bytes();
+                let expected = width * params;
                 if payload.len() != expected {
                     return Err(DecodeError::PayloadLength { expected, got: payload.len() });
                 }
-                if let Some(i) = payload
-                    .chunks_exact(4)
-                    .position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
+                if let Some(i) = payload.chunks_exact(width).position(|c| !header.format.read(c).is_finite())
                 {
                     return Err(DecodeError::NotFinite(i));
                 }
@@ -252,6 +342,35 @@ impl<'a> MessageView<'a> {
                 return Err(DecodeError::IndexOutOfRange { index, params: self.header.params });
             }
             f(index as usize, v & 1 == 1);
+            next = index + 1;
+        }
+        if pos != self.payload.len() {
+            return Err(DecodeError::Trailing(self.payload.len() - pos));
+        }
+        Ok(())
+    }
+
+    fn walk_values(&self, mut f: impl FnMut(usize, f32)) -> Result<(), DecodeError> {
+        let (n, count) = (self.header.params as u64, self.header.entries);
+        let mut pos = 0;
+        let mut next: u64 = 0;
+        for found in 0..count {
+            if pos >= self.payload.len() {
+                return Err(DecodeError::Truncated { expected: count, found });
+            }
+            let index = next.saturating_add(get_varint(self.payload, &mut pos)?);
+            if index >= n {
+                return Err(DecodeError::IndexOutOfRange { index, params: self.header.params });
+            }
+            let Some(b) = self.payload.get(pos..pos + 2) else {
+                return Err(DecodeError::Truncated { expected: count, found });
+            };
+            pos += 2;
+            let v = Format::Half.read(b);
+            if !v.is_finite() {
+                return Err(DecodeError::NotFinite(index as usize));
+            }
+            f(index as usize, v);
             next = index + 1;
         }
         if pos != self.payload.len() {
@@ -299,29 +418,31 @@ impl<'a> MessageView<'a> {
         let _ = match self.header.format {
             Format::Sparse => self.walk_sparse(f),
             Format::Bitmap => self.walk_bitmap(f),
-            Format::Dense => Ok(()),
+            _ => Ok(()),
         };
     }
 
-    /// Dense values of a dense message.
+    /// Values of a dense message (f32, f16 or bf16).
     pub fn dense_values(&self) -> impl Iterator<Item = f32> + '_ {
-        let dense = self.header.format == Format::Dense;
-        self.payload
-            .chunks_exact(4)
-            .take_while(move |_| dense)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        let format = self.header.format;
+        let width = format.value_bytes();
+        self.payload.chunks_exact(width).take_while(move |_| format.is_dense()).map(move |c| format.read(c))
     }
 
     /// `params -= scale * update`.
     pub fn subtract_from(&self, params: &mut [f32], scale: f32) {
         debug_assert_eq!(params.len(), self.header.params as usize);
         match self.header.format {
-            Format::Dense => {
+            Format::Dense | Format::Half | Format::Bf16 => {
                 for (p, v) in params.iter_mut().zip(self.dense_values()) {
                     *p -= scale * v;
                 }
             }
-            _ => {
+            Format::Values => {
+                let s = scale * self.header.tau;
+                let _ = self.walk_values(|i, v| params[i] -= s * v);
+            }
+            Format::Sparse | Format::Bitmap => {
                 let q = self.header.tau * scale;
                 self.for_each_quantum(|i, neg| params[i] -= if neg { -q } else { q });
             }
@@ -420,5 +541,92 @@ mod tests {
         let mut p = vec![1.0; 3];
         v.subtract_from(&mut p, 0.5);
         assert_eq!(p, vec![0.25, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn values_round_trip_and_their_damage_is_refused() {
+        let mut m = Vec::new();
+        encode_values(&mut m, 300, 0.5, &[(2, 1.5), (3, -2.0), (299, 0.25)], 1, 7);
+        let v = MessageView::parse(&m, 300).unwrap();
+        let d = v.to_dense();
+        assert_eq!((d[2], d[3], d[299]), (0.75, -1.0, 0.125), "values times the scale in tau");
+        assert_eq!(d.iter().filter(|x| **x != 0.0).count(), 3);
+        assert!(matches!(MessageView::parse(&m, 299), Err(DecodeError::ParamCount { .. })));
+        let mut bad = m.clone();
+        bad.pop();
+        assert!(matches!(MessageView::parse(&bad, 300), Err(DecodeError::Truncated { .. })));
+        let mut bad = m.clone();
+        bad.push(0);
+        assert_eq!(MessageView::parse(&bad, 300).unwrap_err(), DecodeError::Trailing(1));
+        let mut bad = m.clone();
+        let last = bad.len() - 2;
+        bad[last..].copy_from_slice(&half::f16::NAN.to_bits().to_le_bytes());
+        assert_eq!(MessageView::parse(&bad, 300).unwrap_err(), DecodeError::NotFinite(299));
+        let mut bad = m.clone();
+        bad[8..12].copy_from_slice(&0f32.to_le_bytes());
+        assert!(matches!(MessageView::parse(&bad, 300), Err(DecodeError::Tau(_))), "a zero scale");
+        let mut far = Vec::new();
+        encode_values(&mut far, 400, 1.0, &[(350, 1.0)], 0, 0);
+        far[4..8].copy_from_slice(&300u32.to_le_bytes());
+        assert!(matches!(
+            MessageView::parse(&far, 300),
+            Err(DecodeError::IndexOutOfRange { index: 350, .. })
+        ));
+    }
+
+    #[test]
+    fn half_formats_round_trip_within_their_precision() {
+        let values = [1.0f32, -0.333, 1e-3, 60000.0, 1e6];
+        for format in [Format::Half, Format::Bf16] {
+            let mut m = Vec::new();
+            encode_half(&mut m, format, &values, 0, 0);
+            assert_eq!(m.len(), HEADER_LEN + 2 * values.len());
+            let got = MessageView::parse(&m, values.len()).unwrap().to_dense();
+            for (g, v) in got.iter().zip(values) {
+                assert_eq!(*g, round_half(format, v), "{format:?} {v}");
+            }
+            assert!(got.iter().all(|g| g.is_finite()), "f16 saturates at 65504 rather than overflowing");
+            let mut bad = m.clone();
+            bad[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&[0x00, 0x7f]);
+            if format == Format::Half {
+                bad[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&half::f16::INFINITY.to_bits().to_le_bytes());
+            } else {
+                bad[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&half::bf16::NAN.to_bits().to_le_bytes());
+            }
+            assert_eq!(MessageView::parse(&bad, values.len()).unwrap_err(), DecodeError::NotFinite(0));
+            assert!(matches!(
+                MessageView::parse(&m[..m.len() - 1], values.len()),
+                Err(DecodeError::PayloadLength { .. })
+            ));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn damaged_values_and_half_messages_never_panic(
+            entries in proptest::collection::btree_map(0u32..500, -100.0f32..100.0, 0..60),
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..4),
+            cut in proptest::prelude::any::<usize>(),
+            half in proptest::prelude::any::<bool>(),
+        ) {
+            let mut m = Vec::new();
+            if half {
+                let dense: Vec<f32> = (0..500).map(|i| entries.get(&i).copied().unwrap_or(0.0)).collect();
+                encode_half(&mut m, Format::Half, &dense, 0, 0);
+            } else {
+                let list: Vec<(u32, f32)> = entries.into_iter().collect();
+                encode_values(&mut m, 500, 0.1, &list, 0, 0);
+            }
+            for (at, byte) in flips {
+                let i = at % m.len();
+                m[i] ^= byte;
+            }
+            m.truncate(cut % (m.len() + 1));
+            if let Ok(view) = MessageView::parse(&m, 500) {
+                let mut p = vec![0.0f32; 500];
+                view.subtract_from(&mut p, 1.0);
+                proptest::prop_assert!(p.iter().all(|x| x.is_finite()));
+            }
+        }
     }
 }

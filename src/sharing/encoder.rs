@@ -132,7 +132,7 @@ impl ThresholdEncoder {
                     bits[i / 4] |= code << (2 * (i % 4));
                 }
             }
-            Format::Dense => unreachable!("threshold messages are sparse or bitmap"),
+            _ => unreachable!("threshold messages are sparse or bitmap"),
         }
         EncodeStats { entries, format, bytes: self.out.len(), sparsity, residual_norm }
     }

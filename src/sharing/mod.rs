@@ -1,14 +1,35 @@
-//! Gradient sharing (Strom 2015): the threshold scheme over a backend's primitives, the compact
-//! wire format, threshold adaptation and residual clipping. Parameter averaging, the baseline
-//! mode, uses the same wire format's dense variant. A new compression scheme lives here only.
+//! Gradient sharing: every compression scheme behind one [`Scheme`] trait, picked by
+//! `sharing.mode` in one factory ([`create`]), with the wire formats they speak (`codec`).
+//!
+//! - `threshold`: residual-accumulated ±tau quanta (Strom 2015), tau adapted by `tau`;
+//! - `topk`: Deep Gradient Compression (top-k with momentum correction);
+//! - `powersgd`: rank-r power iteration, summed by the transport's all-reduce;
+//! - `dense16`: the whole gradient in f16 / bf16, all-reduced every step;
+//! - `averaging` and `none`: the baselines.
+//!
+//! A new scheme is one file here plus its arm in [`create`] and [`describe`].
 
+mod averaging;
 pub mod codec;
+mod dense16;
 mod encoder;
+mod gradient;
+mod none;
+mod powersgd;
 pub mod quantum;
 mod scheme;
+mod tau;
+#[cfg(test)]
+pub(crate) mod testing;
 mod threshold;
+mod topk;
 
 pub use codec::{DecodeError, Format, HEADER_LEN, Header, MessageView};
 pub use encoder::{EncodeStats, ThresholdEncoder};
-pub use scheme::{LayerShare, ThresholdSharing};
-pub use threshold::{DECAY, ResidualClip, Threshold};
+pub use powersgd::{low_rank_pays, orthonormalize};
+pub use scheme::{
+    Collective, Figures, Link, Reduce, Scheme, SchemeError, SchemeInfo, StepCtx, TransportError, create, describe,
+};
+pub use tau::{DECAY, ResidualClip, Threshold};
+pub use threshold::{LayerShare, ThresholdSharing};
+pub use topk::{estimate_threshold, warmup_density};

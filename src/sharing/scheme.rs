@@ -1,231 +1,226 @@
-//! The threshold scheme (Strom 2015) composed from a backend's primitives: `residual +=
-//! update`, select `|r| >= tau`, subtract the quanta from the residual and apply them to this
-//! replica, pack the message, adapt tau, clip the residual now and then. Per layer it reports
-//! the entries sent and the residual's norm, so a user sees which layers dominate traffic.
+//! The one extension point of gradient sharing: a [`Scheme`] decides what a worker does after
+//! its backward pass (run the updater and send a message, take part in a collective, or just
+//! apply), what it does with each message another worker sent, and what it reports; its
+//! [`SchemeInfo`] tells the hub which wire formats it relays, whether the job's replica follows
+//! the messages and what the epoch barrier averages. [`create`] and [`describe`] are the only
+//! places that look at `sharing.mode`.
 
-use std::ops::Range;
-
-use serde::{Deserialize, Serialize};
-
-use super::{EncodeStats, ResidualClip, Threshold, ThresholdEncoder, quantum};
-use crate::backend::{Backend, Target};
-use crate::job::JobSpec;
+use super::{DecodeError, Format, LayerShare, MessageView};
+use crate::backend::Backend;
+use crate::job::{JobSpec, SharingMode, UpdaterKind};
 use crate::nn::Layout;
 
-/// One layer's share of a step's message.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct LayerShare {
-    /// The layer's index in the architecture.
-    pub layer: u32,
-    /// Quanta sent for this layer's parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("the job is gone: {0}")]
+    Closed(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What a collective computes over the workers taking part in a round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reduce {
+    /// The element-wise sum (a scheme divides by the contributors itself).
+    Sum,
+    /// The mean of the model state (parameters, then running state); it becomes the job's
+    /// replica (parameter averaging).
+    Model,
+}
+
+/// One call of a collective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Collective {
+    pub op: Reduce,
+    /// The scheme's name for the buffer.
+    pub tag: u32,
+    /// The dense format the values travel in.
+    pub wire: Format,
+    /// A worker out of partitions stepping along ([`SchemeInfo::lockstep`]): its values are
+    /// summed but it does not count as a contributor (a round of idle workers only returns 0).
+    pub idle: bool,
+}
+
+impl Collective {
+    pub fn sum(tag: u32, wire: Format, idle: bool) -> Collective {
+        Collective { op: Reduce::Sum, tag, wire, idle }
+    }
+}
+
+/// How a scheme reaches the other workers (the engine's transports implement it).
+pub trait Link {
+    /// Sends an encoded message to every other worker (through the hub, which validates it).
+    fn send(&mut self, message: &[u8]) -> Result<(), TransportError>;
+    /// All-reduce: replaces `values` with the reduction over the workers in this round that
+    /// sent the same `tag` (a scheme's name for the buffer, so workers in different phases
+    /// never sum unlike buffers) and returns how many contributed (0: the job ended, `values`
+    /// are left as they were). `wire` is the dense format the values travel in
+    /// ([`Format::Dense`], `Half`, `Bf16`); the values are rounded to it on both legs.
+    fn all_reduce(&mut self, values: &mut [f32], c: Collective) -> Result<u32, TransportError>;
+}
+
+/// One step's context.
+pub struct StepCtx<'a> {
+    pub backend: &'a mut dyn Backend,
+    pub link: &'a mut dyn Link,
+    pub origin: u32,
+    /// This worker's step count in the scheme (1 on the first step; idle steps count).
+    pub step: u64,
+    /// The learning-rate schedule's factor now.
+    pub lr_scale: f32,
+    /// Epochs done, with the fraction of the current one.
+    pub epochs_done: f64,
+    /// An idle step of a lockstep scheme: the gradient is zero and this worker trained nothing.
+    pub idle: bool,
+}
+
+/// What a step of a scheme reports (to `--metrics-out`, the summary and the cockpit).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// Values this worker put on the wire (quanta, top-k entries, low-rank factors, dense).
     pub entries: u64,
-    /// L2 norm of this layer's part of the residual after the step.
+    /// Entries / parameters.
+    pub sparsity: f64,
+    /// Bytes this worker sent and received in the step's collective or message.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Threshold: tau after the step; 0 for schemes without one.
+    pub tau: f32,
+    /// Error feedback's residual norm (threshold, top-k, PowerSGD).
     pub residual_norm: f64,
+    /// Top-k: the k of this step.
+    pub k: u64,
+    /// PowerSGD: the rank (0 while it still sends dense).
+    pub rank: u32,
 }
 
-pub struct ThresholdSharing {
-    encoder: ThresholdEncoder,
-    threshold: Threshold,
-    clip: ResidualClip,
-    /// The parameter ranges of the layers that have parameters, in order.
-    segments: Vec<Range<usize>>,
-    norm2: Vec<f64>,
-    layers: Vec<LayerShare>,
-    /// Whether the residual and tau follow the learning rate: `sharing.follow_lr`, with a tau
-    /// that adapts (a fixed tau is the user's, and so is its residual).
-    follow_lr: bool,
-    /// The learning-rate scale the residual and tau are expressed at (0: not yet known).
-    lr_scale: f32,
-    /// The scale the updates are made at: the schedule's, averaged over the updater's memory
-    /// (Nesterov's momentum), since a velocity built at a higher rate keeps the updates above
-    /// what the current rate alone gives while the rate falls.
-    update_scale: f32,
-    /// The updater's memory of past rates ([`crate::job::UpdaterSpec::lr_memory`]).
-    lr_memory: f32,
+/// What the rest of the job needs to know of a scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchemeInfo {
+    pub mode: SharingMode,
+    pub name: &'static str,
+    /// Whether workers exchange anything (a dense f32 exchange per step is the reference).
+    pub exchanges: bool,
+    /// The message formats workers send each other; empty: no messages.
+    pub formats: &'static [Format],
+    /// Messages are parameter updates: the hub applies them to its replica as it relays them.
+    pub replica_follows: bool,
+    /// At the epoch barrier workers keep their parameters (the replica is the model) and take
+    /// only the averaged running state; otherwise everything is averaged.
+    pub keeps_parameters: bool,
+    /// Whether a threshold moves (the cockpit shows its band).
+    pub has_tau: bool,
+    /// Every step is a collective of all workers, and every replica applies its result: a
+    /// worker out of partitions keeps stepping (with a zero gradient) until the others are
+    /// done, so replicas and updater states stay the same.
+    pub lockstep: bool,
 }
 
-/// How far the learning-rate scale may move before the residual and tau follow it.
-const LR_FOLLOW: f32 = 0.01;
-
-impl ThresholdSharing {
-    pub fn new(job: &JobSpec, layout: &Layout) -> Self {
-        let segments = layout.segments();
-        let threshold = Threshold::new(&job.sharing.algorithm);
-        ThresholdSharing {
-            encoder: ThresholdEncoder::new(layout.len),
-            follow_lr: job.sharing.follow_lr && threshold.adapts(),
-            threshold,
-            clip: ResidualClip::new(&job.sharing.residual_clip),
-            norm2: vec![0.0; segments.len()],
-            layers: segments
-                .iter()
-                .map(|(i, _)| LayerShare { layer: *i as u32, ..LayerShare::default() })
-                .collect(),
-            segments: segments.into_iter().map(|(_, r)| r).collect(),
-            lr_scale: 0.0,
-            update_scale: 0.0,
-            lr_memory: job.updater().lr_memory(),
+impl SchemeInfo {
+    /// Checks a relayed message against this scheme's formats (the hub calls it before
+    /// anything is applied or relayed).
+    pub fn check<'a>(&self, bytes: &'a [u8], params: usize) -> Result<MessageView<'a>, DecodeError> {
+        let view = MessageView::parse(bytes, params)?;
+        if !self.formats.contains(&view.header.format) {
+            return Err(DecodeError::UnknownFormat(view.header.format as u8));
         }
+        Ok(view)
     }
+}
 
-    /// Keeps the residual and an adapting tau in units of the current learning rate: once the
-    /// schedule has moved the rate by more than 1 % since they were last scaled, both are
-    /// scaled by the same factor. Otherwise updates held back while the rate was high would
-    /// be sent after it has decayed (the band lowers tau as the updates shrink): a burst of
-    /// stale updates at the end of a cosine schedule that cost the final model up to 8 points.
-    /// The rate followed is the one the updates are made at: with Nesterov momentum the
-    /// schedule's rate averaged over the velocity's memory, as the velocity lags a falling rate
-    /// (at the end of a cosine schedule by up to 4x, which sent twice the bytes per step of the
-    /// epochs before). A fixed tau is left alone, and so is the residual with it;
-    /// `sharing.follow_lr = false` turns this off.
-    pub fn follow_lr(&mut self, backend: &mut dyn Backend, lr_scale: f32) {
-        if !(self.follow_lr && lr_scale.is_finite() && lr_scale > 0.0) {
-            return;
-        }
-        if self.lr_scale <= 0.0 {
-            self.lr_scale = lr_scale;
-            self.update_scale = lr_scale;
-            return;
-        }
-        let m = self.lr_memory;
-        self.update_scale = m * self.update_scale + (1.0 - m) * lr_scale;
-        let factor = self.update_scale / self.lr_scale;
-        if (factor - 1.0).abs() > LR_FOLLOW {
-            backend.scale_residual(factor);
-            self.threshold.scale(factor);
-            self.lr_scale = self.update_scale;
-        }
+/// A compression scheme as one worker runs it.
+pub trait Scheme: Send {
+    fn info(&self) -> SchemeInfo;
+    /// One step: the backend holds this step's gradient. The scheme runs the updater (before
+    /// or after the exchange), exchanges and applies; the parameters are updated on return.
+    fn step(&mut self, ctx: StepCtx<'_>) -> Result<Figures, TransportError>;
+    /// A validated message from another worker (or the dense sum of several merged).
+    fn receive(&mut self, backend: &mut dyn Backend, message: &MessageView<'_>) {
+        backend.apply_message(message);
     }
-
-    pub fn tau(&self) -> f32 {
-        self.threshold.tau()
+    /// Per-layer figures of the last step (threshold).
+    fn layers(&self) -> &[LayerShare] {
+        &[]
     }
-
-    /// Continue from a saved tau (checkpoint resume, worker rejoin).
-    pub fn set_tau(&mut self, tau: f32) {
-        self.threshold.set_tau(tau);
+    /// The threshold now; 0 for schemes without one.
+    fn tau(&self) -> f32 {
+        0.0
     }
+    /// Continue from a saved tau (checkpoint resume, worker rejoin); schemes without one
+    /// ignore it.
+    fn set_tau(&mut self, _tau: f32) {}
+}
 
-    /// The last step's message.
-    pub fn message(&self) -> &[u8] {
-        self.encoder.message()
+/// Refusals of the factory, each naming the key to change.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemeError {
+    #[error("{key}: {message}")]
+    Knob { key: &'static str, message: String },
+}
+
+/// Whether one updater runs after the exchange on the workers' summed gradient (every scheme
+/// but threshold-on-updates, averaging, none, and top-k with momentum correction).
+fn gradient_messages(job: &JobSpec) -> bool {
+    match job.sharing_mode() {
+        SharingMode::Threshold => job.shares_gradient(),
+        SharingMode::Topk => !momentum_corrected(job),
+        _ => true,
     }
+}
 
-    /// The last step's figures per layer.
-    pub fn layers(&self) -> &[LayerShare] {
-        &self.layers
-    }
+/// Top-k with an SGD-family updater corrects momentum itself (DGC) and sends parameter deltas.
+pub(super) fn momentum_corrected(job: &JobSpec) -> bool {
+    matches!(job.updater().kind, Some(UpdaterKind::Sgd | UpdaterKind::Nesterov))
+}
 
-    /// One step on the update the backend holds: encodes it, applies this replica's own quanta
-    /// and leaves the message in [`ThresholdSharing::message`].
-    pub fn step(&mut self, backend: &mut dyn Backend, origin: u32, step: u64) -> EncodeStats {
-        let tau = self.threshold.tau();
-        backend.residual_add();
-        let selected = self.encoder.selected_mut();
-        backend.residual_select(tau, &self.segments, selected, &mut self.norm2);
-        backend.scatter_subtract(Target::Residual, selected, tau);
-        backend.scatter_subtract(Target::Params, selected, tau);
-        let mut k = 0;
-        for ((seg, share), n2) in self.segments.iter().zip(&mut self.layers).zip(&self.norm2) {
-            let first = k;
-            while k < selected.len() && quantum::index(selected[k]) < seg.end {
-                k += 1;
+/// The scheme `sharing.mode` names, described.
+pub fn describe(job: &JobSpec) -> SchemeInfo {
+    let mode = job.sharing_mode();
+    let base = SchemeInfo {
+        mode,
+        name: mode.name(),
+        exchanges: true,
+        formats: &[],
+        replica_follows: false,
+        keeps_parameters: false,
+        has_tau: false,
+        lockstep: false,
+    };
+    match mode {
+        SharingMode::None => SchemeInfo { exchanges: false, ..base },
+        SharingMode::Averaging => base,
+        SharingMode::Powersgd | SharingMode::Dense16 => SchemeInfo { lockstep: true, ..base },
+        SharingMode::Threshold => {
+            let deltas = !gradient_messages(job);
+            SchemeInfo {
+                formats: &[Format::Sparse, Format::Bitmap],
+                replica_follows: deltas,
+                keeps_parameters: deltas,
+                has_tau: true,
+                ..base
             }
-            share.entries = (k - first) as u64;
-            share.residual_norm = n2.sqrt();
         }
-        let norm = self.norm2.iter().sum::<f64>().sqrt();
-        let stats = self.encoder.pack(tau, origin, step, norm, None);
-        self.threshold.observe(&stats);
-        if let Some(limit) = self.clip.step(tau) {
-            backend.clip_residual(limit);
+        SharingMode::Topk => {
+            let deltas = !gradient_messages(job);
+            SchemeInfo {
+                formats: &[Format::Values],
+                replica_follows: deltas,
+                keeps_parameters: deltas,
+                ..base
+            }
         }
-        stats
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backend::CpuBackend;
-    use crate::data::{Batch, BatchInput, BatchTargets};
-    use crate::job::ThresholdSpec;
-    use crate::nn::{Architecture, Shape, initial_state};
-    use crate::rng::Rng;
-
-    /// A small MLP trained a few steps with sharing, so its residual holds something.
-    fn trained(algorithm: ThresholdSpec) -> (CpuBackend, ThresholdSharing) {
-        let mut job = JobSpec::default();
-        job.model.hidden = vec![8];
-        job.sharing.algorithm = algorithm;
-        let arch = Architecture::from_job(&job.model, Shape::Vector(6), 3).unwrap();
-        let mut backend = CpuBackend::new(&arch, &job.updater(), 0.0, 4, &initial_state(&arch, 1), 1);
-        let mut sharing = ThresholdSharing::new(&job, arch.layout());
-        let mut rng = Rng::new(3);
-        let x: Vec<f32> = (0..24).map(|_| rng.next_f64() as f32).collect();
-        let batch = Batch {
-            rows: 4,
-            input: BatchInput::F32(&x),
-            targets: BatchTargets::Classes(&[0, 1, 2, 1]),
-            lengths: None,
-        };
-        for step in 0..3 {
-            backend.forward_backward(&batch, &mut rng);
-            backend.compute_update(1.0);
-            sharing.step(&mut backend, 0, step);
-        }
-        (backend, sharing)
-    }
-
-    #[test]
-    fn the_residual_and_an_adaptive_tau_follow_the_learning_rate() {
-        let (mut backend, mut sharing) = trained(ThresholdSpec::default());
-        let (r0, tau0) = (backend.residual().to_vec(), sharing.tau());
-        assert!(r0.iter().any(|&r| r != 0.0), "the residual holds what was not sent");
-        sharing.follow_lr(&mut backend, 0.8); // the first scale seen: what they are expressed at
-        sharing.follow_lr(&mut backend, 0.795); // within 1 %: left alone
-        assert_eq!((backend.residual(), sharing.tau()), (&r0[..], tau0));
-        sharing.follow_lr(&mut backend, 0.4); // the schedule halved the rate
-        for (r, r0) in backend.residual().iter().zip(&r0) {
-            assert!((r - r0 * 0.5).abs() <= 1e-7 * r0.abs(), "{r} vs {r0}");
-        }
-        assert!((sharing.tau() - tau0 * 0.5).abs() <= 1e-6 * tau0, "{} vs {tau0}", sharing.tau());
-        sharing.follow_lr(&mut backend, 0.0); // a schedule's very end: nothing to scale by
-        assert!((sharing.tau() - tau0 * 0.5).abs() <= 1e-6 * tau0);
-    }
-
-    #[test]
-    fn with_nesterov_they_follow_the_rate_the_velocity_carries() {
-        let (mut backend, mut sharing) = trained(ThresholdSpec::default());
-        sharing.lr_memory = 0.9;
-        let tau0 = sharing.tau();
-        sharing.follow_lr(&mut backend, 0.8);
-        sharing.follow_lr(&mut backend, 0.4); // halved, but the velocity still holds 0.8's steps
-        let first = sharing.tau() / tau0;
-        assert!((first - 0.95).abs() < 1e-4, "one step in, a tenth of the way: {first}");
-        for _ in 0..100 {
-            sharing.follow_lr(&mut backend, 0.4);
-        }
-        let settled = sharing.tau() / tau0;
-        assert!((settled - 0.5).abs() < 0.5 * 0.011, "then all the way, within 1 %: {settled}");
-    }
-
-    #[test]
-    fn follow_lr_false_leaves_them_alone() {
-        let (mut backend, mut sharing) = trained(ThresholdSpec::default());
-        sharing.follow_lr = false;
-        let (r0, tau0) = (backend.residual().to_vec(), sharing.tau());
-        sharing.follow_lr(&mut backend, 1.0);
-        sharing.follow_lr(&mut backend, 0.1);
-        assert_eq!((backend.residual(), sharing.tau()), (&r0[..], tau0));
-    }
-
-    #[test]
-    fn a_fixed_tau_and_its_residual_are_left_alone() {
-        let (mut backend, mut sharing) = trained(ThresholdSpec::Fixed { tau: 1e-3 });
-        let r0 = backend.residual().to_vec();
-        sharing.follow_lr(&mut backend, 1.0);
-        sharing.follow_lr(&mut backend, 0.1);
-        assert_eq!((backend.residual(), sharing.tau()), (&r0[..], 1e-3));
-    }
+/// Builds the scheme `sharing.mode` names for one worker.
+pub fn create(job: &JobSpec, layout: &Layout) -> Result<Box<dyn Scheme>, SchemeError> {
+    let info = describe(job);
+    Ok(match info.mode {
+        SharingMode::None => Box::new(super::none::NoSharing),
+        SharingMode::Averaging => Box::new(super::averaging::Averaging::new(job)),
+        SharingMode::Threshold => Box::new(super::threshold::ThresholdSharing::new(job, layout)),
+        SharingMode::Topk => Box::new(super::topk::TopK::new(job, layout)?),
+        SharingMode::Powersgd => Box::new(super::powersgd::PowerSgd::new(job, layout)?),
+        SharingMode::Dense16 => Box::new(super::dense16::Dense16::new(job, layout)),
+    })
 }

@@ -1,155 +1,329 @@
-//! How tau moves (fixed, adaptive band, target sparsity) and when the residual is clipped.
+//! The threshold scheme (Strom 2015) composed from a backend's primitives: `residual +=
+//! update`, select `|r| >= tau`, subtract the quanta from the residual and apply them to this
+//! replica, pack the message, adapt tau, clip the residual now and then. Per layer it reports
+//! the entries sent and the residual's norm, so a user sees which layers dominate traffic.
+//!
+//! What is encoded is the updater's output (each worker runs its own updater; the messages are
+//! parameter updates the hub's replica follows), or with `sharing.share = "gradient"` (the
+//! default for Adam and RMSProp) the gradient: each worker sums its own quanta and the others'
+//! and runs its updater once on the mean, so the moments of an adaptive updater are estimated
+//! from the job's gradient, not from each worker's own.
 
-use super::{EncodeStats, Format};
-use crate::job::{ResidualClipSpec, ThresholdSpec};
+use std::ops::Range;
 
-/// Per-step factor of tau outside the band: 0.5^(1/20), a factor 2 per 20 steps.
-pub const DECAY: f32 = 0.965_936_3;
-/// A bitmap step counts as this sparsity, whatever its entry count (DL4J's convention).
-const BITMAP_SPARSITY: f64 = 1.0 / 16.0;
-const TAU_MIN: f32 = 1e-10;
-const TAU_MAX: f32 = super::codec::MAX_TAU;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug)]
-pub struct Threshold {
-    spec: ThresholdSpec,
-    tau: f32,
+use super::gradient::GradientSum;
+use super::{
+    EncodeStats, Figures, MessageView, ResidualClip, Scheme, SchemeInfo, StepCtx, Threshold,
+    ThresholdEncoder, TransportError, quantum,
+};
+use crate::backend::{Backend, Target};
+use crate::job::JobSpec;
+use crate::nn::Layout;
+
+/// One layer's share of a step's message.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerShare {
+    /// The layer's index in the architecture.
+    pub layer: u32,
+    /// Quanta sent for this layer's parameters.
+    pub entries: u64,
+    /// L2 norm of this layer's part of the residual after the step.
+    pub residual_norm: f64,
 }
 
-impl Threshold {
-    pub fn new(spec: &ThresholdSpec) -> Self {
-        let tau = match *spec {
-            ThresholdSpec::Fixed { tau } => tau,
-            ThresholdSpec::Adaptive { initial, .. } | ThresholdSpec::Target { initial, .. } => initial,
-        };
-        Threshold { spec: spec.clone(), tau }
-    }
+pub struct ThresholdSharing {
+    info: SchemeInfo,
+    /// Gradient sharing: the sum the updater runs on.
+    gradient: Option<GradientSum>,
+    encoder: ThresholdEncoder,
+    threshold: Threshold,
+    clip: ResidualClip,
+    /// The parameter ranges of the layers that have parameters, in order.
+    segments: Vec<Range<usize>>,
+    norm2: Vec<f64>,
+    layers: Vec<LayerShare>,
+    /// Whether the residual and tau follow the learning rate: `sharing.follow_lr`, with a tau
+    /// that adapts (a fixed tau is the user's, and so is its residual).
+    follow_lr: bool,
+    /// The learning-rate scale the residual and tau are expressed at (0: not yet known).
+    lr_scale: f32,
+    /// The scale the updates are made at: the schedule's, averaged over the updater's memory
+    /// (Nesterov's momentum), since a velocity built at a higher rate keeps the updates above
+    /// what the current rate alone gives while the rate falls.
+    update_scale: f32,
+    /// The updater's memory of past rates ([`crate::job::UpdaterSpec::lr_memory`]).
+    lr_memory: f32,
+    /// Whether tau still has to be placed in its band from the first step's values.
+    place_tau: bool,
+}
 
-    pub fn tau(&self) -> f32 {
-        self.tau
-    }
+/// How far the learning-rate scale may move before the residual and tau follow it.
+const LR_FOLLOW: f32 = 0.01;
+/// The lowest learning-rate scale followed: below it (the last few percent of a cosine
+/// schedule, where the rate goes to zero and the updates do not follow it as fast) tau is left
+/// to the band, which keeps the sparsity where it was asked to be to the last step.
+const FOLLOW_FLOOR: f32 = 0.02;
 
-    /// Continue from a saved tau (checkpoint resume, worker rejoin).
-    pub fn set_tau(&mut self, tau: f32) {
-        if tau.is_finite() && tau > 0.0 {
-            self.tau = tau.clamp(TAU_MIN, TAU_MAX);
+impl ThresholdSharing {
+    pub fn new(job: &JobSpec, layout: &Layout) -> Self {
+        let segments = layout.segments();
+        let threshold = Threshold::new(&job.sharing.algorithm);
+        let info = super::describe(job);
+        let gradient = (!info.replica_follows).then(|| GradientSum::new(layout.len, job));
+        ThresholdSharing {
+            info,
+            encoder: ThresholdEncoder::new(layout.len),
+            // The gradient does not scale with the learning rate.
+            follow_lr: job.sharing.follow_lr && threshold.adapts() && gradient.is_none(),
+            gradient,
+            threshold,
+            clip: ResidualClip::new(&job.sharing.residual_clip),
+            norm2: vec![0.0; segments.len()],
+            layers: segments
+                .iter()
+                .map(|(i, _)| LayerShare { layer: *i as u32, ..LayerShare::default() })
+                .collect(),
+            segments: segments.into_iter().map(|(_, r)| r).collect(),
+            lr_scale: 0.0,
+            update_scale: 0.0,
+            lr_memory: job.updater().lr_memory(),
+            place_tau: true,
         }
     }
 
-    /// Whether tau follows the updates (adaptive band, target); a fixed tau is the user's.
-    pub fn adapts(&self) -> bool {
-        !matches!(self.spec, ThresholdSpec::Fixed { .. })
-    }
-
-    /// Scales tau with the updates (a learning-rate schedule moved them).
-    pub fn scale(&mut self, factor: f32) {
-        if factor.is_finite() && factor > 0.0 {
-            self.tau = (self.tau * factor).clamp(TAU_MIN, TAU_MAX);
+    /// Keeps the residual and an adapting tau in units of the current learning rate: once the
+    /// schedule has moved the rate by more than 1 % since they were last scaled, both are
+    /// scaled by the same factor. Otherwise updates held back while the rate was high would
+    /// be sent after it has decayed (the band lowers tau as the updates shrink): a burst of
+    /// stale updates at the end of a cosine schedule that cost the final model up to 8 points.
+    /// The rate followed is the one the updates are made at: with Nesterov momentum the
+    /// schedule's rate averaged over the velocity's memory, as the velocity lags a falling rate
+    /// (at the end of a cosine schedule by up to 4x, which sent twice the bytes per step of the
+    /// epochs before). A fixed tau is left alone, and so is the residual with it;
+    /// `sharing.follow_lr = false` turns this off.
+    pub fn follow_lr(&mut self, backend: &mut dyn Backend, lr_scale: f32) {
+        if !(self.follow_lr && lr_scale.is_finite() && lr_scale > 0.0) {
+            return;
+        }
+        let lr_scale = lr_scale.max(FOLLOW_FLOOR);
+        if self.lr_scale <= 0.0 {
+            self.lr_scale = lr_scale;
+            self.update_scale = lr_scale;
+            return;
+        }
+        let m = self.lr_memory;
+        self.update_scale = m * self.update_scale + (1.0 - m) * lr_scale;
+        let factor = self.update_scale / self.lr_scale;
+        if (factor - 1.0).abs() > LR_FOLLOW {
+            backend.scale_residual(factor);
+            self.threshold.scale(factor);
+            self.lr_scale = self.update_scale;
         }
     }
 
-    /// Adapts tau after a step.
-    pub fn observe(&mut self, stats: &EncodeStats) {
-        let sparsity = if stats.format == Format::Bitmap { BITMAP_SPARSITY } else { stats.sparsity };
-        let (low, high) = match self.spec {
-            ThresholdSpec::Fixed { .. } => return,
-            ThresholdSpec::Adaptive { min_sparsity, max_sparsity, .. } => {
-                (min_sparsity as f64, max_sparsity as f64)
+    /// The last step's message.
+    pub fn message(&self) -> &[u8] {
+        self.encoder.message()
+    }
+
+    /// One step on the update (or gradient) the backend holds: encodes it, applies this
+    /// replica's own quanta (or adds them to the gradient sum) and leaves the message in
+    /// [`ThresholdSharing::message`].
+    pub fn encode_step(&mut self, backend: &mut dyn Backend, origin: u32, step: u64) -> EncodeStats {
+        let tau = self.threshold.tau();
+        backend.residual_add();
+        let selected = self.encoder.selected_mut();
+        backend.residual_select(tau, &self.segments, selected, &mut self.norm2);
+        backend.scatter_subtract(Target::Residual, selected, tau);
+        match &mut self.gradient {
+            None => backend.scatter_subtract(Target::Params, selected, tau),
+            Some(sum) => {
+                for &q in selected.iter() {
+                    sum.add(quantum::index(q), quantum::value(q, tau));
+                }
             }
-            ThresholdSpec::Target { target, .. } => (target as f64, target as f64),
-        };
-        if sparsity < low {
-            self.tau *= DECAY; // too few entries sent: lower the bar
-        } else if sparsity > high {
-            self.tau /= DECAY;
         }
-        self.tau = self.tau.clamp(TAU_MIN, TAU_MAX);
-    }
-
-    /// The target band of the sparsity ratio, for displays.
-    pub fn band(&self) -> Option<(f64, f64)> {
-        match self.spec {
-            ThresholdSpec::Fixed { .. } => None,
-            ThresholdSpec::Adaptive { min_sparsity, max_sparsity, .. } => {
-                Some((min_sparsity as f64, max_sparsity as f64))
+        let mut k = 0;
+        for ((seg, share), n2) in self.segments.iter().zip(&mut self.layers).zip(&self.norm2) {
+            let first = k;
+            while k < selected.len() && quantum::index(selected[k]) < seg.end {
+                k += 1;
             }
-            ThresholdSpec::Target { target, .. } => Some((target as f64, target as f64)),
+            share.entries = (k - first) as u64;
+            share.residual_norm = n2.sqrt();
         }
+        let norm = self.norm2.iter().sum::<f64>().sqrt();
+        let stats = self.encoder.pack(tau, origin, step, norm, None);
+        self.threshold.observe(&stats);
+        if let Some(limit) = self.clip.step(tau) {
+            backend.clip_residual(limit);
+        }
+        stats
     }
 }
 
-/// The residual post-processor: every `every` steps clip the residual to ±multiple·tau, so a
-/// residual cannot grow without bound when the threshold lags behind the updates.
-#[derive(Clone, Debug)]
-pub struct ResidualClip {
-    multiple: f32,
-    every: u32,
-    count: u32,
-}
-
-impl ResidualClip {
-    pub fn new(spec: &ResidualClipSpec) -> Self {
-        ResidualClip { multiple: spec.multiple, every: spec.every, count: 0 }
+impl Scheme for ThresholdSharing {
+    fn info(&self) -> SchemeInfo {
+        self.info
     }
 
-    /// Counts a step; returns the clip limit when this step is due.
-    pub fn step(&mut self, tau: f32) -> Option<f32> {
-        if self.every == 0 {
-            return None;
+    fn step(&mut self, ctx: StepCtx<'_>) -> Result<Figures, TransportError> {
+        if self.gradient.is_none() {
+            ctx.backend.compute_update(ctx.lr_scale);
+            self.follow_lr(ctx.backend, ctx.lr_scale);
         }
-        self.count += 1;
-        if self.count >= self.every {
-            self.count = 0;
-            Some(self.multiple * tau)
-        } else {
-            None
+        if std::mem::take(&mut self.place_tau)
+            && let Some((low, high)) = self.threshold.band()
+        {
+            // The first step's values say where tau belongs: the quantile the band asks for
+            // (its geometric middle), instead of climbing there from `initial` at a factor of
+            // 2 per 20 steps while every entry goes out.
+            let mut values = vec![0.0; ctx.backend.param_count()];
+            ctx.backend.read_gradient(&mut values);
+            let n = values.len();
+            let k = ((low * high).sqrt() * n as f64).ceil() as usize;
+            let mut rng = crate::rng::Rng::new(ctx.origin as u64);
+            let tau = super::estimate_threshold(&values, k.clamp(1, n.max(1)), &mut rng, &mut Vec::new());
+            self.threshold.set_tau(tau);
         }
+        let s = self.encode_step(ctx.backend, ctx.origin, ctx.step);
+        if s.entries > 0 {
+            ctx.link.send(self.encoder.message())?;
+        }
+        if let Some(sum) = &mut self.gradient {
+            sum.apply(ctx.backend, ctx.lr_scale);
+        }
+        Ok(Figures {
+            entries: s.entries as u64,
+            sparsity: s.sparsity,
+            bytes_sent: if s.entries > 0 { s.bytes as u64 } else { 0 },
+            bytes_received: 0,
+            tau: self.threshold.tau(),
+            residual_norm: s.residual_norm,
+            k: s.entries as u64,
+            rank: 0,
+        })
+    }
+
+    fn receive(&mut self, backend: &mut dyn Backend, message: &MessageView<'_>) {
+        match &mut self.gradient {
+            None => backend.apply_message(message),
+            Some(sum) => sum.add_message(message),
+        }
+    }
+
+    fn layers(&self) -> &[LayerShare] {
+        &self.layers
+    }
+
+    fn tau(&self) -> f32 {
+        self.threshold.tau()
+    }
+
+    fn set_tau(&mut self, tau: f32) {
+        self.threshold.set_tau(tau);
+        self.place_tau = false;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::CpuBackend;
+    use crate::data::{Batch, BatchInput, BatchTargets};
+    use crate::job::ThresholdSpec;
+    use crate::nn::{Architecture, Shape, initial_state};
+    use crate::rng::Rng;
 
-    fn stats(sparsity: f64, format: Format) -> EncodeStats {
-        EncodeStats { entries: 0, format, bytes: 0, sparsity, residual_norm: 0.0 }
-    }
-
-    #[test]
-    fn adaptive_halves_in_twenty_steps_below_the_band_and_doubles_above() {
-        let mut t = Threshold::new(&ThresholdSpec::default());
-        for _ in 0..20 {
-            t.observe(&stats(1e-6, Format::Sparse));
+    /// A small MLP trained a few steps with sharing, so its residual holds something.
+    fn trained(algorithm: ThresholdSpec) -> (CpuBackend, ThresholdSharing) {
+        let mut job = JobSpec::default();
+        job.sharing.mode = Some(crate::job::SharingMode::Threshold);
+        job.cluster.workers = 2;
+        job.train.updater.kind = Some(crate::job::UpdaterKind::Sgd);
+        job.model.hidden = vec![8];
+        job.sharing.algorithm = algorithm;
+        let arch = Architecture::from_job(&job.model, Shape::Vector(6), 3).unwrap();
+        let mut backend = CpuBackend::new(&arch, &job.updater(), 0.0, 4, &initial_state(&arch, 1), 1);
+        let mut sharing = ThresholdSharing::new(&job, arch.layout());
+        let mut rng = Rng::new(3);
+        let x: Vec<f32> = (0..24).map(|_| rng.next_f64() as f32).collect();
+        let batch = Batch {
+            rows: 4,
+            input: BatchInput::F32(&x),
+            targets: BatchTargets::Classes(&[0, 1, 2, 1]),
+            lengths: None,
+        };
+        for step in 0..3 {
+            backend.forward_backward(&batch, &mut rng);
+            backend.compute_update(1.0);
+            sharing.encode_step(&mut backend, 0, step);
         }
-        assert!((t.tau() - 5e-4).abs() < 1e-6, "{}", t.tau());
-        for _ in 0..40 {
-            t.observe(&stats(0.5, Format::Sparse));
+        (backend, sharing)
+    }
+
+    #[test]
+    fn below_the_floor_the_rate_is_no_longer_followed() {
+        let (mut backend, mut sharing) = trained(ThresholdSpec::default());
+        sharing.follow_lr(&mut backend, 1.0);
+        let tau0 = sharing.tau();
+        sharing.follow_lr(&mut backend, 1e-6); // the last steps of a cosine schedule
+        assert!((sharing.tau() / tau0 - FOLLOW_FLOOR).abs() < 1e-6, "{} vs {tau0}", sharing.tau());
+        sharing.follow_lr(&mut backend, 0.0);
+        assert!((sharing.tau() / tau0 - FOLLOW_FLOOR).abs() < 1e-6, "tau is left to its band");
+    }
+
+    #[test]
+    fn the_residual_and_an_adaptive_tau_follow_the_learning_rate() {
+        let (mut backend, mut sharing) = trained(ThresholdSpec::default());
+        let (r0, tau0) = (backend.residual().to_vec(), sharing.tau());
+        assert!(r0.iter().any(|&r| r != 0.0), "the residual holds what was not sent");
+        sharing.follow_lr(&mut backend, 0.8); // the first scale seen: what they are expressed at
+        sharing.follow_lr(&mut backend, 0.795); // within 1 %: left alone
+        assert_eq!((backend.residual(), sharing.tau()), (&r0[..], tau0));
+        sharing.follow_lr(&mut backend, 0.4); // the schedule halved the rate
+        for (r, r0) in backend.residual().iter().zip(&r0) {
+            assert!((r - r0 * 0.5).abs() <= 1e-7 * r0.abs(), "{r} vs {r0}");
         }
-        assert!((t.tau() - 2e-3).abs() < 1e-5, "{}", t.tau());
-        let before = t.tau();
-        t.observe(&stats(1e-3, Format::Sparse));
-        assert_eq!(t.tau(), before, "inside the band tau stays");
-        t.observe(&stats(0.0, Format::Bitmap));
-        assert!(t.tau() > before, "a bitmap step counts as 1/16, above the band");
+        assert!((sharing.tau() - tau0 * 0.5).abs() <= 1e-6 * tau0, "{} vs {tau0}", sharing.tau());
+        sharing.follow_lr(&mut backend, 0.0); // a schedule's very end: nothing to scale by
+        assert!((sharing.tau() - tau0 * 0.5).abs() <= 1e-6 * tau0);
     }
 
     #[test]
-    fn fixed_never_moves_and_target_approaches() {
-        let mut f = Threshold::new(&ThresholdSpec::Fixed { tau: 0.1 });
-        f.observe(&stats(0.9, Format::Sparse));
-        assert_eq!(f.tau(), 0.1);
-        let mut t = Threshold::new(&ThresholdSpec::Target { initial: 1e-3, target: 1e-3 });
-        t.observe(&stats(1e-2, Format::Sparse));
-        assert!(t.tau() > 1e-3);
+    fn with_nesterov_they_follow_the_rate_the_velocity_carries() {
+        let (mut backend, mut sharing) = trained(ThresholdSpec::default());
+        sharing.lr_memory = 0.9;
+        let tau0 = sharing.tau();
+        sharing.follow_lr(&mut backend, 0.8);
+        sharing.follow_lr(&mut backend, 0.4); // halved, but the velocity still holds 0.8's steps
+        let first = sharing.tau() / tau0;
+        assert!((first - 0.95).abs() < 1e-4, "one step in, a tenth of the way: {first}");
+        for _ in 0..100 {
+            sharing.follow_lr(&mut backend, 0.4);
+        }
+        let settled = sharing.tau() / tau0;
+        assert!((settled - 0.5).abs() < 0.5 * 0.011, "then all the way, within 1 %: {settled}");
     }
 
     #[test]
-    fn clip_every_n_steps_or_never() {
-        let mut c = ResidualClip::new(&ResidualClipSpec { multiple: 5.0, every: 3 });
-        assert_eq!(c.step(0.1), None);
-        assert_eq!(c.step(0.1), None);
-        assert_eq!(c.step(0.1), Some(0.5));
-        let mut off = ResidualClip::new(&ResidualClipSpec { multiple: 5.0, every: 0 });
-        assert!((0..10).all(|_| off.step(1.0).is_none()));
+    fn follow_lr_false_leaves_them_alone() {
+        let (mut backend, mut sharing) = trained(ThresholdSpec::default());
+        sharing.follow_lr = false;
+        let (r0, tau0) = (backend.residual().to_vec(), sharing.tau());
+        sharing.follow_lr(&mut backend, 1.0);
+        sharing.follow_lr(&mut backend, 0.1);
+        assert_eq!((backend.residual(), sharing.tau()), (&r0[..], tau0));
+    }
+
+    #[test]
+    fn a_fixed_tau_and_its_residual_are_left_alone() {
+        let (mut backend, mut sharing) = trained(ThresholdSpec::Fixed { tau: 1e-3 });
+        let r0 = backend.residual().to_vec();
+        sharing.follow_lr(&mut backend, 1.0);
+        sharing.follow_lr(&mut backend, 0.1);
+        assert_eq!((backend.residual(), sharing.tau()), (&r0[..], 1e-3));
     }
 }

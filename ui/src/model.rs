@@ -133,6 +133,11 @@ pub struct WorkerInfo {
     pub layers: Vec<LayerShare>,
     /// Restarts of this worker's process after a crash.
     pub restarts: u32,
+    /// Top-k: the last step's k; PowerSGD: the rank (0 while dense).
+    pub k: u64,
+    pub rank: u32,
+    /// Bytes sent in its last step.
+    pub step_bytes: u64,
 }
 
 /// One layer's share of a worker's last update message.
@@ -385,6 +390,9 @@ mod wire {
                 detail: w.detail,
                 layers: all(w.layers),
                 restarts: w.restarts,
+                k: w.k,
+                rank: w.rank,
+                step_bytes: w.step_bytes,
             }
         }
     }

@@ -695,6 +695,14 @@ impl Backend for CpuBackend {
         self.net.params.iter_mut().zip(&self.net.grads).for_each(|(p, u)| *p -= u);
     }
 
+    fn read_gradient(&mut self, out: &mut [f32]) {
+        out.copy_from_slice(&self.net.grads);
+    }
+
+    fn write_gradient(&mut self, values: &[f32]) {
+        self.net.grads.copy_from_slice(values);
+    }
+
     fn residual_add(&mut self) {
         if self.residual.len() != self.net.params.len() {
             self.residual = vec![0.0; self.net.params.len()];

@@ -14,11 +14,13 @@ use super::Shared;
 use super::run::{JobRun, LinkState, WorkerLink};
 use crate::cluster::auth::{WORKER_ID, WORKER_SECRET, constant_time_eq};
 use crate::cluster::convert::{
-    params_from_bytes, params_to_bytes, partition_from_pb, partition_to_pb, stats_from_pb,
+    params_from_bytes, params_to_bytes, partition_from_pb, partition_to_pb, reduce_from_bytes,
+    reduce_to_bytes, stats_from_pb,
 };
+use crate::engine::hub::ReduceKey;
 use crate::engine::hub::{EpochNext, Work};
 use crate::engine::inbox::SharedMessage;
-use crate::sharing::codec;
+use crate::sharing::{Reduce, codec};
 use crate::telemetry::{LogEvent, log_tap};
 
 /// How long a long poll (barrier, averaging round) holds before answering "pending".
@@ -287,6 +289,7 @@ impl Cluster for ClusterService {
         let work = match work {
             Work::Partition(p) => pb::shard_reply::Work::Partition(partition_to_pb(&p)),
             Work::EpochEnd { epoch } => pb::shard_reply::Work::EpochEnd(epoch),
+            Work::Idle { epoch } => pb::shard_reply::Work::Idle(epoch),
             Work::Wait => pb::shard_reply::Work::WaitMs(50),
             Work::Finished => {
                 run.told_over(req.worker_id);
@@ -329,34 +332,49 @@ impl Cluster for ClusterService {
         Ok(Response::new(pb::EndEpochReply { outcome: Some(outcome) }))
     }
 
-    async fn average(
+    async fn all_reduce(
         &self,
-        request: Request<pb::AverageRequest>,
-    ) -> Result<Response<pb::AverageReply>, Status> {
+        request: Request<pb::AllReduceRequest>,
+    ) -> Result<Response<pb::AllReduceReply>, Status> {
         let run = self.run()?;
         authenticate(&run, &request, Some(request.get_ref().worker_id))?;
         let req = request.into_inner();
-        let round = match req.round {
-            Some(r) => r,
-            None => {
-                let params = params_from_bytes(&req.params, run.state_len).ok_or_else(|| {
-                    Status::invalid_argument(format!(
-                        "the model state must be {} finite f32 values",
-                        run.state_len
-                    ))
-                })?;
-                run.submit_average(req.worker_id, &params)
+        let op = match pb::ReduceOp::try_from(req.op) {
+            Ok(pb::ReduceOp::Model) => Reduce::Model,
+            Ok(pb::ReduceOp::Sum) => Reduce::Sum,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!("unknown collective operation {}", req.op)));
             }
         };
-        let result = long_poll(&run, || run.average_result(round)).await;
+        // A worker asking again for its round sends no values: its key is kept per worker.
+        let limit = run.state_len.max(run.param_count);
+        let (round, key) = match req.round {
+            Some(r) => match run.pending_key(req.worker_id) {
+                Some(key) => (r, key),
+                None => {
+                    return Err(Status::failed_precondition("no collective round of this worker is pending"));
+                }
+            },
+            None => {
+                let (values, wire) = reduce_from_bytes(&req.values, limit)
+                    .map_err(|e| Status::invalid_argument(format!("all-reduce values: {e}")))?;
+                let key = ReduceKey { op, tag: req.tag, len: values.len(), wire };
+                let round = run
+                    .submit_reduce(req.worker_id, key, &values, req.idle)
+                    .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                (round, key)
+            }
+        };
+        let result = long_poll(&run, || run.reduce_result(round, &key)).await;
         if run.is_over() {
             run.told_over(req.worker_id);
         }
-        Ok(Response::new(pb::AverageReply {
-            round,
-            params: result.as_ref().map(|p| params_to_bytes(p)).unwrap_or_default(),
-            finished: run.is_over(),
-        }))
+        let ready = result.is_some();
+        let (values, contributors) = match result {
+            Some(r) if r.contributors > 0 => (reduce_to_bytes(&r.values, key.wire), r.contributors),
+            _ => (Vec::new(), 0),
+        };
+        Ok(Response::new(pb::AllReduceReply { round, values, finished: run.is_over(), contributors, ready }))
     }
 
     async fn heartbeat(

@@ -15,11 +15,13 @@ use crate::backend::DeviceInfo;
 use crate::cluster::checkpoint::Checkpoint;
 use crate::data::{DataShape, Dataset};
 use crate::engine::driver::Driver;
-use crate::engine::hub::{EpochNext, EpochReady, Hub, HubConfig, HubState, Work, WorkerId};
+use crate::engine::hub::{
+    EpochNext, EpochReady, Hub, HubConfig, HubState, ReduceKey, Reduced, RoundError, Work, WorkerId,
+};
 use crate::engine::inbox::{Inbox, SharedMessage};
 use crate::engine::partition::Plan;
 use crate::engine::{EpochSummary, FinishedRun, Observer, StepStats, TrainOutcome};
-use crate::job::{LauncherKind, ResolvedJob, SharingMode};
+use crate::job::{LauncherKind, ResolvedJob};
 use crate::nn::Architecture;
 use crate::nn::saved::Preprocessing;
 use crate::sharing::codec;
@@ -257,6 +259,8 @@ pub struct JobRun {
     /// Since when the job is paused, and the time spent paused before (the ETA counts
     /// training time only).
     paused: Mutex<(Option<Instant>, Duration)>,
+    /// Each worker's last collective contribution's key (its long poll asks by round).
+    reduce_keys: Mutex<std::collections::HashMap<WorkerId, ReduceKey>>,
 }
 
 impl JobRun {
@@ -267,7 +271,7 @@ impl JobRun {
     ) -> Arc<JobRun> {
         let n = setup.architecture.param_count();
         let cfg = HubConfig {
-            mode: setup.job.sharing_mode(),
+            scheme: crate::sharing::describe(&setup.job),
             params: n,
             running: setup.architecture.running_len(),
             epochs: setup.job.train.epochs,
@@ -331,6 +335,7 @@ impl JobRun {
             saved_to: Mutex::new(None),
             ended_after: Mutex::new(None),
             paused: Mutex::new((None, Duration::ZERO)),
+            reduce_keys: Mutex::new(Default::default()),
             job: setup.job,
             architecture: setup.architecture,
             shape: setup.shape,
@@ -557,10 +562,10 @@ impl JobRun {
                 o.step(s);
             }
         }
-        let threshold = self.job.sharing_mode() == SharingMode::Threshold;
+        let has_tau = crate::sharing::describe(&self.job).has_tau;
         let mut st = self.state();
         for s in stats {
-            if threshold {
+            if has_tau {
                 st.tau = Some(s.tau);
             }
             st.history.record(&s);
@@ -580,7 +585,7 @@ impl JobRun {
             link.touch();
             link.progressed();
             match w {
-                Work::Partition(_) => link.set_state(LinkState::Training),
+                Work::Partition(_) | Work::Idle { .. } => link.set_state(LinkState::Training),
                 Work::EpochEnd { .. } | Work::Wait => link.set_state(LinkState::Waiting),
                 Work::Finished => {}
             }
@@ -653,18 +658,32 @@ impl JobRun {
         }
     }
 
-    /// Contributes to an averaging round; returns the round to wait for.
-    pub fn submit_average(&self, id: WorkerId, params: &[f32]) -> u64 {
+    /// Contributes to a collective round; returns the round to wait for.
+    pub fn submit_reduce(
+        &self,
+        id: WorkerId,
+        key: ReduceKey,
+        values: &[f32],
+        idle: bool,
+    ) -> Result<u64, RoundError> {
         if let Some(link) = self.link(id) {
             link.progressed();
         }
-        let round = self.state().hub.submit_average(id, params);
+        let round = self.state().hub.submit_reduce(id, key, values, idle);
+        if round.is_ok() {
+            lock(&self.reduce_keys).insert(id, key);
+        }
         self.changed.notify_waiters();
         round
     }
 
-    pub fn average_result(&self, round: u64) -> Option<Arc<Vec<f32>>> {
-        self.state().hub.average_result(round)
+    /// The key of worker `id`'s last contribution (a long poll asked again carries none).
+    pub fn pending_key(&self, id: WorkerId) -> Option<ReduceKey> {
+        lock(&self.reduce_keys).get(&id).copied()
+    }
+
+    pub fn reduce_result(&self, round: u64, key: &ReduceKey) -> Option<Reduced> {
+        self.state().hub.reduce_result(round, key)
     }
 
     /// A worker is gone: its partitions return to the queue.

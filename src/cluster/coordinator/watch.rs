@@ -10,7 +10,6 @@ use super::run::{JobRun, LinkState};
 use crate::cluster::convert::epoch_to_pb;
 use crate::engine::hub::HubState;
 use crate::engine::{EpochSummary, StepStats};
-use crate::job::{SharingMode, ThresholdSpec};
 
 const LOSS_POINTS: usize = 3600;
 const SERIES_SAMPLES: usize = 600;
@@ -217,6 +216,9 @@ fn workers(run: &JobRun) -> Vec<pb::WorkerInfo> {
                 detail: l.detail.lock().unwrap_or_else(|p| p.into_inner()).clone(),
                 layers: s.layers.iter().map(crate::cluster::convert::share_to_pb).collect(),
                 restarts: l.restarts,
+                k: s.k,
+                rank: s.rank,
+                step_bytes: s.step_bytes,
             }
         })
         .collect()
@@ -256,15 +258,11 @@ pub fn snapshot(run: &JobRun, coordinator: &str) -> (pb::JobSnapshot, Cursor) {
     }
     let epochs = history.epochs.clone();
     drop(history);
-    let (band_low, band_high) = match (&run.job.sharing.algorithm, run.job.sharing_mode()) {
-        (ThresholdSpec::Adaptive { min_sparsity, max_sparsity, .. }, SharingMode::Threshold) => {
-            (Some(*min_sparsity as f64), Some(*max_sparsity as f64))
-        }
-        (ThresholdSpec::Target { target, .. }, SharingMode::Threshold) => {
-            (Some(*target as f64), Some(*target as f64))
-        }
-        _ => (None, None),
-    };
+    let band = crate::sharing::describe(&run.job)
+        .has_tau
+        .then(|| crate::sharing::Threshold::new(&run.job.sharing.algorithm).band())
+        .flatten();
+    let (band_low, band_high) = (band.map(|b| b.0), band.map(|b| b.1));
     let snapshot = pb::JobSnapshot {
         job_name: run.job.name.clone(),
         job_toml: run.job_toml.clone(),
@@ -277,7 +275,7 @@ pub fn snapshot(run: &JobRun, coordinator: &str) -> (pb::JobSnapshot, Cursor) {
         totals: Some(totals(run)),
         band_low,
         band_high,
-        sharing_mode: format!("{:?}", run.job.sharing_mode()).to_lowercase(),
+        sharing_mode: run.job.sharing_mode().name().to_string(),
         parameters: run.param_count as u64,
         coordinator: coordinator.to_string(),
         series,

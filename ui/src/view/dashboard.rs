@@ -272,13 +272,18 @@ fn draw_sparsity(f: &mut Frame, area: Rect, job: &JobView) {
 
 fn draw_workers(f: &mut Frame, area: Rect, job: &JobView) {
     let wide = area.width >= 110;
-    let mut lines =
-        vec![Line::from(if wide {
-        "worker  state      samples/s  sparsity  tau      residual  throughput            loss     sent"
-    } else {
-        "worker  state     samples/s sparsity tau     residual throughput"
-    })
-    .bold()];
+    let mode = job.sharing_mode.as_str();
+    let figure = fmt::scheme_header(mode);
+    let mut lines = vec![
+        Line::from(if wide {
+            format!(
+                "worker  state      samples/s  sparsity  {figure:<7}  residual  throughput            loss     sent"
+            )
+        } else {
+            format!("worker  state     samples/s sparsity {figure:<7} residual throughput")
+        })
+        .bold(),
+    ];
     for (i, (id, w)) in job.workers.iter().enumerate().take(area.height.saturating_sub(1) as usize) {
         let state = format!("{:?}", w.state).to_lowercase();
         let spark = job
@@ -291,7 +296,7 @@ fn draw_workers(f: &mut Frame, area: Rect, job: &JobView) {
                 "w{id:<5} {state:<10} {:>9}  {:>8}  {:>7}  {:>8}  {spark:<20}  {:>7.4}  {:>8}",
                 fmt::count(w.samples_per_sec),
                 fmt::sci(w.sparsity),
-                fmt::sci(w.tau as f64),
+                fmt::scheme_figure(mode, w),
                 format!("{:.4}", w.residual_norm),
                 w.loss,
                 fmt::bytes(w.bytes_sent)
@@ -301,7 +306,7 @@ fn draw_workers(f: &mut Frame, area: Rect, job: &JobView) {
                 "w{id:<5} {state:<9} {:>9} {:>8} {:>7} {:>8} {spark}",
                 fmt::count(w.samples_per_sec),
                 fmt::sci(w.sparsity),
-                fmt::sci(w.tau as f64),
+                fmt::scheme_figure(mode, w),
                 format!("{:.4}", w.residual_norm)
             )
         };

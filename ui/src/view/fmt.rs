@@ -122,3 +122,25 @@ mod tests {
         assert_eq!(sparkline([0.0, 1.0, 2.0, 4.0].iter(), 3), "▃▅█");
     }
 }
+
+/// The column each sharing scheme reports in the worker tables: its header ...
+pub fn scheme_header(mode: &str) -> &'static str {
+    match mode {
+        "threshold" => "tau",
+        "topk" => "k",
+        "powersgd" => "rank",
+        _ => "B/step",
+    }
+}
+
+/// ... and one worker's value in it (tau, this step's k, the rank or "dense" while PowerSGD
+/// warms up, else the bytes it sent in its last step).
+pub fn scheme_figure(mode: &str, w: &crate::model::WorkerInfo) -> String {
+    match mode {
+        "threshold" => sci(w.tau as f64),
+        "topk" => count(w.k as f64),
+        "powersgd" if w.rank == 0 => "dense".into(),
+        "powersgd" => w.rank.to_string(),
+        _ => bytes(w.step_bytes),
+    }
+}

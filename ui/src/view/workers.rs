@@ -1,4 +1,5 @@
-//! The workers table: id, host, device, state, throughput, sparsity, tau, residual norm, lag,
+//! The workers table: id, host, device, state, throughput, sparsity, the scheme's figure (tau,
+//! k, rank or bytes per step), residual norm, lag,
 //! last heartbeat (and more columns when the terminal is wide); below it, the selected
 //! worker's last step layer by layer (entries sent, residual norm), so a user sees which
 //! layers dominate traffic.
@@ -43,8 +44,20 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     // cells, 144 when wide), up to 48.
     let fixed = if wide { 144 } else { 72 };
     let host_width = (area.width as usize).saturating_sub(fixed).clamp(6, 48);
-    let mut header =
-        vec!["", "id", "host", "device", "state", "samples/s", "sparsity", "tau", "residual", "lag", "seen"];
+    let mode = job.sharing_mode.as_str();
+    let mut header = vec![
+        "",
+        "id",
+        "host",
+        "device",
+        "state",
+        "samples/s",
+        "sparsity",
+        fmt::scheme_header(mode),
+        "residual",
+        "lag",
+        "seen",
+    ];
     if wide {
         header.extend(["step", "loss", "sent", "received", "merged", "restarts", "memory"]);
     }
@@ -63,7 +76,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 Cell::from(state),
                 Cell::from(fmt::count(w.samples_per_sec)),
                 Cell::from(fmt::sci(w.sparsity)),
-                Cell::from(fmt::sci(w.tau as f64)),
+                Cell::from(fmt::scheme_figure(mode, w)),
                 Cell::from(format!("{:.4}", w.residual_norm)),
                 Cell::from(w.lag.to_string()),
                 Cell::from(format!("{:.0}s", w.last_heartbeat)),

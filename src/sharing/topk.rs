@@ -1,0 +1,337 @@
+//! `topk`: Deep Gradient Compression (Lin et al., ICLR 2018). Each worker accumulates its
+//! gradient in a residual `v` and sends the k entries of largest magnitude as (index, f16 value)
+//! pairs, keeping the rest (and the f16 rounding) for later: error feedback, nothing lost.
+//!
+//! With SGD or Nesterov the scheme corrects momentum as DGC does: the velocity `u = μu + g`
+//! is kept per worker and accumulated into `v` (Nesterov: `u = μ(u + g)`, `v += u + g`), sent
+//! entries are cleared from both (momentum-factor masking), and the messages are parameter
+//! updates `lr·v` (the header's tau carries the step's rate) that every replica, the hub's
+//! included, subtracts. Other updaters (Adam, RMSProp) send the gradient and run once on the
+//! workers' sum. Local gradient clipping (`clip_norm / sqrt(workers)`) and DGC's sparsity
+//! warm-up (25 % of the entries falling exponentially to `density` over `warmup_epochs`) come
+//! with it. k is found by sampling: the threshold is the matching quantile of a random sample
+//! of |v|, with an exact top-k only over the few entries past it when the sample misjudged.
+
+use super::gradient::GradientSum;
+use super::scheme::{SchemeError, momentum_corrected};
+use super::{Figures, MessageView, Scheme, SchemeInfo, StepCtx, TransportError, codec};
+use crate::backend::Backend;
+use crate::job::{JobSpec, UpdaterKind};
+use crate::nn::Layout;
+use crate::rng::Rng;
+
+/// The density DGC starts from.
+const WARMUP_START: f64 = 0.25;
+
+/// The fraction of entries to send after `epochs_done` epochs: exponential from 25 % to
+/// `density` over `warmup_epochs`, then `density`.
+pub fn warmup_density(density: f64, warmup_epochs: f64, epochs_done: f64) -> f64 {
+    if warmup_epochs <= 0.0 || epochs_done >= warmup_epochs || density >= WARMUP_START {
+        return density;
+    }
+    WARMUP_START * (density / WARMUP_START).powf(epochs_done.max(0.0) / warmup_epochs)
+}
+
+/// The magnitude above which about `k` of `values` lie, estimated from a random sample (with
+/// at least 20 expected hits, and never more than all the values): `scratch` holds the sample.
+pub fn estimate_threshold(values: &[f32], k: usize, rng: &mut Rng, scratch: &mut Vec<f32>) -> f32 {
+    let n = values.len();
+    if n == 0 || k == 0 {
+        return f32::INFINITY;
+    }
+    if k >= n {
+        return 0.0;
+    }
+    let density = k as f64 / n as f64;
+    let samples = ((20.0 / density).ceil() as usize).max(n / 100).max(64).min(n);
+    scratch.clear();
+    if samples == n {
+        scratch.extend(values.iter().map(|v| v.abs()));
+    } else {
+        scratch.extend((0..samples).map(|_| values[rng.below(n as u64) as usize].abs()));
+    }
+    let rank = ((samples as f64 * (1.0 - density)) as usize).min(samples - 1);
+    let (_, nth, _) = scratch.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
+    *nth
+}
+
+pub struct TopK {
+    info: SchemeInfo,
+    density: f64,
+    warmup_epochs: f64,
+    clip: f32,
+    /// DGC's momentum correction: (momentum, Nesterov); None: the updater runs after the sum.
+    momentum: Option<(f32, bool)>,
+    lr: f32,
+    grad: Vec<f32>,
+    velocity: Vec<f32>,
+    residual: Vec<f32>,
+    selected: Vec<(u32, f32)>,
+    scratch: Vec<f32>,
+    message: Vec<u8>,
+    rng: Rng,
+    gradient: Option<GradientSum>,
+}
+
+impl TopK {
+    pub fn new(job: &JobSpec, layout: &Layout) -> Result<Self, SchemeError> {
+        let updater = job.updater();
+        let info = super::describe(job);
+        let momentum = momentum_corrected(job).then(|| match updater.kind() {
+            UpdaterKind::Nesterov => (updater.momentum, true),
+            _ => (0.0, false),
+        });
+        if momentum.is_some() && job.train.l2 > 0.0 {
+            return Err(SchemeError::Knob {
+                key: "train.l2",
+                message: "top-k with momentum correction applies the updates itself and has no L2; \
+                          set train.l2 = 0, or use updater adam"
+                    .into(),
+            });
+        }
+        let n = layout.len;
+        Ok(TopK {
+            info,
+            density: job.sharing.topk.density as f64,
+            warmup_epochs: job.sharing.topk.warmup_epochs as f64,
+            clip: job.sharing.topk.clip_norm / (job.cluster.workers.max(1) as f32).sqrt(),
+            momentum,
+            lr: updater.learning_rate(),
+            grad: vec![0.0; n],
+            velocity: if momentum.is_some() { vec![0.0; n] } else { Vec::new() },
+            residual: vec![0.0; n],
+            selected: Vec::new(),
+            scratch: Vec::new(),
+            message: Vec::new(),
+            rng: Rng::derive(job.train.seed, 0x70F0_0000),
+            gradient: momentum.is_none().then(|| GradientSum::new(n, job)),
+        })
+    }
+
+    /// Accumulates this step's gradient into the residual (through the velocity with momentum
+    /// correction), after local clipping.
+    fn accumulate(&mut self) {
+        if self.clip > 0.0 {
+            let norm = self.grad.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt() as f32;
+            if norm > self.clip {
+                let s = self.clip / norm;
+                self.grad.iter_mut().for_each(|g| *g *= s);
+            }
+        }
+        match self.momentum {
+            None => self.residual.iter_mut().zip(&self.grad).for_each(|(v, g)| *v += g),
+            Some((m, false)) => {
+                for ((v, u), g) in self.residual.iter_mut().zip(&mut self.velocity).zip(&self.grad) {
+                    *u = m * *u + g;
+                    *v += *u;
+                }
+            }
+            Some((m, true)) => {
+                for ((v, u), g) in self.residual.iter_mut().zip(&mut self.velocity).zip(&self.grad) {
+                    *u = m * (*u + g);
+                    *v += *u + g;
+                }
+            }
+        }
+    }
+
+    /// Picks about `k` entries of largest magnitude into `selected` (ascending index, values
+    /// rounded to f16) and takes them out of the residual and the velocity.
+    fn select(&mut self, k: usize) {
+        let threshold = estimate_threshold(&self.residual, k, &mut self.rng, &mut self.scratch);
+        self.selected.clear();
+        for (i, &v) in self.residual.iter().enumerate() {
+            if v.abs() >= threshold && v != 0.0 {
+                self.selected.push((i as u32, v));
+            }
+        }
+        if self.selected.len() > 2 * k {
+            // The sample put the bar too low: an exact top-k over what passed it.
+            self.selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
+            self.selected.truncate(k);
+            self.selected.sort_unstable_by_key(|e| e.0);
+        }
+        for e in &mut self.selected {
+            let i = e.0 as usize;
+            e.1 = codec::round_half(codec::Format::Half, e.1);
+            self.residual[i] -= e.1;
+            if let Some(u) = self.velocity.get_mut(i) {
+                *u = 0.0;
+            }
+        }
+    }
+}
+
+impl Scheme for TopK {
+    fn info(&self) -> SchemeInfo {
+        self.info
+    }
+
+    fn step(&mut self, ctx: StepCtx<'_>) -> Result<Figures, TransportError> {
+        ctx.backend.read_gradient(&mut self.grad);
+        self.accumulate();
+        let n = self.residual.len();
+        let density = warmup_density(self.density, self.warmup_epochs, ctx.epochs_done);
+        let k = ((density * n as f64).ceil() as usize).clamp(1, n.max(1));
+        // With momentum correction the message is the parameter update `rate·v`; the rate
+        // travels as the header's tau. A schedule at zero moves nothing: keep everything.
+        let rate = if self.momentum.is_some() { self.lr * ctx.lr_scale } else { 1.0 };
+        let sendable = rate.is_finite() && rate > 0.0 && rate <= codec::MAX_TAU;
+        // A value the f16 wire cannot carry finitely stays in the residual (saturated).
+        if sendable {
+            self.select(k);
+        } else {
+            self.selected.clear();
+        }
+        let mut bytes = 0;
+        if !self.selected.is_empty() {
+            codec::encode_values(&mut self.message, n, rate, &self.selected, ctx.origin, ctx.step);
+            ctx.link.send(&self.message)?;
+            bytes = self.message.len() as u64;
+        }
+        match &mut self.gradient {
+            Some(sum) => {
+                for &(i, v) in &self.selected {
+                    sum.add(i as usize, v);
+                }
+                sum.apply(ctx.backend, ctx.lr_scale);
+            }
+            None => {
+                if let Ok(view) = MessageView::parse(&self.message, n)
+                    && !self.selected.is_empty()
+                {
+                    ctx.backend.apply_message(&view);
+                }
+            }
+        }
+        let norm = self.residual.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        let sent = self.selected.len() as u64;
+        Ok(Figures {
+            entries: sent,
+            sparsity: sent as f64 / n.max(1) as f64,
+            bytes_sent: bytes,
+            bytes_received: 0,
+            tau: 0.0,
+            residual_norm: norm,
+            k: k as u64,
+            rank: 0,
+        })
+    }
+
+    fn receive(&mut self, backend: &mut dyn Backend, message: &MessageView<'_>) {
+        match &mut self.gradient {
+            None => backend.apply_message(message),
+            Some(sum) => sum.add_message(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::SharingMode;
+    use crate::sharing::StepCtx;
+    use crate::sharing::testing::{Loopback, model};
+
+    /// Error feedback loses nothing: what was sent plus the residual is every gradient.
+    #[test]
+    fn sent_values_plus_the_residual_are_the_gradients() {
+        let mut job = JobSpec::default();
+        job.sharing.mode = Some(SharingMode::Topk);
+        job.cluster.workers = 2;
+        job.train.updater.kind = Some(UpdaterKind::Adam);
+        job.sharing.topk = crate::job::TopkSpec { density: 0.05, warmup_epochs: 0.0, clip_norm: 0.0 };
+        let (arch, mut backend) = model(&mut job);
+        let mut topk = TopK::new(&job, arch.layout()).unwrap();
+        assert!(topk.momentum.is_none(), "Adam: gradient messages");
+        let n = arch.param_count();
+        let mut rng = Rng::new(9);
+        let mut link = Loopback::default();
+        let mut total = vec![0.0f64; n];
+        for step in 1..=20 {
+            let g: Vec<f32> = (0..n).map(|_| rng.normal() as f32 * 0.1).collect();
+            g.iter().zip(&mut total).for_each(|(g, t)| *t += *g as f64);
+            backend.write_gradient(&g);
+            let f = topk
+                .step(StepCtx {
+                    backend: &mut backend,
+                    link: &mut link,
+                    origin: 0,
+                    step,
+                    lr_scale: 1.0,
+                    epochs_done: 0.0,
+                    idle: false,
+                })
+                .unwrap();
+            assert_eq!(f.k, (0.05 * n as f64).ceil() as u64);
+            assert!(f.entries > 0 && f.entries <= 2 * f.k, "about k sent: {} of k {}", f.entries, f.k);
+        }
+        let mut sent = vec![0.0f64; n];
+        for m in &link.sent {
+            let v = MessageView::parse(m, n).unwrap();
+            assert_eq!(v.header.format, codec::Format::Values);
+            for (s, d) in sent.iter_mut().zip(v.to_dense()) {
+                *s += d as f64;
+            }
+        }
+        for i in 0..n {
+            let err = (sent[i] + topk.residual[i] as f64 - total[i]).abs();
+            assert!(err < 1e-4, "entry {i}: sent {} + residual {} != {}", sent[i], topk.residual[i], total[i]);
+        }
+    }
+
+    #[test]
+    fn momentum_correction_sends_parameter_updates_the_replica_applies() {
+        let mut job = JobSpec::default();
+        job.sharing.mode = Some(SharingMode::Topk);
+        job.cluster.workers = 2;
+        let (arch, mut backend) = model(&mut job);
+        assert!(crate::sharing::describe(&job).replica_follows, "Nesterov: the messages are updates");
+        let mut topk = TopK::new(&job, arch.layout()).unwrap();
+        let before = crate::sharing::testing::params(&mut backend);
+        let n = arch.param_count();
+        backend.write_gradient(&vec![1.0; n]);
+        let mut link = Loopback::default();
+        let ctx = StepCtx {
+            backend: &mut backend,
+            link: &mut link,
+            origin: 0,
+            step: 1,
+            lr_scale: 0.5,
+            epochs_done: 10.0,
+            idle: false,
+        };
+        topk.step(ctx).unwrap();
+        let after = crate::sharing::testing::params(&mut backend);
+        let view = MessageView::parse(&link.sent[0], n).unwrap();
+        assert_eq!(view.header.tau, 0.01 * 0.5, "the step's rate travels as tau");
+        let mut expect = before.clone();
+        view.subtract_from(&mut expect, 1.0);
+        assert_eq!(after, expect, "this replica applied exactly its own message");
+        assert!(after.iter().zip(&before).any(|(a, b)| a != b));
+        job.train.l2 = 1e-4;
+        let err = TopK::new(&job, arch.layout()).err().expect("L2 with momentum correction is refused");
+        assert!(err.to_string().starts_with("train.l2:"), "{err}");
+    }
+
+    #[test]
+    fn the_warmup_falls_from_a_quarter_to_the_density() {
+        assert_eq!(warmup_density(1e-3, 4.0, 0.0), 0.25);
+        assert!((warmup_density(1e-3, 4.0, 2.0) - (0.25f64 * 1e-3).sqrt()).abs() < 1e-9);
+        assert_eq!(warmup_density(1e-3, 4.0, 4.0), 1e-3);
+        assert_eq!(warmup_density(1e-3, 0.0, 0.0), 1e-3, "no warm-up");
+    }
+
+    #[test]
+    fn the_sampled_threshold_keeps_about_k() {
+        let mut rng = Rng::new(5);
+        let values: Vec<f32> = (0..200_000).map(|_| rng.normal() as f32).collect();
+        let mut scratch = Vec::new();
+        for k in [200, 2_000, 20_000] {
+            let t = estimate_threshold(&values, k, &mut rng, &mut scratch);
+            let above = values.iter().filter(|v| v.abs() >= t).count();
+            assert!(above as f64 > 0.5 * k as f64 && (above as f64) < 2.0 * k as f64, "k {k}: {above}");
+        }
+        assert_eq!(estimate_threshold(&values, 200_000, &mut rng, &mut scratch), 0.0);
+    }
+}
