@@ -1,11 +1,13 @@
 //! Gradient-sharing codec throughput against a plain copy of the same buffer, measured in one
-//! run: encode (residual += update, threshold, subtract, pack) and decode + apply, for 1M and
-//! 10M parameters at densities 1e-4, 1e-3 and 1e-2. `python3 benches/codec_ratios.py` prints
-//! the ratios from criterion's results.
+//! run: threshold encode (residual += update, threshold, subtract, pack) and decode + apply, for
+//! 1M and 10M parameters at densities 1e-4, 1e-3 and 1e-2; top-k's (residual += gradient, the
+//! sampled threshold, select, round to f16, pack the values) at the same densities; dense16's
+//! (round to f16, pack; decode + apply). `python3 benches/codec_ratios.py` prints the ratios
+//! from criterion's results.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use strom::rng::Rng;
-use strom::sharing::{MessageView, ThresholdEncoder};
+use strom::sharing::{Format, MessageView, ThresholdEncoder, codec, estimate_threshold};
 
 const TAU: f32 = 1e-3;
 
@@ -46,7 +48,48 @@ fn codec(c: &mut Criterion) {
                     Err(e) => panic!("{e}"),
                 })
             });
+            // Top-k: the same update as a gradient, k = density·n.
+            let k = (density * n as f64) as usize;
+            let mut residual = vec![0.0f32; n];
+            let (mut rng, mut scratch, mut selected, mut out) = (Rng::new(3), Vec::new(), Vec::new(), Vec::new());
+            group.bench_with_input(BenchmarkId::new("topk_encode", density), &density, |b, _| {
+                b.iter(|| {
+                    residual.iter_mut().zip(&u).for_each(|(r, g)| *r += g);
+                    let t = estimate_threshold(&residual, k, &mut rng, &mut scratch);
+                    selected.clear();
+                    for (i, r) in residual.iter_mut().enumerate() {
+                        if r.abs() >= t {
+                            let v = codec::round_half(Format::Half, *r);
+                            selected.push((i as u32, v));
+                            *r -= v;
+                        }
+                    }
+                    codec::encode_values(&mut out, n, 1.0, &selected, 0, 0);
+                    out.len()
+                })
+            });
+            group.bench_with_input(BenchmarkId::new("topk_decode_apply", density), &density, |b, _| {
+                b.iter(|| match MessageView::parse(&out, n) {
+                    Ok(v) => v.subtract_from(&mut params, 1.0),
+                    Err(e) => panic!("{e}"),
+                })
+            });
         }
+        let g = update(n, 1e-3, 11);
+        let mut out = Vec::new();
+        group.bench_function("dense16_encode", |b| {
+            b.iter(|| {
+                codec::encode_half(&mut out, Format::Half, std::hint::black_box(&g), 0, 0);
+                out.len()
+            })
+        });
+        let mut params = vec![0.0f32; n];
+        group.bench_function("dense16_decode_apply", |b| {
+            b.iter(|| match MessageView::parse(&out, n) {
+                Ok(v) => v.subtract_from(&mut params, 1.0),
+                Err(e) => panic!("{e}"),
+            })
+        });
         group.finish();
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Prints codec throughput relative to a plain copy, from the last `cargo bench --bench codec`.
 
-Both sides were measured in the same run, so the ratio is what the comparison means."""
+Both sides were measured in the same run, so the ratio is what the comparison means. GB/s
+count the f32 buffer the codec reads (4 bytes per parameter)."""
 import json
 import os
 import sys
@@ -15,16 +16,21 @@ def mean_ns(*parts):
         return json.load(f)["mean"]["point_estimate"]
 
 
-print(f"{'buffer':>7} {'density':>8} {'encode GB/s':>12} {'vs copy':>8} {'decode+apply GB/s':>18} {'vs copy':>8}")
+print(f"{'buffer':>7} {'codec':>10} {'density':>8} {'encode GB/s':>12} {'vs copy':>8} {'decode+apply GB/s':>18} {'vs copy':>8}")
 for size in ["1M", "10M"]:
     group = f"codec_{size}"
     if not os.path.isdir(os.path.join(root, group)):
         continue
     n = int(size[:-1]) * 1_000_000
     copy = mean_ns(group, "copy")
-    for density in ["0.0001", "0.001", "0.01"]:
-        enc = mean_ns(group, "encode", density)
-        dec = mean_ns(group, "decode_apply", density)
-        gbs = lambda ns: 4 * n / ns
-        print(f"{size:>7} {density:>8} {gbs(enc):>12.2f} {copy / enc:>7.2f}x {gbs(dec):>18.2f} {copy / dec:>7.2f}x")
-    print(f"{size:>7} {'copy':>8} {gbs(copy):>12.2f}")
+    gbs = lambda ns: 4 * n / ns
+    rows = [("threshold", d, ("encode", d), ("decode_apply", d)) for d in ["0.0001", "0.001", "0.01"]]
+    rows += [("topk", d, ("topk_encode", d), ("topk_decode_apply", d)) for d in ["0.0001", "0.001", "0.01"]]
+    rows += [("dense16", "1", ("dense16_encode",), ("dense16_decode_apply",))]
+    for name, density, enc_path, dec_path in rows:
+        try:
+            enc, dec = mean_ns(group, *enc_path), mean_ns(group, *dec_path)
+        except FileNotFoundError:
+            continue
+        print(f"{size:>7} {name:>10} {density:>8} {gbs(enc):>12.2f} {copy / enc:>7.2f}x {gbs(dec):>18.2f} {copy / dec:>7.2f}x")
+    print(f"{size:>7} {'copy':>10} {'':>8} {gbs(copy):>12.2f}")

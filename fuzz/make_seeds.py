@@ -27,7 +27,13 @@ bits[0] |= 1
 bits[1] |= 2 << 2
 bitmap = header(1, 10, 0.5, 2) + bytes(bits)
 dense = header(2, 4, 0.0, 4) + struct.pack("<4f", 1.0, -2.0, 0.5, 0.0)
-for name, data in [("sparse", sparse), ("bitmap", bitmap), ("dense", dense)]:
+# values (top-k): 1.5 at 2, -2.0 at 200 of 300, scaled by 0.5
+values = header(3, 300, 0.5, 2) + varint(2) + struct.pack("<e", 1.5) + varint(197) + struct.pack("<e", -2.0)
+# dense f16 and bf16 (bf16: the high half of an f32)
+half = header(4, 4, 0.0, 4) + struct.pack("<4e", 1.0, -2.0, 0.5, 0.0)
+bf16 = header(5, 4, 0.0, 4) + b"".join(struct.pack("<f", v)[2:] for v in (1.0, -2.0, 0.5, 0.0))
+for name, data in [("sparse", sparse), ("bitmap", bitmap), ("dense", dense), ("values", values),
+                   ("half", half), ("bf16", bf16)]:
     with open(os.path.join(out, name), "wb") as f:
         f.write(data)
 print("wrote", len(os.listdir(out)), "seeds to", out)

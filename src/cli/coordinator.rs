@@ -250,6 +250,7 @@ pub fn train_with_coordinator(args: &TrainArgs, job: ResolvedJob, output: &Locat
     let architecture = crate::nn::Architecture::from_job(&job.model, shape.input, shape.outputs)
         .context("the job's model")?;
     crate::backend::check_support(&job, &architecture)?;
+    crate::sharing::create(&job, architecture.layout())?;
     log_plan(&job, &architecture, 0);
     let progress = SharedProgress(Arc::new(Mutex::new(TrainProgress::new(
         &job,

@@ -358,6 +358,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     };
     crate::backend::check_support(&job, &architecture)?;
+    crate::sharing::create(&job, architecture.layout())?;
     log_plan(&job, &architecture, done);
     let mut progress = TrainProgress::new(&job, data.train.rows, done, args.metrics_out.as_deref())?;
     let outcome = engine::run_embedded(

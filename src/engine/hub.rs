@@ -520,7 +520,9 @@ impl Hub {
                     avg
                 }
                 Reduce::Sum if key.wire != Format::Dense => {
-                    sum.iter().map(|&s| codec::round_half(key.wire, s as f32)).collect()
+                    let mut v: Vec<f32> = sum.iter().map(|&s| s as f32).collect();
+                    codec::round_half_slice(key.wire, &mut v);
+                    v
                 }
                 Reduce::Sum => sum.iter().map(|&s| s as f32).collect(),
             };
@@ -743,6 +745,14 @@ mod tests {
         assert!(matches!(h.on_update(ids[0], wrong.message()), Err(DecodeError::ParamCount { .. })));
         assert_eq!(h.replica(), &[-0.5, 0.0, 0.5, 0.0]);
         assert_eq!(h.counters.updates_rejected, 2);
+        // A well-formed message of a format this scheme does not send is refused too.
+        let mut values = Vec::new();
+        crate::sharing::codec::encode_values(&mut values, 4, 1.0, &[(1, 2.0)], ids[0], 2);
+        assert!(matches!(h.on_update(ids[0], &values), Err(DecodeError::UnknownFormat(3))));
+        let mut dense = Vec::new();
+        crate::sharing::codec::encode_dense(&mut dense, &[1.0; 4], ids[0], 2);
+        assert!(h.on_update(ids[0], &dense).is_err(), "dense travels only in collectives");
+        assert_eq!(h.replica(), &[-0.5, 0.0, 0.5, 0.0]);
     }
 
     #[test]

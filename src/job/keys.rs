@@ -300,6 +300,8 @@ pub static KEYS: &[Key] = &[
     key("sharing.powersgd.rank", K::Integer, "powersgd: rank of the low-rank approximation")
         .rule(Rule::Int { min: 1, max: 64 }, |j| Some(j.sharing.powersgd.rank as f64)),
     key("sharing.powersgd.warmup_steps", K::Integer, "powersgd: steps of dense all-reduce before compressing"),
+    key("sharing.powersgd.error_clip", K::Float, "powersgd: keep the error feedback's norm within this many times the gradient's; 0: unbounded")
+        .rule(Rule::NonNegative, |j| Some(j.sharing.powersgd.error_clip as f64)),
     key("sharing.precision", K::Choice, "dense16: the 16-bit float the gradient travels in")
         .choices(&["f16", "bf16"]),
     key("compute.backend", K::Choice, "Compute backend").choices(&["cpu", "cuda"])

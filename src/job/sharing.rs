@@ -80,11 +80,14 @@ pub struct PowersgdSpec {
     pub rank: u32,
     /// Steps of dense all-reduce before compression starts.
     pub warmup_steps: u32,
+    /// The error feedback's norm is kept within this many times the step's gradient norm;
+    /// 0: unbounded.
+    pub error_clip: f32,
 }
 
 impl Default for PowersgdSpec {
     fn default() -> Self {
-        PowersgdSpec { rank: 2, warmup_steps: 100 }
+        PowersgdSpec { rank: 2, warmup_steps: 100, error_clip: 2.0 }
     }
 }
 

@@ -25,6 +25,8 @@
 //! Decoding validates the whole message before anything is applied; any byte string either
 //! yields a valid message or a [`DecodeError`], never a panic or an out-of-bounds write.
 
+use half::slice::HalfFloatSliceExt;
+
 pub const MAGIC: [u8; 2] = *b"SU";
 pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 28;
@@ -63,6 +65,17 @@ impl Format {
     /// Bytes per value of a dense format.
     fn value_bytes(self) -> usize {
         if self == Format::Dense { 4 } else { 2 }
+    }
+
+    /// Whether one encoded value of a dense format is finite (from its bits alone).
+    #[inline]
+    fn finite(self, b: &[u8]) -> bool {
+        match self {
+            Format::Dense => f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite(),
+            // An all-ones exponent is infinity or NaN.
+            Format::Bf16 => u16::from_le_bytes([b[0], b[1]]) & 0x7F80 != 0x7F80,
+            _ => u16::from_le_bytes([b[0], b[1]]) & 0x7C00 != 0x7C00,
+        }
     }
 
     /// Reads one value of a dense or values format.
@@ -202,12 +215,40 @@ pub fn encode_half(out: &mut Vec<u8>, format: Format, values: &[f32], origin: u3
     out.reserve(HEADER_LEN + 2 * values.len());
     let n = values.len() as u32;
     write_header(out, &Header { format, params: n, tau: 0.0, entries: n, origin, step });
-    for &v in values {
-        let bits = match format {
-            Format::Bf16 => half::bf16::from_f32(v).to_bits(),
-            _ => half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_bits(),
-        };
-        out.extend_from_slice(&bits.to_le_bytes());
+    // In chunks, so the conversion runs on the CPU's vector instructions (F16C) where it has them.
+    let mut clamped = [0f32; CHUNK];
+    let mut f16s = [half::f16::ZERO; CHUNK];
+    let mut bf16s = [half::bf16::ZERO; CHUNK];
+    for chunk in values.chunks(CHUNK) {
+        let k = chunk.len();
+        if format == Format::Bf16 {
+            bf16s[..k].convert_from_f32_slice(chunk);
+            bf16s[..k].iter().for_each(|x| out.extend_from_slice(&x.to_bits().to_le_bytes()));
+        } else {
+            clamped[..k].iter_mut().zip(chunk).for_each(|(c, v)| *c = v.clamp(-65504.0, 65504.0));
+            f16s[..k].convert_from_f32_slice(&clamped[..k]);
+            f16s[..k].iter().for_each(|x| out.extend_from_slice(&x.to_bits().to_le_bytes()));
+        }
+    }
+}
+
+/// Values converted at a time between f32 and a 16-bit format.
+const CHUNK: usize = 64;
+
+/// [`round_half`] over a slice, in place, in chunks (F16C where the CPU has it).
+pub fn round_half_slice(format: Format, values: &mut [f32]) {
+    let mut f16s = [half::f16::ZERO; CHUNK];
+    let mut bf16s = [half::bf16::ZERO; CHUNK];
+    for chunk in values.chunks_mut(CHUNK) {
+        let k = chunk.len();
+        if format == Format::Bf16 {
+            bf16s[..k].convert_from_f32_slice(chunk);
+            bf16s[..k].convert_to_f32_slice(chunk);
+        } else {
+            chunk.iter_mut().for_each(|v| *v = v.clamp(-65504.0, 65504.0));
+            f16s[..k].convert_from_f32_slice(chunk);
+            f16s[..k].convert_to_f32_slice(chunk);
+        }
     }
 }
 
@@ -319,8 +360,7 @@ impl<'a> MessageView<'a> {
                 if payload.len() != expected {
                     return Err(DecodeError::PayloadLength { expected, got: payload.len() });
                 }
-                if let Some(i) = payload.chunks_exact(width).position(|c| !header.format.read(c).is_finite())
-                {
+                if let Some(i) = payload.chunks_exact(width).position(|c| !header.format.finite(c)) {
                     return Err(DecodeError::NotFinite(i));
                 }
             }
@@ -433,9 +473,26 @@ impl<'a> MessageView<'a> {
     pub fn subtract_from(&self, params: &mut [f32], scale: f32) {
         debug_assert_eq!(params.len(), self.header.params as usize);
         match self.header.format {
-            Format::Dense | Format::Half | Format::Bf16 => {
+            Format::Dense => {
                 for (p, v) in params.iter_mut().zip(self.dense_values()) {
                     *p -= scale * v;
+                }
+            }
+            Format::Half | Format::Bf16 => {
+                let mut f16s = [half::f16::ZERO; CHUNK];
+                let mut bf16s = [half::bf16::ZERO; CHUNK];
+                let mut values = [0f32; CHUNK];
+                for (p, b) in params.chunks_mut(CHUNK).zip(self.payload.chunks(2 * CHUNK)) {
+                    let k = p.len();
+                    let bits = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+                    if self.header.format == Format::Bf16 {
+                        bf16s.iter_mut().zip(bits).for_each(|(x, u)| *x = half::bf16::from_bits(u));
+                        bf16s[..k].convert_to_f32_slice(&mut values[..k]);
+                    } else {
+                        f16s.iter_mut().zip(bits).for_each(|(x, u)| *x = half::f16::from_bits(u));
+                        f16s[..k].convert_to_f32_slice(&mut values[..k]);
+                    }
+                    p.iter_mut().zip(&values[..k]).for_each(|(p, v)| *p -= scale * v);
                 }
             }
             Format::Values => {
@@ -598,6 +655,18 @@ mod tests {
                 MessageView::parse(&m[..m.len() - 1], values.len()),
                 Err(DecodeError::PayloadLength { .. })
             ));
+        }
+    }
+
+    #[test]
+    fn the_slice_rounding_is_the_value_rounding() {
+        let values: Vec<f32> = (0..200).map(|i| (i as f32 - 100.0) * 777.7 + 1e-3 * i as f32).collect();
+        for format in [Format::Half, Format::Bf16] {
+            let mut v = values.clone();
+            round_half_slice(format, &mut v);
+            for (r, x) in v.iter().zip(&values) {
+                assert_eq!(*r, round_half(format, *x), "{format:?} {x}");
+            }
         }
     }
 

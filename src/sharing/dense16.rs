@@ -36,9 +36,7 @@ impl Scheme for Dense16 {
 
     fn step(&mut self, ctx: StepCtx<'_>) -> Result<Figures, TransportError> {
         ctx.backend.read_gradient(&mut self.grad);
-        for g in &mut self.grad {
-            *g = codec::round_half(self.format, *g);
-        }
+        codec::round_half_slice(self.format, &mut self.grad);
         let n = ctx.link.all_reduce(&mut self.grad, Collective::sum(0, self.format, ctx.idle))?;
         if n > 0 {
             let inv = 1.0 / n as f32;

@@ -61,10 +61,7 @@ pub struct ThresholdSharing {
 
 /// How far the learning-rate scale may move before the residual and tau follow it.
 const LR_FOLLOW: f32 = 0.01;
-/// The lowest learning-rate scale followed: below it (the last few percent of a cosine
-/// schedule, where the rate goes to zero and the updates do not follow it as fast) tau is left
-/// to the band, which keeps the sparsity where it was asked to be to the last step.
-const FOLLOW_FLOOR: f32 = 0.02;
+
 
 impl ThresholdSharing {
     pub fn new(job: &JobSpec, layout: &Layout) -> Self {
@@ -107,7 +104,6 @@ impl ThresholdSharing {
         if !(self.follow_lr && lr_scale.is_finite() && lr_scale > 0.0) {
             return;
         }
-        let lr_scale = lr_scale.max(FOLLOW_FLOOR);
         if self.lr_scale <= 0.0 {
             self.lr_scale = lr_scale;
             self.update_scale = lr_scale;
@@ -262,17 +258,6 @@ mod tests {
             sharing.encode_step(&mut backend, 0, step);
         }
         (backend, sharing)
-    }
-
-    #[test]
-    fn below_the_floor_the_rate_is_no_longer_followed() {
-        let (mut backend, mut sharing) = trained(ThresholdSpec::default());
-        sharing.follow_lr(&mut backend, 1.0);
-        let tau0 = sharing.tau();
-        sharing.follow_lr(&mut backend, 1e-6); // the last steps of a cosine schedule
-        assert!((sharing.tau() / tau0 - FOLLOW_FLOOR).abs() < 1e-6, "{} vs {tau0}", sharing.tau());
-        sharing.follow_lr(&mut backend, 0.0);
-        assert!((sharing.tau() / tau0 - FOLLOW_FLOOR).abs() < 1e-6, "tau is left to its band");
     }
 
     #[test]

@@ -189,6 +189,11 @@ impl Control for ControlService {
                                             message: e.to_string(),
                                         });
                                     }
+                                    if let Err(crate::sharing::SchemeError::Knob { key, message }) =
+                                        crate::sharing::create(&job, arch.layout())
+                                    {
+                                        problems.push(crate::job::KeyError { key: key.into(), line: None, message });
+                                    }
                                 }
                                 Err(e) => problems.push(crate::job::KeyError {
                                     key: if job.model.layers.is_some() {

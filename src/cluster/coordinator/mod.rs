@@ -375,6 +375,7 @@ fn fresh_setup(
     let architecture = Architecture::from_job(&job.model, shape.input, shape.outputs)
         .map_err(|e| ClusterError::Job(format!("the job's model: {e}")))?;
     crate::backend::check_support(&job, &architecture).map_err(|e| ClusterError::Job(e.to_string()))?;
+    crate::sharing::create(&job, architecture.layout()).map_err(|e| ClusterError::Job(e.to_string()))?;
     let state = crate::nn::initial_state(&architecture, job.train.seed);
     Ok(RunSetup {
         checkpoint_every: job.cluster.checkpoint_every,

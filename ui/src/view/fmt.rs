@@ -134,13 +134,13 @@ pub fn scheme_header(mode: &str) -> &'static str {
 }
 
 /// ... and one worker's value in it (tau, this step's k, the rank or "dense" while PowerSGD
-/// warms up, else the bytes it sent in its last step).
+/// warms up, else the bytes it sent in its last step), in at most 7 cells.
 pub fn scheme_figure(mode: &str, w: &crate::model::WorkerInfo) -> String {
     match mode {
         "threshold" => sci(w.tau as f64),
         "topk" => count(w.k as f64),
         "powersgd" if w.rank == 0 => "dense".into(),
         "powersgd" => w.rank.to_string(),
-        _ => bytes(w.step_bytes),
+        _ => bytes(w.step_bytes).replace(' ', ""),
     }
 }

@@ -411,3 +411,33 @@ fn a_language_model_shows_held_out_loss_and_perplexity() {
     assert!(!text.contains("Test accuracy"), "{text}");
     insta::assert_snapshot!("dashboard_language_100x30", text);
 }
+
+/// Each sharing scheme's own figure in the worker tables: k for top-k, the rank (or "dense"
+/// while warming up) for PowerSGD, bytes per step for dense16.
+#[test]
+fn the_worker_tables_show_each_schemes_figure() {
+    for (mode, header, values) in [
+        ("topk", " k ", ["235", "58,787"]),
+        ("powersgd", "rank", ["2", "dense"]),
+        ("dense16", "B/step", ["471.3kB", "471.3kB"]),
+    ] {
+        let mut app = fixture();
+        app.job.sharing_mode = mode.into();
+        for (id, w) in app.job.workers.iter_mut() {
+            w.k = if *id == 2 { 58_787 } else { 235 };
+            w.rank = if *id == 2 { 0 } else { 2 };
+            w.step_bytes = 471_320;
+        }
+        for screen in [Screen::Workers, Screen::Dashboard] {
+            app.screen = screen;
+            let text = render(&app, 100, 30);
+            assert!(text.contains(header), "{mode} {screen:?}: no {header} column:\n{text}");
+            for v in values {
+                assert!(text.contains(v), "{mode} {screen:?}: no {v}:\n{text}");
+            }
+            assert!(!text.contains("tau "), "{mode} {screen:?}: no tau column:\n{text}");
+        }
+        app.screen = Screen::Workers;
+        insta::assert_snapshot!(format!("workers_{mode}_100x30"), render(&app, 100, 30));
+    }
+}
