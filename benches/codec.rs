@@ -51,7 +51,8 @@ fn codec(c: &mut Criterion) {
             // Top-k: the same update as a gradient, k = density·n.
             let k = (density * n as f64) as usize;
             let mut residual = vec![0.0f32; n];
-            let (mut rng, mut scratch, mut selected, mut out) = (Rng::new(3), Vec::new(), Vec::new(), Vec::new());
+            let (mut rng, mut scratch, mut selected, mut out) =
+                (Rng::new(3), Vec::new(), Vec::new(), Vec::new());
             group.bench_with_input(BenchmarkId::new("topk_encode", density), &density, |b, _| {
                 b.iter(|| {
                     residual.iter_mut().zip(&u).for_each(|(r, g)| *r += g);

@@ -8,7 +8,7 @@ use strom::data::{Batch, BatchInput, BatchTargets};
 use strom::job::{JobSpec, ModelPreset, ModelSpec, UpdaterKind};
 use strom::nn::{Architecture, Shape, initial_state};
 use strom::rng::Rng;
-use strom::sharing::ThresholdSharing;
+use strom::sharing::{Scheme, ThresholdSharing};
 
 fn setup() -> Option<(Architecture, JobSpec, Vec<f32>)> {
     let mut job = JobSpec::default();
@@ -60,8 +60,8 @@ fn cuda_matches_cpu_on_forward_backward_update_and_encoding() {
         gpu.compute_update(1.0);
         let (mut ec, mut eg) =
             (ThresholdSharing::new(&job, arch.layout()), ThresholdSharing::new(&job, arch.layout()));
-        let sc = ec.step(&mut cpu, 0, 1);
-        let sg = eg.step(&mut gpu, 0, 1);
+        let sc = ec.encode_step(&mut cpu, 0, 1);
+        let sg = eg.encode_step(&mut gpu, 0, 1);
         assert_eq!(sc.entries, sg.entries, "same number of quanta");
         assert_eq!(ec.message(), eg.message(), "same encoded message");
         assert_eq!(ec.layers(), eg.layers(), "same per-layer figures");

@@ -65,7 +65,10 @@ fn every_scheme_trains_the_demo_in_two_worker_processes() {
     let ratio = s["compression_ratio"].as_f64().unwrap();
     // 100 dense warm-up steps of about 390, then rank 2: about 3.7x overall.
     assert!(ratio > 2.5, "powersgd: {s}");
-    assert!(steps.iter().any(|v| v["rank"] == 0) && steps.iter().any(|v| v["rank"] == 2), "warm-up, then rank 2");
+    assert!(
+        steps.iter().any(|v| v["rank"] == 0) && steps.iter().any(|v| v["rank"] == 2),
+        "warm-up, then rank 2"
+    );
     let compressed = steps.iter().rev().find(|v| v["rank"] == 2).unwrap()["step_bytes"].as_u64().unwrap();
     assert!(compressed < 235_146 * 4 / 50, "a compressed step sends {compressed} bytes");
 

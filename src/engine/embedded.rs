@@ -101,8 +101,9 @@ impl Link for EmbeddedTransport {
     fn all_reduce(&mut self, values: &mut [f32], c: Collective) -> Result<u32, TransportError> {
         let key = ReduceKey { op: c.op, tag: c.tag, len: values.len(), wire: c.wire };
         let mut hub = self.shared.hub();
-        let round =
-            hub.submit_reduce(self.id, key, values, c.idle).map_err(|e| TransportError::Failed(e.to_string()))?;
+        let round = hub
+            .submit_reduce(self.id, key, values, c.idle)
+            .map_err(|e| TransportError::Failed(e.to_string()))?;
         self.shared.changed.notify_all();
         loop {
             if let Some(r) = hub.reduce_result(round, &key) {

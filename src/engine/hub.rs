@@ -113,8 +113,11 @@ struct ReduceRound {
     /// Each contribution: its key, whether the worker was idle, its values.
     parts: BTreeMap<WorkerId, (ReduceKey, bool, Vec<f32>)>,
     /// The last completed round: its number, and per key the result and how many contributed.
-    last: Option<(u64, BTreeMap<ReduceKey, (Arc<Vec<f32>>, u32)>)>,
+    last: Option<(u64, RoundResults)>,
 }
+
+/// A completed round's results, per key: the values and how many contributed.
+type RoundResults = BTreeMap<ReduceKey, (Arc<Vec<f32>>, u32)>;
 
 /// The result of a collective round.
 #[derive(Clone, Debug, PartialEq)]
@@ -470,7 +473,7 @@ impl Hub {
         values: &[f32],
         idle: bool,
     ) -> Result<u64, RoundError> {
-        if !self.workers.get(&w).is_some_and(|r| !r.lost) {
+        if self.workers.get(&w).is_none_or(|r| r.lost) {
             return Err(RoundError::Unknown(w));
         }
         if key.op == Reduce::Model && values.len() != self.cfg.state_len() {

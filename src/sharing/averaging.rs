@@ -38,7 +38,11 @@ impl Scheme for Averaging {
         self.since = 0;
         self.state.resize(ctx.backend.state_len(), 0.0);
         ctx.backend.read_state(&mut self.state);
-        if ctx.link.all_reduce(&mut self.state, Collective { op: Reduce::Model, tag: 0, wire: Format::Dense, idle: false })? > 0 {
+        if ctx.link.all_reduce(
+            &mut self.state,
+            Collective { op: Reduce::Model, tag: 0, wire: Format::Dense, idle: false },
+        )? > 0
+        {
             ctx.backend.write_state(&self.state);
         }
         // A dense exchange each way.

@@ -78,12 +78,28 @@ mod tests {
             let before = params(&mut backend);
             backend.write_gradient(&g);
             let mut link = Loopback::default();
-            let ctx = StepCtx { backend: &mut backend, link: &mut link, origin: 0, step: 1, lr_scale: 1.0, epochs_done: 0.0, idle: false };
+            let ctx = StepCtx {
+                backend: &mut backend,
+                link: &mut link,
+                origin: 0,
+                step: 1,
+                lr_scale: 1.0,
+                epochs_done: 0.0,
+                idle: false,
+            };
             let f = d.step(ctx).unwrap();
             let after = params(&mut backend);
             for i in 0..n {
-                assert_eq!(before[i] - after[i], codec::round_half(wire, g[i]) * 1.0 + (before[i] - after[i] - codec::round_half(wire, g[i])), "entry {i}");
-                assert!((before[i] - after[i] - codec::round_half(wire, g[i])).abs() <= 1e-6 * before[i].abs().max(1.0));
+                assert_eq!(
+                    before[i] - after[i],
+                    codec::round_half(wire, g[i]) * 1.0
+                        + (before[i] - after[i] - codec::round_half(wire, g[i])),
+                    "entry {i}"
+                );
+                assert!(
+                    (before[i] - after[i] - codec::round_half(wire, g[i])).abs()
+                        <= 1e-6 * before[i].abs().max(1.0)
+                );
             }
             assert_eq!(link.reduced, vec![(Collective::sum(0, wire, false), n)]);
             assert_eq!(f.bytes_sent, (HEADER_LEN + 2 * n) as u64);

@@ -28,7 +28,8 @@ pub use codec::{DecodeError, Format, HEADER_LEN, Header, MessageView};
 pub use encoder::{EncodeStats, ThresholdEncoder};
 pub use powersgd::{low_rank_pays, orthonormalize};
 pub use scheme::{
-    Collective, Figures, Link, Reduce, Scheme, SchemeError, SchemeInfo, StepCtx, TransportError, create, describe,
+    Collective, Figures, Link, Reduce, Scheme, SchemeError, SchemeInfo, StepCtx, TransportError, create,
+    describe,
 };
 pub use tau::{DECAY, ResidualClip, Threshold};
 pub use threshold::{LayerShare, ThresholdSharing};

@@ -160,7 +160,8 @@ impl PowerSgd {
                 }
             }
         }
-        let workers = ctx.link.all_reduce(&mut self.first, Collective::sum(TAG_P, Format::Dense, ctx.idle))?;
+        let workers =
+            ctx.link.all_reduce(&mut self.first, Collective::sum(TAG_P, Format::Dense, ctx.idle))?;
         if workers == 0 {
             return Ok(None);
         }
@@ -225,7 +226,8 @@ impl Scheme for PowerSgd {
         self.clip_error();
         let warming = ctx.step <= self.warmup || self.matrices.is_empty();
         let (bytes, entries) = if warming {
-            let workers = ctx.link.all_reduce(&mut self.m, Collective::sum(TAG_DENSE, Format::Dense, ctx.idle))?;
+            let workers =
+                ctx.link.all_reduce(&mut self.m, Collective::sum(TAG_DENSE, Format::Dense, ctx.idle))?;
             if workers == 0 {
                 return Ok(Figures::default());
             }
@@ -285,13 +287,25 @@ mod tests {
             let g: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
             let before = params(&mut backend);
             backend.write_gradient(&g);
-            let ctx = StepCtx { backend: &mut backend, link: &mut link, origin: 0, step, lr_scale: 1.0, epochs_done: 0.0, idle: false };
+            let ctx = StepCtx {
+                backend: &mut backend,
+                link: &mut link,
+                origin: 0,
+                step,
+                lr_scale: 1.0,
+                epochs_done: 0.0,
+                idle: false,
+            };
             let f = p.step(ctx).unwrap();
             let after = params(&mut backend);
             for i in 0..n {
                 let applied = before[i] - after[i];
                 let want = g[i] + old_error[i];
-                assert!((applied + p.error[i] - want).abs() < 1e-4, "step {step} entry {i}: {applied} + {} != {want}", p.error[i]);
+                assert!(
+                    (applied + p.error[i] - want).abs() < 1e-4,
+                    "step {step} entry {i}: {applied} + {} != {want}",
+                    p.error[i]
+                );
             }
             if step == 1 {
                 assert_eq!((f.rank, f.entries), (0, n as u64), "warming up: dense");

@@ -55,13 +55,13 @@ pub struct ThresholdSharing {
     update_scale: f32,
     /// The updater's memory of past rates ([`crate::job::UpdaterSpec::lr_memory`]).
     lr_memory: f32,
-    /// Whether tau still has to be placed in its band from the first step's values.
+    /// Whether tau still has to be placed in its band from the first step's values (when the
+    /// gradient is encoded: `initial` is given at the scale of an updater's output).
     place_tau: bool,
 }
 
 /// How far the learning-rate scale may move before the residual and tau follow it.
 const LR_FOLLOW: f32 = 0.01;
-
 
 impl ThresholdSharing {
     pub fn new(job: &JobSpec, layout: &Layout) -> Self {
@@ -69,6 +69,7 @@ impl ThresholdSharing {
         let threshold = Threshold::new(&job.sharing.algorithm);
         let info = super::describe(job);
         let gradient = (!info.replica_follows).then(|| GradientSum::new(layout.len, job));
+        let gradient_mode = gradient.is_some();
         ThresholdSharing {
             info,
             encoder: ThresholdEncoder::new(layout.len),
@@ -86,7 +87,8 @@ impl ThresholdSharing {
             lr_scale: 0.0,
             update_scale: 0.0,
             lr_memory: job.updater().lr_memory(),
-            place_tau: true,
+            // The updater's output has the scale `initial` is given in; a gradient has not.
+            place_tau: gradient_mode,
         }
     }
 

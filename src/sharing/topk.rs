@@ -276,7 +276,13 @@ mod tests {
         }
         for i in 0..n {
             let err = (sent[i] + topk.residual[i] as f64 - total[i]).abs();
-            assert!(err < 1e-4, "entry {i}: sent {} + residual {} != {}", sent[i], topk.residual[i], total[i]);
+            assert!(
+                err < 1e-4,
+                "entry {i}: sent {} + residual {} != {}",
+                sent[i],
+                topk.residual[i],
+                total[i]
+            );
         }
     }
 

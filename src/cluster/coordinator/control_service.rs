@@ -192,7 +192,11 @@ impl Control for ControlService {
                                     if let Err(crate::sharing::SchemeError::Knob { key, message }) =
                                         crate::sharing::create(&job, arch.layout())
                                     {
-                                        problems.push(crate::job::KeyError { key: key.into(), line: None, message });
+                                        problems.push(crate::job::KeyError {
+                                            key: key.into(),
+                                            line: None,
+                                            message,
+                                        });
                                     }
                                 }
                                 Err(e) => problems.push(crate::job::KeyError {

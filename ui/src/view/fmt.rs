@@ -101,28 +101,6 @@ pub fn sparkline<'a>(values: impl DoubleEndedIterator<Item = &'a f64>, width: us
     v.iter().map(|x| BARS[((x / max) * 7.0).round().clamp(0.0, 7.0) as usize]).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats() {
-        assert_eq!(count(35120.4), "35,120");
-        assert_eq!(count(999.0), "999");
-        assert_eq!(count(-1234567.0), "-1,234,567");
-        assert_eq!(bytes(2_460_000), "2.46 MB");
-        assert_eq!(sci(0.00321), "3.2e-3");
-        assert_eq!(sci(1.0), "1.0e0");
-        assert_eq!(sci(1e-4f32 as f64), "1.0e-4");
-        assert_eq!(sci(9.96e-3), "1.0e-2");
-        assert_eq!(duration(7.0), "0:07");
-        assert_eq!(duration(3723.0), "1:02:03");
-        assert_eq!(clock(3723.0 + 86_400.0), "01:02:03");
-        assert_eq!(truncate("abcdef", 4), "abc…");
-        assert_eq!(sparkline([0.0, 1.0, 2.0, 4.0].iter(), 3), "▃▅█");
-    }
-}
-
 /// The column each sharing scheme reports in the worker tables: its header ...
 pub fn scheme_header(mode: &str) -> &'static str {
     match mode {
@@ -142,5 +120,27 @@ pub fn scheme_figure(mode: &str, w: &crate::model::WorkerInfo) -> String {
         "powersgd" if w.rank == 0 => "dense".into(),
         "powersgd" => w.rank.to_string(),
         _ => bytes(w.step_bytes).replace(' ', ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(count(35120.4), "35,120");
+        assert_eq!(count(999.0), "999");
+        assert_eq!(count(-1234567.0), "-1,234,567");
+        assert_eq!(bytes(2_460_000), "2.46 MB");
+        assert_eq!(sci(0.00321), "3.2e-3");
+        assert_eq!(sci(1.0), "1.0e0");
+        assert_eq!(sci(1e-4f32 as f64), "1.0e-4");
+        assert_eq!(sci(9.96e-3), "1.0e-2");
+        assert_eq!(duration(7.0), "0:07");
+        assert_eq!(duration(3723.0), "1:02:03");
+        assert_eq!(clock(3723.0 + 86_400.0), "01:02:03");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(sparkline([0.0, 1.0, 2.0, 4.0].iter(), 3), "▃▅█");
     }
 }
