@@ -61,7 +61,7 @@ mod tests {
     use super::*;
     use crate::backend::Backend;
     use crate::job::{SharingMode, UpdaterKind};
-    use crate::sharing::testing::{Loopback, model, params};
+    use crate::sharing::testing::{Loopback, ctx, model, params};
 
     #[test]
     fn the_step_applies_the_gradient_rounded_to_its_wire() {
@@ -78,16 +78,7 @@ mod tests {
             let before = params(&mut backend);
             backend.write_gradient(&g);
             let mut link = Loopback::default();
-            let ctx = StepCtx {
-                backend: &mut backend,
-                link: &mut link,
-                origin: 0,
-                step: 1,
-                lr_scale: 1.0,
-                epochs_done: 0.0,
-                idle: false,
-            };
-            let f = d.step(ctx).unwrap();
+            let f = d.step(ctx(&mut backend, &mut link, 1)).unwrap();
             let after = params(&mut backend);
             for i in 0..n {
                 assert_eq!(

@@ -263,7 +263,7 @@ mod tests {
     use super::*;
     use crate::backend::Backend;
     use crate::job::{SharingMode, UpdaterKind};
-    use crate::sharing::testing::{Loopback, model, params};
+    use crate::sharing::testing::{Loopback, ctx, model, params};
 
     /// With plain SGD at rate 1 on one worker the parameters move by exactly the approximation,
     /// and approximation plus the error kept is the gradient plus the error before: error
@@ -287,16 +287,7 @@ mod tests {
             let g: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
             let before = params(&mut backend);
             backend.write_gradient(&g);
-            let ctx = StepCtx {
-                backend: &mut backend,
-                link: &mut link,
-                origin: 0,
-                step,
-                lr_scale: 1.0,
-                epochs_done: 0.0,
-                idle: false,
-            };
-            let f = p.step(ctx).unwrap();
+            let f = p.step(ctx(&mut backend, &mut link, step)).unwrap();
             let after = params(&mut backend);
             for i in 0..n {
                 let applied = before[i] - after[i];

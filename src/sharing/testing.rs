@@ -1,6 +1,6 @@
 //! A one-worker [`Link`] and a small model for the schemes' tests.
 
-use super::{Collective, Link, TransportError};
+use super::{Collective, Link, StepCtx, TransportError};
 use crate::backend::{Backend, CpuBackend};
 use crate::job::JobSpec;
 use crate::nn::{Architecture, Shape, initial_state};
@@ -38,4 +38,9 @@ pub fn params(backend: &mut CpuBackend) -> Vec<f32> {
     backend.read_state(&mut state);
     state.truncate(backend.param_count());
     state
+}
+
+/// A test step's context: worker 0, the schedule at its start, no epoch done, not idle.
+pub fn ctx<'a>(backend: &'a mut CpuBackend, link: &'a mut Loopback, step: u64) -> StepCtx<'a> {
+    StepCtx { backend, link, origin: 0, step, lr_scale: 1.0, epochs_done: 0.0, idle: false }
 }

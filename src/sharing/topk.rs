@@ -231,7 +231,7 @@ mod tests {
     use super::*;
     use crate::job::SharingMode;
     use crate::sharing::StepCtx;
-    use crate::sharing::testing::{Loopback, model};
+    use crate::sharing::testing::{Loopback, ctx, model};
 
     /// Error feedback loses nothing: what was sent plus the residual is every gradient.
     #[test]
@@ -252,17 +252,7 @@ mod tests {
             let g: Vec<f32> = (0..n).map(|_| rng.normal() as f32 * 0.1).collect();
             g.iter().zip(&mut total).for_each(|(g, t)| *t += *g as f64);
             backend.write_gradient(&g);
-            let f = topk
-                .step(StepCtx {
-                    backend: &mut backend,
-                    link: &mut link,
-                    origin: 0,
-                    step,
-                    lr_scale: 1.0,
-                    epochs_done: 0.0,
-                    idle: false,
-                })
-                .unwrap();
+            let f = topk.step(ctx(&mut backend, &mut link, step)).unwrap();
             assert_eq!(f.k, (0.05 * n as f64).ceil() as u64);
             assert!(f.entries > 0 && f.entries <= 2 * f.k, "about k sent: {} of k {}", f.entries, f.k);
         }
@@ -298,16 +288,7 @@ mod tests {
         let n = arch.param_count();
         backend.write_gradient(&vec![1.0; n]);
         let mut link = Loopback::default();
-        let ctx = StepCtx {
-            backend: &mut backend,
-            link: &mut link,
-            origin: 0,
-            step: 1,
-            lr_scale: 0.5,
-            epochs_done: 10.0,
-            idle: false,
-        };
-        topk.step(ctx).unwrap();
+        topk.step(StepCtx { lr_scale: 0.5, epochs_done: 10.0, ..ctx(&mut backend, &mut link, 1) }).unwrap();
         let after = crate::sharing::testing::params(&mut backend);
         let view = MessageView::parse(&link.sent[0], n).unwrap();
         assert_eq!(view.header.tau, 0.01 * 0.5, "the step's rate travels as tau");
