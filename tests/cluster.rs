@@ -4,34 +4,12 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Proc, cluster_job, json, token_file, workers_of};
+use common::{Proc, cluster_job, coordinator, json, token_file, worker, workers_of};
 use strom_proto::v1 as pb;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
-
-fn worker(url: &str, token: &str, extra: &[&str]) -> Proc {
-    let mut args = vec!["worker", "--coordinator", url, "--token-file", token];
-    args.extend_from_slice(extra);
-    Proc::spawn(&args)
-}
-
-/// `strom coordinator` on `listen` running `job`, its model in `dir/m` and its summary in
-/// `summary`.
-fn coordinator(dir: &Path, listen: &str, token: &str, job: &str, summary: &Path, extra: &[&str]) -> Proc {
-    let output = dir.join("m");
-    let mut args = vec!["coordinator", "--listen", listen, "--token-file", token, "--job", job];
-    args.extend_from_slice(&[
-        "--output",
-        output.to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
-    args.extend_from_slice(extra);
-    Proc::spawn(&args)
-}
 
 #[test]
 fn three_local_worker_processes_train_the_demo() {

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Proc, cluster_job, json, run, token_file};
+use common::{Proc, cluster_job, coordinator, json, run, token_file, worker};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
@@ -99,23 +99,9 @@ fn a_dense16_job_goes_on_when_a_worker_dies_mid_collective() {
     let text = std::fs::read_to_string(&job).unwrap().replace("mode = \"threshold\"", "mode = \"dense16\"");
     std::fs::write(&job, text.replace("workers = 2", "workers = 3")).unwrap();
     let summary = dir.path().join("s.json");
-    let out = dir.path().join("m");
-    let coordinator = Proc::spawn(&[
-        "coordinator",
-        "--listen",
-        "127.0.0.1:0",
-        "--token-file",
-        &token,
-        "--job",
-        &job,
-        "--output",
-        out.to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
+    let coordinator = coordinator(dir.path(), "127.0.0.1:0", &token, &job, &summary, &[]);
     let url = coordinator.coordinator_url();
-    let mut workers: Vec<Proc> =
-        (0..3).map(|_| Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token])).collect();
+    let mut workers: Vec<Proc> = (0..3).map(|_| worker(&url, &token, &[])).collect();
     coordinator
         .wait_for("epoch 2 done", Duration::from_secs(120))
         .unwrap_or_else(|| panic!("no progress:\n{}", coordinator.output()));

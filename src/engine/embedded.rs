@@ -106,7 +106,7 @@ impl Link for EmbeddedTransport {
             .map_err(|e| TransportError::Failed(e.to_string()))?;
         self.shared.changed.notify_all();
         loop {
-            if let Some(r) = hub.reduce_result(round, &key) {
+            if let Some(r) = hub.reduce_result(round, self.id) {
                 if r.contributors > 0 {
                     values.copy_from_slice(&r.values);
                 }

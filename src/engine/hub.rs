@@ -112,19 +112,27 @@ struct ReduceRound {
     round: u64,
     /// Each contribution: its key, whether the worker was idle, its values.
     parts: BTreeMap<WorkerId, (ReduceKey, bool, Vec<f32>)>,
-    /// The last completed round: its number, and per key the result and how many contributed.
-    last: Option<(u64, RoundResults)>,
+    /// The last completed round.
+    last: Option<RoundResults>,
 }
 
-/// A completed round's results, per key: the values and how many contributed.
-type RoundResults = BTreeMap<ReduceKey, (Arc<Vec<f32>>, u32)>;
+/// A completed round: its number, each contributor's key, and per key the result and how many
+/// counted.
+struct RoundResults {
+    round: u64,
+    keys: BTreeMap<WorkerId, ReduceKey>,
+    results: BTreeMap<ReduceKey, (Arc<Vec<f32>>, u32)>,
+}
 
-/// The result of a collective round.
+/// The result of a collective round for one worker: the reduction of the contributions that
+/// shared its key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reduced {
     pub values: Arc<Vec<f32>>,
     /// Workers that contributed; 0 when the job ended first (`values` are then meaningless).
     pub contributors: u32,
+    /// The format the worker's values travelled in (its reply travels in it too).
+    pub wire: Format,
 }
 
 /// A contribution the current round cannot take.
@@ -401,7 +409,7 @@ impl Hub {
                 d.sqrt() / mean_norm
             })
             .fold(0.0, f64::max);
-        let from = if self.cfg.scheme.keeps_parameters { p } else { 0 };
+        let from = if self.cfg.scheme.replica_follows { p } else { 0 };
         for (r, m) in self.replica[from..].iter_mut().zip(&mean[from..]) {
             *r = *m as f32;
         }
@@ -412,7 +420,7 @@ impl Hub {
     /// After evaluation: start the next epoch or finish. Returns what waiting workers get.
     pub fn finish_epoch(&mut self) -> EpochNext {
         // Workers that keep their parameters take the averaged running state, if any.
-        let load = if self.cfg.scheme.keeps_parameters && self.cfg.running == 0 {
+        let load = if self.cfg.scheme.replica_follows && self.cfg.running == 0 {
             None
         } else {
             Some(Arc::new(self.replica.clone()))
@@ -486,14 +494,19 @@ impl Hub {
         Ok(round)
     }
 
-    /// The result of `round` for `key`, once every participating worker contributed.
-    pub fn reduce_result(&self, round: u64, key: &ReduceKey) -> Option<Reduced> {
+    /// The result of `round` for worker `w` (the reduction of the contributions that shared its
+    /// key), once every participating worker contributed.
+    pub fn reduce_result(&self, round: u64, w: WorkerId) -> Option<Reduced> {
+        let none = |wire| Reduced { values: Arc::new(Vec::new()), contributors: 0, wire };
         match &self.avg.last {
-            Some((r, results)) if *r == round => Some(match results.get(key) {
-                Some((values, n)) => Reduced { values: values.clone(), contributors: *n },
-                None => Reduced { values: Arc::new(Vec::new()), contributors: 0 },
+            Some(last) if last.round == round => Some(match last.keys.get(&w) {
+                Some(key) => {
+                    let (values, n) = &last.results[key];
+                    Reduced { values: values.clone(), contributors: *n, wire: key.wire }
+                }
+                None => none(Format::Dense),
             }),
-            _ if self.is_over() => Some(Reduced { values: Arc::new(Vec::new()), contributors: 0 }),
+            _ if self.is_over() => Some(none(Format::Dense)),
             _ => None,
         }
     }
@@ -513,6 +526,7 @@ impl Hub {
             sum.iter_mut().zip(part).for_each(|(s, &p)| *s += p as f64);
             *n += !idle as u32;
         }
+        let keys = self.avg.parts.iter().map(|(&w, (key, _, _))| (w, *key)).collect();
         let mut results = BTreeMap::new();
         for (key, (sum, n)) in sums {
             let result: Vec<f32> = match key.op {
@@ -531,7 +545,7 @@ impl Hub {
             };
             results.insert(key, (Arc::new(result), n));
         }
-        self.avg.last = Some((self.avg.round, results));
+        self.avg.last = Some(RoundResults { round: self.avg.round, keys, results });
         self.avg.round += 1;
         self.avg.parts.clear();
         self.counters.averaging_rounds += 1;
@@ -617,8 +631,9 @@ mod tests {
         h.submit_reduce(w, MODEL, state, false).unwrap()
     }
 
+    /// The average of `round` as worker 0 receives it.
     fn average_result(h: &Hub, round: u64) -> Option<Arc<Vec<f32>>> {
-        h.reduce_result(round, &MODEL).map(|r| r.values)
+        h.reduce_result(round, 0).map(|r| r.values)
     }
 
     fn hub(mode: SharingMode, workers: usize) -> (Hub, Vec<WorkerId>) {
@@ -799,20 +814,20 @@ mod tests {
         let key = |tag, len| ReduceKey { op: Reduce::Sum, tag, len, wire: Format::Dense };
         let r = h.submit_reduce(ids[0], key(1, 2), &[1.0, 2.0], false).unwrap();
         h.submit_reduce(ids[1], key(1, 2), &[10.0, 20.0], false).unwrap();
-        assert!(h.reduce_result(r, &key(1, 2)).is_none(), "worker 2 has not contributed");
+        assert!(h.reduce_result(r, ids[0]).is_none(), "worker 2 has not contributed");
         // Worker 2 is a phase behind (a dense exchange of 3 values): never summed with the others.
         h.submit_reduce(ids[2], key(0, 3), &[5.0, 5.0, 5.0], false).unwrap();
-        let done = h.reduce_result(r, &key(1, 2)).unwrap();
+        let done = h.reduce_result(r, ids[1]).unwrap();
         assert_eq!((done.values.as_slice(), done.contributors), (&[11.0, 22.0][..], 2));
-        let alone = h.reduce_result(r, &key(0, 3)).unwrap();
+        let alone = h.reduce_result(r, ids[2]).unwrap();
         assert_eq!((alone.values.as_slice(), alone.contributors), (&[5.0; 3][..], 1));
         // The next round: worker 1 dies after contributing; the others complete it without it.
         let r2 = h.submit_reduce(ids[1], key(1, 2), &[100.0, 100.0], false).unwrap();
         h.submit_reduce(ids[0], key(1, 2), &[1.0, 1.0], false).unwrap();
         h.remove_worker(ids[1]);
-        assert!(h.reduce_result(r2, &key(1, 2)).is_none(), "worker 2 still owes its share");
+        assert!(h.reduce_result(r2, ids[0]).is_none(), "worker 2 still owes its share");
         h.submit_reduce(ids[2], key(1, 2), &[2.0, 2.0], false).unwrap();
-        let done = h.reduce_result(r2, &key(1, 2)).unwrap();
+        let done = h.reduce_result(r2, ids[0]).unwrap();
         assert_eq!(
             (done.values.as_slice(), done.contributors),
             (&[3.0, 3.0][..], 2),
@@ -827,7 +842,7 @@ mod tests {
         let key = ReduceKey { op: Reduce::Sum, tag: 0, len: 1, wire: Format::Half };
         let r = h.submit_reduce(ids[0], key, &[1.0], false).unwrap();
         h.submit_reduce(ids[1], key, &[1e-4], false).unwrap();
-        let v = h.reduce_result(r, &key).unwrap().values[0];
+        let v = h.reduce_result(r, ids[1]).unwrap().values[0];
         assert_eq!(v, half::f16::from_f32(1.0001).to_f32());
         assert_ne!(v, 1.0001f32, "f16 cannot hold 1.0001");
     }

@@ -196,7 +196,7 @@ impl<T: Transport> WorkerLoop<T> {
                                 // A scheme whose replicas follow the messages keeps each
                                 // replica's parameters (updates may still be in flight) and
                                 // takes the averaged running state.
-                                if self.scheme.info().keeps_parameters {
+                                if self.scheme.info().replica_follows {
                                     self.backend.write_running(&s[self.param_count..]);
                                 } else {
                                     self.backend.write_state(&s);
@@ -261,14 +261,12 @@ impl<T: Transport> WorkerLoop<T> {
             }
             // How far into the job this step is: the partition's place in the epoch's order.
             let within = start as f64 + (end - start) as f64 * at as f64 / usable.len() as f64;
-            let progress =
-                (p.epoch as f64 + within / self.dataset.rows.max(1) as f64) / self.epochs.max(1) as f64;
-            let lr_scale = self.lr_schedule.scale(progress);
+            let epochs_done = p.epoch as f64 + within / self.dataset.rows.max(1) as f64;
+            let lr_scale = self.lr_schedule.scale(epochs_done / self.epochs.max(1) as f64);
             self.lr_scale = lr_scale;
+            self.epochs_done = epochs_done;
             self.stats.step += 1;
             self.scheme_steps += 1;
-            let epochs_done = p.epoch as f64 + within / self.dataset.rows.max(1) as f64;
-            self.epochs_done = epochs_done;
             let f = self
                 .scheme
                 .step(StepCtx {

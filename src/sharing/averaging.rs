@@ -2,7 +2,7 @@
 //! workers' model states are averaged by the transport's collective (DL4J's parameter
 //! averaging, the baseline).
 
-use super::{Collective, Figures, Format, HEADER_LEN, Reduce, Scheme, SchemeInfo, StepCtx, TransportError};
+use super::{Collective, Figures, Format, Reduce, Scheme, SchemeInfo, StepCtx, TransportError};
 use crate::job::JobSpec;
 
 pub struct Averaging {
@@ -45,14 +45,6 @@ impl Scheme for Averaging {
         {
             ctx.backend.write_state(&self.state);
         }
-        // A dense exchange each way.
-        let bytes = (HEADER_LEN + 4 * self.state.len()) as u64;
-        Ok(Figures {
-            entries: self.state.len() as u64,
-            sparsity: 1.0,
-            bytes_sent: bytes,
-            bytes_received: bytes,
-            ..Figures::default()
-        })
+        Ok(Figures::dense(self.state.len(), 4))
     }
 }

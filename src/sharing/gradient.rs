@@ -4,6 +4,23 @@
 
 use super::MessageView;
 use crate::backend::Backend;
+
+/// One updater step on `mean`, the workers' mean gradient: the updater at the schedule's rate
+/// times `gain` ([`lr_gain`]), then applied to this replica.
+pub fn apply_mean(backend: &mut dyn Backend, mean: &[f32], lr_scale: f32, gain: f32) {
+    backend.write_gradient(mean);
+    backend.compute_update(lr_scale * gain);
+    backend.apply_update();
+}
+
+/// What a scheme whose messages are parameter updates (no sum) or gradients (a sum) does with
+/// another worker's message.
+pub fn receive(sum: &mut Option<GradientSum>, backend: &mut dyn Backend, message: &MessageView<'_>) {
+    match sum {
+        None => backend.apply_message(message),
+        Some(sum) => sum.add_message(message),
+    }
+}
 use crate::job::{JobSpec, UpdaterKind};
 
 /// The factor on the learning rate when one updater runs on the mean gradient of `workers`
@@ -46,9 +63,7 @@ impl GradientSum {
     pub fn apply(&mut self, backend: &mut dyn Backend, lr_scale: f32) {
         let inv = 1.0 / self.workers;
         self.sum.iter_mut().for_each(|g| *g *= inv);
-        backend.write_gradient(&self.sum);
-        backend.compute_update(lr_scale * self.gain);
-        backend.apply_update();
+        apply_mean(backend, &self.sum, lr_scale, self.gain);
         self.sum.fill(0.0);
     }
 }

@@ -34,3 +34,8 @@ pub use scheme::{
 pub use tau::{DECAY, ResidualClip, Threshold};
 pub use threshold::{LayerShare, ThresholdSharing};
 pub use topk::{estimate_threshold, warmup_density};
+
+/// The L2 norm of `v`, summed in f64.
+pub(crate) fn l2_norm(v: &[f32]) -> f64 {
+    v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt()
+}

@@ -123,8 +123,7 @@ impl PowerSgd {
         if self.error_clip <= 0.0 {
             return;
         }
-        let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-        let (g, e) = (norm(&self.m), norm(&self.error));
+        let (g, e) = (super::l2_norm(&self.m), super::l2_norm(&self.error));
         let limit = self.error_clip * g;
         if e > limit && e > 0.0 {
             let s = (limit / e) as f32;
@@ -241,10 +240,8 @@ impl Scheme for PowerSgd {
                 None => return Ok(Figures::default()),
             }
         };
-        ctx.backend.write_gradient(&self.m);
-        ctx.backend.compute_update(ctx.lr_scale * self.gain);
-        ctx.backend.apply_update();
-        let norm = self.error.iter().map(|e| (*e as f64).powi(2)).sum::<f64>().sqrt();
+        super::gradient::apply_mean(ctx.backend, &self.m, ctx.lr_scale, self.gain);
+        let norm = super::l2_norm(&self.error);
         Ok(Figures {
             entries,
             sparsity: entries as f64 / n.max(1) as f64,

@@ -94,6 +94,20 @@ pub struct Figures {
     pub rank: u32,
 }
 
+impl Figures {
+    /// A dense exchange of `values` values of `width` bytes each way.
+    pub fn dense(values: usize, width: usize) -> Figures {
+        let bytes = (super::HEADER_LEN + width * values) as u64;
+        Figures {
+            entries: values as u64,
+            sparsity: 1.0,
+            bytes_sent: bytes,
+            bytes_received: bytes,
+            ..Figures::default()
+        }
+    }
+}
+
 /// What the rest of the job needs to know of a scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SchemeInfo {
@@ -103,11 +117,11 @@ pub struct SchemeInfo {
     pub exchanges: bool,
     /// The message formats workers send each other; empty: no messages.
     pub formats: &'static [Format],
-    /// Messages are parameter updates: the hub applies them to its replica as it relays them.
+    /// Messages are parameter updates: the hub applies them to its replica as it relays them,
+    /// so the replica is the model, and at the epoch barrier workers keep their parameters
+    /// (updates may still be in flight) and take only the averaged running state. Otherwise
+    /// the barrier averages everything.
     pub replica_follows: bool,
-    /// At the epoch barrier workers keep their parameters (the replica is the model) and take
-    /// only the averaged running state; otherwise everything is averaged.
-    pub keeps_parameters: bool,
     /// Whether a threshold moves (the cockpit shows its band).
     pub has_tau: bool,
     /// Every step is a collective of all workers, and every replica applies its result: a
@@ -182,7 +196,6 @@ pub fn describe(job: &JobSpec) -> SchemeInfo {
         exchanges: true,
         formats: &[],
         replica_follows: false,
-        keeps_parameters: false,
         has_tau: false,
         lockstep: false,
     };
@@ -190,24 +203,14 @@ pub fn describe(job: &JobSpec) -> SchemeInfo {
         SharingMode::None => SchemeInfo { exchanges: false, ..base },
         SharingMode::Averaging => base,
         SharingMode::Powersgd | SharingMode::Dense16 => SchemeInfo { lockstep: true, ..base },
-        SharingMode::Threshold => {
-            let deltas = !gradient_messages(job);
-            SchemeInfo {
-                formats: &[Format::Sparse, Format::Bitmap],
-                replica_follows: deltas,
-                keeps_parameters: deltas,
-                has_tau: true,
-                ..base
-            }
-        }
+        SharingMode::Threshold => SchemeInfo {
+            formats: &[Format::Sparse, Format::Bitmap],
+            replica_follows: !gradient_messages(job),
+            has_tau: true,
+            ..base
+        },
         SharingMode::Topk => {
-            let deltas = !gradient_messages(job);
-            SchemeInfo {
-                formats: &[Format::Values],
-                replica_follows: deltas,
-                keeps_parameters: deltas,
-                ..base
-            }
+            SchemeInfo { formats: &[Format::Values], replica_follows: !gradient_messages(job), ..base }
         }
     }
 }
@@ -216,7 +219,7 @@ pub fn describe(job: &JobSpec) -> SchemeInfo {
 pub fn create(job: &JobSpec, layout: &Layout) -> Result<Box<dyn Scheme>, SchemeError> {
     let info = describe(job);
     Ok(match info.mode {
-        SharingMode::None => Box::new(super::none::NoSharing),
+        SharingMode::None => Box::new(super::none::NoSharing(info)),
         SharingMode::Averaging => Box::new(super::averaging::Averaging::new(job)),
         SharingMode::Threshold => Box::new(super::threshold::ThresholdSharing::new(job, layout)),
         SharingMode::Topk => Box::new(super::topk::TopK::new(job, layout)?),

@@ -4,10 +4,10 @@
 //! the entries sent and the residual's norm, so a user sees which layers dominate traffic.
 //!
 //! What is encoded is the updater's output (each worker runs its own updater; the messages are
-//! parameter updates the hub's replica follows), or with `sharing.share = "gradient"` (the
-//! default for Adam and RMSProp) the gradient: each worker sums its own quanta and the others'
-//! and runs its updater once on the mean, so the moments of an adaptive updater are estimated
-//! from the job's gradient, not from each worker's own.
+//! parameter updates the hub's replica follows), or with `sharing.share = "gradient"` the
+//! gradient: each worker sums its own quanta and the others' and runs its updater once on the
+//! mean, so the moments of an adaptive updater are estimated from the job's gradient, not from
+//! each worker's own.
 
 use std::ops::Range;
 
@@ -74,7 +74,7 @@ impl ThresholdSharing {
             info,
             encoder: ThresholdEncoder::new(layout.len),
             // The gradient does not scale with the learning rate.
-            follow_lr: job.sharing.follow_lr && threshold.adapts() && gradient.is_none(),
+            follow_lr: job.sharing.follow_lr && threshold.adapts() && !gradient_mode,
             gradient,
             threshold,
             clip: ResidualClip::new(&job.sharing.residual_clip),
@@ -206,10 +206,7 @@ impl Scheme for ThresholdSharing {
     }
 
     fn receive(&mut self, backend: &mut dyn Backend, message: &MessageView<'_>) {
-        match &mut self.gradient {
-            None => backend.apply_message(message),
-            Some(sum) => sum.add_message(message),
-        }
+        super::gradient::receive(&mut self.gradient, backend, message);
     }
 
     fn layers(&self) -> &[LayerShare] {

@@ -112,7 +112,7 @@ impl TopK {
     /// correction), after local clipping.
     fn accumulate(&mut self) {
         if self.clip > 0.0 {
-            let norm = self.grad.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt() as f32;
+            let norm = super::l2_norm(&self.grad) as f32;
             if norm > self.clip {
                 let s = self.clip / norm;
                 self.grad.iter_mut().for_each(|g| *g *= s);
@@ -204,7 +204,7 @@ impl Scheme for TopK {
                 }
             }
         }
-        let norm = self.residual.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        let norm = super::l2_norm(&self.residual);
         let sent = self.selected.len() as u64;
         Ok(Figures {
             entries: sent,
@@ -219,10 +219,7 @@ impl Scheme for TopK {
     }
 
     fn receive(&mut self, backend: &mut dyn Backend, message: &MessageView<'_>) {
-        match &mut self.gradient {
-            None => backend.apply_message(message),
-            Some(sum) => sum.add_message(message),
-        }
+        super::gradient::receive(&mut self.gradient, backend, message);
     }
 }
 

@@ -204,6 +204,23 @@ pub fn cluster_job(dir: &Path, epochs: u32, extra: &str) -> String {
     p.display().to_string()
 }
 
+/// `strom worker` joining the coordinator at `url` with `token` (and `extra` flags).
+pub fn worker(url: &str, token: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["worker", "--coordinator", url, "--token-file", token];
+    args.extend_from_slice(extra);
+    Proc::spawn(&args)
+}
+
+/// `strom coordinator` on `listen` running `job`, its model in `dir/m` and its summary in
+/// `summary` (and `extra` flags).
+pub fn coordinator(dir: &Path, listen: &str, token: &str, job: &str, summary: &Path, extra: &[&str]) -> Proc {
+    let output = dir.join("m");
+    let mut args = vec!["coordinator", "--listen", listen, "--token-file", token, "--job", job];
+    args.extend_from_slice(&["--output", path(&output), "--summary-json", path(summary)]);
+    args.extend_from_slice(extra);
+    Proc::spawn(&args)
+}
+
 /// A tmux server of its own (one socket per test) running a shell in an `w` x `h` pane.
 pub struct Tmux {
     socket: String,

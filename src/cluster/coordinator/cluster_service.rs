@@ -346,32 +346,25 @@ impl Cluster for ClusterService {
                 return Err(Status::invalid_argument(format!("unknown collective operation {}", req.op)));
             }
         };
-        // A worker asking again for its round sends no values: its key is kept per worker.
+        // A worker asking again for its round sends no values: the hub knows its key.
         let limit = run.state_len.max(run.param_count);
-        let (round, key) = match req.round {
-            Some(r) => match run.pending_key(req.worker_id) {
-                Some(key) => (r, key),
-                None => {
-                    return Err(Status::failed_precondition("no collective round of this worker is pending"));
-                }
-            },
+        let round = match req.round {
+            Some(r) => r,
             None => {
                 let (values, wire) = reduce_from_bytes(&req.values, limit)
                     .map_err(|e| Status::invalid_argument(format!("all-reduce values: {e}")))?;
                 let key = ReduceKey { op, tag: req.tag, len: values.len(), wire };
-                let round = run
-                    .submit_reduce(req.worker_id, key, &values, req.idle)
-                    .map_err(|e| Status::failed_precondition(e.to_string()))?;
-                (round, key)
+                run.submit_reduce(req.worker_id, key, &values, req.idle)
+                    .map_err(|e| Status::failed_precondition(e.to_string()))?
             }
         };
-        let result = long_poll(&run, || run.reduce_result(round, &key)).await;
+        let result = long_poll(&run, || run.reduce_result(round, req.worker_id)).await;
         if run.is_over() {
             run.told_over(req.worker_id);
         }
         let ready = result.is_some();
         let (values, contributors) = match result {
-            Some(r) if r.contributors > 0 => (reduce_to_bytes(&r.values, key.wire), r.contributors),
+            Some(r) if r.contributors > 0 => (reduce_to_bytes(&r.values, r.wire), r.contributors),
             _ => (Vec::new(), 0),
         };
         Ok(Response::new(pb::AllReduceReply { round, values, finished: run.is_over(), contributors, ready }))

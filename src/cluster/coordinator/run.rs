@@ -259,8 +259,6 @@ pub struct JobRun {
     /// Since when the job is paused, and the time spent paused before (the ETA counts
     /// training time only).
     paused: Mutex<(Option<Instant>, Duration)>,
-    /// Each worker's last collective contribution's key (its long poll asks by round).
-    reduce_keys: Mutex<std::collections::HashMap<WorkerId, ReduceKey>>,
 }
 
 impl JobRun {
@@ -335,7 +333,6 @@ impl JobRun {
             saved_to: Mutex::new(None),
             ended_after: Mutex::new(None),
             paused: Mutex::new((None, Duration::ZERO)),
-            reduce_keys: Mutex::new(Default::default()),
             job: setup.job,
             architecture: setup.architecture,
             shape: setup.shape,
@@ -670,20 +667,12 @@ impl JobRun {
             link.progressed();
         }
         let round = self.state().hub.submit_reduce(id, key, values, idle);
-        if round.is_ok() {
-            lock(&self.reduce_keys).insert(id, key);
-        }
         self.changed.notify_waiters();
         round
     }
 
-    /// The key of worker `id`'s last contribution (a long poll asked again carries none).
-    pub fn pending_key(&self, id: WorkerId) -> Option<ReduceKey> {
-        lock(&self.reduce_keys).get(&id).copied()
-    }
-
-    pub fn reduce_result(&self, round: u64, key: &ReduceKey) -> Option<Reduced> {
-        self.state().hub.reduce_result(round, key)
+    pub fn reduce_result(&self, round: u64, id: WorkerId) -> Option<Reduced> {
+        self.state().hub.reduce_result(round, id)
     }
 
     /// A worker is gone: its partitions return to the queue.
