@@ -4,9 +4,13 @@
 # frame drawn, and to the first frame with job data), median of 5 starts.
 #
 #   cargo build --release && bash benches/cockpit.sh
+#   bash benches/cockpit.sh --quick      # one start, 2 s of CPU: checks the script runs (CI)
+# STROM_BIN picks the binary (default target/release/strom).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=$PWD/target/release/strom
+BIN=$(realpath "${STROM_BIN:-target/release/strom}")
+STARTS=5 WATCH=20
+if [ "${1:-}" = "--quick" ]; then STARTS=1 WATCH=2; fi
 WORK=$(mktemp -d)
 SOCK=strom-cockpit-bench-$$
 trap 'tmux -L $SOCK kill-server 2>/dev/null; kill $COORD 2>/dev/null; wait 2>/dev/null; rm -rf $WORK' EXIT
@@ -34,8 +38,8 @@ start_cockpit() {
 }
 stop_cockpit() { tmux -L $SOCK send-keys -t main q; sleep 0.5; }
 
-# Time to first frame: 5 starts.
-for i in 1 2 3 4 5; do start_cockpit $WORK/timing-$i; stop_cockpit; done
+# Time to first frame: $STARTS starts.
+for i in $(seq $STARTS); do start_cockpit $WORK/timing-$i; stop_cockpit; done
 stats() { grep -h "^$1 " $WORK/timing-* | awk '{print $2}' | sort -n | awk -v what="$2" '{a[NR]=$1} END {printf "%s: median %.0f ms (min %.0f, max %.0f, %d starts)\n", what, a[int((NR+1)/2)], a[1], a[NR], NR}'; }
 stats first_frame_ms "time to first frame"
 stats first_data_frame_ms "time to first frame with job data"
@@ -46,8 +50,8 @@ tmux -L $SOCK send-keys -t main Tab
 sleep 3
 PID=$(pgrep -f "STROM_UI_TIMING=$WORK/timing-cpu" -n || pgrep -f "$BIN attach" -n)
 ticks() { awk '{print $14 + $15}' /proc/$PID/stat; }
-T0=$(ticks); sleep 20; T1=$(ticks)
+T0=$(ticks); sleep $WATCH; T1=$(ticks)
 HZ=$(getconf CLK_TCK)
-awk -v d=$((T1 - T0)) -v hz=$HZ 'BEGIN { printf "cockpit CPU while watching a running job: %.2f%% of one core (20 s, refresh 250 ms)\n", 100 * d / hz / 20 }'
+awk -v d=$((T1 - T0)) -v hz=$HZ -v s=$WATCH 'BEGIN { printf "cockpit CPU while watching a running job: %.2f%% of one core (%d s, refresh 250 ms)\n", 100 * d / hz / s, s }'
 grep -q RUNNING <(tmux -L $SOCK capture-pane -p -t main) && echo "(the job was running throughout)"
 stop_cockpit

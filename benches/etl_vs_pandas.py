@@ -9,6 +9,7 @@ that the outputs agree before it prints the ratio.
     python3 -m venv /tmp/benchvenv && /tmp/benchvenv/bin/pip install pandas
     cargo build --release
     /tmp/benchvenv/bin/python benches/etl_vs_pandas.py [--rows 2000000]
+    /tmp/benchvenv/bin/python benches/etl_vs_pandas.py --quick     # 20,000 rows: checks it runs (CI)
 
 `--generate FILE --rows N` only writes the input CSV (benches/etl_memory.sh uses it).
 """
@@ -109,9 +110,12 @@ def run_pandas(csv, out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=2_000_000)
-    ap.add_argument("--strom", default="target/release/strom")
+    ap.add_argument("--strom", default=os.environ.get("STROM_BIN", "target/release/strom"))
+    ap.add_argument("--quick", action="store_true", help="20,000 rows: checks the script runs (CI)")
     ap.add_argument("--generate", metavar="FILE", help="only write the input CSV")
     args = ap.parse_args()
+    if args.quick:
+        args.rows = 20_000
     if args.generate:
         generate(args.generate, args.rows)
         return

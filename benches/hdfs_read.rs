@@ -7,6 +7,7 @@
 //! in 4 concurrent ranges, and with Hadoop's own Java client inside the minicluster's JVM.
 //!
 //!     cargo bench --bench hdfs_read            (needs Java 17 and Maven, like the HDFS tests)
+//!     cargo test --bench hdfs_read             # quick: a 4 MiB CSV, one read each (CI)
 
 #[allow(dead_code)]
 #[path = "../tests/common/minidfs.rs"]
@@ -19,7 +20,6 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use strom::storage::Location;
 
-const REPEATS: usize = 3;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -93,9 +93,14 @@ fn make_csv(path: &Path, mib: usize) {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; a filter argument is not supported.
-    let csv_mib: usize =
-        std::env::var("STROM_BENCH_CSV_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    // `cargo bench` passes --bench (a filter argument is not supported); `cargo test --bench
+    // hdfs_read` does not: a quick run that checks the bench still works (CI).
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let repeats = if quick { 1 } else { 3 };
+    let csv_mib: usize = std::env::var("STROM_BENCH_CSV_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 4 } else { 1024 });
     let scratch = tempfile::tempdir().unwrap();
     let fmnist = ["/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"]
         .into_iter()
@@ -123,7 +128,7 @@ fn main() {
         let (l, h) = (Location::local(local), Location::parse(&dfs.at(&hdfs_path)).unwrap());
         let (mut tl, mut th, mut t1, mut t4, mut tj) = (vec![], vec![], vec![], vec![], vec![]);
         let mut bytes = 0;
-        for _ in 0..REPEATS {
+        for _ in 0..repeats {
             let (t, n) = strom_read(&l);
             tl.push(t);
             bytes = n;
@@ -149,7 +154,7 @@ fn main() {
         );
     }
     println!(
-        "(MB/s, medians of {REPEATS}; ratio = HDFS through Strom / local disk; the last three read the HDFS \
+        "(MB/s, medians of {repeats}; ratio = HDFS through Strom / local disk; the last three read the HDFS \
          file with hdfs-native as one stream, in 4 concurrent ranges, and with Hadoop's Java client)"
     );
 }

@@ -3,6 +3,7 @@
 //! batch 128 on 1x28x28 inputs. Not a Criterion bench: one table, printed.
 //!
 //!   cargo bench --bench layer_time -- [PRESET (resnet20)] [THREADS (1)] [STEPS (20)]
+//!   cargo test --bench layer_time     # quick: 1 step (CI)
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,7 +18,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let preset_name = args.first().map(String::as_str).unwrap_or("resnet20");
     let threads: usize = args.get(1).and_then(|t| t.parse().ok()).unwrap_or(1);
-    let steps: usize = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(20);
+    // `cargo bench` passes --bench, `cargo test --bench layer_time` does not: one step (CI).
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let steps: usize = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(if quick { 1 } else { 20 });
     let presets = [ModelPreset::Mlp, ModelPreset::Cnn, ModelPreset::Lenet5, ModelPreset::Resnet20];
     let Some(preset) = presets.into_iter().find(|p| p.name() == preset_name) else {
         eprintln!("layer_time: unknown preset {preset_name}");

@@ -10,13 +10,16 @@ their own block). Standard library only.
 
   python3 benches/sharing_by_layer.py --job assets/jobs/fashion-mnist-resnet20.toml \\
       --metrics run/metrics.jsonl [--strom target/release/strom] [--layers]
+  python3 benches/sharing_by_layer.py --quick     # trains the demo and reads it: checks it runs (CI)
 """
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections import OrderedDict, defaultdict
 
 
@@ -37,12 +40,28 @@ def model_rows(strom, job):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--job", required=True, help="the run's job file")
-    ap.add_argument("--metrics", required=True, help="the run's --metrics-out file")
-    ap.add_argument("--strom", default="target/release/strom")
+    ap.add_argument("--job", help="the run's job file")
+    ap.add_argument("--metrics", help="the run's --metrics-out file")
+    ap.add_argument("--strom", default=os.environ.get("STROM_BIN", "target/release/strom"))
+    ap.add_argument("--quick", action="store_true",
+                    help="train the demo (2 workers, 1 epoch) and read that run: checks the script runs (CI)")
     ap.add_argument("--layers", action="store_true", help="print every layer, not only blocks")
     args = ap.parse_args()
+    if args.quick:
+        with tempfile.TemporaryDirectory() as d:
+            args.job, args.metrics = os.path.join(d, "job.toml"), os.path.join(d, "metrics.jsonl")
+            with open(args.job, "w") as f:
+                f.write('[sharing]\nmode = "threshold"\n[cluster]\nworkers = 2\n[train]\nepochs = 1\n')
+            subprocess.run([args.strom, "train", "--config", args.job, "--metrics-out", args.metrics,
+                            "--output", os.path.join(d, "model")], check=True, capture_output=True)
+            report(args)
+        return
+    if not args.job or not args.metrics:
+        ap.error("--job and --metrics are required (or --quick)")
+    report(args)
 
+
+def report(args):
     rows = model_rows(args.strom, args.job)
     if not rows:
         sys.exit(f"{args.job}: no layers in --print-model's output")

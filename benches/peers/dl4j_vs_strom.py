@@ -414,7 +414,7 @@ def main():
     ap.add_argument("--limit-train", type=int, default=None, metavar="N",
                     help="train on the first N training examples (both peers get the same "
                     "truncated copy, written to the work directory)")
-    ap.add_argument("--strom", default=os.path.join(ROOT, "target", "release", "strom"))
+    ap.add_argument("--strom", default=os.environ.get("STROM_BIN", os.path.join(ROOT, "target", "release", "strom")))
     ap.add_argument("--quick", action="store_true", help="demo data, 1 epoch per case")
     ap.add_argument("--json", metavar="OUT", help="write every raw result here")
     ap.add_argument("--workdir", help="logs, summaries and models (default: a new temp dir)")

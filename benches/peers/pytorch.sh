@@ -13,8 +13,7 @@ fi
 if [ "${1:-}" = "--lm" ]; then
   # Language models (pytorch_lm.py): the gpt and char_lstm presets on the Shakespeare corpus.
   shift
-  cargo build --release >/dev/null 2>&1
+  [[ " $* " == *" --quick "* && -n ${STROM_BIN:-} ]] || cargo build --release >/dev/null 2>&1
   exec .venv-peers/bin/python benches/peers/pytorch_lm.py "$@"
 fi
-cargo bench --bench train_step --no-run >/dev/null 2>&1
 exec .venv-peers/bin/python benches/peers/pytorch_step.py "$@"

@@ -173,7 +173,7 @@ def torch_eval(torch, model, x, train_windows, held):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--strom", default=os.path.join(ROOT, "target", "release", "strom"))
+    ap.add_argument("--strom", default=os.environ.get("STROM_BIN", os.path.join(ROOT, "target", "release", "strom")))
     ap.add_argument("--only", choices=["steps", "converge"])
     ap.add_argument("--models", default="gpt,char_lstm")
     ap.add_argument("--threads", default="1,2")

@@ -10,6 +10,7 @@ Strom's criterion bench (`benches/train_step.rs`, filtered to that case) and the
 in a process of its own, and prints samples/s of both, the ratio, and each process's peak RSS.
 
     bash benches/peers/pytorch.sh            # creates .venv-peers with torch, then runs this
+    bash benches/peers/pytorch.sh --quick    # one small case for a fraction of a second (CI)
 """
 import argparse
 import json
@@ -97,8 +98,9 @@ def run_measured(cmd, env=None):
     return out, usage.ru_maxrss / 1024
 
 
-def bench_executable():
-    out = subprocess.run(["cargo", "bench", "--bench", "train_step", "--no-run", "--message-format", "json"],
+def bench_executable(profile):
+    out = subprocess.run(["cargo", "bench", "--bench", "train_step", "--no-run", "--message-format", "json",
+                          "--profile", profile],
                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         msg = json.loads(line)
@@ -115,13 +117,18 @@ def main():
     p.add_argument("--models", default="mlp,cnn")
     p.add_argument("--batches", default="128,1024")
     p.add_argument("--threads", default="1,2")
+    p.add_argument("--quick", action="store_true",
+                   help="the mlp at batch 128 on 1 thread for a fraction of a second, Strom's bench built with "
+                        "the dev profile: checks the script runs (CI)")
     args = p.parse_args()
+    if args.quick:
+        args.seconds, args.models, args.batches, args.threads = 0.3, "mlp", "128", "1"
     if args.torch_case:
         m, b, t, s = args.torch_case
         torch_case(m, int(b), int(t), float(s))
         return
     import torch
-    exe = bench_executable()
+    exe = bench_executable("dev" if args.quick else "bench")
     print(f"PyTorch {torch.__version__} (CPU) vs Strom, one training step (forward, backward, Adam), "
           f"{os.cpu_count()} cores")
     print(f"{'model':<5} {'batch':>5} {'threads':>7} {'strom samples/s':>16} {'pytorch samples/s':>18} "
@@ -130,8 +137,9 @@ def main():
         for batch in map(int, args.batches.split(",")):
             for threads in map(int, args.threads.split(",")):
                 case = f"train_step_{model}/batch{batch}/threads{threads}"
-                _, strom_rss = run_measured([exe, "--bench", "--noplot", "--warm-up-time", "1",
-                                             "--measurement-time", str(args.seconds), f"^{case}$"])
+                _, strom_rss = run_measured([exe, "--bench", "--noplot", "--warm-up-time", "0.1" if args.quick else "1",
+                                             "--measurement-time", str(args.seconds),
+                                             *(["--sample-size", "10"] if args.quick else []), f"^{case}$"])
                 with open(os.path.join(ROOT, "target", "criterion", case, "new", "estimates.json")) as f:
                     ns = json.load(f)["mean"]["point_estimate"]
                 strom = batch / (ns * 1e-9)

@@ -1,6 +1,7 @@
-//! The job's side of an epoch, shared by the embedded runner and the coordinator: it folds
-//! the workers' step stats into epoch summaries and totals, and evaluates the job's model
-//! when the epoch barrier completes.
+//! The job's side of an epoch, shared by the embedded runner and the coordinator: the
+//! [`Driver`] folds the workers' step stats into epoch summaries and totals; the
+//! [`Evaluation`] evaluates the job's model when the epoch barrier completes. They are apart so
+//! a coordinator evaluates (seconds) without holding what every report takes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,14 +16,60 @@ use crate::data::Dataset;
 use crate::job::ResolvedJob;
 use crate::nn::Architecture;
 
+/// The job's model on its test data: an evaluator, the test set and a language model's sampler.
+pub struct Evaluation {
+    evaluator: CpuBackend,
+    test: Option<Arc<Dataset>>,
+    /// A language model's sampler: a short sample is logged after each epoch's evaluation.
+    sampler: Option<Sampler>,
+}
+
+/// What an epoch's evaluation found, and how long it took.
+pub struct EpochEval {
+    pub test: Option<super::EvalReport>,
+    pub seconds: f64,
+}
+
+impl Evaluation {
+    pub fn new(job: &ResolvedJob, architecture: &Architecture, test: Option<Arc<Dataset>>, state: &[f32]) -> Self {
+        Evaluation {
+            evaluator: CpuBackend::new(
+                architecture,
+                &job.updater(),
+                0.0,
+                512,
+                state,
+                crate::job::available_cores(),
+            ),
+            test,
+            sampler: (job.data.format == crate::job::DataFormat::Text)
+                .then(|| crate::data::text::vocabulary(&job.data).ok())
+                .flatten()
+                .and_then(|v| Sampler::new(architecture, v).ok()),
+        }
+    }
+
+    /// Evaluates the barrier's model (and logs a language model's sample).
+    pub fn epoch(&mut self, ready: &EpochReady) -> EpochEval {
+        let t0 = Instant::now();
+        if self.test.is_some() || self.sampler.is_some() {
+            self.evaluator.write_state(&ready.model);
+        }
+        let test = self.test.as_ref().map(|t| evaluate(&mut self.evaluator, t, 512));
+        if let Some(sampler) = &self.sampler {
+            let text = sampler.line(&mut self.evaluator, 100, ready.epoch as u64);
+            tracing::info!("sample after epoch {}: {text}", ready.epoch + 1);
+        }
+        EpochEval { test, seconds: t0.elapsed().as_secs_f64() }
+    }
+}
+
 pub struct Driver {
     /// Whether workers exchange anything (then a dense f32 exchange per step is the
     /// reference the compression is measured against).
     exchanges: bool,
     params: usize,
     rows: u64,
-    evaluator: CpuBackend,
-    test: Option<Arc<Dataset>>,
     started: Instant,
     epoch_started: Option<Instant>,
     epoch_loss: f64,
@@ -34,31 +81,14 @@ pub struct Driver {
     steps_seen: u64,
     pub epochs: Vec<EpochSummary>,
     pub eval_seconds: f64,
-    /// A language model's sampler: a short sample is logged after each epoch's evaluation.
-    sampler: Option<Sampler>,
 }
 
 impl Driver {
-    pub fn new(
-        job: &ResolvedJob,
-        architecture: &Architecture,
-        rows: usize,
-        test: Option<Arc<Dataset>>,
-        state: &[f32],
-    ) -> Self {
+    pub fn new(job: &ResolvedJob, architecture: &Architecture, rows: usize) -> Self {
         Driver {
             exchanges: crate::sharing::describe(job).exchanges,
             params: architecture.param_count(),
             rows: rows as u64,
-            evaluator: CpuBackend::new(
-                architecture,
-                &job.updater(),
-                0.0,
-                512,
-                state,
-                crate::job::available_cores(),
-            ),
-            test,
             started: Instant::now(),
             epoch_started: None,
             epoch_loss: 0.0,
@@ -69,10 +99,6 @@ impl Driver {
             steps_seen: 0,
             epochs: Vec::new(),
             eval_seconds: 0.0,
-            sampler: (job.data.format == crate::job::DataFormat::Text)
-                .then(|| crate::data::text::vocabulary(&job.data).ok())
-                .flatten()
-                .and_then(|v| Sampler::new(architecture, v).ok()),
         }
     }
 
@@ -102,18 +128,10 @@ impl Driver {
         self.latest.values().map(|s| s.bytes_sent).sum()
     }
 
-    /// Evaluates the barrier's model and records the epoch.
-    pub fn on_epoch_ready(&mut self, ready: &EpochReady) -> EpochSummary {
-        let t0 = Instant::now();
-        if self.test.is_some() || self.sampler.is_some() {
-            self.evaluator.write_state(&ready.model);
-        }
-        let test = self.test.as_ref().map(|t| evaluate(&mut self.evaluator, t, 512));
-        if let Some(sampler) = &self.sampler {
-            let text = sampler.line(&mut self.evaluator, 100, ready.epoch as u64);
-            tracing::info!("sample after epoch {}: {text}", ready.epoch + 1);
-        }
-        self.eval_seconds += t0.elapsed().as_secs_f64();
+    /// Records the epoch whose barrier's model `eval` evaluated.
+    pub fn on_epoch_ready(&mut self, ready: &EpochReady, eval: EpochEval) -> EpochSummary {
+        let EpochEval { test, seconds } = eval;
+        self.eval_seconds += seconds;
         let bytes_now = self.bytes_sent();
         let summary = EpochSummary {
             epoch: ready.epoch,
@@ -162,12 +180,5 @@ impl Driver {
             partitions_requeued: 0,
             calls_refused: 0,
         }
-    }
-
-    /// The test data's evaluation of an arbitrary model state (final model, checkpoints).
-    pub fn evaluate(&mut self, state: &[f32]) -> Option<super::EvalReport> {
-        let test = self.test.clone()?;
-        self.evaluator.write_state(state);
-        Some(evaluate(&mut self.evaluator, &test, 512))
     }
 }

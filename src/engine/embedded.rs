@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::EngineError;
-use super::driver::Driver;
+use super::driver::{Driver, Evaluation};
 use super::hub::{EpochNext, EpochReady, Hub, HubConfig, ReduceKey, Work};
 use super::inbox::{Inbox, SharedMessage};
 use super::metrics::{EpochSummary, Observer, StepStats, Totals};
@@ -211,7 +211,8 @@ pub fn run_embedded(
         }
         backends.push(b);
     }
-    let mut driver = Driver::new(job, architecture, train.rows, test, &options.initial_state);
+    let mut driver = Driver::new(job, architecture, train.rows);
+    let mut evaluation = Evaluation::new(job, architecture, test, &options.initial_state);
     let (tx, rx) = mpsc::channel::<Event>();
     let mut summaries: Vec<Option<WorkerSummary>> = (0..workers).map(|_| None).collect();
     let mut first_error: Option<EngineError> = None;
@@ -251,7 +252,7 @@ pub fn run_embedded(
                     shared.hub().record_stats(s);
                 }
                 Event::EpochReady(ready) => {
-                    let summary = driver.on_epoch_ready(&ready);
+                    let summary = driver.on_epoch_ready(&ready, evaluation.epoch(&ready));
                     observer.epoch(&summary);
                     shared.hub().finish_epoch();
                     shared.changed.notify_all();

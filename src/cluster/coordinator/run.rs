@@ -14,7 +14,7 @@ use super::watch::History;
 use crate::backend::DeviceInfo;
 use crate::cluster::checkpoint::Checkpoint;
 use crate::data::{DataShape, Dataset};
-use crate::engine::driver::Driver;
+use crate::engine::driver::{Driver, Evaluation};
 use crate::engine::hub::{
     EpochNext, EpochReady, Hub, HubConfig, HubState, ReduceKey, Reduced, RoundError, Work, WorkerId,
 };
@@ -188,11 +188,58 @@ struct RunState {
     checkpoint: CheckpointState,
 }
 
-/// What takes the run's results in, behind `JobRun::driver`: the driver (epoch evaluation,
-/// totals) and the caller's observer (progress display, metrics file).
-struct Reporting {
-    driver: Driver,
-    observer: Option<Box<dyn Observer>>,
+/// What the caller's observer (progress display, metrics file) is told.
+enum Observed {
+    Step(StepStats),
+    Epoch(EpochSummary),
+}
+
+/// The caller's observer on a thread of its own: it may write a terminal or a file, and
+/// neither stalls a handler that reports. Closed (and joined) when the run ends, so everything
+/// observed is written before the end is announced.
+struct ObserverThread {
+    tx: Mutex<Option<std::sync::mpsc::Sender<Observed>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl ObserverThread {
+    fn start(observer: Option<Box<dyn Observer>>) -> Self {
+        let Some(mut observer) = observer else {
+            return ObserverThread { tx: Mutex::new(None), thread: Mutex::new(None) };
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Observed>();
+        let thread = std::thread::Builder::new()
+            .name("strom-observer".into())
+            .spawn(move || {
+                for event in rx {
+                    match event {
+                        Observed::Step(s) => observer.step(&s),
+                        Observed::Epoch(e) => observer.epoch(&e),
+                    }
+                }
+            })
+            .map_err(|e| tracing::warn!("no progress display or metrics file: cannot start a thread: {e}"))
+            .ok();
+        ObserverThread { tx: Mutex::new(thread.is_some().then_some(tx)), thread: Mutex::new(thread) }
+    }
+
+    fn is_some(&self) -> bool {
+        lock(&self.tx).is_some()
+    }
+
+    fn send(&self, event: Observed) {
+        if let Some(tx) = lock(&self.tx).as_ref() {
+            let _ = tx.send(event);
+        }
+    }
+
+    /// Closes the channel and waits until everything sent was observed.
+    fn finish(&self) {
+        lock(&self.tx).take();
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A read view of one part of the run's state; holds the state lock while it lives.
@@ -223,11 +270,13 @@ pub struct JobRun {
     /// The run's bookkeeping. Lock order: `driver` before `state`, never `driver` while
     /// `state` is held.
     state: Mutex<RunState>,
-    /// Its own lock, outside `state`: the driver evaluates the test set at each epoch end
-    /// (seconds) and the observer may write files or a terminal, neither of which stalls
-    /// relays and heartbeats (reports, the periodic tick and the cockpit's totals do wait for
-    /// an epoch's evaluation, as they always have).
-    driver: Mutex<Reporting>,
+    /// The epochs' and steps' figures; held briefly (reports, the tick, the cockpit's totals
+    /// take it on the async runtime), never across evaluation or I/O.
+    driver: Mutex<Driver>,
+    /// The test set's evaluation at each epoch end (seconds), on a blocking thread, under a
+    /// lock of its own that nothing on the async runtime takes.
+    evaluation: Mutex<Evaluation>,
+    observer: ObserverThread,
     /// Wakes long polls (epoch barrier, averaging rounds) after any change of the hub.
     pub changed: Notify,
     /// Signalled (with `state`) when a checkpoint write ends.
@@ -289,8 +338,8 @@ impl JobRun {
             hub.wait_for_workers(c.min_workers.unwrap_or(c.workers).max(1));
         }
         let driver =
-            Driver::new(&setup.job, &setup.architecture, setup.shape.rows, setup.test.clone(), &setup.state)
-                .with_history(setup.history.clone());
+            Driver::new(&setup.job, &setup.architecture, setup.shape.rows).with_history(setup.history.clone());
+        let evaluation = Evaluation::new(&setup.job, &setup.architecture, setup.test.clone(), &setup.state);
         let mut history = History::default();
         for e in &setup.history {
             history.push_epoch(e);
@@ -315,7 +364,9 @@ impl JobRun {
                     writing: false,
                 },
             }),
-            driver: Mutex::new(Reporting { driver, observer }),
+            driver: Mutex::new(driver),
+            evaluation: Mutex::new(evaluation),
+            observer: ObserverThread::start(observer),
             changed: Notify::new(),
             checkpoint_done: Condvar::new(),
             started: Instant::now(),
@@ -549,14 +600,16 @@ impl JobRun {
         if let (Some(link), Some(last)) = (&link, stats.last()) {
             *lock(&link.latest) = Some(last.clone());
         }
-        // The driver and the observer (which may write a metrics file) first, without the
-        // state; then the state, briefly: the driver before the state.
-        let mut reporting = lock(&self.driver);
-        let Reporting { driver, observer } = &mut *reporting;
-        for s in &stats {
-            driver.on_stats(s);
-            if let Some(o) = observer.as_mut() {
-                o.step(s);
+        // The driver first, without the state; then the state, briefly.
+        {
+            let mut driver = lock(&self.driver);
+            for s in &stats {
+                driver.on_stats(s);
+            }
+        }
+        if self.observer.is_some() {
+            for s in &stats {
+                self.observer.send(Observed::Step(s.clone()));
             }
         }
         let has_tau = crate::sharing::describe(&self.job).has_tau;
@@ -615,16 +668,11 @@ impl JobRun {
     }
 
     fn finish_epoch(self: &Arc<Self>, ready: EpochReady) {
-        // The evaluation and the observer, with only the driver held.
-        let (summary, observed) = {
-            let mut reporting = lock(&self.driver);
-            let summary = reporting.driver.on_epoch_ready(&ready);
-            let observed = reporting.observer.is_some();
-            if let Some(o) = reporting.observer.as_mut() {
-                o.epoch(&summary);
-            }
-            (summary, observed)
-        };
+        // The evaluation with only its own lock held; then the driver, briefly.
+        let eval = lock(&self.evaluation).epoch(&ready);
+        let summary = lock(&self.driver).on_epoch_ready(&ready, eval);
+        let observed = self.observer.is_some();
+        self.observer.send(Observed::Epoch(summary.clone()));
         self.state().history.push_epoch(&summary);
         let line = match summary.test_accuracy() {
             Some(a) => format!(
@@ -808,9 +856,11 @@ impl JobRun {
         };
         self.write_checkpoint(CheckpointWrite::Last { failed });
         let (mut totals, epochs) = {
-            let driver = &lock(&self.driver).driver;
+            let driver = lock(&self.driver);
             (driver.totals(), driver.epochs.clone())
         };
+        // Everything observed is written before the end is announced.
+        self.observer.finish();
         let (state, counters, links) = {
             let st = self.state();
             (
@@ -959,7 +1009,7 @@ impl JobRun {
 
     /// Takes the driver: never call it with the state held.
     fn total_steps(&self) -> u64 {
-        self.steps_of(&lock(&self.driver).driver)
+        self.steps_of(&lock(&self.driver))
     }
 
     /// The job's steps so far, those before a resume included.
@@ -996,12 +1046,11 @@ impl JobRun {
         // A consistent cut, the driver before the state: only epochs the hub has moved past
         // (an epoch whose barrier is being evaluated right now is evaluated again on resume).
         let (steps, epoch, done, tau, epochs, state) = {
-            let reporting = lock(&self.driver);
-            let driver = &reporting.driver;
+            let driver = lock(&self.driver);
             let st = self.state();
             let epoch = st.hub.epoch();
             (
-                self.steps_of(driver),
+                self.steps_of(&driver),
                 epoch,
                 st.hub.partitions_done(),
                 st.tau,
@@ -1049,7 +1098,7 @@ impl JobRun {
     }
 
     pub fn totals(&self) -> crate::engine::Totals {
-        let mut t = lock(&self.driver).driver.totals();
+        let mut t = lock(&self.driver).totals();
         t.messages_rejected += self.state().hub.counters.updates_rejected;
         t
     }
