@@ -20,7 +20,6 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use strom::storage::Location;
 
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]

@@ -25,7 +25,11 @@ type Client = pb::cluster_client::ClusterClient<Channel>;
 const FULL_TEST: &str = "/usr/share/datasets/fashion-mnist/t10k";
 
 async fn channel(url: &str) -> Channel {
-    tonic::transport::Endpoint::from_shared(url.to_string()).expect("a URL").connect().await.expect("connects")
+    tonic::transport::Endpoint::from_shared(url.to_string())
+        .expect("a URL")
+        .connect()
+        .await
+        .expect("connects")
 }
 
 /// A request carrying the worker's identity, as a real worker's calls do.
@@ -44,7 +48,11 @@ async fn worker(mut c: Client, id: u32, secret: String, state: Vec<u8>, evaluati
     let mut done = Vec::new();
     loop {
         let reply = c
-            .next_shard(signed(pb::ShardRequest { worker_id: id, done: std::mem::take(&mut done) }, id, &secret))
+            .next_shard(signed(
+                pb::ShardRequest { worker_id: id, done: std::mem::take(&mut done) },
+                id,
+                &secret,
+            ))
             .await
             .expect("next shard")
             .into_inner();
@@ -67,7 +75,8 @@ async fn worker(mut c: Client, id: u32, secret: String, state: Vec<u8>, evaluati
             Some(pb::shard_reply::Work::EpochEnd(epoch)) => {
                 evaluating.store(true, Ordering::Release);
                 loop {
-                    let req = pb::EndEpochRequest { worker_id: id, epoch, params: state.clone(), stats: vec![] };
+                    let req =
+                        pb::EndEpochRequest { worker_id: id, epoch, params: state.clone(), stats: vec![] };
                     let reply = c.end_epoch(signed(req, id, &secret)).await.expect("end epoch").into_inner();
                     match reply.outcome {
                         Some(pb::end_epoch_reply::Outcome::Pending(_)) => continue,
@@ -80,7 +89,9 @@ async fn worker(mut c: Client, id: u32, secret: String, state: Vec<u8>, evaluati
                 }
                 evaluating.store(false, Ordering::Release);
             }
-            Some(pb::shard_reply::Work::WaitMs(ms)) => tokio::time::sleep(Duration::from_millis(ms as u64)).await,
+            Some(pb::shard_reply::Work::WaitMs(ms)) => {
+                tokio::time::sleep(Duration::from_millis(ms as u64)).await
+            }
             Some(pb::shard_reply::Work::Finished(_)) | None => return,
             Some(pb::shard_reply::Work::Idle(_)) => {}
         }
@@ -114,7 +125,8 @@ fn main() {
     let job = strom::job::ResolvedJob::resolve(job).expect("a valid job");
     let handle = server
         .block_on(
-            Coordinator::new(CoordinatorConfig { start: true, ..CoordinatorConfig::loopback(Some(job)) }).start(),
+            Coordinator::new(CoordinatorConfig { start: true, ..CoordinatorConfig::loopback(Some(job)) })
+                .start(),
         )
         .expect("the coordinator starts");
     let url = handle.url().to_string();
@@ -156,9 +168,16 @@ fn main() {
         while workers.iter().any(|w| !w.is_finished()) {
             let busy = evaluating.load(Ordering::Acquire);
             let t0 = Instant::now();
-            probe.heartbeat(signed(pb::HeartbeatRequest { worker_id: id }, id, &secret)).await.expect("heartbeat");
+            probe
+                .heartbeat(signed(pb::HeartbeatRequest { worker_id: id }, id, &secret))
+                .await
+                .expect("heartbeat");
             let ms = t0.elapsed().as_secs_f64() * 1e3;
-            if busy || evaluating.load(Ordering::Acquire) { during.push(ms) } else { outside.push(ms) }
+            if busy || evaluating.load(Ordering::Acquire) {
+                during.push(ms)
+            } else {
+                outside.push(ms)
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         watcher.abort();

@@ -140,7 +140,8 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test --bench relay` does not: a quick run that checks
     // the bench still works (CI), figures not meant to be read.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let rounds: &[(usize, usize)] = if quick { &[(4, 50), (16, 10)] } else { &[(4, 2000), (16, 500), (64, 60)] };
+    let rounds: &[(usize, usize)] =
+        if quick { &[(4, 50), (16, 10)] } else { &[(4, 2000), (16, 500), (64, 60)] };
     for &(workers, k) in rounds {
         let r = rt.block_on(round(workers, k));
         // Every message reached every other worker, directly or merged into a dense one.

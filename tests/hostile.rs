@@ -14,6 +14,9 @@ use tonic::Code;
 
 const TOKEN: &str = "hostile-worker-token-0123456789";
 const CONTROL: &str = "hostile-control-token-9876543210";
+/// The parameter a hostile update sets to NaN: entry 5 of layer 1 (the MLP's second dense
+/// layer starts after 784 x 256 weights and 256 biases).
+const NAN_AT: usize = 784 * 256 + 256 + 5;
 
 fn job(dir: &std::path::Path, epochs: u32) -> String {
     let p = dir.join("job.toml");
@@ -224,6 +227,22 @@ fn hostile_clients_are_refused_and_the_job_trains_beside_them() {
         ));
         let e = mine.next_shard(pb::ShardRequest { worker_id: other, done: vec![] }).await.unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "naming another worker in the body: {e}");
+        // An update with a NaN (a dense message, well formed otherwise): refused, never relayed,
+        // and the coordinator names where the first bad value is.
+        let n = me.params.len() / 4;
+        let mut nan = b"SU\x01\x02".to_vec();
+        for v in [n as u32, 0f32.to_bits(), n as u32, me.worker_id] {
+            nan.extend_from_slice(&v.to_le_bytes());
+        }
+        nan.extend_from_slice(&7u64.to_le_bytes());
+        for i in 0..n {
+            nan.extend_from_slice(&(if i == NAN_AT { f32::NAN } else { 0.0 }).to_le_bytes());
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(pb::Update { origin: me.worker_id, seq: 0, payload: nan.into() }).await.unwrap();
+        let _inbound = mine.exchange(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(tx);
         let mut no_secret = pb::cluster_client::ClusterClient::new(with_metadata(
             channel(&url).await,
             TOKEN,
@@ -273,6 +292,13 @@ fn hostile_clients_are_refused_and_the_job_trains_beside_them() {
     }
     let s = json(&summary);
     assert!(s["calls_refused"].as_u64().unwrap() >= refused_calls, "every refusal is counted: {s}");
+    assert!(s["messages_rejected"].as_u64().unwrap() >= 1, "the NaN update is counted: {s}");
+    let log = coord.output();
+    assert!(
+        log.contains("update of its step 7 holds a non-finite value first at layer 1 (")
+            && log.contains("entry 5: refused, not relayed"),
+        "the NaN is named by worker, step and layer: {log}"
+    );
     assert!(s["test_accuracy"].as_f64().unwrap() >= 0.8, "the job is unaffected: {s} ({raw:?})");
 }
 

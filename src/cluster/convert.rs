@@ -72,6 +72,7 @@ pub fn stats_to_pb(s: &StepStats) -> pb::StepStats {
         k: s.k,
         rank: s.rank,
         step_bytes: s.step_bytes,
+        step_seconds: s.step_seconds,
     }
 }
 
@@ -124,6 +125,7 @@ pub fn stats_from_pb(s: &pb::StepStats, batch_size: usize) -> StepStats {
         k: s.k,
         rank: s.rank,
         step_bytes: s.step_bytes,
+        step_seconds: if s.step_seconds.is_finite() { s.step_seconds.max(0.0) } else { 0.0 },
     }
 }
 

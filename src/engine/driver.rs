@@ -3,13 +3,13 @@
 //! [`Evaluation`] evaluates the job's model when the epoch barrier completes. They are apart so
 //! a coordinator evaluates (seconds) without holding what every report takes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::evaluate;
 use super::hub::EpochReady;
-use super::metrics::{EpochSummary, StepStats, Totals};
+use super::metrics::{EpochSummary, StepStats, Totals, WorkerTotals};
 use super::sample::Sampler;
 use crate::backend::{Backend, CpuBackend};
 use crate::data::Dataset;
@@ -31,7 +31,12 @@ pub struct EpochEval {
 }
 
 impl Evaluation {
-    pub fn new(job: &ResolvedJob, architecture: &Architecture, test: Option<Arc<Dataset>>, state: &[f32]) -> Self {
+    pub fn new(
+        job: &ResolvedJob,
+        architecture: &Architecture,
+        test: Option<Arc<Dataset>>,
+        state: &[f32],
+    ) -> Self {
         Evaluation {
             evaluator: CpuBackend::new(
                 architecture,
@@ -64,6 +69,78 @@ impl Evaluation {
     }
 }
 
+/// Steps a worker's pace is the mean of: a straggler is flagged within this many of its steps.
+pub const PACE_STEPS: usize = 5;
+/// A worker whose step time is above this times the median of the others' is a straggler ...
+pub const STRAGGLER_FACTOR: f64 = 1.25;
+/// ... until it falls below this times that median.
+const RECOVERED_FACTOR: f64 = 1.1;
+
+/// Each worker's recent step times, and who is slow.
+#[derive(Default)]
+pub struct Pace {
+    recent: BTreeMap<u32, VecDeque<f64>>,
+    slow: BTreeMap<u32, bool>,
+    flagged: BTreeMap<u32, u32>,
+}
+
+/// A worker became a straggler, or stopped being one.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PaceChange {
+    Slow { worker: u32, step_seconds: f64, median: f64 },
+    Recovered { worker: u32, step_seconds: f64, median: f64 },
+}
+
+impl Pace {
+    /// Folds in one step of `worker`; says when it becomes (or stops being) a straggler.
+    pub fn record(&mut self, worker: u32, seconds: f64) -> Option<PaceChange> {
+        if !seconds.is_finite() || seconds <= 0.0 {
+            return None;
+        }
+        let recent = self.recent.entry(worker).or_default();
+        if recent.len() == PACE_STEPS {
+            recent.pop_front();
+        }
+        recent.push_back(seconds);
+        let mine = self.step_seconds(worker)?;
+        let mut others: Vec<f64> =
+            self.recent.keys().filter(|&&w| w != worker).filter_map(|&w| self.step_seconds(w)).collect();
+        if others.is_empty() {
+            return None;
+        }
+        others.sort_by(f64::total_cmp);
+        let mid = others.len() / 2;
+        let median = if others.len() % 2 == 1 { others[mid] } else { (others[mid - 1] + others[mid]) / 2.0 };
+        let slow = self.slow.entry(worker).or_default();
+        if !*slow && mine > STRAGGLER_FACTOR * median {
+            *slow = true;
+            *self.flagged.entry(worker).or_default() += 1;
+            Some(PaceChange::Slow { worker, step_seconds: mine, median })
+        } else if *slow && mine < RECOVERED_FACTOR * median {
+            *slow = false;
+            Some(PaceChange::Recovered { worker, step_seconds: mine, median })
+        } else {
+            None
+        }
+    }
+
+    /// The mean of the worker's last [`PACE_STEPS`] step times, once it has taken that many.
+    pub fn step_seconds(&self, worker: u32) -> Option<f64> {
+        let r = self.recent.get(&worker).filter(|r| r.len() == PACE_STEPS)?;
+        Some(r.iter().sum::<f64>() / r.len() as f64)
+    }
+
+    pub fn is_slow(&self, worker: u32) -> bool {
+        self.slow.get(&worker).copied().unwrap_or(false)
+    }
+
+    /// A worker that is gone no longer counts in the others' median.
+    pub fn forget(&mut self, worker: u32) {
+        self.recent.remove(&worker);
+        self.slow.remove(&worker);
+    }
+}
+
 pub struct Driver {
     /// Whether workers exchange anything (then a dense f32 exchange per step is the
     /// reference the compression is measured against).
@@ -81,6 +158,7 @@ pub struct Driver {
     steps_seen: u64,
     pub epochs: Vec<EpochSummary>,
     pub eval_seconds: f64,
+    pub pace: Pace,
 }
 
 impl Driver {
@@ -99,6 +177,7 @@ impl Driver {
             steps_seen: 0,
             epochs: Vec::new(),
             eval_seconds: 0.0,
+            pace: Pace::default(),
         }
     }
 
@@ -121,6 +200,24 @@ impl Driver {
             self.sparsity_sum += s.sparsity;
         }
         self.steps_seen += 1;
+        match self.pace.record(s.worker, s.step_seconds) {
+            Some(PaceChange::Slow { worker, step_seconds, median }) => tracing::warn!(
+                worker,
+                "worker {worker} is a straggler: its last {PACE_STEPS} steps took {:.1} ms each, {:.2}x the \
+                 median of the others ({:.1} ms), at step {}",
+                step_seconds * 1e3,
+                step_seconds / median,
+                median * 1e3,
+                s.step
+            ),
+            Some(PaceChange::Recovered { worker, step_seconds, median }) => tracing::info!(
+                worker,
+                "worker {worker} keeps pace again: {:.1} ms per step against the others' {:.1} ms",
+                step_seconds * 1e3,
+                median * 1e3
+            ),
+            None => {}
+        }
         self.latest.insert(s.worker, s.clone());
     }
 
@@ -179,6 +276,71 @@ impl Driver {
             workers_lost: 0,
             partitions_requeued: 0,
             calls_refused: 0,
+            per_worker: self
+                .latest
+                .values()
+                .map(|s| WorkerTotals {
+                    worker: s.worker,
+                    steps: s.step,
+                    step_seconds: self.pace.step_seconds(s.worker).unwrap_or(s.step_seconds),
+                    bytes_sent: s.bytes_sent,
+                    bytes_received: s.bytes_received,
+                    pending: s.pending,
+                    straggler: self.pace.is_slow(s.worker),
+                    flagged: self.pace.flagged.get(&s.worker).copied().unwrap_or(0),
+                })
+                .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three workers at 20 ms a step; worker 2 slows to 40 ms at step 10 and recovers at 30.
+    #[test]
+    fn a_slow_worker_is_flagged_within_its_pace_window_and_cleared_when_it_keeps_pace() {
+        let mut pace = Pace::default();
+        let mut changes = Vec::new();
+        for step in 0..40u64 {
+            for w in 0..3u32 {
+                let slow = w == 2 && (10..30).contains(&step);
+                if let Some(c) = pace.record(w, if slow { 0.040 } else { 0.020 }) {
+                    changes.push((step, c));
+                }
+            }
+        }
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        let (flagged_at, PaceChange::Slow { worker, step_seconds, median }) = &changes[0] else {
+            panic!("first a straggler: {changes:?}")
+        };
+        assert_eq!(*worker, 2);
+        assert!(*flagged_at < 10 + 10, "flagged within 10 steps, at step {flagged_at}");
+        assert!((median - 0.020).abs() < 1e-9 && *step_seconds > STRAGGLER_FACTOR * median);
+        assert!(matches!(changes[1], (s, PaceChange::Recovered { worker: 2, .. }) if (30..40).contains(&s)));
+        assert_eq!(pace.flagged.get(&2), Some(&1));
+        assert!(!pace.is_slow(0) && !pace.is_slow(1) && !pace.is_slow(2));
+    }
+
+    /// Jitter inside the band is no straggler, a lone worker has nobody to lag behind, and a
+    /// worker that is gone leaves the others' median.
+    #[test]
+    fn jitter_a_lone_worker_and_a_lost_one_flag_nobody() {
+        let mut pace = Pace::default();
+        for step in 0..50 {
+            assert_eq!(pace.record(0, 0.020 + 0.004 * ((step % 3) as f64)), None);
+        }
+        for step in 0..50 {
+            assert_eq!(pace.record(1, if step % 2 == 0 { 0.021 } else { 0.027 }), None, "step {step}");
+            assert_eq!(pace.record(0, 0.020), None);
+        }
+        for _ in 0..PACE_STEPS {
+            pace.record(2, 0.100);
+        }
+        assert!(pace.is_slow(2));
+        pace.forget(2);
+        assert!(!pace.is_slow(2) && pace.step_seconds(2).is_none());
+        assert_eq!(pace.record(0, f64::NAN), None);
     }
 }

@@ -31,6 +31,9 @@ pub struct StepStats {
     /// Bytes this worker sent this step.
     #[serde(default)]
     pub step_bytes: u64,
+    /// Wall seconds of this step (forward, backward, updater, sharing).
+    #[serde(default)]
+    pub step_seconds: f64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     /// Messages waiting to be applied when this step finished.
@@ -89,6 +92,27 @@ pub struct Totals {
     pub workers_lost: u64,
     /// Partitions re-queued because their worker was lost.
     pub partitions_requeued: u64,
+    /// Each worker's figures, by worker id.
+    #[serde(default)]
+    pub per_worker: Vec<WorkerTotals>,
+}
+
+/// One worker's figures over the job.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerTotals {
+    pub worker: u32,
+    pub steps: u64,
+    /// Its step time: the mean of its last steps, in seconds.
+    pub step_seconds: f64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Messages waiting to be applied after its last step.
+    pub pending: u32,
+    /// Slower than [`crate::engine::driver::STRAGGLER_FACTOR`] times the median of the others
+    /// at its last step.
+    pub straggler: bool,
+    /// How often it was flagged as a straggler.
+    pub flagged: u32,
 }
 
 impl Totals {

@@ -17,7 +17,7 @@ pub mod worker;
 pub use embedded::{EmbeddedOptions, TrainOutcome, run_embedded};
 pub use evaluate::{EvalReport, RegressionMetrics, evaluate};
 pub use hub::{EpochNext, EpochReady, Hub, HubConfig, Work, WorkerId};
-pub use metrics::{EpochSummary, Observer, StepStats, Totals};
+pub use metrics::{EpochSummary, Observer, StepStats, Totals, WorkerTotals};
 pub use output::{FinishedRun, ModelOutput};
 pub use partition::Partition;
 pub use worker::{Transport, TransportError, WorkerLoop, WorkerSummary};

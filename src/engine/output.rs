@@ -117,6 +117,8 @@ impl FinishedRun<'_> {
             "calls_refused": t.calls_refused,
             "workers_lost": t.workers_lost,
             "partitions_requeued": t.partitions_requeued,
+            // Step time (the mean of the last steps), bytes in and out, queue depth, straggler.
+            "per_worker": t.per_worker,
             "replica_drift": outcome.epochs.last().map(|e| e.replica_drift),
             "per_epoch": outcome.epochs.iter().map(|e| json!({
                 // Counted from 1, as in the logs.

@@ -297,6 +297,7 @@ impl<T: Transport> WorkerLoop<T> {
             self.samples += rows as u64;
             self.stats.samples = self.samples;
             let dt = t0.elapsed().as_secs_f64().max(1e-9);
+            self.stats.step_seconds = dt;
             let rate = rows as f64 / dt;
             self.stats.samples_per_sec =
                 if self.stats.step <= 1 { rate } else { 0.9 * self.stats.samples_per_sec + 0.1 * rate };

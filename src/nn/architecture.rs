@@ -339,6 +339,18 @@ impl Architecture {
         node_name(&self.wiring, node)
     }
 
+    /// Where parameter `i` lives: "layer 2 (dense 128 relu), tensor layers.2.dense.weight, entry
+    /// 17"; `None` past the parameters.
+    pub fn describe_param(&self, i: usize) -> Option<String> {
+        let (l, layer) = self.layout.layers.iter().enumerate().find(|(_, l)| l.params.contains(&i))?;
+        let name = self.wiring.get(l).and_then(|w| w.name.as_deref());
+        let mut text = format!("layer {l} ({})", label(&layer.spec, name));
+        if let Some(t) = layer.tensors.iter().find(|t| t.range.contains(&i)) {
+            text.push_str(&format!(", tensor {}, entry {}", t.name, i - t.range.start));
+        }
+        Some(text)
+    }
+
     /// Whether the wiring is worth writing down: some layer is named or takes other than the
     /// layer before it.
     fn has_wiring(&self) -> bool {

@@ -138,6 +138,12 @@ pub struct WorkerInfo {
     pub rank: u32,
     /// Bytes sent in its last step.
     pub step_bytes: u64,
+    /// Its step time: the mean of its last steps, in seconds.
+    pub step_seconds: f64,
+    /// Slower than 1.25x the median of the other workers' step times.
+    pub straggler: bool,
+    /// Updates waiting to be applied after its last step (its relay queue).
+    pub pending: u32,
 }
 
 /// One layer's share of a worker's last update message.
@@ -393,6 +399,9 @@ mod wire {
                 k: w.k,
                 rank: w.rank,
                 step_bytes: w.step_bytes,
+                step_seconds: w.step_seconds,
+                straggler: w.straggler,
+                pending: w.pending,
             }
         }
     }

@@ -337,8 +337,8 @@ impl JobRun {
             let c = &setup.job.cluster;
             hub.wait_for_workers(c.min_workers.unwrap_or(c.workers).max(1));
         }
-        let driver =
-            Driver::new(&setup.job, &setup.architecture, setup.shape.rows).with_history(setup.history.clone());
+        let driver = Driver::new(&setup.job, &setup.architecture, setup.shape.rows)
+            .with_history(setup.history.clone());
         let evaluation = Evaluation::new(&setup.job, &setup.architecture, setup.test.clone(), &setup.state);
         let mut history = History::default();
         for e in &setup.history {
@@ -560,7 +560,18 @@ impl JobRun {
         // worker joining meanwhile gets either the replica with it, or it in its inbox, never both.
         let mut st = self.state();
         if let Err(e) = st.hub.on_update(origin, &payload) {
+            drop(st);
             self.rejected_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+            if let codec::DecodeError::NotFinite(i) = e {
+                // Refused, never relayed; say where the first bad value came from.
+                let step = codec::peek_header(&payload).map(|h| h.step).unwrap_or_default();
+                let place = self.architecture.describe_param(i).unwrap_or_else(|| format!("parameter {i}"));
+                let what = format!(
+                    "worker {origin}'s update of its step {step} holds a non-finite value first at {place}: refused, not relayed"
+                );
+                tracing::error!(worker = origin, "{what}");
+                return Err(what);
+            }
             return Err(e.to_string());
         }
         for link in st.links.values() {
@@ -736,6 +747,8 @@ impl JobRun {
     }
 
     fn drop_worker(self: &Arc<Self>, id: WorkerId, why: &str, state: LinkState) {
+        // Not while the state is held: the driver comes first.
+        lock(&self.driver).pace.forget(id);
         let mut st = self.state();
         let Some(link) = st.links.get(&id).cloned() else { return };
         if matches!(link.state(), LinkState::Lost | LinkState::Removed | LinkState::Done | LinkState::Failed)
@@ -1095,6 +1108,15 @@ impl JobRun {
         if !finite {
             self.changed.notify_waiters();
         }
+    }
+
+    /// Each worker's step time (the mean of its last steps) and whether it is a straggler.
+    pub fn paces(&self) -> BTreeMap<WorkerId, (f64, bool)> {
+        let driver = lock(&self.driver);
+        self.links()
+            .iter()
+            .filter_map(|l| Some((l.id, (driver.pace.step_seconds(l.id)?, driver.pace.is_slow(l.id)))))
+            .collect()
     }
 
     pub fn totals(&self) -> crate::engine::Totals {

@@ -179,6 +179,7 @@ fn workers(run: &JobRun) -> Vec<pb::WorkerInfo> {
     let latest: Vec<Option<StepStats>> =
         links.iter().map(|l| l.latest.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect();
     let max_step = latest.iter().flatten().map(|s| s.step).max().unwrap_or(0);
+    let paces = run.paces();
     links
         .iter()
         .zip(latest)
@@ -219,6 +220,8 @@ fn workers(run: &JobRun) -> Vec<pb::WorkerInfo> {
                 k: s.k,
                 rank: s.rank,
                 step_bytes: s.step_bytes,
+                step_seconds: paces.get(&l.id).map(|p| p.0).unwrap_or(s.step_seconds),
+                straggler: paces.get(&l.id).is_some_and(|p| p.1),
             }
         })
         .collect()

@@ -441,3 +441,24 @@ fn the_worker_tables_show_each_schemes_figure() {
         insta::assert_snapshot!(format!("workers_{mode}_100x30"), render(&app, 100, 30));
     }
 }
+
+/// A straggler reads `slow` in the Workers table; a wide terminal shows each worker's step time
+/// and relay queue.
+#[test]
+fn a_straggler_reads_slow_and_wide_tables_show_step_time_and_queue() {
+    let mut app = fixture();
+    for (id, w) in app.job.workers.iter_mut() {
+        w.state = crate::model::WorkerState::Training;
+        w.step_seconds = if *id == 2 { 0.0412 } else { 0.0198 };
+        w.straggler = *id == 2;
+        w.pending = if *id == 2 { 17 } else { 0 };
+    }
+    app.screen = Screen::Workers;
+    let narrow = render(&app, 100, 30);
+    assert_eq!(narrow.matches("slow").count(), 1, "{narrow}");
+    let wide = render(&app, 180, 30);
+    for v in ["ms/step", "queue", "41.2", "19.8", "17"] {
+        assert!(wide.contains(v), "no {v}:\n{wide}");
+    }
+    insta::assert_snapshot!("workers_straggler_180x30", wide);
+}

@@ -1,6 +1,7 @@
-//! The workers table: id, host, device, state, throughput, sparsity, the scheme's figure (tau,
-//! k, rank or bytes per step), residual norm, lag,
-//! last heartbeat (and more columns when the terminal is wide); below it, the selected
+//! The workers table: id, host, device, state (`slow` for a straggler: a step time above 1.25x
+//! the median of the others'), throughput, sparsity, the scheme's figure (tau, k, rank or bytes
+//! per step), residual norm, lag, last heartbeat (and more columns when the terminal is wide:
+//! step time and relay queue among them); below it, the selected
 //! worker's last step layer by layer (entries sent, residual norm), so a user sees which
 //! layers dominate traffic.
 
@@ -38,11 +39,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
-    // The extra columns take 72 cells: below 160 they would squeeze the host column.
-    let wide = area.width >= 160;
+    // The extra columns take 87 cells: below 175 they would squeeze the host column.
+    let wide = area.width >= 175;
     // The host column takes what the other columns, the spacing and the borders leave (72
-    // cells, 144 when wide), up to 48.
-    let fixed = if wide { 144 } else { 72 };
+    // cells, 159 when wide), up to 48.
+    let fixed = if wide { 159 } else { 72 };
     let host_width = (area.width as usize).saturating_sub(fixed).clamp(6, 48);
     let mode = job.sharing_mode.as_str();
     let mut header = vec![
@@ -59,7 +60,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         "seen",
     ];
     if wide {
-        header.extend(["step", "loss", "sent", "received", "merged", "restarts", "memory"]);
+        header
+            .extend(["step", "ms/step", "queue", "loss", "sent", "received", "merged", "restarts", "memory"]);
     }
     let rows: Vec<Row> = job
         .workers
@@ -67,13 +69,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .enumerate()
         .map(|(i, w)| {
             let selected = i == app.selected_worker;
-            let state = format!("{:?}", w.state).to_lowercase();
+            let slow = w.straggler && w.state == crate::model::WorkerState::Training;
+            let state = if slow { "slow".to_string() } else { format!("{:?}", w.state).to_lowercase() };
             let mut cells = vec![
                 Cell::from(if selected { "›" } else { " " }),
                 Cell::from(w.id.to_string()),
                 Cell::from(fmt::truncate_start(&w.host, host_width)),
                 Cell::from(w.device.clone()),
-                Cell::from(state),
+                if slow { Cell::from(state).yellow().bold() } else { Cell::from(state) },
                 Cell::from(fmt::count(w.samples_per_sec)),
                 Cell::from(fmt::sci(w.sparsity)),
                 Cell::from(fmt::scheme_figure(mode, w)),
@@ -89,6 +92,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 };
                 cells.extend([
                     Cell::from(w.step.to_string()),
+                    Cell::from(if w.step_seconds > 0.0 {
+                        format!("{:.1}", w.step_seconds * 1e3)
+                    } else {
+                        "-".into()
+                    }),
+                    Cell::from(w.pending.to_string()),
                     Cell::from(format!("{:.4}", w.loss)),
                     Cell::from(fmt::bytes(w.bytes_sent)),
                     Cell::from(fmt::bytes(w.bytes_received)),
@@ -117,6 +126,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     if wide {
         widths.extend([
             Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(6),
             Constraint::Length(7),
             Constraint::Length(9),
             Constraint::Length(9),
