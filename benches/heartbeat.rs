@@ -10,17 +10,18 @@
 //!     cargo bench --bench heartbeat           # 4 epochs
 //!     cargo test --bench heartbeat            # quick: 1 epoch (CI)
 
+mod sim;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use strom::cluster::auth::{WORKER_ID, WORKER_SECRET};
 use strom::cluster::{Coordinator, CoordinatorConfig};
 use strom::job::{JobSpec, LauncherKind, ModelPreset};
 use strom_proto::v1 as pb;
 use tonic::transport::Channel;
 
-type Client = pb::cluster_client::ClusterClient<Channel>;
+use sim::{Client, join, signed};
 
 const FULL_TEST: &str = "/usr/share/datasets/fashion-mnist/t10k";
 
@@ -30,15 +31,6 @@ async fn channel(url: &str) -> Channel {
         .connect()
         .await
         .expect("connects")
-}
-
-/// A request carrying the worker's identity, as a real worker's calls do.
-fn signed<T>(body: T, id: u32, secret: &str) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(body);
-    let md = req.metadata_mut();
-    md.insert(WORKER_ID, id.to_string().parse().expect("ASCII"));
-    md.insert(WORKER_SECRET, secret.parse().expect("an ASCII session secret"));
-    req
 }
 
 /// One simulated worker: partitions are "trained" at once (a report of one step each), then the
@@ -138,15 +130,7 @@ fn main() {
         let mut probe_id = (0, String::new());
         for w in 0..2 {
             let mut c = Client::new(ch.clone()).max_decoding_message_size(512 << 20);
-            let joined = c
-                .join(pb::JoinRequest {
-                    protocol_version: strom_proto::PROTOCOL_VERSION,
-                    host: format!("sim{w}"),
-                    ..Default::default()
-                })
-                .await
-                .expect("join")
-                .into_inner();
+            let joined = join(&mut c, w).await;
             probe_id = (joined.worker_id, joined.session_secret.clone());
             workers.push(tokio::spawn(worker(
                 c,

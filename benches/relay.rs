@@ -9,10 +9,11 @@
 //!     cargo bench --bench relay
 //!     cargo test --bench relay        # quick: N = 4 and 16, a few messages each (CI)
 
+mod sim;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use strom::cluster::auth::{WORKER_ID, WORKER_SECRET};
 use strom::cluster::{Coordinator, CoordinatorConfig};
 use strom::job::{JobSpec, LauncherKind};
 use strom::rng::Rng;
@@ -82,20 +83,13 @@ async fn round(workers: usize, per_worker: usize, pace: Pace, templates: &[Vec<u
         if w % 16 == 0 {
             c = client(&url).await;
         }
-        let joined = c
-            .join(pb::JoinRequest {
-                protocol_version: strom_proto::PROTOCOL_VERSION,
-                host: format!("sim{w}"),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let joined = sim::join(&mut c, w).await;
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::Update>(1024);
-        let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-        let md = req.metadata_mut();
-        md.insert(WORKER_ID, joined.worker_id.to_string().parse().unwrap());
-        md.insert(WORKER_SECRET, joined.session_secret.parse().expect("an ASCII session secret"));
+        let req = sim::signed(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            joined.worker_id,
+            &joined.session_secret,
+        );
         let inbound = c.clone().exchange(req).await.unwrap().into_inner();
         sessions.push((joined.worker_id, tx, inbound));
     }
