@@ -19,19 +19,10 @@ use std::time::{Duration, Instant};
 use strom::cluster::{Coordinator, CoordinatorConfig};
 use strom::job::{JobSpec, LauncherKind, ModelPreset};
 use strom_proto::v1 as pb;
-use tonic::transport::Channel;
 
-use sim::{Client, join, signed};
+use sim::{Client, channel, join, signed};
 
 const FULL_TEST: &str = "/usr/share/datasets/fashion-mnist/t10k";
-
-async fn channel(url: &str) -> Channel {
-    tonic::transport::Endpoint::from_shared(url.to_string())
-        .expect("a URL")
-        .connect()
-        .await
-        .expect("connects")
-}
 
 /// One simulated worker: partitions are "trained" at once (a report of one step each), then the
 /// barrier with the model it was given. Returns when the job finishes.

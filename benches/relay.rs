@@ -23,9 +23,8 @@ use strom_proto::v1 as pb;
 
 const DENSITY: f64 = 1e-3;
 
-async fn client(url: &str) -> pb::cluster_client::ClusterClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string()).unwrap().connect().await.unwrap();
-    pb::cluster_client::ClusterClient::new(channel).max_decoding_message_size(512 << 20)
+async fn client(url: &str) -> sim::Client {
+    sim::Client::new(sim::channel(url).await).max_decoding_message_size(512 << 20)
 }
 
 /// A few encoded updates (the codec at DENSITY on `n` parameters) whose origin and step are

@@ -1,11 +1,20 @@
-//! What the simulated-worker benches (relay, heartbeat) share: joining a job as a worker over
-//! real gRPC, and signing a call with the identity the join gave.
+//! What the simulated-worker benches (relay, heartbeat) share: a connection to the coordinator,
+//! joining a job as a worker over real gRPC, and signing a call with the identity the join gave.
 
 use strom::cluster::auth::{WORKER_ID, WORKER_SECRET};
 use strom_proto::v1 as pb;
 use tonic::transport::Channel;
 
 pub type Client = pb::cluster_client::ClusterClient<Channel>;
+
+/// A connection to the coordinator at `url`.
+pub async fn channel(url: &str) -> Channel {
+    tonic::transport::Endpoint::from_shared(url.to_string())
+        .expect("a URL")
+        .connect()
+        .await
+        .expect("connects")
+}
 
 /// Joins the job as simulated worker number `w`.
 pub async fn join(c: &mut Client, w: usize) -> pb::JoinReply {

@@ -253,8 +253,13 @@ impl Driver {
         summary
     }
 
+    /// Steps taken by all workers so far.
+    pub fn steps(&self) -> u64 {
+        self.latest.values().map(|s| s.step).sum()
+    }
+
     pub fn totals(&self) -> Totals {
-        let steps: u64 = self.latest.values().map(|s| s.step).sum();
+        let steps = self.steps();
         Totals {
             steps,
             samples: self.latest.values().map(|s| s.samples).sum(),

@@ -1027,7 +1027,7 @@ impl JobRun {
 
     /// The job's steps so far, those before a resume included.
     fn steps_of(&self, driver: &Driver) -> u64 {
-        self.steps_offset + driver.totals().steps
+        self.steps_offset + driver.steps()
     }
 
     /// Writes a checkpoint now (no-op without a checkpoint directory). A periodic write is
