@@ -40,6 +40,8 @@ pub enum BackendError {
     CudaUnavailable(String),
     #[error("the CUDA backend has no kernel for layer {index} ({layer}); train this model with --device cpu")]
     Unsupported { index: usize, layer: String },
+    #[error("CUDA kernel {kernel} ({file}) does not compile for {arch}; NVRTC says:\n{log}")]
+    KernelCompile { kernel: String, file: String, arch: String, log: String },
     #[error("CUDA error: {0}")]
     Cuda(String),
 }
