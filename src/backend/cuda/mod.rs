@@ -155,6 +155,13 @@ impl CudaBackend {
 
     /// The trait's step methods return no errors: a device fault is logged once, later steps
     /// do nothing, and losses read NaN, which stops the run as diverged (the log says why).
+    /// Logs a failed step once (see [`Self::fail`]).
+    fn check(&mut self, what: &str, result: Result<(), BackendError>) {
+        if let Err(e) = result {
+            self.fail(what, e);
+        }
+    }
+
     fn fail(&mut self, what: &str, e: BackendError) -> f32 {
         if self.fault.is_none() {
             tracing::error!("CUDA device {}: {what}: {e}", self.ordinal);
@@ -179,16 +186,14 @@ impl Backend for CudaBackend {
 
     fn read_state(&mut self, out: &mut [f32]) {
         let n = self.layout.len;
-        if let Err(e) = self.stream.memcpy_dtoh(&self.params, &mut out[..n]).map_err(cuda_err) {
-            self.fail("reading parameters", e);
-        }
+        let result = self.stream.memcpy_dtoh(&self.params, &mut out[..n]).map_err(cuda_err);
+        self.check("reading parameters", result);
     }
 
     fn write_state(&mut self, state: &[f32]) {
         let n = self.layout.len;
-        if let Err(e) = self.stream.memcpy_htod(&state[..n], &mut self.params).map_err(cuda_err) {
-            self.fail("writing parameters", e);
-        }
+        let result = self.stream.memcpy_htod(&state[..n], &mut self.params).map_err(cuda_err);
+        self.check("writing parameters", result);
     }
 
     fn write_running(&mut self, _running: &[f32]) {}
@@ -204,35 +209,30 @@ impl Backend for CudaBackend {
     }
 
     fn compute_update(&mut self, lr_scale: f32) {
-        if let Err(e) = self.try_compute_update(lr_scale) {
-            self.fail("updater", e);
-        }
+        let result = self.try_compute_update(lr_scale);
+        self.check("updater", result);
     }
 
     fn apply_update(&mut self) {
-        if let Err(e) = self.try_apply_update() {
-            self.fail("applying the update", e);
-        }
+        let result = self.try_apply_update();
+        self.check("applying the update", result);
     }
 
     fn read_gradient(&mut self, out: &mut [f32]) {
         let n = self.layout.len;
-        if let Err(e) = self.stream.memcpy_dtoh(&self.grads, &mut out[..n]).map_err(cuda_err) {
-            self.fail("reading the gradient", e);
-        }
+        let result = self.stream.memcpy_dtoh(&self.grads, &mut out[..n]).map_err(cuda_err);
+        self.check("reading the gradient", result);
     }
 
     fn write_gradient(&mut self, values: &[f32]) {
         let n = self.layout.len;
-        if let Err(e) = self.stream.memcpy_htod(&values[..n], &mut self.grads).map_err(cuda_err) {
-            self.fail("writing the gradient", e);
-        }
+        let result = self.stream.memcpy_htod(&values[..n], &mut self.grads).map_err(cuda_err);
+        self.check("writing the gradient", result);
     }
 
     fn residual_add(&mut self) {
-        if let Err(e) = self.try_residual_add() {
-            self.fail("accumulating the residual", e);
-        }
+        let result = self.try_residual_add();
+        self.check("accumulating the residual", result);
     }
 
     fn residual_select(
@@ -250,27 +250,23 @@ impl Backend for CudaBackend {
     }
 
     fn scatter_subtract(&mut self, target: Target, selected: &[u32], tau: f32) {
-        if let Err(e) = self.try_scatter(target, selected, tau) {
-            self.fail("subtracting quanta", e);
-        }
+        let result = self.try_scatter(target, selected, tau);
+        self.check("subtracting quanta", result);
     }
 
     fn apply_message(&mut self, message: &MessageView<'_>) {
-        if let Err(e) = self.try_apply_message(message) {
-            self.fail("applying a message", e);
-        }
+        let result = self.try_apply_message(message);
+        self.check("applying a message", result);
     }
 
     fn clip_residual(&mut self, limit: f32) {
-        if let Err(e) = self.try_clip_residual(limit) {
-            self.fail("clipping the residual", e);
-        }
+        let result = self.try_clip_residual(limit);
+        self.check("clipping the residual", result);
     }
 
     fn scale_residual(&mut self, factor: f32) {
-        if let Err(e) = self.try_scale_residual(factor) {
-            self.fail("scaling the residual", e);
-        }
+        let result = self.try_scale_residual(factor);
+        self.check("scaling the residual", result);
     }
 
     fn evaluate(&mut self, batch: &Batch<'_>, outputs: &mut Vec<f32>) -> f32 {
