@@ -69,8 +69,12 @@ impl Evaluation {
     }
 }
 
-/// Steps a worker's pace is the mean of: a straggler is flagged within this many of its steps.
+/// Steps a worker's pace is taken over (the mean for display, the median for detection).
 pub const PACE_STEPS: usize = 5;
+/// Consecutive steps a verdict must hold before a worker is flagged or cleared: with the
+/// median, one or two slow steps (a noisy, shared machine) flag nobody, and a worker that is
+/// slow on every step is flagged within `PACE_STEPS + PACE_CONFIRM` of its steps.
+const PACE_CONFIRM: u32 = 2;
 /// A worker whose step time is above this times the median of the others' is a straggler ...
 pub const STRAGGLER_FACTOR: f64 = 1.25;
 /// ... until it falls below this times that median.
@@ -82,6 +86,8 @@ pub struct Pace {
     recent: BTreeMap<u32, VecDeque<f64>>,
     slow: BTreeMap<u32, bool>,
     flagged: BTreeMap<u32, u32>,
+    /// Consecutive steps whose verdict contradicts the worker's state.
+    against: BTreeMap<u32, u32>,
 }
 
 /// A worker became a straggler, or stopped being one.
@@ -102,26 +108,36 @@ impl Pace {
             recent.pop_front();
         }
         recent.push_back(seconds);
-        let mine = self.step_seconds(worker)?;
+        let mine = self.typical(worker)?;
         let mut others: Vec<f64> =
-            self.recent.keys().filter(|&&w| w != worker).filter_map(|&w| self.step_seconds(w)).collect();
+            self.recent.keys().filter(|&&w| w != worker).filter_map(|&w| self.typical(w)).collect();
         if others.is_empty() {
             return None;
         }
-        others.sort_by(f64::total_cmp);
-        let mid = others.len() / 2;
-        let median = if others.len() % 2 == 1 { others[mid] } else { (others[mid - 1] + others[mid]) / 2.0 };
-        let slow = self.slow.entry(worker).or_default();
-        if !*slow && mine > STRAGGLER_FACTOR * median {
-            *slow = true;
-            *self.flagged.entry(worker).or_default() += 1;
-            Some(PaceChange::Slow { worker, step_seconds: mine, median })
-        } else if *slow && mine < RECOVERED_FACTOR * median {
-            *slow = false;
+        let median = median(&mut others);
+        let slow = self.slow.get(&worker).copied().unwrap_or(false);
+        let contradicts =
+            if slow { mine < RECOVERED_FACTOR * median } else { mine > STRAGGLER_FACTOR * median };
+        let against = self.against.entry(worker).or_default();
+        *against = if contradicts { *against + 1 } else { 0 };
+        if *against < PACE_CONFIRM {
+            return None;
+        }
+        *against = 0;
+        self.slow.insert(worker, !slow);
+        if slow {
             Some(PaceChange::Recovered { worker, step_seconds: mine, median })
         } else {
-            None
+            *self.flagged.entry(worker).or_default() += 1;
+            Some(PaceChange::Slow { worker, step_seconds: mine, median })
         }
+    }
+
+    /// The median of the worker's last [`PACE_STEPS`] step times (what detection compares: one
+    /// slow step does not move it), once it has taken that many.
+    fn typical(&self, worker: u32) -> Option<f64> {
+        let r = self.recent.get(&worker).filter(|r| r.len() == PACE_STEPS)?;
+        Some(median(&mut r.iter().copied().collect::<Vec<_>>()))
     }
 
     /// The mean of the worker's last [`PACE_STEPS`] step times, once it has taken that many.
@@ -138,7 +154,15 @@ impl Pace {
     pub fn forget(&mut self, worker: u32) {
         self.recent.remove(&worker);
         self.slow.remove(&worker);
+        self.against.remove(&worker);
     }
+}
+
+/// The median of a non-empty list (reordered).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 }
 }
 
 pub struct Driver {
@@ -203,8 +227,8 @@ impl Driver {
         match self.pace.record(s.worker, s.step_seconds) {
             Some(PaceChange::Slow { worker, step_seconds, median }) => tracing::warn!(
                 worker,
-                "worker {worker} is a straggler: its last {PACE_STEPS} steps took {:.1} ms each, {:.2}x the \
-                 median of the others ({:.1} ms), at step {}",
+                "worker {worker} is a straggler: its steps take {:.1} ms (the median of its last {PACE_STEPS}), \
+                 {:.2}x the median of the others ({:.1} ms), at step {}",
                 step_seconds * 1e3,
                 step_seconds / median,
                 median * 1e3,
@@ -340,12 +364,29 @@ mod tests {
             assert_eq!(pace.record(1, if step % 2 == 0 { 0.021 } else { 0.027 }), None, "step {step}");
             assert_eq!(pace.record(0, 0.020), None);
         }
-        for _ in 0..PACE_STEPS {
+        for _ in 0..PACE_STEPS + PACE_CONFIRM as usize - 1 {
             pace.record(2, 0.100);
         }
         assert!(pace.is_slow(2));
         pace.forget(2);
         assert!(!pace.is_slow(2) && pace.step_seconds(2).is_none());
         assert_eq!(pace.record(0, f64::NAN), None);
+    }
+
+    /// On a busy machine single steps spike: a worker whose steps take 3x now and then (one or
+    /// two in five), and another whose pace wobbles around the threshold for one step at a
+    /// time, are never flagged (with the mean of the last 5 steps, each spike flagged a worker
+    /// and the next steps cleared it).
+    #[test]
+    fn spikes_and_wobbles_on_a_busy_machine_flag_nobody() {
+        let mut pace = Pace::default();
+        for step in 0..200u64 {
+            assert_eq!(pace.record(0, 0.020), None);
+            let spike = if step % 5 == 0 || step % 10 == 3 { 0.060 } else { 0.020 };
+            assert_eq!(pace.record(1, spike), None, "worker 1, step {step}");
+            let wobble = if step % 4 == 0 { 0.026 } else { 0.024 };
+            assert_eq!(pace.record(2, wobble), None, "worker 2, step {step}");
+        }
+        assert!(pace.flagged.is_empty());
     }
 }
