@@ -299,7 +299,12 @@ def main():
     p.add_argument("--json", default=None)
     p.add_argument("--svg", default=None)
     p.add_argument("--quick", action="store_true", help="the demo subset, one epoch, 100mbit, threshold and ddp (CI)")
+    p.add_argument("--plot", default=None, metavar="JSON,JSON..", help="only draw --svg from the rows of earlier runs")
     a = p.parse_args()
+    if a.plot:
+        rows = [r for path in a.plot.split(",") for r in json.load(open(path))]
+        svg(rows, a.svg or "links.svg", a.target)
+        return
     if a.quick:
         a.data, a.epochs, a.target, a.rates, a.systems = os.path.join(ROOT, "assets/fashion-mnist-demo"), 1, 0.0, "100mbit", "threshold,ddp"
     if os.geteuid() != 0:
@@ -316,7 +321,7 @@ def main():
     unknown = [s for s in systems if s not in STROM and s not in PEERS]
     if unknown:
         sys.exit(f"error: unknown systems {unknown}; expected some of {sorted(STROM | set(PEERS))}")
-    rows = []
+    rows, failed = [], []
     print(f"cnn, {a.workers} workers, batch 64 each, target {a.target}, at most {a.epochs} epochs; "
           f"links: each node its own, {a.delay} one way where netem exists")
     print(f"{'link':<8} {'system':<14} {'to target s':>11} {'epochs':>6} {'best acc':>8} {'wire MB':>9}")
@@ -325,8 +330,14 @@ def main():
         try:
             for system in systems:
                 net.reset()
-                with tempfile.TemporaryDirectory() as d:
-                    curve = strom(net, system, a, d) if system in STROM else ddp(net, PEERS[system], a, d)
+                try:
+                    with tempfile.TemporaryDirectory() as d:
+                        curve = strom(net, system, a, d) if system in STROM else ddp(net, PEERS[system], a, d)
+                except RuntimeError as e:
+                    # One system failing (a peer's crash) leaves the others' rows standing.
+                    print(f"{rate:<8} {system:<14} failed: {str(e)[:2000]}", flush=True)
+                    failed.append(system)
+                    continue
                 hit = next(((t, e) for t, e, acc in curve if acc >= a.target), None)
                 row = {"link": net.describe(), "system": system if system in PEERS else f"strom {system}",
                        "seconds_to_target": hit[0] if hit else None, "epochs_to_target": hit[1] if hit else None,
@@ -335,13 +346,15 @@ def main():
                 to = f"{hit[0]:.0f}" if hit else f"> {curve[-1][0]:.0f}"
                 print(f"{rate:<8} {row['system']:<14} {to:>11} {row['epochs_to_target'] or '-':>6} "
                       f"{row['best_accuracy']:>8.4f} {row['wire_bytes'] / 1e6:>9.1f}", flush=True)
+                if a.json:
+                    with open(a.json, "w") as f:
+                        json.dump(rows, f, indent=1)
         finally:
             net.close()
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
-    if a.svg:
+    if a.svg and rows:
         svg(rows, a.svg, a.target)
+    if failed:
+        sys.exit(f"error: {', '.join(failed)} failed (above)")
 
 
 if __name__ == "__main__":
