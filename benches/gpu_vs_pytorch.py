@@ -12,7 +12,6 @@ Strom/PyTorch, and test accuracy after the run. Run by benches/gpu.sh; on its ow
     python3 benches/gpu_vs_pytorch.py --quick   # one epoch (CI, where the CUDA rows say why they did not run)
 """
 import argparse
-import gzip
 import json
 import os
 import subprocess
@@ -21,32 +20,14 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def idx(path):
-    """An IDX file (gzip or not) as (dims, bytes)."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return dims, data[4 + 4 * ndim :]
+sys.path.insert(0, os.path.join(ROOT, "benches", "peers"))
+import fmnist  # noqa: E402
 
 
 def load(prefix):
     """Images (n x 784, u8) and labels (n, int64) as torch tensors on the CPU."""
-    import torch
-
-    def find(name):
-        for p in (f"{prefix}-{name}.gz", f"{prefix}-{name}"):
-            if os.path.exists(p):
-                return p
-        sys.exit(f"error: no {prefix}-{name}[.gz] (expected an IDX file; pass --data DIR)")
-
-    dims, x = idx(find("images-idx3-ubyte"))
-    _, y = idx(find("labels-idx1-ubyte"))
-    images = torch.frombuffer(bytearray(x), dtype=torch.uint8).reshape(dims[0], -1)
-    return images, torch.frombuffer(bytearray(y), dtype=torch.uint8).long()
+    x, y = fmnist.load(prefix)
+    return x.reshape(x.shape[0], -1), y
 
 
 def strom(binary, device, data, batch, epochs):
@@ -54,7 +35,7 @@ def strom(binary, device, data, batch, epochs):
         summary = os.path.join(d, "summary.json")
         cmd = [binary, "train", "--device", device, "--model", "mlp", "--updater", "adam", "--lr", "1e-3",
                "--batch-size", str(batch), "--epochs", str(epochs), "--sharing", "none",
-               "--train", f"{data}/train", "--test", f"{data}/t10k" if os.path.exists(f"{data}/t10k-images-idx3-ubyte.gz") else f"{data}/test",
+               "--train", f"{data}/train", "--test", fmnist.test_prefix(data),
                "--summary-json", summary]
         run = subprocess.run(cmd, cwd=d, capture_output=True, text=True)
         if run.returncode != 0:
@@ -76,8 +57,7 @@ def pytorch(data, batch, epochs, device):
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     dev = torch.device("cuda:0" if cuda else "cpu")
     torch.manual_seed(0)
-    test_prefix = f"{data}/t10k" if os.path.exists(f"{data}/t10k-images-idx3-ubyte.gz") else f"{data}/test"
-    (x, y), (tx, ty) = load(f"{data}/train"), load(test_prefix)
+    (x, y), (tx, ty) = load(f"{data}/train"), load(fmnist.test_prefix(data))
     x, y = x.to(dev), y.to(dev)
     net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)

@@ -34,6 +34,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benches", "peers"))
+import fmnist  # noqa: E402
 SUBNET = "10.233.7"
 PREFIX = f"sl{os.getpid() % 10000}"
 STROM = {"threshold", "topk", "powersgd", "dense16", "averaging"}
@@ -311,7 +313,7 @@ def main():
         sys.exit("error: needs root for network namespaces and tc (sudo python3 benches/links.py)")
     a.strom, a.data_dir = os.path.abspath(a.strom), os.path.abspath(a.data)
     a.data = a.data_dir
-    a.test = f"{a.data}/t10k" if os.path.exists(f"{a.data}/t10k-images-idx3-ubyte.gz") else f"{a.data}/test"
+    a.test = fmnist.test_prefix(a.data)
     for need, what in ((f"{a.data}/train-images-idx3-ubyte.gz", "no Fashion-MNIST (apt-get install dataset-fashion-mnist, or --data)"),
                        (a.strom, "no strom binary (cargo build --release, or --strom)"),
                        (a.python, "no torch environment (bash benches/peers/pytorch.sh --quick creates .venv-peers)")):

@@ -16,7 +16,6 @@ reaches --target. Launched by benches/links.py, one process per network namespac
     MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 python3 ddp_cnn.py --rank R --world 4 --data DIR
 """
 import argparse
-import gzip
 import math
 import os
 import sys
@@ -27,20 +26,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.nn as nn  # noqa: E402
-
-
-def idx(path):
-    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return dims, torch.frombuffer(bytearray(data[4 + 4 * ndim :]), dtype=torch.uint8)
-
-
-def load(prefix):
-    dims, x = idx(prefix + "-images-idx3-ubyte.gz")
-    _, y = idx(prefix + "-labels-idx1-ubyte.gz")
-    return x.reshape(dims[0], 1, 28, 28), y.long()
+from fmnist import load, test_prefix  # noqa: E402
 
 
 def cnn():
@@ -69,7 +55,7 @@ def main():
 
     dist.init_process_group("gloo", rank=a.rank, world_size=a.world, timeout=datetime.timedelta(seconds=a.timeout))
     x, y = load(os.path.join(a.data, "train"))
-    test = os.path.join(a.data, "t10k") if os.path.exists(os.path.join(a.data, "t10k-images-idx3-ubyte.gz")) else os.path.join(a.data, "test")
+    test = test_prefix(a.data)
     # With the PowerSGD hook, gloo fails when two buckets' all-reduces are in flight at once
     # ("Received data size doesn't match expected size", torch 2.15): one bucket then.
     model = nn.parallel.DistributedDataParallel(cnn(), bucket_cap_mb=64 if a.hook == "powersgd" else None)
