@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check, in one command, for the day a machine with an NVIDIA GPU is at hand (about ten
-# minutes on 16 cores; nothing here needs the network if Rust's crates are vendored or cached,
+# The GPU check, in one command, for the day a machine with an NVIDIA GPU is at hand (meant to fit in ten
+# minutes on 16 cores, not yet timed; nothing here needs the network if the crates are cached,
 # NVRTC is installed and torch is in .venv-peers or the system python):
 #   1. builds Strom with --features cuda (release);
 #   2. cargo test --features cuda --test gpu --test cuda_kernels: the CUDA backend against the CPU
