@@ -31,12 +31,7 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
   fi
 done
 if [ -z "$nvrtc" ]; then
-  if ! .venv-cuda/bin/python -c 'import nvidia.cuda_nvrtc' 2>/dev/null; then
-    say "installing NVRTC and ptxas from PyPI into .venv-cuda"
-    python3 -m venv .venv-cuda
-    .venv-cuda/bin/pip install -q nvidia-cuda-nvrtc-cu12==12.9.86 nvidia-cuda-nvcc-cu12==12.9.86 2>&1 | tail -2 | tee -a "$out"
-  fi
-  nvidia=$(echo "$PWD"/.venv-cuda/lib/python3*/site-packages/nvidia)
+  nvidia=$(bash tests/cuda/venv.sh)
   nvrtc=$nvidia/cuda_nvrtc/lib
   export LD_LIBRARY_PATH="$nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" PATH="$nvidia/cuda_nvcc/bin:$PATH"
 fi

@@ -191,12 +191,16 @@ fn prelude(kernel: &Kernel) -> String {
     format!("#define QUANTUM_NEG {}u\n#line 1 \"{}\"\n", quantum::NEG, kernel.file)
 }
 
-/// Whether the CUDA runtime compiler (libnvrtc.so.12) can be loaded.
+/// Whether the CUDA runtime compiler (libnvrtc.so.12) can be loaded; probed once per process
+/// (the backend compiles every kernel through [`compile`], which asks each time).
 pub fn nvrtc_present() -> bool {
-    // An NVRTC older than the build's CUDA (12.2) lacks functions, which cudarc reports by
-    // panicking: that is "not present" here.
-    // SAFETY: only tries to load the library and resolve its symbols; no NVRTC call is made.
-    std::panic::catch_unwind(|| unsafe { cudarc::nvrtc::sys::is_culib_present() }).unwrap_or(false)
+    static PRESENT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PRESENT.get_or_init(|| {
+        // An NVRTC older than the build's CUDA (12.2) lacks functions, which cudarc reports by
+        // panicking: that is "not present" here.
+        // SAFETY: only tries to load the library and resolve its symbols; no NVRTC call is made.
+        std::panic::catch_unwind(|| unsafe { cudarc::nvrtc::sys::is_culib_present() }).unwrap_or(false)
+    })
 }
 
 /// Compiles one kernel with NVRTC to PTX for `arch` (a virtual architecture such as
