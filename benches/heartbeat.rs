@@ -144,7 +144,7 @@ fn main() {
             let busy = evaluating.load(Ordering::Acquire);
             let t0 = Instant::now();
             probe
-                .heartbeat(signed(pb::HeartbeatRequest { worker_id: id }, id, &secret))
+                .heartbeat(signed(pb::HeartbeatRequest { worker_id: id, ..Default::default() }, id, &secret))
                 .await
                 .expect("heartbeat");
             let ms = t0.elapsed().as_secs_f64() * 1e3;

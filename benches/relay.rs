@@ -22,6 +22,9 @@ use strom_proto::Bytes;
 use strom_proto::v1 as pb;
 
 const DENSITY: f64 = 1e-3;
+/// A worker whose stream stays silent this long has had everything (a flood of 64 workers
+/// keeps some streams waiting for seconds behind merged dense sums).
+const QUIET: Duration = Duration::from_secs(10);
 
 async fn client(url: &str) -> sim::Client {
     sim::Client::new(sim::channel(url).await).max_decoding_message_size(512 << 20)
@@ -58,21 +61,65 @@ enum Pace {
     Every(Duration),
 }
 
+/// The coordinator's own runtime (two threads, as its process would have on this machine), so
+/// its CPU time can be told apart from the simulated workers'.
+fn coordinator_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("strom-coord")
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+/// CPU seconds (user + system) the coordinator's runtime threads have used.
+fn coordinator_cpu() -> f64 {
+    let ticks: u64 = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "strom-coord"))
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // After the command's closing parenthesis: fields 3.. ; utime and stime are 14 and 15.
+            let rest = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum();
+    ticks as f64 / 100.0
+}
+
+/// A coordinator running `job` (on its own runtime when paced, to measure its CPU; a flood
+/// shares the bench's, as before): its handle, URL and run.
+async fn coordinator(
+    job: JobSpec,
+    own_runtime: bool,
+) -> (strom::cluster::CoordinatorHandle, String, std::sync::Arc<strom::cluster::coordinator::run::JobRun>) {
+    let config = CoordinatorConfig {
+        start: true,
+        ..CoordinatorConfig::loopback(Some(strom::job::ResolvedJob::resolve(job).expect("a valid job")))
+    };
+    let start = async move { Coordinator::new(config).start().await.unwrap() };
+    let handle = if own_runtime { coordinator_runtime().spawn(start).await.unwrap() } else { start.await };
+    let url = handle.url().to_string();
+    let run = handle.shared.run().unwrap();
+    (handle, url, run)
+}
+
 async fn round(workers: usize, per_worker: usize, pace: Pace, templates: &[Vec<u8>]) -> Round {
     let mut job = JobSpec::default();
     job.cluster.launcher = LauncherKind::None;
     job.cluster.workers = workers;
     job.cluster.heartbeat_timeout_secs = 600;
+    // The star at every size (the default turns to a tree above 32 workers).
+    job.cluster.relay.star_max = workers;
     job.train.epochs = 1;
-    let handle = Coordinator::new(CoordinatorConfig {
-        start: true,
-        ..CoordinatorConfig::loopback(Some(strom::job::ResolvedJob::resolve(job).expect("a valid job")))
-    })
-    .start()
-    .await
-    .unwrap();
-    let url = handle.url().to_string();
-    let run = handle.shared.run().unwrap();
+    let (handle, url, run) = coordinator(job, matches!(pace, Pace::Every(_))).await;
+    let cpu = coordinator_cpu();
 
     // Join everyone and open their streams first, then start sending together. Workers share
     // connections, 16 to one (HTTP/2 streams), so a thousand fit in one process.
@@ -111,12 +158,13 @@ async fn round(workers: usize, per_worker: usize, pace: Pace, templates: &[Vec<u
             });
             // Count deliveries until the stream goes quiet; a dense message carries a merged
             // sum of several that did not fit the worker's queue (counted by the coordinator).
-            let (mut direct, mut dense, mut last) = (0usize, 0usize, start.elapsed());
+            let (mut direct, mut dense, mut last, mut bytes) = (0usize, 0usize, start.elapsed(), 0u64);
             let mut arrivals = Vec::with_capacity(expected);
             while direct < expected {
-                match tokio::time::timeout(Duration::from_secs(3), inbound.message()).await {
+                match tokio::time::timeout(QUIET, inbound.message()).await {
                     Ok(Ok(Some(u))) => {
                         last = start.elapsed();
+                        bytes += u.payload.len() as u64;
                         if u.payload.get(3) == Some(&2) {
                             dense += 1
                         } else {
@@ -130,14 +178,15 @@ async fn round(workers: usize, per_worker: usize, pace: Pace, templates: &[Vec<u
                 }
             }
             let _tx = sender.await;
-            (direct, dense, last, arrivals)
+            (direct, dense, last, arrivals, bytes)
         }));
     }
-    let (mut direct, mut dense, mut last) = (0, 0, Duration::ZERO);
+    let (mut direct, mut dense, mut last, mut bytes_out) = (0, 0, Duration::ZERO, 0);
     // Per message: how many workers it reached and when the last of them got it.
     let mut reach: HashMap<(u32, u64), (usize, Duration)> = HashMap::new();
     for t in tasks {
-        let (d, m, l, arrivals) = t.await.unwrap();
+        let (d, m, l, arrivals, b) = t.await.unwrap();
+        bytes_out += b;
         direct += d;
         dense += m;
         last = last.max(l);
@@ -158,14 +207,174 @@ async fn round(workers: usize, per_worker: usize, pace: Pace, templates: &[Vec<u
     };
     latency.sort_by(f64::total_cmp);
     let merged: u64 = run.links().iter().map(|l| l.merged_total()).sum();
+    let cpu = coordinator_cpu() - cpu;
     run.stop();
     handle.shutdown().await;
-    Round { direct, dense, merged, bytes_per_message, seconds: last.as_secs_f64(), latency }
+    Round { direct, dense, merged, bytes_per_message, seconds: last.as_secs_f64(), latency, bytes_out, cpu }
+}
+
+/// The relay tree (issue 27): the same paced load, but every simulated worker also serves its
+/// children (the real `RelayNode`: its history and `Relay` server) and follows the parent the
+/// coordinator's heartbeat names; each update travels up to the coordinator, which numbers it
+/// and sends it to its `fanout` children, and down the tree. Returns the round and the bytes
+/// each node sent to its children (the coordinator first).
+async fn tree_round(
+    workers: usize,
+    per_worker: usize,
+    every: Duration,
+    fanout: usize,
+    templates: &[Vec<u8>],
+) -> (Round, Vec<u64>) {
+    use strom::cluster::relay::{Entry, Pushed, RelayNode};
+    let mut job = JobSpec::default();
+    job.cluster.launcher = LauncherKind::None;
+    job.cluster.workers = workers;
+    job.cluster.heartbeat_timeout_secs = 600;
+    job.cluster.relay.star_max = 0;
+    job.cluster.relay.fanout = fanout;
+    job.train.epochs = 1;
+    let (handle, url, run) = coordinator(job, true).await;
+
+    // Join, open the update stream and start each worker's relay server; then tell the
+    // coordinator every address before anyone asks for a parent, so the tree is complete.
+    let mut members = Vec::new();
+    let mut ch = sim::channel(&url).await;
+    for w in 0..workers {
+        if w % 16 == 0 {
+            ch = sim::channel(&url).await;
+        }
+        let mut c = sim::Client::new(ch.clone()).max_decoding_message_size(512 << 20);
+        let joined = sim::join(&mut c, w).await;
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::Update>(1024);
+        let req = sim::signed(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            joined.worker_id,
+            &joined.session_secret,
+        );
+        let _quiet = c.clone().exchange(req).await.unwrap().into_inner();
+        let node = RelayNode::start(&url, None).await.expect("a relay server");
+        node.history.restart_at(joined.relay_seq);
+        members.push((joined, tx, node, (c, ch.clone()), _quiet));
+    }
+    let beat = |c: &mut sim::Client, j: &pb::JoinReply, addr: String| {
+        let req = pb::HeartbeatRequest { worker_id: j.worker_id, relay_addr: addr, unreachable_parent: None };
+        let mut c = c.clone();
+        let req = sim::signed(req, j.worker_id, &j.session_secret);
+        async move { c.heartbeat(req).await.unwrap().into_inner() }
+    };
+    for (j, _, node, (c, _), _) in &mut members {
+        beat(c, j, node.addr.to_string()).await;
+    }
+    let mut streams = Vec::new();
+    let mut parent_of = Vec::new();
+    for (j, _, node, (c, ch), _) in &mut members {
+        let reply = beat(c, j, node.addr.to_string()).await;
+        let from = pb::SubscribeRequest { worker_id: j.worker_id, from_seq: 1 };
+        let stream = match reply.parent_id {
+            None => {
+                let mut r =
+                    pb::relay_client::RelayClient::new(ch.clone()).max_decoding_message_size(512 << 20);
+                r.subscribe(sim::signed(from, j.worker_id, &j.session_secret)).await.unwrap().into_inner()
+            }
+            Some(_) => {
+                let mut r = pb::relay_client::RelayClient::new(
+                    sim::channel(&format!("http://{}", reply.parent_addr)).await,
+                )
+                .max_decoding_message_size(512 << 20);
+                r.subscribe(from).await.unwrap().into_inner()
+            }
+        };
+        parent_of.push(reply.parent_id);
+        streams.push(stream);
+    }
+    let bytes_per_message = templates[0].len();
+    let expected = per_worker * workers;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (w, ((joined, tx, node, _, quiet), mut inbound)) in members.into_iter().zip(streams).enumerate() {
+        let id = joined.worker_id;
+        let mine: Vec<Bytes> =
+            (0..per_worker).map(|i| stamp(&templates[(w + i) % templates.len()], id, i as u64)).collect();
+        tasks.push(tokio::spawn(async move {
+            let sender = tokio::spawn(async move {
+                for (i, m) in mine.into_iter().enumerate() {
+                    tokio::time::sleep_until((start + every * i as u32).into()).await;
+                    let _ = tx.send(pb::Update { origin: 0, seq: i as u64, payload: m }).await;
+                }
+                tx
+            });
+            // Every update arrives once, its own included (it goes on to this node's children).
+            let (mut seen, mut bytes, mut last) = (0usize, 0u64, start.elapsed());
+            let mut arrivals = Vec::with_capacity(expected);
+            while seen < expected {
+                match tokio::time::timeout(QUIET, inbound.message()).await {
+                    Ok(Ok(Some(u))) => {
+                        last = start.elapsed();
+                        seen += 1;
+                        bytes += u.payload.len() as u64;
+                        let origin = u.origin;
+                        let pushed =
+                            node.history.push(Entry { seq: u.seq, origin, payload: u.payload.clone() });
+                        assert_eq!(pushed, Pushed::Added, "each update once, in order");
+                        if origin != id
+                            && let Ok(h) = strom::sharing::codec::peek_header(&u.payload)
+                        {
+                            arrivals.push((h.origin, h.step, last));
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            let _tx = sender.await;
+            drop((quiet, node));
+            (arrivals.len(), bytes, last, arrivals)
+        }));
+    }
+    let cpu = coordinator_cpu();
+    let mut r = Round {
+        direct: 0,
+        dense: 0,
+        merged: 0,
+        bytes_per_message,
+        seconds: 0.0,
+        latency: Vec::new(),
+        bytes_out: 0,
+        cpu: 0.0,
+    };
+    let mut reach: HashMap<(u32, u64), (usize, Duration)> = HashMap::new();
+    // Bytes each node sent: what its children received from it (index 0: the coordinator).
+    let mut sent = vec![0u64; workers + 1];
+    for (t, parent) in tasks.into_iter().zip(&parent_of) {
+        let (d, bytes, l, arrivals) = t.await.unwrap();
+        r.direct += d;
+        r.seconds = r.seconds.max(l.as_secs_f64());
+        sent[parent.map_or(0, |p| p as usize + 1)] += bytes;
+        for (origin, step, at) in arrivals {
+            let e = reach.entry((origin, step)).or_insert((0, Duration::ZERO));
+            e.0 += 1;
+            e.1 = e.1.max(at);
+        }
+    }
+    r.latency = reach
+        .iter()
+        .filter(|(_, (n, _))| *n == workers - 1)
+        .map(|((_, step), (_, at))| at.saturating_sub(every * *step as u32).as_secs_f64() * 1e3)
+        .collect();
+    r.latency.sort_by(f64::total_cmp);
+    r.bytes_out = sent[0];
+    r.cpu = coordinator_cpu() - cpu;
+    run.stop();
+    handle.shutdown().await;
+    (r, sent)
 }
 
 struct Round {
     direct: usize,
     dense: usize,
+    /// Bytes the coordinator sent to workers.
+    bytes_out: u64,
+    /// CPU seconds of the coordinator's threads over the round.
+    cpu: f64,
     merged: u64,
     bytes_per_message: usize,
     seconds: f64,
@@ -213,6 +422,7 @@ fn main() {
     // Paced: every worker sends one update per STEP (a worker's step time for this model),
     // so the coordinator is offered workers x (workers - 1) / STEP deliveries per second.
     const STEP: Duration = Duration::from_millis(50);
+    const FANOUT: usize = 8;
     let paced: &[(usize, usize)] =
         if quick { &[(4, 10), (16, 4)] } else { &[(4, 40), (16, 40), (64, 20), (256, 8), (1024, 3)] };
     println!();
@@ -222,21 +432,47 @@ fn main() {
         STEP.as_millis()
     );
     println!(
-        "{:>8} {:>4} {:>14} {:>14} {:>10} {:>10} {:>10} {:>12} {:>10}",
-        "workers", "K", "offered/s", "delivered/s", "complete", "p50 ms", "p99 ms", "coord MB/s", "merged"
+        "(star: the coordinator sends to every worker; tree: fan-out {FANOUT}, the busiest node is the one \
+         that sent the most bytes to its children; KB per update: bytes sent over updates made)"
+    );
+    println!(
+        "{:>8} {:>5} {:>4} {:>14} {:>14} {:>9} {:>9} {:>9} {:>14} {:>16} {:>10} {:>10}",
+        "workers",
+        "relay",
+        "K",
+        "offered/s",
+        "delivered/s",
+        "complete",
+        "p50 ms",
+        "p99 ms",
+        "coord KB/upd",
+        "busiest KB/upd",
+        "coord CPU%",
+        "merged"
     );
     for &(workers, k) in paced {
-        let r = rt.block_on(round(workers, k, Pace::Every(STEP), &templates));
-        let delivered = r.direct as u64 + r.merged;
         let offered = (workers * (workers - 1)) as f64 / STEP.as_secs_f64();
-        println!(
-            "{workers:>8} {k:>4} {offered:>14.0} {:>14.0} {:>9.0}% {:>10.1} {:>10.1} {:>12.1} {:>10}",
-            delivered as f64 / r.seconds,
-            100.0 * r.latency.len() as f64 / (workers * k) as f64,
-            percentile(&r.latency, 0.5),
-            percentile(&r.latency, 0.99),
-            (r.direct * r.bytes_per_message) as f64 / r.seconds / 1e6,
-            format!("{} in {}", r.merged, r.dense)
-        );
+        let updates = (workers * k) as f64;
+        let star = rt.block_on(round(workers, k, Pace::Every(STEP), &templates));
+        let (tree, sent) = rt.block_on(tree_round(workers, k, STEP, FANOUT, &templates));
+        let busiest = sent.iter().copied().max().unwrap_or(0);
+        for (name, r, busiest) in [("star", &star, star.bytes_out), ("tree", &tree, busiest)] {
+            let delivered = r.direct as u64 + r.merged;
+            println!(
+                "{workers:>8} {name:>5} {k:>4} {offered:>14.0} {:>14.0} {:>8.0}% {:>9.1} {:>9.1} {:>14.1} {:>16.1} {:>9.0}% {:>10}",
+                delivered as f64 / r.seconds,
+                100.0 * r.latency.len() as f64 / updates,
+                percentile(&r.latency, 0.5),
+                percentile(&r.latency, 0.99),
+                r.bytes_out as f64 / updates / 1e3,
+                busiest as f64 / updates / 1e3,
+                100.0 * r.cpu / r.seconds,
+                format!("{} in {}", r.merged, r.dense)
+            );
+        }
+        if quick {
+            // The tree delivers every update to every worker exactly once.
+            assert_eq!(tree.direct, workers * (workers - 1) * k, "the tree delivers everything");
+        }
     }
 }

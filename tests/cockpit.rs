@@ -447,3 +447,63 @@ fn the_cockpit_shows_a_language_models_loss_perplexity_and_samples() {
     tmux.keys(&["q"]);
     tmux.wait("the shell prompt", Duration::from_secs(20), |s| s.contains("PROMPT$"));
 }
+
+/// The figure of each worker in the Workers table's scheme column (`header`), by row.
+fn scheme_column(screen: &str, header: &str) -> Vec<String> {
+    let Some(head) = screen.lines().find(|l| l.contains("samples/s") && l.contains(header)) else {
+        return Vec::new();
+    };
+    let cells = |l: &str| -> Vec<String> {
+        let row = l.trim().trim_start_matches('│').trim_start().trim_start_matches('›').trim();
+        row.split_whitespace().map(str::to_string).collect()
+    };
+    let at = cells(head).iter().position(|w| w == header.trim()).unwrap_or(usize::MAX);
+    screen
+        .lines()
+        .filter_map(|l| {
+            let t = cells(l);
+            t.first()?.parse::<u32>().ok()?;
+            // Header and row line up word for word (id host device state samples/s ...).
+            t.get(at).cloned()
+        })
+        .collect()
+}
+
+/// Top-k and PowerSGD in a real terminal: started from the job form, each shows its own figure
+/// (this step's k; PowerSGD's rank once its dense warm-up is over) for every worker while it trains.
+#[test]
+fn the_cockpit_shows_each_schemes_figure_while_it_trains() {
+    type Check = fn(&str) -> bool;
+    let schemes: [(&str, &str, Check); 2] = [
+        ("topk", " k ", |v| v.replace(',', "").parse::<u64>().is_ok_and(|k| k > 0)),
+        // Past its warm-up of dense steps, PowerSGD shows its rank.
+        ("powersgd", "rank", |v| v.parse::<u32>().is_ok_and(|r| r > 0)),
+    ];
+    for (mode, header, figure) in schemes {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join(format!("{mode}.toml"));
+        std::fs::write(
+            &job,
+            format!(
+                "name = \"{mode}-cockpit\"\n[model]\nhidden = [32]\n[train]\nepochs = 400\n\
+                 [sharing]\nmode = \"{mode}\"\n[cluster]\nworkers = 2\n"
+            ),
+        )
+        .unwrap();
+        let tmux = Tmux::new(100, 30);
+        tmux.run(&format!("{BIN} cockpit --job {}", job.display()));
+        tmux.wait("the job form", Duration::from_secs(30), |s| s.contains("READY") && s.contains("[Setup]"));
+        tmux.keys(&["s"]);
+        tmux.show("Workers");
+        let screen = tmux.wait(&format!("{mode}'s figure for both workers"), Duration::from_secs(90), |s| {
+            let values = scheme_column(s, header);
+            s.contains("RUNNING") && values.len() == 2 && values.iter().all(|v| figure(v))
+        });
+        assert!(!screen.contains(" tau "), "{mode}: no tau column:\n{screen}");
+        tmux.keys(&["x"]);
+        tmux.keys(&["y"]);
+        tmux.keys(&["q"]);
+        tmux.keys(&["y"]);
+        tmux.wait("the shell prompt", Duration::from_secs(30), |s| s.contains("PROMPT$"));
+    }
+}

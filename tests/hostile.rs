@@ -217,7 +217,10 @@ fn hostile_clients_are_refused_and_the_job_trains_beside_them() {
             TOKEN,
             Some((other, me.session_secret.clone())),
         ));
-        let e = as_other.heartbeat(pb::HeartbeatRequest { worker_id: other }).await.unwrap_err();
+        let e = as_other
+            .heartbeat(pb::HeartbeatRequest { worker_id: other, ..Default::default() })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{e}");
         assert!(e.message().contains("may only speak for itself"), "{e}");
         let mut mine = pb::cluster_client::ClusterClient::new(with_metadata(
@@ -248,7 +251,18 @@ fn hostile_clients_are_refused_and_the_job_trains_beside_them() {
             TOKEN,
             Some((other, String::new())),
         ));
-        let e = no_secret.heartbeat(pb::HeartbeatRequest { worker_id: other }).await.unwrap_err();
+        let e = no_secret
+            .heartbeat(pb::HeartbeatRequest { worker_id: other, ..Default::default() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+        // Nor can it read the coordinator's relayed updates.
+        let mut relay = pb::relay_client::RelayClient::new(with_metadata(
+            channel(&url).await,
+            TOKEN,
+            Some((other, String::new())),
+        ));
+        let e = relay.subscribe(pb::SubscribeRequest { worker_id: other, from_seq: 1 }).await.unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{e}");
         // Taking over another worker's id on a re-join needs that session's secret.
         let mut c = pb::cluster_client::ClusterClient::new(with_metadata(channel(&url).await, TOKEN, None))

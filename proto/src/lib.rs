@@ -11,8 +11,8 @@ pub mod v1 {
 }
 
 /// Bumped when the Cluster protocol, or the job schema a worker receives in `Join`, changes
-/// incompatibly (2: the `[compute]` section); workers send theirs in `Join`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// incompatibly (2: the `[compute]` section; 3: the relay tree); workers send theirs in `Join`.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Metadata key of the bearer token.
 pub const AUTHORIZATION: &str = "authorization";

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod convert;
 pub mod coordinator;
 pub mod launch;
+pub mod relay;
 pub mod worker;
 
 pub use coordinator::{Coordinator, CoordinatorConfig, CoordinatorHandle};

@@ -24,6 +24,7 @@ use super::convert::{
     stats_to_pb,
 };
 use super::coordinator::MAX_MESSAGE;
+use super::relay::{self, Follow, History, Parent, RelayNode};
 use crate::backend::{self, DeviceInfo};
 use crate::data;
 use crate::data::transform::TransformProcess;
@@ -158,6 +159,9 @@ pub struct GrpcTransport {
     /// The worker could not start on the job: its last report says so (removed, not failed).
     refused: bool,
     rng: Rng,
+    /// Relay tree: this worker's relay server, started at the first join of a tree job (None
+    /// inside: it cannot serve and stays a leaf). It outlives sessions: children keep reading.
+    relay: tokio::sync::OnceCell<Option<Arc<RelayNode>>>,
 }
 
 /// What joining returned.
@@ -238,12 +242,37 @@ impl GrpcTransport {
             finished: false,
             refused: false,
             rng: Rng::new(std::process::id() as u64),
+            relay: tokio::sync::OnceCell::new(),
             cfg,
         })
     }
 
     fn id(&self) -> u32 {
         self.id.unwrap_or(u32::MAX)
+    }
+
+    /// Relay tree: this worker's relay server, started once.
+    async fn relay_node(&self) -> Option<Arc<RelayNode>> {
+        let start = || async {
+            if self.cfg.tls.is_some() {
+                tracing::info!(
+                    "relay tree: this worker reaches the coordinator over TLS and relays to no one \
+                     (relaying between workers is plaintext only): it is a leaf of the tree"
+                );
+                return None;
+            }
+            match RelayNode::start(&self.cfg.url, self.cfg.token.as_deref()).await {
+                Ok(node) => {
+                    tracing::info!("serves its children in the relay tree at {}", node.addr);
+                    Some(Arc::new(node))
+                }
+                Err(e) => {
+                    tracing::warn!("relay tree: cannot serve children ({e}); this worker is a leaf");
+                    None
+                }
+            }
+        };
+        self.relay.get_or_init(start).await.clone()
     }
 
     async fn open(&self, previous: Option<u32>) -> Result<(Session, u32, Joined), ConnectError> {
@@ -287,11 +316,43 @@ impl GrpcTransport {
         // Every later call proves this session: the id and the secret the join returned.
         let session = WorkerSession::new(&self.attach, id, &reply.session_secret)
             .map_err(|e| ConnectError::Fatal(e.to_string()))?;
-        let mut client = ClusterClient::with_interceptor(channel, session)
+        let relay_client = pb::relay_client::RelayClient::with_interceptor(channel.clone(), session.clone())
+            .max_decoding_message_size(MAX_MESSAGE);
+        let mut client = ClusterClient::with_interceptor(channel, session.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         let broken = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
+
+        // Relay tree: updates come from the parent the heartbeat names, after the last one
+        // the replica this join returned includes.
+        let tree = reply.relay_tree;
+        let (parent_tx, parent_rx) = tokio::sync::watch::channel(None);
+        let beat_now = Arc::new(tokio::sync::Notify::new());
+        let unreachable = Arc::new(Mutex::new(None));
+        let mut relay_addr = String::new();
+        if tree {
+            let node = self.relay_node().await;
+            let history = match &node {
+                Some(n) => {
+                    n.history.restart_at(reply.relay_seq);
+                    relay_addr = n.addr.to_string();
+                    n.history.clone()
+                }
+                None => History::new(reply.relay_seq),
+            };
+            tasks.push(tokio::spawn(relay::follow(Follow {
+                id,
+                history,
+                inbox: self.inbox.clone(),
+                parent: parent_rx,
+                beat_now: beat_now.clone(),
+                unreachable: unreachable.clone(),
+                coordinator: relay_client,
+                session,
+                broken: broken.clone(),
+            })));
+        }
 
         let (updates, rx) = mpsc::channel::<pb::Update>(256);
         let req = Request::new(ReceiverStream::new(rx));
@@ -322,14 +383,37 @@ impl GrpcTransport {
         let (mut c, b) = (client.clone(), broken.clone());
         tasks.push(tokio::spawn(async move {
             let mut failures = 0;
+            // A tree job's worker asks for its parent at once.
+            let mut now = tree;
             loop {
-                tokio::time::sleep(interval).await;
-                let beat = tokio::time::timeout(
-                    HEARTBEAT_DEADLINE,
-                    c.heartbeat(pb::HeartbeatRequest { worker_id: id }),
-                );
+                if !std::mem::take(&mut now) {
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = beat_now.notified() => {}
+                    }
+                }
+                let request = pb::HeartbeatRequest {
+                    worker_id: id,
+                    relay_addr: relay_addr.clone(),
+                    unreachable_parent: lock(&unreachable).take(),
+                };
+                let beat = tokio::time::timeout(HEARTBEAT_DEADLINE, c.heartbeat(request));
                 match beat.await.unwrap_or_else(|_| Err(Status::deadline_exceeded("no heartbeat answer"))) {
-                    Ok(r) if r.get_ref().known => failures = 0,
+                    Ok(r) if r.get_ref().known => {
+                        failures = 0;
+                        if tree {
+                            let r = r.into_inner();
+                            let parent = match r.parent_id {
+                                Some(p) => Parent::Worker(p, r.parent_addr),
+                                None => Parent::Coordinator,
+                            };
+                            parent_tx.send_if_modified(|cur| {
+                                let changed = cur.as_ref() != Some(&parent);
+                                *cur = Some(parent);
+                                changed
+                            });
+                        }
+                    }
                     Ok(_) => {
                         b.store(true, Ordering::Release);
                         break;

@@ -48,6 +48,7 @@ pub struct ClusterSpec {
     pub min_workers: Option<usize>,
     pub ssh: SshSpec,
     pub spark: SparkSpec,
+    pub relay: RelaySpec,
     /// `backend`, `cuda_device`, `cpu_fallback` and `threads` as older job files give them
     /// here; loading moves them to `[compute]` (see `compute::move_legacy`).
     #[serde(rename = "backend", skip_serializing)]
@@ -58,6 +59,30 @@ pub struct ClusterSpec {
     pub legacy_cpu_fallback: Option<bool>,
     #[serde(rename = "threads", skip_serializing)]
     pub legacy_threads: Option<usize>,
+}
+
+/// How updates reach the workers: a star through the coordinator, or, for more workers than
+/// `star_max`, a tree of at most `fanout` children per node (see `cluster/relay.rs`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySpec {
+    /// Up to this many workers (`workers`), the coordinator relays to each; above, a tree.
+    pub star_max: usize,
+    /// Children per node of the tree (the coordinator's and each relaying worker's).
+    pub fanout: usize,
+}
+
+impl Default for RelaySpec {
+    fn default() -> Self {
+        RelaySpec { star_max: 32, fanout: 8 }
+    }
+}
+
+impl ClusterSpec {
+    /// Whether this job's updates travel through the relay tree.
+    pub fn relay_tree(&self) -> bool {
+        self.workers > self.relay.star_max
+    }
 }
 
 /// How the Spark launcher submits worker tasks (the cockpit's and `strom train`'s; `strom
@@ -228,6 +253,7 @@ impl Default for ClusterSpec {
             min_workers: None,
             ssh: SshSpec::default(),
             spark: SparkSpec::default(),
+            relay: RelaySpec::default(),
             legacy_backend: None,
             legacy_cuda_device: None,
             legacy_cpu_fallback: None,

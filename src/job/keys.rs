@@ -332,6 +332,10 @@ pub static KEYS: &[Key] = &[
     key("cluster.min_workers", K::Integer, "SSH, Spark: the job runs if at least this many start; none: training starts when this many have joined; empty: all")
         .default("all")
         .optional(),
+    key("cluster.relay.star_max", K::Integer, "Up to this many workers the coordinator relays every update to each; above, a relay tree")
+        .rule(Rule::Int { min: 0, max: 1024 }, |j| Some(j.cluster.relay.star_max as f64)),
+    key("cluster.relay.fanout", K::Integer, "Relay tree: children per node (the coordinator's and each relaying worker's)")
+        .rule(Rule::Int { min: 1, max: 64 }, |j| Some(j.cluster.relay.fanout as f64)),
     key("cluster.ssh.binary", K::Text, "The strom binary on the SSH hosts (path, or name on their PATH)"),
     key("cluster.ssh.copy_binary", K::Bool, "scp this binary to hosts that lack it"),
     key("cluster.ssh.options", K::Toml, "Extra ssh/scp arguments: [\"-i\", \"~/.ssh/key\", \"-o\", \"ProxyJump=gw\"]"),

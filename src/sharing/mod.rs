@@ -33,7 +33,7 @@ pub use scheme::{
 };
 pub use tau::{DECAY, ResidualClip, Threshold};
 pub use threshold::{LayerShare, ThresholdSharing};
-pub use topk::{estimate_threshold, warmup_density};
+pub use topk::{Momentum, accumulate_and_select, estimate_threshold, warmup_density};
 
 /// The L2 norm of `v`, summed in f64.
 pub(crate) fn l2_norm(v: &[f32]) -> f64 {

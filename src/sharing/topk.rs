@@ -35,7 +35,17 @@ pub fn warmup_density(density: f64, warmup_epochs: f64, epochs_done: f64) -> f64
 /// The magnitude above which about `k` of `values` lie, estimated from a random sample (with
 /// at least 20 expected hits, and never more than all the values): `scratch` holds the sample.
 pub fn estimate_threshold(values: &[f32], k: usize, rng: &mut Rng, scratch: &mut Vec<f32>) -> f32 {
-    let n = values.len();
+    estimate_threshold_of(values.len(), |i| values[i], k, rng, scratch)
+}
+
+/// [`estimate_threshold`] over the `n` values `value(i)` (computed only where sampled).
+fn estimate_threshold_of(
+    n: usize,
+    value: impl Fn(usize) -> f32,
+    k: usize,
+    rng: &mut Rng,
+    scratch: &mut Vec<f32>,
+) -> f32 {
     if n == 0 || k == 0 {
         return f32::INFINITY;
     }
@@ -46,14 +56,119 @@ pub fn estimate_threshold(values: &[f32], k: usize, rng: &mut Rng, scratch: &mut
     let samples = ((20.0 / density).ceil() as usize).max(n / 100).max(64).min(n);
     scratch.clear();
     if samples == n {
-        scratch.extend(values.iter().map(|v| v.abs()));
+        scratch.extend((0..n).map(|i| value(i).abs()));
     } else {
-        scratch.extend((0..samples).map(|_| values[rng.below(n as u64) as usize].abs()));
+        // Runs of SAMPLE_RUN neighbours at random places: one cache line each, not one
+        // line per value (random single reads of a large model cost more than the pass).
+        let starts = n - SAMPLE_RUN + 1;
+        while scratch.len() < samples {
+            let at = rng.below(starts as u64) as usize;
+            scratch.extend((at..at + SAMPLE_RUN).map(|i| value(i).abs()));
+        }
     }
+    let samples = scratch.len();
     let rank = ((samples as f64 * (1.0 - density)) as usize).min(samples - 1);
     let (_, nth, _) = scratch.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
     *nth
 }
+
+/// DGC's momentum correction as the encoder runs it: the factor, and whether Nesterov.
+#[derive(Clone, Copy, Debug)]
+pub struct Momentum {
+    pub factor: f32,
+    pub nesterov: bool,
+}
+
+/// Top-k's encoder in one pass over the model: adds this step's gradient `grad` to the
+/// `residual` (through the `velocity` with momentum correction), and puts about `k` entries of
+/// largest magnitude into `selected` (ascending index, values rounded to f16), taking them out
+/// of the residual and the velocity. The threshold is estimated first from a sample of what the
+/// residual will hold, so accumulating and selecting share one pass.
+pub fn accumulate_and_select(
+    residual: &mut [f32],
+    grad: &[f32],
+    momentum: Option<(Momentum, &mut [f32])>,
+    k: Option<usize>,
+    rng: &mut Rng,
+    scratch: &mut Vec<f32>,
+    selected: &mut Vec<(u32, f32)>,
+) {
+    let n = residual.len();
+    selected.clear();
+    let threshold = match (k, &momentum) {
+        // Nothing to send: no comparison with NaN holds, not even an infinite residual's.
+        (None, _) => f32::NAN,
+        (Some(k), None) => estimate_threshold_of(n, |i| residual[i] + grad[i], k, rng, scratch),
+        (Some(k), Some((m, u))) => {
+            let (f, u) = (m.factor, &**u);
+            if m.nesterov {
+                estimate_threshold_of(n, |i| residual[i] + f * (u[i] + grad[i]) + grad[i], k, rng, scratch)
+            } else {
+                estimate_threshold_of(n, |i| residual[i] + f * u[i] + grad[i], k, rng, scratch)
+            }
+        }
+    };
+    // Selected: at or above the threshold and not zero (a threshold of 0 keeps only what moves).
+    // A sample that put the bar too low would collect far more than k: at 4k candidates the
+    // bar rises to the k-th largest so far and the rest are dropped, so `selected` stays small.
+    let k = k.unwrap_or(0);
+    let cap = 4 * k.max(1);
+    let mut bar = threshold;
+    let mut raised = false;
+    let mut keep = |i: usize, r: f32| {
+        if r.abs() >= bar && r != 0.0 {
+            selected.push((i as u32, r));
+            if selected.len() >= cap {
+                selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
+                selected.truncate(k);
+                bar = selected[k - 1].1.abs();
+                raised = true;
+            }
+        }
+    };
+    let mut velocity = match momentum {
+        None => {
+            for (i, (r, g)) in residual.iter_mut().zip(grad).enumerate() {
+                *r += g;
+                keep(i, *r);
+            }
+            None
+        }
+        Some((m, u)) => {
+            for (i, ((r, v), g)) in residual.iter_mut().zip(u.iter_mut()).zip(grad).enumerate() {
+                if m.nesterov {
+                    *v = m.factor * (*v + g);
+                    *r += *v + g;
+                } else {
+                    *v = m.factor * *v + g;
+                    *r += *v;
+                }
+                keep(i, *r);
+            }
+            Some(u)
+        }
+    };
+    if selected.len() > 2 * k {
+        // The sample put the bar too low: an exact top-k over what passed it.
+        selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
+        selected.truncate(k);
+        raised = true;
+    }
+    if raised {
+        selected.sort_unstable_by_key(|e| e.0);
+    }
+    for e in selected.iter_mut() {
+        let i = e.0 as usize;
+        e.1 = codec::round_half(codec::Format::Half, e.1);
+        residual[i] -= e.1;
+        if let Some(u) = velocity.as_deref_mut().and_then(|u| u.get_mut(i)) {
+            *u = 0.0;
+        }
+    }
+}
+
+/// Neighbouring values read per sampled place by [`estimate_threshold`] (a cache line of f32).
+const SAMPLE_RUN: usize = 16;
 
 pub struct TopK {
     info: SchemeInfo,
@@ -108,9 +223,8 @@ impl TopK {
         })
     }
 
-    /// Accumulates this step's gradient into the residual (through the velocity with momentum
-    /// correction), after local clipping.
-    fn accumulate(&mut self) {
+    /// Local clipping, then the one pass that accumulates and selects (`k`: None sends nothing).
+    fn accumulate_and_select(&mut self, k: Option<usize>) {
         if self.clip > 0.0 {
             let norm = super::l2_norm(&self.grad) as f32;
             if norm > self.clip {
@@ -118,47 +232,18 @@ impl TopK {
                 self.grad.iter_mut().for_each(|g| *g *= s);
             }
         }
-        match self.momentum {
-            None => self.residual.iter_mut().zip(&self.grad).for_each(|(v, g)| *v += g),
-            Some((m, false)) => {
-                for ((v, u), g) in self.residual.iter_mut().zip(&mut self.velocity).zip(&self.grad) {
-                    *u = m * *u + g;
-                    *v += *u;
-                }
-            }
-            Some((m, true)) => {
-                for ((v, u), g) in self.residual.iter_mut().zip(&mut self.velocity).zip(&self.grad) {
-                    *u = m * (*u + g);
-                    *v += *u + g;
-                }
-            }
-        }
-    }
-
-    /// Picks about `k` entries of largest magnitude into `selected` (ascending index, values
-    /// rounded to f16) and takes them out of the residual and the velocity.
-    fn select(&mut self, k: usize) {
-        let threshold = estimate_threshold(&self.residual, k, &mut self.rng, &mut self.scratch);
-        self.selected.clear();
-        for (i, &v) in self.residual.iter().enumerate() {
-            if v.abs() >= threshold && v != 0.0 {
-                self.selected.push((i as u32, v));
-            }
-        }
-        if self.selected.len() > 2 * k {
-            // The sample put the bar too low: an exact top-k over what passed it.
-            self.selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
-            self.selected.truncate(k);
-            self.selected.sort_unstable_by_key(|e| e.0);
-        }
-        for e in &mut self.selected {
-            let i = e.0 as usize;
-            e.1 = codec::round_half(codec::Format::Half, e.1);
-            self.residual[i] -= e.1;
-            if let Some(u) = self.velocity.get_mut(i) {
-                *u = 0.0;
-            }
-        }
+        let momentum = self
+            .momentum
+            .map(|(factor, nesterov)| (Momentum { factor, nesterov }, self.velocity.as_mut_slice()));
+        accumulate_and_select(
+            &mut self.residual,
+            &self.grad,
+            momentum,
+            k,
+            &mut self.rng,
+            &mut self.scratch,
+            &mut self.selected,
+        );
     }
 }
 
@@ -169,7 +254,6 @@ impl Scheme for TopK {
 
     fn step(&mut self, ctx: StepCtx<'_>) -> Result<Figures, TransportError> {
         ctx.backend.read_gradient(&mut self.grad);
-        self.accumulate();
         let n = self.residual.len();
         let density = warmup_density(self.density, self.warmup_epochs, ctx.epochs_done);
         let k = ((density * n as f64).ceil() as usize).clamp(1, n.max(1));
@@ -178,11 +262,7 @@ impl Scheme for TopK {
         let rate = if self.momentum.is_some() { self.lr * ctx.lr_scale } else { 1.0 };
         let sendable = rate.is_finite() && rate > 0.0 && rate <= codec::MAX_TAU;
         // A value the f16 wire cannot carry finitely stays in the residual (saturated).
-        if sendable {
-            self.select(k);
-        } else {
-            self.selected.clear();
-        }
+        self.accumulate_and_select(sendable.then_some(k));
         let mut bytes = 0;
         if !self.selected.is_empty() {
             codec::encode_values(&mut self.message, n, rate, &self.selected, ctx.origin, ctx.step);
@@ -304,6 +384,32 @@ mod tests {
         assert!((warmup_density(1e-3, 4.0, 2.0) - (0.25f64 * 1e-3).sqrt()).abs() < 1e-9);
         assert_eq!(warmup_density(1e-3, 4.0, 4.0), 1e-3);
         assert_eq!(warmup_density(1e-3, 0.0, 0.0), 1e-3, "no warm-up");
+    }
+
+    /// A sample that lands below a cliff (0.1% large values, the rest tiny) would pick nearly
+    /// everything: the bar rises during the pass, the exact top k is sent, in index order.
+    #[test]
+    fn a_threshold_below_a_cliff_still_sends_the_top_k() {
+        let n = 100_000;
+        let grad: Vec<f32> =
+            (0..n).map(|i| if i % 1000 == 7 { 1.0 + i as f32 * 1e-6 } else { 1e-9 }).collect();
+        let k = 100;
+        let (mut scratch, mut selected) = (Vec::new(), Vec::new());
+        for seed in 0..20 {
+            let mut residual = vec![0.0f32; n];
+            let mut rng = Rng::new(seed);
+            accumulate_and_select(&mut residual, &grad, None, Some(k), &mut rng, &mut scratch, &mut selected);
+            assert!(selected.len() <= 2 * k, "seed {seed}: {} selected", selected.len());
+            assert!(selected.windows(2).all(|w| w[0].0 < w[1].0), "in index order");
+            // About k (the bar is a sample's estimate), and never a tiny value before a large one.
+            let large = selected.iter().filter(|e| e.1 >= 1.0).count();
+            assert!(large >= k / 2, "seed {seed}: {large} large values sent");
+            assert!(large == selected.len() || large == 100, "seed {seed}: a tiny value beat a large one");
+            // Error feedback: what was sent plus what stays is the gradient.
+            for &(i, v) in &selected {
+                assert!((residual[i as usize] + v - grad[i as usize]).abs() < 1e-3);
+            }
+        }
     }
 
     #[test]

@@ -124,15 +124,17 @@ impl Cluster for ClusterService {
             return Err(Status::failed_precondition("the job has ended"));
         }
         let previous = req.previous_worker_id.map(|p| (p, req.previous_secret.clone()));
-        let (id, secret, params, epoch) = run
+        let admitted = run
             .join(req.host, req.pid, req.device, previous, req.restarts)
             .map_err(Status::failed_precondition)?;
         Ok(Response::new(pb::JoinReply {
-            worker_id: id,
-            session_secret: secret,
+            worker_id: admitted.id,
+            session_secret: admitted.secret,
             job_toml: run.job_toml.clone(),
-            params: params_to_bytes(&params),
-            epoch,
+            params: params_to_bytes(&admitted.params),
+            epoch: admitted.epoch,
+            relay_tree: admitted.relay_seq.is_some(),
+            relay_seq: admitted.relay_seq.unwrap_or(0),
             tau: run.tau().unwrap_or(0.0),
             heartbeat_interval_ms: (run.heartbeat_timeout.as_millis() / 5).clamp(100, 2000) as u32,
             architecture_json: serde_json::to_string(&run.architecture).unwrap_or_default(),
@@ -375,7 +377,7 @@ impl Cluster for ClusterService {
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatReply>, Status> {
         let Some(run) = self.shared.run() else {
-            return Ok(Response::new(pb::HeartbeatReply { known: false }));
+            return Ok(Response::new(pb::HeartbeatReply { known: false, ..Default::default() }));
         };
         let known = match authenticate(&run, &request, Some(request.get_ref().worker_id)) {
             Ok(link) if !matches!(link.state(), LinkState::Lost | LinkState::Removed) => {
@@ -386,6 +388,39 @@ impl Cluster for ClusterService {
             Err(e) if e.code() == tonic::Code::NotFound => false,
             Err(e) => return Err(e),
         };
-        Ok(Response::new(pb::HeartbeatReply { known }))
+        let req = request.into_inner();
+        let parent = if known {
+            let addr = bounded(req.relay_addr, 64);
+            run.relay_parent(req.worker_id, &addr, req.unreachable_parent).flatten()
+        } else {
+            None
+        };
+        Ok(Response::new(pb::HeartbeatReply {
+            known,
+            parent_id: parent.map(|p| p.0),
+            parent_addr: parent.map(|p| p.1.to_string()).unwrap_or_default(),
+        }))
+    }
+}
+
+/// `Relay` as the coordinator serves it: its history, to the workers of the job's tree.
+pub struct RelayService {
+    pub shared: Arc<Shared>,
+}
+
+#[tonic::async_trait]
+impl pb::relay_server::Relay for RelayService {
+    type SubscribeStream = crate::cluster::relay::UpdateStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let run = self.shared.run().ok_or_else(|| Status::unavailable("no job is running"))?;
+        authenticate(&run, &request, Some(request.get_ref().worker_id))?;
+        let history = run.relay_history().ok_or_else(|| {
+            Status::failed_precondition("this job relays through the coordinator (a star), not a tree")
+        })?;
+        Ok(Response::new(history.subscribe(request.get_ref().from_seq)))
     }
 }

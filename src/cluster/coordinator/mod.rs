@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use strom_proto::v1::cluster_server::ClusterServer;
 use strom_proto::v1::control_server::ControlServer;
+use strom_proto::v1::relay_server::RelayServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch as tokio_watch;
 use tonic::transport::Server;
@@ -516,6 +517,9 @@ impl Coordinator {
         let cluster = ClusterServer::new(cluster_service::ClusterService { shared: shared.clone() })
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
+        let relay = RelayServer::new(cluster_service::RelayService { shared: shared.clone() })
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
         let control = ControlServer::new(control_service::ControlService { shared: shared.clone() })
             .max_decoding_message_size(MAX_CONTROL_MESSAGE)
             .max_encoding_message_size(MAX_CONTROL_MESSAGE);
@@ -532,6 +536,10 @@ impl Coordinator {
             builder
                 .add_service(limit::Limited {
                     inner: tonic::service::interceptor::InterceptedService::new(cluster, check.clone()),
+                    shared: shared.clone(),
+                })
+                .add_service(limit::Limited {
+                    inner: tonic::service::interceptor::InterceptedService::new(relay, check.clone()),
                     shared: shared.clone(),
                 })
                 .add_service(tonic::service::interceptor::InterceptedService::new(control, control_check))

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 use super::watch::History;
 use crate::backend::DeviceInfo;
 use crate::cluster::checkpoint::Checkpoint;
+use crate::cluster::relay::{self, Tree};
 use crate::data::{DataShape, Dataset};
 use crate::engine::driver::{Driver, Evaluation};
 use crate::engine::hub::{
@@ -186,6 +187,19 @@ struct RunState {
     /// Workers removed by request: never admitted again.
     removed: BTreeSet<WorkerId>,
     checkpoint: CheckpointState,
+    /// The relay tree, for jobs of more than `cluster.relay.star_max` workers: accepted
+    /// updates are numbered into its history instead of queued for each worker.
+    relay: Option<Tree>,
+}
+
+/// What a joining worker gets besides the job.
+pub struct Admitted {
+    pub id: WorkerId,
+    pub secret: String,
+    pub params: Vec<f32>,
+    pub epoch: u32,
+    /// Relay tree: the last update the replica in `params` includes.
+    pub relay_seq: Option<u64>,
 }
 
 /// What the caller's observer (progress display, metrics file) is told.
@@ -356,6 +370,7 @@ impl JobRun {
                 tau: setup.tau,
                 unmanned_since: Some(Instant::now()),
                 removed: BTreeSet::new(),
+                relay: setup.job.cluster.relay_tree().then(|| Tree::new(setup.job.cluster.relay.fanout, 0)),
                 checkpoint: CheckpointState {
                     dir: setup.checkpoint_dir,
                     every: setup.checkpoint_every,
@@ -458,7 +473,7 @@ impl JobRun {
         device: String,
         previous: Option<(WorkerId, String)>,
         restarts: u32,
-    ) -> Result<(WorkerId, String, Vec<f32>, u32), String> {
+    ) -> Result<Admitted, String> {
         let secret = crate::cluster::auth::generate_token().map_err(|e| e.to_string())?;
         let mut st = self.state();
         if let Some((p, _)) = &previous
@@ -516,6 +531,11 @@ impl JobRun {
         if let Some(old) = st.links.insert(id, link) {
             old.close();
         }
+        if let Some(tree) = &mut st.relay {
+            tree.rejoined(id);
+        }
+        // The replica and the number of the last update it includes, under one hold.
+        let relay_seq = st.relay.as_ref().map(|t| t.history.last());
         let params = st.hub.replica().to_vec();
         let epoch = st.hub.epoch();
         let waiting = st.hub.waiting_for_workers();
@@ -536,7 +556,32 @@ impl JobRun {
             tracing::info!("{} workers have joined: training starts", self.state().hub.quorum());
         }
         self.changed.notify_waiters();
-        Ok((id, secret, params, epoch))
+        Ok(Admitted { id, secret, params, epoch, relay_seq })
+    }
+
+    /// Relay tree: the history the coordinator serves to its children (None: a star).
+    pub fn relay_history(&self) -> Option<Arc<relay::History>> {
+        self.state().relay.as_ref().map(|t| t.history.clone())
+    }
+
+    /// Relay tree: records what worker `id`'s heartbeat says (where it serves, a parent it
+    /// could not reach) and returns its parent (`Some(None)`: the coordinator); None: a star.
+    pub fn relay_parent(
+        &self,
+        id: WorkerId,
+        addr: &str,
+        unreachable: Option<WorkerId>,
+    ) -> Option<Option<(WorkerId, std::net::SocketAddr)>> {
+        let mut st = self.state();
+        let live: Vec<WorkerId> = st
+            .links
+            .values()
+            .filter(|l| !l.is_closed() && !matches!(l.state(), LinkState::Lost | LinkState::Removed))
+            .map(|l| l.id)
+            .collect();
+        let tree = st.relay.as_mut()?;
+        tree.heard(id, addr, unreachable);
+        Some(tree.parent(id, &live))
     }
 
     /// Counts a call refused for not proving its worker identity.
@@ -573,6 +618,10 @@ impl JobRun {
                 return Err(what);
             }
             return Err(e.to_string());
+        }
+        if let Some(tree) = &st.relay {
+            tree.history.append(origin, payload);
+            return Ok(());
         }
         for link in st.links.values() {
             if link.id != origin
@@ -876,6 +925,9 @@ impl JobRun {
         self.observer.finish();
         let (state, counters, links) = {
             let st = self.state();
+            if let Some(tree) = &st.relay {
+                tree.history.close();
+            }
             (
                 st.hub.replica().to_vec(),
                 st.hub.counters.clone(),
