@@ -110,6 +110,22 @@ async fn coordinator(
     (handle, url, run)
 }
 
+/// Simulated worker `w` joins and opens its update stream: what it sends, what it receives.
+async fn open(
+    c: &mut sim::Client,
+    w: usize,
+) -> (pb::JoinReply, tokio::sync::mpsc::Sender<pb::Update>, tonic::Streaming<pb::Update>) {
+    let joined = sim::join(c, w).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::Update>(1024);
+    let req = sim::signed(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+        joined.worker_id,
+        &joined.session_secret,
+    );
+    let inbound = c.clone().exchange(req).await.unwrap().into_inner();
+    (joined, tx, inbound)
+}
+
 async fn round(workers: usize, per_worker: usize, pace: Pace, templates: &[Vec<u8>]) -> Round {
     let mut job = JobSpec::default();
     job.cluster.launcher = LauncherKind::None;
@@ -129,14 +145,7 @@ async fn round(workers: usize, per_worker: usize, pace: Pace, templates: &[Vec<u
         if w % 16 == 0 {
             c = client(&url).await;
         }
-        let joined = sim::join(&mut c, w).await;
-        let (tx, rx) = tokio::sync::mpsc::channel::<pb::Update>(1024);
-        let req = sim::signed(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-            joined.worker_id,
-            &joined.session_secret,
-        );
-        let inbound = c.clone().exchange(req).await.unwrap().into_inner();
+        let (joined, tx, inbound) = open(&mut c, w).await;
         sessions.push((joined.worker_id, tx, inbound));
     }
     let bytes_per_message = templates[0].len();
@@ -244,14 +253,7 @@ async fn tree_round(
             ch = sim::channel(&url).await;
         }
         let mut c = sim::Client::new(ch.clone()).max_decoding_message_size(512 << 20);
-        let joined = sim::join(&mut c, w).await;
-        let (tx, rx) = tokio::sync::mpsc::channel::<pb::Update>(1024);
-        let req = sim::signed(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-            joined.worker_id,
-            &joined.session_secret,
-        );
-        let _quiet = c.clone().exchange(req).await.unwrap().into_inner();
+        let (joined, tx, _quiet) = open(&mut c, w).await;
         let node = RelayNode::start(&url, None).await.expect("a relay server");
         node.history.restart_at(joined.relay_seq);
         members.push((joined, tx, node, (c, ch.clone()), _quiet));
