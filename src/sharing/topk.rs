@@ -121,7 +121,10 @@ pub fn accumulate_and_select(
             if selected.len() >= cap {
                 selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
                 selected.truncate(k);
-                bar = selected[k - 1].1.abs();
+                // Above the k-th largest so far (the next f32 up): a value equal to it cannot
+                // improve the top k, and a run of equal values must not raise the bar again
+                // and again.
+                bar = f32::from_bits(selected[k - 1].1.abs().to_bits() + 1);
                 raised = true;
             }
         }
