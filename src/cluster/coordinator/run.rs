@@ -160,6 +160,12 @@ impl WorkerLink {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Whether the worker is still part of the job's exchange: its link open, neither lost nor
+    /// removed (the star queues it updates; the tree places it).
+    fn receives_updates(&self) -> bool {
+        !self.is_closed() && !matches!(self.state(), LinkState::Lost | LinkState::Removed)
+    }
+
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.ready.notify_one();
@@ -573,12 +579,7 @@ impl JobRun {
         unreachable: Option<WorkerId>,
     ) -> Option<Option<(WorkerId, std::net::SocketAddr)>> {
         let mut st = self.state();
-        let live: Vec<WorkerId> = st
-            .links
-            .values()
-            .filter(|l| !l.is_closed() && !matches!(l.state(), LinkState::Lost | LinkState::Removed))
-            .map(|l| l.id)
-            .collect();
+        let live: Vec<WorkerId> = st.links.values().filter(|l| l.receives_updates()).map(|l| l.id).collect();
         let tree = st.relay.as_mut()?;
         tree.heard(id, addr, unreachable);
         Some(tree.parent(id, &live))
@@ -624,10 +625,7 @@ impl JobRun {
             return Ok(());
         }
         for link in st.links.values() {
-            if link.id != origin
-                && !link.is_closed()
-                && !matches!(link.state(), LinkState::Lost | LinkState::Removed)
-            {
+            if link.id != origin && link.receives_updates() {
                 link.push(payload.clone());
             }
         }
