@@ -10,7 +10,8 @@ worker, compression against dense f32 and wall time, one run per scheme (and see
 
 A scheme name may carry a variant: `threshold-gradient` (sharing.share = "gradient"),
 `topk-nowarmup` (sharing.topk.warmup_epochs = 0), `threshold-low` (the band at a tenth of its
-default: min 1e-5, max 1e-3), `none` (one worker).
+default: min 1e-5, max 1e-3), `threshold-placed` (sharing.place_tau = true: tau starts in its
+band), `none` (one worker).
 """
 import argparse
 import json
@@ -39,6 +40,7 @@ VARIANTS = {
     "threshold-gradient": ("threshold", '[sharing]\nshare = "gradient"\n'),
     "topk-nowarmup": ("topk", "[sharing.topk]\nwarmup_epochs = 0\n"),
     "threshold-low": ("threshold", '[sharing.algorithm]\nkind = "adaptive"\nmin_sparsity = 1e-5\nmax_sparsity = 1e-3\n'),
+    "threshold-placed": ("threshold", "[sharing]\nplace_tau = true\n"),
 }
 
 if args.quick:

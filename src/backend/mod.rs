@@ -93,6 +93,19 @@ pub trait Backend: Send {
     fn residual_select(&mut self, tau: f32, segments: &[Range<usize>], out: &mut Vec<u32>, norm2: &mut [f64]);
     /// `target[i] -= ±tau` for the selected entries.
     fn scatter_subtract(&mut self, target: Target, selected: &[u32], tau: f32);
+    /// One threshold-encoding step on the residual: `residual_add`, `residual_select` and the
+    /// selected quanta subtracted from the residual. A backend may fuse them into one pass.
+    fn residual_encode(
+        &mut self,
+        tau: f32,
+        segments: &[Range<usize>],
+        out: &mut Vec<u32>,
+        norm2: &mut [f64],
+    ) {
+        self.residual_add();
+        self.residual_select(tau, segments, out, norm2);
+        self.scatter_subtract(Target::Residual, out, tau);
+    }
     /// `params -= message` for a message from another worker (or a merged sum).
     fn apply_message(&mut self, message: &MessageView<'_>);
     /// Clips the residual to ±limit.

@@ -291,6 +291,9 @@ pub static KEYS: &[Key] = &[
         .rule(Rule::AtLeast(1), |j| Some(j.sharing.averaging_frequency as f64)),
     key("sharing.share", K::Choice, "threshold: encode each worker's updater output, or the gradient (one updater then runs on the workers' sum)")
         .choices(&["update", "gradient"]),
+    key("sharing.place_tau", K::Bool, "threshold: an adapting tau starts at the quantile of the first step's values its band asks for, not at initial; empty: only when the gradient is shared")
+        .default("true with share = gradient, false otherwise")
+        .optional(),
     key("sharing.topk.density", K::Float, "topk: fraction of the entries sent each step after the warm-up")
         .rule(Rule::Fraction, |j| Some(j.sharing.topk.density as f64)),
     key("sharing.topk.warmup_epochs", K::Float, "topk: epochs over which the density falls from 25 % to its final value; 0: none")

@@ -177,6 +177,11 @@ pub struct SharingSpec {
     pub averaging_frequency: u32,
     /// Threshold sharing: what is encoded.
     pub share: ShareWhat,
+    /// Threshold sharing with an adapting tau: set tau on the first step to the quantile of
+    /// that step's values the band asks for, instead of starting at `initial`. Unset: only
+    /// when the gradient is encoded (`initial` is given at the scale of an updater's output).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place_tau: Option<bool>,
     pub topk: TopkSpec,
     pub powersgd: PowersgdSpec,
     /// dense16: f16 or bf16.
@@ -192,6 +197,7 @@ impl Default for SharingSpec {
             follow_lr: true,
             averaging_frequency: 5,
             share: ShareWhat::Update,
+            place_tau: None,
             topk: TopkSpec::default(),
             powersgd: PowersgdSpec::default(),
             precision: HalfKind::F16,

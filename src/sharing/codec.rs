@@ -25,8 +25,6 @@
 //! Decoding validates the whole message before anything is applied; any byte string either
 //! yields a valid message or a [`DecodeError`], never a panic or an out-of-bounds write.
 
-use half::slice::HalfFloatSliceExt;
-
 pub const MAGIC: [u8; 2] = *b"SU";
 pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 28;
@@ -73,8 +71,8 @@ impl Format {
         // An all-ones exponent is infinity or NaN.
         match self {
             Format::Dense => first_with_exponent::<4>(payload, 0x7F80_0000),
-            Format::Bf16 => first_with_exponent::<2>(payload, 0x7F80),
-            _ => first_with_exponent::<2>(payload, 0x7C00),
+            Format::Bf16 => super::wire16::first_not_finite(payload, 0x7F80),
+            _ => super::wire16::first_not_finite(payload, 0x7C00),
         }
     }
 
@@ -232,45 +230,12 @@ pub fn encode_half(out: &mut Vec<u8>, format: Format, values: &[f32], origin: u3
     out.reserve(HEADER_LEN + 2 * values.len());
     let n = values.len() as u32;
     write_header(out, &Header { format, params: n, tau: 0.0, entries: n, origin, step });
-    // In chunks, so the conversion runs on the CPU's vector instructions (F16C) where it has them.
-    let mut clamped = [0f32; CHUNK];
-    let mut f16s = [half::f16::ZERO; CHUNK];
-    let mut bf16s = [half::bf16::ZERO; CHUNK];
-    let mut bytes = [0u8; 2 * CHUNK];
-    for chunk in values.chunks(CHUNK) {
-        let k = chunk.len();
-        let bits: &[u16] = if format == Format::Bf16 {
-            bf16s[..k].convert_from_f32_slice(chunk);
-            bf16s[..k].reinterpret_cast()
-        } else {
-            clamped[..k].iter_mut().zip(chunk).for_each(|(c, v)| *c = v.clamp(-65504.0, 65504.0));
-            f16s[..k].convert_from_f32_slice(&clamped[..k]);
-            f16s[..k].reinterpret_cast()
-        };
-        bits.iter().zip(bytes.chunks_exact_mut(2)).for_each(|(u, b)| b.copy_from_slice(&u.to_le_bytes()));
-        // One capacity check per chunk, not per value.
-        out.extend_from_slice(&bytes[..2 * k]);
-    }
+    super::wire16::append(out, format == Format::Bf16, values);
 }
 
-/// Values converted at a time between f32 and a 16-bit format.
-const CHUNK: usize = 256;
-
-/// [`round_half`] over a slice, in place, in chunks (F16C where the CPU has it).
+/// [`round_half`] over a slice, in place (F16C where the CPU has it).
 pub fn round_half_slice(format: Format, values: &mut [f32]) {
-    let mut f16s = [half::f16::ZERO; CHUNK];
-    let mut bf16s = [half::bf16::ZERO; CHUNK];
-    for chunk in values.chunks_mut(CHUNK) {
-        let k = chunk.len();
-        if format == Format::Bf16 {
-            bf16s[..k].convert_from_f32_slice(chunk);
-            bf16s[..k].convert_to_f32_slice(chunk);
-        } else {
-            chunk.iter_mut().for_each(|v| *v = v.clamp(-65504.0, 65504.0));
-            f16s[..k].convert_from_f32_slice(chunk);
-            f16s[..k].convert_to_f32_slice(chunk);
-        }
-    }
+    super::wire16::round(format == Format::Bf16, values);
 }
 
 /// Builds a values message (top-k): `entries` are (index, value) pairs, indices ascending;
@@ -500,21 +465,7 @@ impl<'a> MessageView<'a> {
                 }
             }
             Format::Half | Format::Bf16 => {
-                let mut f16s = [half::f16::ZERO; CHUNK];
-                let mut bf16s = [half::bf16::ZERO; CHUNK];
-                let mut values = [0f32; CHUNK];
-                for (p, b) in params.chunks_mut(CHUNK).zip(self.payload.chunks(2 * CHUNK)) {
-                    let k = p.len();
-                    let bits = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
-                    if self.header.format == Format::Bf16 {
-                        bf16s.iter_mut().zip(bits).for_each(|(x, u)| *x = half::bf16::from_bits(u));
-                        bf16s[..k].convert_to_f32_slice(&mut values[..k]);
-                    } else {
-                        f16s.iter_mut().zip(bits).for_each(|(x, u)| *x = half::f16::from_bits(u));
-                        f16s[..k].convert_to_f32_slice(&mut values[..k]);
-                    }
-                    p.iter_mut().zip(&values[..k]).for_each(|(p, v)| *p -= scale * v);
-                }
+                super::wire16::subtract(self.payload, self.header.format == Format::Bf16, params, scale)
             }
             Format::Values => {
                 let s = scale * self.header.tau;

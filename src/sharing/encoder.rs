@@ -72,11 +72,16 @@ impl ThresholdEncoder {
     pub fn accumulate_and_select(&mut self, residual: &mut [f32], update: &[f32], tau: f32) -> f64 {
         assert_eq!(residual.len(), self.params);
         assert_eq!(update.len(), self.params);
-        cpu_sharing::add(residual, update);
         let mut norm2 = [0.0f64];
-        let whole = std::iter::once(0..self.params).collect::<Vec<_>>();
-        cpu_sharing::select(residual, tau, &whole, &mut self.selected, &mut norm2);
-        cpu_sharing::scatter_subtract(residual, &self.selected, tau);
+        let whole = 0..self.params;
+        cpu_sharing::add_select(
+            residual,
+            update,
+            tau,
+            std::slice::from_ref(&whole),
+            &mut self.selected,
+            &mut norm2,
+        );
         norm2[0].sqrt()
     }
 

@@ -23,6 +23,7 @@ mod tau;
 pub(crate) mod testing;
 mod threshold;
 mod topk;
+mod wire16;
 
 pub use codec::{DecodeError, Format, HEADER_LEN, Header, MessageView};
 pub use encoder::{EncodeStats, ThresholdEncoder};

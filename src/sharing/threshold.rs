@@ -55,8 +55,9 @@ pub struct ThresholdSharing {
     update_scale: f32,
     /// The updater's memory of past rates ([`crate::job::UpdaterSpec::lr_memory`]).
     lr_memory: f32,
-    /// Whether tau still has to be placed in its band from the first step's values (when the
-    /// gradient is encoded: `initial` is given at the scale of an updater's output).
+    /// Whether tau still has to be placed in its band from the first step's values
+    /// (`sharing.place_tau`; unset: when the gradient is encoded, as `initial` is given at the
+    /// scale of an updater's output).
     place_tau: bool,
 }
 
@@ -88,7 +89,7 @@ impl ThresholdSharing {
             update_scale: 0.0,
             lr_memory: job.updater().lr_memory(),
             // The updater's output has the scale `initial` is given in; a gradient has not.
-            place_tau: gradient_mode,
+            place_tau: job.sharing.place_tau.unwrap_or(gradient_mode),
         }
     }
 
@@ -131,10 +132,8 @@ impl ThresholdSharing {
     /// [`ThresholdSharing::message`].
     pub fn encode_step(&mut self, backend: &mut dyn Backend, origin: u32, step: u64) -> EncodeStats {
         let tau = self.threshold.tau();
-        backend.residual_add();
         let selected = self.encoder.selected_mut();
-        backend.residual_select(tau, &self.segments, selected, &mut self.norm2);
-        backend.scatter_subtract(Target::Residual, selected, tau);
+        backend.residual_encode(tau, &self.segments, selected, &mut self.norm2);
         match &mut self.gradient {
             None => backend.scatter_subtract(Target::Params, selected, tau),
             Some(sum) => {

@@ -32,8 +32,9 @@ pub fn warmup_density(density: f64, warmup_epochs: f64, epochs_done: f64) -> f64
     WARMUP_START * (density / WARMUP_START).powf(epochs_done.max(0.0) / warmup_epochs)
 }
 
-/// The magnitude above which about `k` of `values` lie, estimated from a random sample (with
-/// at least 20 expected hits, and never more than all the values): `scratch` holds the sample.
+/// The magnitude above which about `k` of `values` lie, estimated from a random sample (about
+/// 100 expected hits where 1 % of the values hold them, at least 20, never more than all
+/// values): `scratch` holds the sample.
 pub fn estimate_threshold(values: &[f32], k: usize, rng: &mut Rng, scratch: &mut Vec<f32>) -> f32 {
     estimate_threshold_of(values.len(), |i| values[i], k, rng, scratch)
 }
@@ -53,17 +54,21 @@ fn estimate_threshold_of(
         return 0.0;
     }
     let density = k as f64 / n as f64;
-    let samples = ((20.0 / density).ceil() as usize).max(n / 100).max(64).min(n);
+    // About 100 expected hits, within 1 % of the values, and never fewer than 20 hits.
+    let samples =
+        ((100.0 / density).ceil() as usize).min(n / 100).max((20.0 / density).ceil() as usize).max(64).min(n);
     scratch.clear();
     if samples == n {
         scratch.extend((0..n).map(|i| value(i).abs()));
     } else {
-        // Runs of SAMPLE_RUN neighbours at random places: one cache line each, not one
-        // line per value (random single reads of a large model cost more than the pass).
-        let starts = n - SAMPLE_RUN + 1;
+        // Runs of neighbours at random places (a few cache lines each, which the CPU fetches
+        // as a stream), not single values: random single reads of a large model cost more
+        // than the pass itself. At least about 1024 places, each run at most SAMPLE_RUN long.
+        let run = (samples / 1024).clamp(1, SAMPLE_RUN);
+        let starts = n - run + 1;
         while scratch.len() < samples {
             let at = rng.below(starts as u64) as usize;
-            scratch.extend((at..at + SAMPLE_RUN).map(|i| value(i).abs()));
+            scratch.extend((at..at + run).map(|i| value(i).abs()));
         }
     }
     let samples = scratch.len();
@@ -83,16 +88,17 @@ pub struct Momentum {
 /// `residual` (through the `velocity` with momentum correction), and puts about `k` entries of
 /// largest magnitude into `selected` (ascending index, values rounded to f16), taking them out
 /// of the residual and the velocity. The threshold is estimated first from a sample of what the
-/// residual will hold, so accumulating and selecting share one pass.
+/// residual will hold, so accumulating and selecting share one pass. Returns the residual's L2
+/// norm once the selected entries are out.
 pub fn accumulate_and_select(
     residual: &mut [f32],
     grad: &[f32],
-    momentum: Option<(Momentum, &mut [f32])>,
+    mut momentum: Option<(Momentum, &mut [f32])>,
     k: Option<usize>,
     rng: &mut Rng,
     scratch: &mut Vec<f32>,
     selected: &mut Vec<(u32, f32)>,
-) {
+) -> f64 {
     let n = residual.len();
     selected.clear();
     let threshold = match (k, &momentum) {
@@ -108,49 +114,10 @@ pub fn accumulate_and_select(
             }
         }
     };
-    // Selected: at or above the threshold and not zero (a threshold of 0 keeps only what moves).
-    // A sample that put the bar too low would collect far more than k: at 4k candidates the
-    // bar rises to the k-th largest so far and the rest are dropped, so `selected` stays small.
-    let k = k.unwrap_or(0);
-    let cap = 4 * k.max(1);
-    let mut bar = threshold;
-    let mut raised = false;
-    let mut keep = |i: usize, r: f32| {
-        if r.abs() >= bar && r != 0.0 {
-            selected.push((i as u32, r));
-            if selected.len() >= cap {
-                selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
-                selected.truncate(k);
-                // Above the k-th largest so far (the next f32 up): a value equal to it cannot
-                // improve the top k, and a run of equal values must not raise the bar again
-                // and again.
-                bar = f32::from_bits(selected[k - 1].1.abs().to_bits() + 1);
-                raised = true;
-            }
-        }
-    };
-    let mut velocity = match momentum {
-        None => {
-            for (i, (r, g)) in residual.iter_mut().zip(grad).enumerate() {
-                *r += g;
-                keep(i, *r);
-            }
-            None
-        }
-        Some((m, u)) => {
-            for (i, ((r, v), g)) in residual.iter_mut().zip(u.iter_mut()).zip(grad).enumerate() {
-                if m.nesterov {
-                    *v = m.factor * (*v + g);
-                    *r += *v + g;
-                } else {
-                    *v = m.factor * *v + g;
-                    *r += *v;
-                }
-                keep(i, *r);
-            }
-            Some(u)
-        }
-    };
+    let mut bar = Bar::new(threshold, k.unwrap_or(0));
+    sweep(residual, grad, momentum.as_mut().map(|(m, u)| (*m, &mut **u)), &mut bar, selected);
+    let k = bar.k;
+    let mut raised = bar.raised;
     if selected.len() > 2 * k {
         // The sample put the bar too low: an exact top-k over what passed it.
         selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
@@ -160,18 +127,203 @@ pub fn accumulate_and_select(
     if raised {
         selected.sort_unstable_by_key(|e| e.0);
     }
-    for e in selected.iter_mut() {
-        let i = e.0 as usize;
-        e.1 = codec::round_half(codec::Format::Half, e.1);
-        residual[i] -= e.1;
-        if let Some(u) = velocity.as_deref_mut().and_then(|u| u.get_mut(i)) {
-            *u = 0.0;
+    let mut norm2 = bar.norm2;
+    // Rounded to f16 a group at a time (the slice conversion uses F16C where the CPU has it).
+    let mut rounded = [0f32; 256];
+    for group in selected.chunks_mut(rounded.len()) {
+        let rounded = &mut rounded[..group.len()];
+        rounded.iter_mut().zip(group.iter()).for_each(|(r, e)| *r = e.1);
+        codec::round_half_slice(codec::Format::Half, rounded);
+        for (e, &sent) in group.iter_mut().zip(rounded.iter()) {
+            let i = e.0 as usize;
+            let (before, after) = (e.1, e.1 - sent);
+            e.1 = sent;
+            residual[i] = after;
+            norm2 += f64::from(after) * f64::from(after) - f64::from(before) * f64::from(before);
+        }
+    }
+    if let Some((_, u)) = momentum.as_mut() {
+        for e in selected.iter() {
+            if let Some(u) = u.get_mut(e.0 as usize) {
+                *u = 0.0;
+            }
+        }
+    }
+    norm2.max(0.0).sqrt()
+}
+
+/// Values accumulated and tested together in the sweep: two AVX2 vectors. A group with
+/// nothing at or past the bar (most of them) costs no branch per value.
+const LANES: usize = 16;
+
+/// The selection bar of one sweep. Selected: at or above the bar and not zero (a bar of 0
+/// keeps only what moves). A sample that put the bar too low would collect far more than k:
+/// at 4k candidates the bar rises to just above the k-th largest so far and the rest are
+/// dropped, so `selected` stays small.
+struct Bar {
+    bar: f32,
+    k: usize,
+    cap: usize,
+    raised: bool,
+    /// The squared L2 norm of the residual after accumulation, before anything is taken out.
+    norm2: f64,
+}
+
+impl Bar {
+    fn new(bar: f32, k: usize) -> Self {
+        Bar { bar, k, cap: 4 * k.max(1), raised: false, norm2: 0.0 }
+    }
+
+    /// Offers the accumulated values of `group` (at most [`LANES`]), the first at index `base`:
+    /// the candidates are found as a bit mask without a branch per value, and each is checked
+    /// again when its turn comes (the bar may have risen meanwhile).
+    #[inline(never)]
+    fn offer(&mut self, base: usize, group: &[f32], selected: &mut Vec<(u32, f32)>) {
+        debug_assert!(group.len() <= LANES);
+        let mut hits = 0u32;
+        for (j, &r) in group.iter().enumerate() {
+            hits |= ((r.abs() >= self.bar && r != 0.0) as u32) << j;
+        }
+        while hits != 0 {
+            let j = hits.trailing_zeros() as usize;
+            hits &= hits - 1;
+            let r = group[j];
+            if r.abs() < self.bar {
+                continue;
+            }
+            selected.push(((base + j) as u32, r));
+            if selected.len() >= self.cap {
+                let k = self.k;
+                selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
+                selected.truncate(k);
+                // Above the k-th largest so far (the next f32 up): a value equal to it cannot
+                // improve the top k, and a run of equal values must not raise the bar again
+                // and again.
+                self.bar = f32::from_bits(selected[k - 1].1.abs().to_bits() + 1);
+                self.raised = true;
+            }
         }
     }
 }
 
-/// Neighbouring values read per sampled place by [`estimate_threshold`] (a cache line of f32).
-const SAMPLE_RUN: usize = 16;
+/// The sweep of [`accumulate_and_select`]: accumulates a group of [`LANES`] values, tests them
+/// against the bar and sums their squares without a branch per value; only a group with a
+/// candidate is looked at one value at a time. Compiled a second time for AVX2, chosen at run
+/// time (one portable binary).
+fn sweep(
+    residual: &mut [f32],
+    grad: &[f32],
+    momentum: Option<(Momentum, &mut [f32])>,
+    bar: &mut Bar,
+    selected: &mut Vec<(u32, f32)>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { sweep_avx2(residual, grad, momentum, bar, selected) };
+    }
+    sweep_groups(residual, grad, momentum, bar, selected)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn sweep_avx2(
+    residual: &mut [f32],
+    grad: &[f32],
+    momentum: Option<(Momentum, &mut [f32])>,
+    bar: &mut Bar,
+    selected: &mut Vec<(u32, f32)>,
+) {
+    sweep_groups(residual, grad, momentum, bar, selected)
+}
+
+#[inline(always)]
+fn sweep_groups(
+    residual: &mut [f32],
+    grad: &[f32],
+    momentum: Option<(Momentum, &mut [f32])>,
+    bar: &mut Bar,
+    selected: &mut Vec<(u32, f32)>,
+) {
+    let n = residual.len().min(grad.len());
+    let (residual, grad) = (&mut residual[..n], &grad[..n]);
+    let mut lane_sq = [0.0f32; LANES];
+    fn flush(lane_sq: &mut [f32; LANES], bar: &mut Bar) {
+        bar.norm2 += lane_sq.iter().map(|&x| f64::from(x)).sum::<f64>();
+        *lane_sq = [0.0; LANES];
+    }
+    // One group `c`: `$acc` accumulates value `$j` and is the residual's new value.
+    macro_rules! group {
+        ($c:expr, $r:ident, $j:ident => $acc:expr) => {{
+            let c = $c;
+            let mut hit = false;
+            for $j in 0..LANES {
+                let v = $acc;
+                $r[$j] = v;
+                hit |= v.abs() >= bar.bar;
+                lane_sq[$j] += v * v;
+            }
+            if hit {
+                bar.offer(c * LANES, &$r[..], selected);
+            }
+            // Flush the f32 lane sums now and then so long buffers keep their precision.
+            if c % 1024 == 1023 {
+                flush(&mut lane_sq, bar);
+            }
+        }};
+    }
+    let (rc, rt) = residual.as_chunks_mut::<LANES>();
+    let (gc, gt) = grad.as_chunks::<LANES>();
+    let tail = rc.len() * LANES;
+    match momentum {
+        None => {
+            for (c, (r, g)) in rc.iter_mut().zip(gc).enumerate() {
+                group!(c, r, j => r[j] + g[j]);
+            }
+            for (r, g) in rt.iter_mut().zip(gt) {
+                *r += g;
+            }
+        }
+        Some((m, u)) => {
+            let f = m.factor;
+            let u = &mut u[..n];
+            let (uc, ut) = u.as_chunks_mut::<LANES>();
+            let groups = rc.iter_mut().zip(uc.iter_mut()).zip(gc).enumerate();
+            if m.nesterov {
+                for (c, ((r, v), g)) in groups {
+                    group!(c, r, j => {
+                        v[j] = f * (v[j] + g[j]);
+                        r[j] + v[j] + g[j]
+                    });
+                }
+            } else {
+                for (c, ((r, v), g)) in groups {
+                    group!(c, r, j => {
+                        v[j] = f * v[j] + g[j];
+                        r[j] + v[j]
+                    });
+                }
+            }
+            for ((r, v), g) in rt.iter_mut().zip(ut.iter_mut()).zip(gt) {
+                if m.nesterov {
+                    *v = f * (*v + g);
+                    *r += *v + g;
+                } else {
+                    *v = f * *v + g;
+                    *r += *v;
+                }
+            }
+        }
+    }
+    flush(&mut lane_sq, bar);
+    let rt = &residual[tail..];
+    bar.norm2 += rt.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
+    bar.offer(tail, rt, selected);
+}
+
+/// The most neighbouring values read per sampled place by [`estimate_threshold`] (four cache
+/// lines of f32).
+const SAMPLE_RUN: usize = 64;
 
 pub struct TopK {
     info: SchemeInfo,
@@ -184,6 +336,8 @@ pub struct TopK {
     grad: Vec<f32>,
     velocity: Vec<f32>,
     residual: Vec<f32>,
+    /// The residual's L2 norm after the last selection.
+    residual_norm: f64,
     selected: Vec<(u32, f32)>,
     scratch: Vec<f32>,
     message: Vec<u8>,
@@ -218,6 +372,7 @@ impl TopK {
             grad: vec![0.0; n],
             velocity: if momentum.is_some() { vec![0.0; n] } else { Vec::new() },
             residual: vec![0.0; n],
+            residual_norm: 0.0,
             selected: Vec::new(),
             scratch: Vec::new(),
             message: Vec::new(),
@@ -238,7 +393,7 @@ impl TopK {
         let momentum = self
             .momentum
             .map(|(factor, nesterov)| (Momentum { factor, nesterov }, self.velocity.as_mut_slice()));
-        accumulate_and_select(
+        self.residual_norm = accumulate_and_select(
             &mut self.residual,
             &self.grad,
             momentum,
@@ -287,7 +442,7 @@ impl Scheme for TopK {
                 }
             }
         }
-        let norm = super::l2_norm(&self.residual);
+        let norm = self.residual_norm;
         let sent = self.selected.len() as u64;
         Ok(Figures {
             entries: sent,
@@ -387,6 +542,60 @@ mod tests {
         assert!((warmup_density(1e-3, 4.0, 2.0) - (0.25f64 * 1e-3).sqrt()).abs() < 1e-9);
         assert_eq!(warmup_density(1e-3, 4.0, 4.0), 1e-3);
         assert_eq!(warmup_density(1e-3, 0.0, 0.0), 1e-3, "no warm-up");
+    }
+
+    /// The grouped sweep against the same arithmetic one value at a time, for every momentum
+    /// mode and a length that leaves a tail: the residual plus what was sent is the
+    /// accumulation, sent entries' velocity is cleared, and the returned norm is the residual's.
+    #[test]
+    fn the_sweep_accumulates_like_one_value_at_a_time() {
+        let n = 10_007;
+        let mut rng = Rng::new(5);
+        let grad: Vec<f32> = (0..n).map(|_| rng.normal() as f32 * 1e-2).collect();
+        for mode in [None, Some(false), Some(true)] {
+            let f = 0.9f32;
+            let mut residual: Vec<f32> = (0..n).map(|i| ((i % 13) as f32 - 6.0) * 1e-3).collect();
+            let mut velocity: Vec<f32> = (0..n).map(|i| ((i % 7) as f32 - 3.0) * 1e-3).collect();
+            let (mut want_r, mut want_v) = (residual.clone(), velocity.clone());
+            for i in 0..n {
+                match mode {
+                    None => want_r[i] += grad[i],
+                    Some(false) => {
+                        want_v[i] = f * want_v[i] + grad[i];
+                        want_r[i] += want_v[i];
+                    }
+                    Some(true) => {
+                        want_v[i] = f * (want_v[i] + grad[i]);
+                        want_r[i] += want_v[i] + grad[i];
+                    }
+                }
+            }
+            let momentum = mode.map(|nesterov| (Momentum { factor: f, nesterov }, velocity.as_mut_slice()));
+            let (mut scratch, mut selected) = (Vec::new(), Vec::new());
+            let norm = accumulate_and_select(
+                &mut residual,
+                &grad,
+                momentum,
+                Some(50),
+                &mut rng,
+                &mut scratch,
+                &mut selected,
+            );
+            assert!((20..=200).contains(&selected.len()), "{mode:?}: {} selected", selected.len());
+            let mut sent = vec![0.0f32; n];
+            for &(i, v) in &selected {
+                sent[i as usize] = v;
+            }
+            for i in 0..n {
+                assert!((residual[i] + sent[i] - want_r[i]).abs() < 1e-6, "{mode:?}: residual {i}");
+                if mode.is_some() {
+                    let v = if sent[i] != 0.0 { 0.0 } else { want_v[i] };
+                    assert!((velocity[i] - v).abs() < 1e-6, "{mode:?}: velocity {i}");
+                }
+            }
+            let want = crate::sharing::l2_norm(&residual);
+            assert!((norm - want).abs() <= 1e-5 * want, "{mode:?}: norm {norm} against {want}");
+        }
     }
 
     /// A sample that lands below a cliff (0.1% large values, the rest tiny) would pick nearly

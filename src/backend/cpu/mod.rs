@@ -723,6 +723,19 @@ impl Backend for CpuBackend {
         sharing::select(&self.residual, tau, segments, out, norm2);
     }
 
+    fn residual_encode(
+        &mut self,
+        tau: f32,
+        segments: &[Range<usize>],
+        out: &mut Vec<u32>,
+        norm2: &mut [f64],
+    ) {
+        if self.residual.len() != self.net.params.len() {
+            self.residual = vec![0.0; self.net.params.len()];
+        }
+        sharing::add_select(&mut self.residual, &self.net.grads, tau, segments, out, norm2);
+    }
+
     fn scatter_subtract(&mut self, target: Target, selected: &[u32], tau: f32) {
         let buf = match target {
             Target::Residual => &mut self.residual,

@@ -44,50 +44,140 @@ fn select_segment(residual: &[f32], seg: Range<usize>, tau: f32, out: &mut Vec<u
     let base = seg.start;
     let r = &residual[seg];
     let (chunks, tail) = r.as_chunks::<LANES>();
-    let mut total = 0.0f64;
-    let mut lane_sq = [0.0f32; LANES];
+    let mut norm = LaneNorm::default();
     for (c, chunk) in chunks.iter().enumerate() {
+        let mut after = *chunk;
+        if chunk.iter().fold(false, |hit, v| hit | (v.abs() >= tau)) {
+            take_quanta(&mut after, base + c * LANES, tau, out);
+        }
+        norm.add(&after, c);
+    }
+    let mut last = [0.0f32; LANES];
+    let last = &mut last[..tail.len()];
+    last.copy_from_slice(tail);
+    take_quanta(last, base + chunks.len() * LANES, tau, out);
+    norm.total(last)
+}
+
+/// `residual += update`, [`select`] and the selected quanta subtracted from the residual, in
+/// one pass over the buffers (threshold encoding's step; `select` alone leaves the residual
+/// as it is, for backends that subtract later).
+pub fn add_select(
+    residual: &mut [f32],
+    update: &[f32],
+    tau: f32,
+    segments: &[Range<usize>],
+    out: &mut Vec<u32>,
+    norm2: &mut [f64],
+) {
+    out.clear();
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        for (seg, n2) in segments.iter().zip(norm2.iter_mut()) {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            *n2 = unsafe { add_select_segment_avx2(residual, update, seg.clone(), tau, out) };
+        }
+        return;
+    }
+    for (seg, n2) in segments.iter().zip(norm2.iter_mut()) {
+        *n2 = add_select_segment(residual, update, seg.clone(), tau, out);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_select_segment_avx2(
+    residual: &mut [f32],
+    update: &[f32],
+    seg: Range<usize>,
+    tau: f32,
+    out: &mut Vec<u32>,
+) -> f64 {
+    add_select_segment(residual, update, seg, tau, out)
+}
+
+#[inline(always)]
+fn add_select_segment(
+    residual: &mut [f32],
+    update: &[f32],
+    seg: Range<usize>,
+    tau: f32,
+    out: &mut Vec<u32>,
+) -> f64 {
+    let base = seg.start;
+    let (r, u) = (&mut residual[seg.clone()], &update[seg]);
+    let (chunks, tail) = r.as_chunks_mut::<LANES>();
+    let (uc, ut) = u.as_chunks::<LANES>();
+    let mut norm = LaneNorm::default();
+    for (c, (r, u)) in chunks.iter_mut().zip(uc).enumerate() {
         let mut hit = false;
-        let mut after = [0.0f32; LANES];
         for k in 0..LANES {
-            let v = chunk[k];
-            hit |= v.abs() >= tau;
-            after[k] = v;
+            r[k] += u[k];
+            hit |= r[k].abs() >= tau;
         }
         if hit {
-            for (k, a) in after.iter_mut().enumerate() {
-                if *a >= tau {
-                    *a -= tau;
-                    out.push(quantum::pack(base + c * LANES + k, false));
-                } else if *a <= -tau {
-                    *a += tau;
-                    out.push(quantum::pack(base + c * LANES + k, true));
-                }
-            }
+            take_quanta(r, base + c * LANES, tau, out);
         }
-        for (acc, a) in lane_sq.iter_mut().zip(after) {
+        norm.add(r, c);
+    }
+    let start = base + chunks.len() * LANES;
+    for (r, u) in tail.iter_mut().zip(ut) {
+        *r += u;
+    }
+    take_quanta(tail, start, tau, out);
+    norm.total(tail)
+}
+
+/// Takes one ±tau quantum out of every value of `group` (at most [`LANES`] values) at or past
+/// tau, the first at index `base`, and appends it to `out`: the hits are found as bit masks
+/// without a branch per value, then visited in ascending order. Kept out of line: most groups
+/// have none, and the sweep's loop stays small.
+#[inline(never)]
+fn take_quanta(group: &mut [f32], base: usize, tau: f32, out: &mut Vec<u32>) {
+    debug_assert!(group.len() <= LANES);
+    let (mut pos, mut neg) = (0u32, 0u32);
+    for (k, a) in group.iter().enumerate() {
+        pos |= ((*a >= tau) as u32) << k;
+        neg |= ((*a <= -tau) as u32) << k;
+    }
+    let mut hits = pos | neg;
+    while hits != 0 {
+        let k = hits.trailing_zeros() as usize;
+        hits &= hits - 1;
+        let negative = (neg >> k) & 1 == 1;
+        group[k] -= if negative { -tau } else { tau };
+        out.push(quantum::pack(base + k, negative));
+    }
+}
+
+/// A squared L2 norm summed in f32 lanes (so it vectorises), flushed to f64 now and then so
+/// long buffers keep their precision.
+#[derive(Default)]
+struct LaneNorm {
+    lanes: [f32; LANES],
+    total: f64,
+}
+
+impl LaneNorm {
+    /// Adds group `c` of a segment.
+    #[inline(always)]
+    fn add(&mut self, group: &[f32; LANES], c: usize) {
+        for (acc, a) in self.lanes.iter_mut().zip(group) {
             *acc += a * a;
         }
-        // Flush the f32 lane sums now and then so long buffers keep their precision.
         if c % 1024 == 1023 {
-            total += lane_sq.iter().map(|&x| x as f64).sum::<f64>();
-            lane_sq = [0.0; LANES];
+            self.total += self.lanes.iter().map(|&x| x as f64).sum::<f64>();
+            self.lanes = [0.0; LANES];
         }
     }
-    total += lane_sq.iter().map(|&x| x as f64).sum::<f64>();
-    let start = base + chunks.len() * LANES;
-    for (k, &v) in tail.iter().enumerate() {
-        let mut a = v;
-        if a >= tau {
-            a -= tau;
-            out.push(quantum::pack(start + k, false));
-        } else if a <= -tau {
-            a += tau;
-            out.push(quantum::pack(start + k, true));
-        }
-        total += (a as f64) * (a as f64);
+
+    /// The sum, with the segment's last values (fewer than a group).
+    #[inline(always)]
+    fn total(self, tail: &[f32]) -> f64 {
+        self.total
+            + self.lanes.iter().map(|&x| x as f64).sum::<f64>()
+            + tail.iter().map(|&a| (a as f64) * (a as f64)).sum::<f64>()
     }
-    total
 }
 
 /// `buf[i] -= ±tau` for every selected entry.
@@ -99,4 +189,34 @@ pub fn scatter_subtract(buf: &mut [f32], selected: &[u32], tau: f32) {
 
 pub fn clip(buf: &mut [f32], limit: f32) {
     buf.iter_mut().for_each(|r| *r = r.clamp(-limit, limit));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fused pass is the three steps one after the other: the same quanta in the same
+    /// order, the same residual, the same norms, over segments that leave partial groups.
+    #[test]
+    fn add_select_is_add_then_select_then_subtract() {
+        let n = 5_003;
+        let mut rng = crate::rng::Rng::new(9);
+        let update: Vec<f32> = (0..n).map(|_| rng.normal() as f32 * 0.3).collect();
+        let start: Vec<f32> = (0..n).map(|_| rng.normal() as f32 * 0.3).collect();
+        let segments = [0..17, 17..2_048, 2_048..2_049, 2_049..n];
+        for tau in [0.05f32, 0.5, 3.0, 100.0] {
+            let (mut a, mut b) = (start.clone(), start.clone());
+            let (mut qa, mut qb) = (Vec::new(), Vec::new());
+            let (mut na, mut nb) = ([0.0; 4], [0.0; 4]);
+            add(&mut a, &update);
+            select(&a, tau, &segments, &mut qa, &mut na);
+            scatter_subtract(&mut a, &qa, tau);
+            add_select(&mut b, &update, tau, &segments, &mut qb, &mut nb);
+            assert_eq!(qa, qb, "tau {tau}");
+            assert_eq!(a, b, "tau {tau}");
+            for (x, y) in na.iter().zip(&nb) {
+                assert!((x - y).abs() <= 1e-6 * x.max(1e-12), "tau {tau}: norm {x} against {y}");
+            }
+        }
+    }
 }
