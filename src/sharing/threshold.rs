@@ -258,6 +258,39 @@ mod tests {
         (backend, sharing)
     }
 
+    /// `sharing.place_tau = true`: on the first step tau jumps to where the band wants it (about
+    /// the band's middle of the entries past it) instead of starting at `initial`; unset, with
+    /// the updater's output encoded, it starts at `initial` and nearly every entry goes out.
+    #[test]
+    fn place_tau_sets_tau_from_the_first_steps_values() {
+        use crate::sharing::testing::{Loopback, ctx, model};
+        for place in [Some(true), None] {
+            let mut job = JobSpec::default();
+            job.sharing.mode = Some(crate::job::SharingMode::Threshold);
+            job.cluster.workers = 2;
+            job.train.updater.kind = Some(crate::job::UpdaterKind::Sgd);
+            job.sharing.place_tau = place;
+            job.sharing.algorithm =
+                ThresholdSpec::Adaptive { initial: 1e-3, min_sparsity: 0.05, max_sparsity: 0.2 };
+            let (arch, mut backend) = model(&mut job);
+            let mut sharing = ThresholdSharing::new(&job, arch.layout());
+            let n = arch.param_count();
+            let mut rng = Rng::new(4);
+            let g: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+            backend.write_gradient(&g);
+            let mut link = Loopback::default();
+            let f = sharing.step(ctx(&mut backend, &mut link, 1)).unwrap();
+            let share = f.entries as f64 / n as f64;
+            if place == Some(true) {
+                assert!((0.03..=0.3).contains(&share), "placed: {share} of the entries sent");
+                assert!(sharing.tau() > 0.05, "placed: tau {}", sharing.tau());
+            } else {
+                assert!(share > 0.9, "from initial: {share} of the entries sent");
+                assert!(sharing.tau() < 0.01, "from initial: tau {}", sharing.tau());
+            }
+        }
+    }
+
     #[test]
     fn the_residual_and_an_adaptive_tau_follow_the_learning_rate() {
         let (mut backend, mut sharing) = trained(ThresholdSpec::default());
