@@ -581,6 +581,13 @@ pub struct CpuBackend {
 }
 
 impl CpuBackend {
+    /// The residual, allocated (zero) on the first sharing primitive that needs it.
+    fn ensure_residual(&mut self) {
+        if self.residual.len() != self.net.params.len() {
+            self.residual = vec![0.0; self.net.params.len()];
+        }
+    }
+
     /// `updater` must be resolved ([`crate::job::JobSpec::updater`]); `state` is the
     /// parameters followed by the running state; `threads` the cores this replica may use.
     pub fn new(
@@ -704,9 +711,7 @@ impl Backend for CpuBackend {
     }
 
     fn residual_add(&mut self) {
-        if self.residual.len() != self.net.params.len() {
-            self.residual = vec![0.0; self.net.params.len()];
-        }
+        self.ensure_residual();
         sharing::add(&mut self.residual, &self.net.grads);
     }
 
@@ -717,9 +722,7 @@ impl Backend for CpuBackend {
         out: &mut Vec<u32>,
         norm2: &mut [f64],
     ) {
-        if self.residual.len() != self.net.params.len() {
-            self.residual = vec![0.0; self.net.params.len()];
-        }
+        self.ensure_residual();
         sharing::select(&self.residual, tau, segments, out, norm2);
     }
 
@@ -730,9 +733,7 @@ impl Backend for CpuBackend {
         out: &mut Vec<u32>,
         norm2: &mut [f64],
     ) {
-        if self.residual.len() != self.net.params.len() {
-            self.residual = vec![0.0; self.net.params.len()];
-        }
+        self.ensure_residual();
         sharing::add_select(&mut self.residual, &self.net.grads, tau, segments, out, norm2);
     }
 

@@ -18,18 +18,30 @@ const LANES: usize = 16;
 /// segments partition the buffer in order.
 pub fn select(residual: &[f32], tau: f32, segments: &[Range<usize>], out: &mut Vec<u32>, norm2: &mut [f64]) {
     out.clear();
-    // One portable binary (it is copied to SSH hosts and Spark executors), with the loop
-    // compiled a second time for AVX2 and chosen at run time.
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        for (seg, n2) in segments.iter().zip(norm2.iter_mut()) {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            *n2 = unsafe { select_segment_avx2(residual, seg.clone(), tau, out) };
+    each_segment(segments, norm2, |seg, avx2| {
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: the CPU supports AVX2 (each_segment checked).
+            return unsafe { select_segment_avx2(residual, seg, tau, out) };
         }
-        return;
-    }
+        select_segment(residual, seg, tau, out)
+    });
+}
+
+/// Runs `segment` over the segments in order and writes each one's result into `norm2`. One
+/// portable binary (it is copied to SSH hosts and Spark executors): the loops are compiled a
+/// second time for AVX2, and `segment` learns whether the CPU has it (checked once).
+fn each_segment(
+    segments: &[Range<usize>],
+    norm2: &mut [f64],
+    mut segment: impl FnMut(Range<usize>, bool) -> f64,
+) {
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2 = false;
     for (seg, n2) in segments.iter().zip(norm2.iter_mut()) {
-        *n2 = select_segment(residual, seg.clone(), tau, out);
+        *n2 = segment(seg.clone(), avx2);
     }
 }
 
@@ -71,17 +83,14 @@ pub fn add_select(
     norm2: &mut [f64],
 ) {
     out.clear();
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        for (seg, n2) in segments.iter().zip(norm2.iter_mut()) {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            *n2 = unsafe { add_select_segment_avx2(residual, update, seg.clone(), tau, out) };
+    each_segment(segments, norm2, |seg, avx2| {
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: the CPU supports AVX2 (each_segment checked).
+            return unsafe { add_select_segment_avx2(residual, update, seg, tau, out) };
         }
-        return;
-    }
-    for (seg, n2) in segments.iter().zip(norm2.iter_mut()) {
-        *n2 = add_select_segment(residual, update, seg.clone(), tau, out);
-    }
+        add_select_segment(residual, update, seg, tau, out)
+    });
 }
 
 #[cfg(target_arch = "x86_64")]
