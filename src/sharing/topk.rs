@@ -116,18 +116,17 @@ pub fn accumulate_and_select(
     };
     let mut bar = Bar::new(threshold, k.unwrap_or(0));
     sweep(residual, grad, momentum.as_mut().map(|(m, u)| (*m, &mut **u)), &mut bar, selected);
-    let k = bar.k;
-    let mut raised = bar.raised;
+    let (k, mut raised, mut norm2) = (bar.k, bar.raised, bar.norm2);
     if selected.len() > 2 * k {
         // The sample put the bar too low: an exact top-k over what passed it.
         selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
+        norm2 += squares(&selected[k..]);
         selected.truncate(k);
         raised = true;
     }
     if raised {
         selected.sort_unstable_by_key(|e| e.0);
     }
-    let mut norm2 = bar.norm2;
     // Rounded to f16 a group at a time (the slice conversion uses F16C where the CPU has it).
     let mut rounded = [0f32; 256];
     for group in selected.chunks_mut(rounded.len()) {
@@ -136,10 +135,10 @@ pub fn accumulate_and_select(
         codec::round_half_slice(codec::Format::Half, rounded);
         for (e, &sent) in group.iter_mut().zip(rounded.iter()) {
             let i = e.0 as usize;
-            let (before, after) = (e.1, e.1 - sent);
+            let after = e.1 - sent;
             e.1 = sent;
             residual[i] = after;
-            norm2 += f64::from(after) * f64::from(after) - f64::from(before) * f64::from(before);
+            norm2 += f64::from(after) * f64::from(after);
         }
     }
     if let Some((_, u)) = momentum.as_mut() {
@@ -149,7 +148,12 @@ pub fn accumulate_and_select(
             }
         }
     }
-    norm2.max(0.0).sqrt()
+    norm2.sqrt()
+}
+
+/// The sum of the squares of the entries' values, in f64.
+fn squares(entries: &[(u32, f32)]) -> f64 {
+    entries.iter().map(|e| f64::from(e.1) * f64::from(e.1)).sum()
 }
 
 /// Values accumulated and tested together in the sweep: two AVX2 vectors. A group with
@@ -165,7 +169,9 @@ struct Bar {
     k: usize,
     cap: usize,
     raised: bool,
-    /// The squared L2 norm of the residual after accumulation, before anything is taken out.
+    /// The squared L2 norm of what stays in the residual so far: the values below the bar, and
+    /// candidates dropped (by the bar rising or the top k). Sent entries add what their f16
+    /// rounding leaves. Nothing is subtracted, so nothing cancels.
     norm2: f64,
 }
 
@@ -189,12 +195,14 @@ impl Bar {
             hits &= hits - 1;
             let r = group[j];
             if r.abs() < self.bar {
+                self.norm2 += f64::from(r) * f64::from(r);
                 continue;
             }
             selected.push(((base + j) as u32, r));
             if selected.len() >= self.cap {
                 let k = self.k;
                 selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
+                self.norm2 += squares(&selected[k..]);
                 selected.truncate(k);
                 // Above the k-th largest so far (the next f32 up): a value equal to it cannot
                 // improve the top k, and a run of equal values must not raise the bar again
@@ -245,7 +253,7 @@ fn sweep_groups(
     bar: &mut Bar,
     selected: &mut Vec<(u32, f32)>,
 ) {
-    let n = residual.len().min(grad.len());
+    let n = residual.len().min(grad.len()).min(momentum.as_ref().map_or(usize::MAX, |(_, u)| u.len()));
     let (residual, grad) = (&mut residual[..n], &grad[..n]);
     let mut lane_sq = [0.0f32; LANES];
     fn flush(lane_sq: &mut [f32; LANES], bar: &mut Bar) {
@@ -261,7 +269,8 @@ fn sweep_groups(
                 let v = $acc;
                 $r[$j] = v;
                 hit |= v.abs() >= bar.bar;
-                lane_sq[$j] += v * v;
+                // Candidates are counted once their fate is known (sent or kept).
+                lane_sq[$j] += if v.abs() >= bar.bar { 0.0 } else { v * v };
             }
             if hit {
                 bar.offer(c * LANES, &$r[..], selected);
@@ -317,7 +326,8 @@ fn sweep_groups(
     }
     flush(&mut lane_sq, bar);
     let rt = &residual[tail..];
-    bar.norm2 += rt.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
+    bar.norm2 +=
+        rt.iter().filter(|x| !(x.abs() >= bar.bar)).map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
     bar.offer(tail, rt, selected);
 }
 
@@ -596,6 +606,42 @@ mod tests {
             let want = crate::sharing::l2_norm(&residual);
             assert!((norm - want).abs() <= 1e-5 * want, "{mode:?}: norm {norm} against {want}");
         }
+    }
+
+    /// The residual's norm when the sent entries held nearly all of it (only their f16
+    /// rounding stays), and when the residual holds a NaN: summed, not subtracted, so neither
+    /// cancels to noise nor hides the NaN.
+    #[test]
+    fn the_norm_is_what_stays_even_when_nearly_everything_is_sent() {
+        let n = 1_000;
+        let grad: Vec<f32> = (0..n).map(|i| if i % 100 == 3 { 1.0 + i as f32 * 1e-4 } else { 0.0 }).collect();
+        let (mut rng, mut scratch, mut selected) = (Rng::new(1), Vec::new(), Vec::new());
+        let mut residual = vec![0.0f32; n];
+        let norm = accumulate_and_select(
+            &mut residual,
+            &grad,
+            None,
+            Some(10),
+            &mut rng,
+            &mut scratch,
+            &mut selected,
+        );
+        assert_eq!(selected.len(), 10);
+        let want = crate::sharing::l2_norm(&residual);
+        assert!(want > 0.0 && (norm - want).abs() <= 1e-9 * want.max(1e-30), "{norm} against {want}");
+        let mut grad = grad;
+        grad[500] = f32::NAN;
+        let norm = accumulate_and_select(
+            &mut residual,
+            &grad,
+            None,
+            Some(10),
+            &mut rng,
+            &mut scratch,
+            &mut selected,
+        );
+        assert!(norm.is_nan(), "a NaN in the residual shows in its norm: {norm}");
+        assert!(selected.iter().all(|e| e.1.is_finite()), "a NaN is never sent");
     }
 
     /// A sample that lands below a cliff (0.1% large values, the rest tiny) would pick nearly

@@ -14,16 +14,10 @@ const CHUNK: usize = 256;
 pub const F16_MAX: f32 = 65504.0;
 
 /// Whether the CPU converts f16 itself (F16C, with AVX2 for the arithmetic).
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn f16c() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx2")
 }
 
 /// Appends `values` to `out` as little-endian 16-bit values: bf16 (`bf16 = true`, rounded to

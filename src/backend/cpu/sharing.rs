@@ -19,6 +19,7 @@ const LANES: usize = 16;
 pub fn select(residual: &[f32], tau: f32, segments: &[Range<usize>], out: &mut Vec<u32>, norm2: &mut [f64]) {
     out.clear();
     each_segment(segments, norm2, |seg, avx2| {
+        let _ = avx2; // used only on x86-64
         #[cfg(target_arch = "x86_64")]
         if avx2 {
             // SAFETY: the CPU supports AVX2 (each_segment checked).
@@ -40,6 +41,7 @@ fn each_segment(
     let avx2 = std::arch::is_x86_feature_detected!("avx2");
     #[cfg(not(target_arch = "x86_64"))]
     let avx2 = false;
+    debug_assert_eq!(segments.len(), norm2.len(), "one norm per segment");
     for (seg, n2) in segments.iter().zip(norm2.iter_mut()) {
         *n2 = segment(seg.clone(), avx2);
     }
@@ -84,6 +86,7 @@ pub fn add_select(
 ) {
     out.clear();
     each_segment(segments, norm2, |seg, avx2| {
+        let _ = avx2; // used only on x86-64
         #[cfg(target_arch = "x86_64")]
         if avx2 {
             // SAFETY: the CPU supports AVX2 (each_segment checked).
