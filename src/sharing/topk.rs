@@ -327,7 +327,7 @@ fn sweep_groups(
     flush(&mut lane_sq, bar);
     let rt = &residual[tail..];
     bar.norm2 +=
-        rt.iter().filter(|x| !(x.abs() >= bar.bar)).map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
+        rt.iter().map(|&x| if x.abs() >= bar.bar { 0.0 } else { f64::from(x) * f64::from(x) }).sum::<f64>();
     bar.offer(tail, rt, selected);
 }
 
