@@ -226,7 +226,7 @@ fn sweep(
     selected: &mut Vec<(u32, f32)>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::backend::cpu_sharing::avx2() {
         // SAFETY: the CPU supports AVX2, checked just above.
         return unsafe { sweep_avx2(residual, grad, momentum, bar, selected) };
     }
@@ -346,8 +346,6 @@ pub struct TopK {
     grad: Vec<f32>,
     velocity: Vec<f32>,
     residual: Vec<f32>,
-    /// The residual's L2 norm after the last selection.
-    residual_norm: f64,
     selected: Vec<(u32, f32)>,
     scratch: Vec<f32>,
     message: Vec<u8>,
@@ -382,7 +380,6 @@ impl TopK {
             grad: vec![0.0; n],
             velocity: if momentum.is_some() { vec![0.0; n] } else { Vec::new() },
             residual: vec![0.0; n],
-            residual_norm: 0.0,
             selected: Vec::new(),
             scratch: Vec::new(),
             message: Vec::new(),
@@ -391,8 +388,9 @@ impl TopK {
         })
     }
 
-    /// Local clipping, then the one pass that accumulates and selects (`k`: None sends nothing).
-    fn accumulate_and_select(&mut self, k: Option<usize>) {
+    /// Local clipping, then the one pass that accumulates and selects (`k`: None sends nothing);
+    /// returns the residual's L2 norm after the selection.
+    fn accumulate_and_select(&mut self, k: Option<usize>) -> f64 {
         if self.clip > 0.0 {
             let norm = super::l2_norm(&self.grad) as f32;
             if norm > self.clip {
@@ -403,7 +401,7 @@ impl TopK {
         let momentum = self
             .momentum
             .map(|(factor, nesterov)| (Momentum { factor, nesterov }, self.velocity.as_mut_slice()));
-        self.residual_norm = accumulate_and_select(
+        accumulate_and_select(
             &mut self.residual,
             &self.grad,
             momentum,
@@ -411,7 +409,7 @@ impl TopK {
             &mut self.rng,
             &mut self.scratch,
             &mut self.selected,
-        );
+        )
     }
 }
 
@@ -430,7 +428,7 @@ impl Scheme for TopK {
         let rate = if self.momentum.is_some() { self.lr * ctx.lr_scale } else { 1.0 };
         let sendable = rate.is_finite() && rate > 0.0 && rate <= codec::MAX_TAU;
         // A value the f16 wire cannot carry finitely stays in the residual (saturated).
-        self.accumulate_and_select(sendable.then_some(k));
+        let norm = self.accumulate_and_select(sendable.then_some(k));
         let mut bytes = 0;
         if !self.selected.is_empty() {
             codec::encode_values(&mut self.message, n, rate, &self.selected, ctx.origin, ctx.step);
@@ -452,7 +450,6 @@ impl Scheme for TopK {
                 }
             }
         }
-        let norm = self.residual_norm;
         let sent = self.selected.len() as u64;
         Ok(Figures {
             entries: sent,

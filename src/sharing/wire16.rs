@@ -17,7 +17,7 @@ pub const F16_MAX: f32 = 65504.0;
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn f16c() -> bool {
-    std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx2")
+    std::arch::is_x86_feature_detected!("f16c") && crate::backend::cpu_sharing::avx2()
 }
 
 /// Appends `values` to `out` as little-endian 16-bit values: bf16 (`bf16 = true`, rounded to
@@ -81,7 +81,7 @@ pub fn round(bf16: bool, values: &mut [f32]) {
 /// block that holds one searched.
 pub fn first_not_finite(payload: &[u8], exponent: u16) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::backend::cpu_sharing::avx2() {
         // SAFETY: the CPU supports AVX2, checked just above.
         return unsafe { first_with_exponent_avx2(payload, exponent) };
     }

@@ -29,6 +29,21 @@ pub fn select(residual: &[f32], tau: f32, segments: &[Range<usize>], out: &mut V
     });
 }
 
+/// Whether the CPU runs AVX2 (checked at run time: one portable binary is copied to SSH hosts
+/// and Spark executors). The one check behind every AVX2 choice of the sharing kernels.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+/// No AVX2 off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+pub fn avx2() -> bool {
+    false
+}
+
 /// Runs `segment` over the segments in order and writes each one's result into `norm2`. One
 /// portable binary (it is copied to SSH hosts and Spark executors): the loops are compiled a
 /// second time for AVX2, and `segment` learns whether the CPU has it (checked once).
@@ -37,10 +52,7 @@ fn each_segment(
     norm2: &mut [f64],
     mut segment: impl FnMut(Range<usize>, bool) -> f64,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = std::arch::is_x86_feature_detected!("avx2");
-    #[cfg(not(target_arch = "x86_64"))]
-    let avx2 = false;
+    let avx2 = avx2();
     debug_assert_eq!(segments.len(), norm2.len(), "one norm per segment");
     for (seg, n2) in segments.iter().zip(norm2.iter_mut()) {
         *n2 = segment(seg.clone(), avx2);
