@@ -14,7 +14,7 @@ use super::metrics::StepStats;
 use super::partition::{EpochOrder, Partition};
 use crate::backend::Backend;
 use crate::data::{BatchBuffer, Dataset};
-use crate::job::{LrSchedule, ResolvedJob};
+use crate::job::{ResolvedJob, TrainSpec};
 use crate::nn::{Architecture, UpdaterState};
 use crate::rng::Rng;
 pub use crate::sharing::TransportError;
@@ -68,8 +68,7 @@ pub struct WorkerLoop<T: Transport> {
     seed: u64,
     batch_size: usize,
     lr: f32,
-    lr_schedule: LrSchedule,
-    epochs: u32,
+    train: TrainSpec,
     dataset: Arc<Dataset>,
     backend: Box<dyn Backend>,
     transport: T,
@@ -116,8 +115,7 @@ impl<T: Transport> WorkerLoop<T> {
             seed: job.train.seed,
             batch_size: job.train.batch_size,
             lr: job.updater().learning_rate(),
-            lr_schedule: job.train.lr_schedule,
-            epochs: job.train.epochs,
+            train: job.train.clone(),
             batch: BatchBuffer::with_capacity(&dataset, job.train.batch_size),
             dataset,
             backend,
@@ -262,7 +260,7 @@ impl<T: Transport> WorkerLoop<T> {
             // How far into the job this step is: the partition's place in the epoch's order.
             let within = start as f64 + (end - start) as f64 * at as f64 / usable.len() as f64;
             let epochs_done = p.epoch as f64 + within / self.dataset.rows.max(1) as f64;
-            let lr_scale = self.lr_schedule.scale(epochs_done / self.epochs.max(1) as f64);
+            let lr_scale = self.train.lr_scale(epochs_done);
             self.lr_scale = lr_scale;
             self.epochs_done = epochs_done;
             self.stats.step += 1;

@@ -90,6 +90,25 @@ pub struct TrainSpec {
     pub batches_per_partition: usize,
     /// How the learning rate moves over the job.
     pub lr_schedule: LrSchedule,
+    /// Epochs over which the learning rate rises linearly from 1 % of the schedule's value to
+    /// all of it (0: none). Several workers that sum their updates take steps as large as one worker's
+    /// times the workers; a warm-up lets the model settle before the full step (Goyal et al.).
+    pub lr_warmup_epochs: f32,
+}
+
+/// Where the warm-up starts, as a fraction of the rate: a first step that moves (a scheme that
+/// reads the first update, `sharing.place_tau`, needs one that is not zero).
+const WARMUP_START: f64 = 0.01;
+
+impl TrainSpec {
+    /// The factor on the learning rate after `epochs_done` epochs (fractional): the schedule,
+    /// times the warm-up's ramp while it lasts.
+    pub fn lr_scale(&self, epochs_done: f64) -> f32 {
+        let progress = epochs_done / self.epochs.max(1) as f64;
+        let warm = self.lr_warmup_epochs as f64;
+        let ramp = if warm > 0.0 { (epochs_done / warm).clamp(WARMUP_START, 1.0) as f32 } else { 1.0 };
+        self.lr_schedule.scale(progress) * ramp
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +142,29 @@ impl Default for TrainSpec {
             seed: 42,
             batches_per_partition: 8,
             lr_schedule: LrSchedule::Cosine,
+            lr_warmup_epochs: 0.0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_warm_up_ramps_the_schedule_then_leaves_it() {
+        let mut t = TrainSpec { epochs: 10, lr_schedule: LrSchedule::Constant, ..Default::default() };
+        assert_eq!(t.lr_scale(0.0), 1.0, "no warm-up: the schedule alone");
+        t.lr_warmup_epochs = 2.0;
+        assert!((t.lr_scale(0.0) - 0.01).abs() < 1e-6, "the first step moves");
+        assert!((t.lr_scale(0.5) - 0.25).abs() < 1e-6);
+        assert!((t.lr_scale(1.0) - 0.5).abs() < 1e-6);
+        assert_eq!(t.lr_scale(2.0), 1.0);
+        assert_eq!(t.lr_scale(7.0), 1.0);
+        t.lr_schedule = LrSchedule::Cosine;
+        let cos = LrSchedule::Cosine.scale(0.1);
+        assert!((t.lr_scale(1.0) - 0.5 * cos).abs() < 1e-6, "the ramp multiplies the schedule");
+        assert!((t.lr_scale(5.0) - 0.5).abs() < 1e-6, "after it, the cosine alone");
+        assert_eq!(t.lr_scale(10.0), 0.0);
     }
 }
