@@ -255,7 +255,7 @@ pub static KEYS: &[Key] = &[
         .rule(Rule::AtLeast(1), |j| Some(j.train.batches_per_partition as f64)),
     key("train.lr_schedule", K::Choice, "Learning rate over the job: cosine decay to zero, or constant")
         .choices(&["cosine", "constant"]),
-    key("train.lr_warmup_epochs", K::Float, "Epochs over which the learning rate rises linearly from 1 % of its value (0: none)")
+    key("train.lr_warmup_epochs", K::Float, "Epochs over which the learning rate rises linearly from zero, at least 1 % of it (0: none)")
         .rule(Rule::NonNegative, |j| Some(j.train.lr_warmup_epochs as f64)),
     key("sharing.mode", K::Choice, "How workers share updates; empty: threshold with several workers, none with one")
         .choices(&["", "threshold", "topk", "powersgd", "dense16", "averaging", "none"])

@@ -90,13 +90,13 @@ pub struct TrainSpec {
     pub batches_per_partition: usize,
     /// How the learning rate moves over the job.
     pub lr_schedule: LrSchedule,
-    /// Epochs over which the learning rate rises linearly from 1 % of the schedule's value to
-    /// all of it (0: none). Several workers that sum their updates take steps as large as one worker's
-    /// times the workers; a warm-up lets the model settle before the full step (Goyal et al.).
+    /// Epochs over which the learning rate rises linearly from zero to the schedule's value,
+    /// never below 1 % of it (0: none). Several workers that sum their updates take steps the
+    /// workers times one worker's; a warm-up lets the model settle first (Goyal et al.).
     pub lr_warmup_epochs: f32,
 }
 
-/// Where the warm-up starts, as a fraction of the rate: a first step that moves (a scheme that
+/// The warm-up's floor, as a fraction of the rate: a first step that moves (a scheme that
 /// reads the first update, `sharing.place_tau`, needs one that is not zero).
 const WARMUP_START: f64 = 0.01;
 
