@@ -157,18 +157,25 @@ async fn round(workers: usize, per_worker: usize, pace: Pace, templates: &[Vec<u
             (0..per_worker).map(|i| stamp(&templates[(w + i) % templates.len()], id, i as u64)).collect();
         tasks.push(tokio::spawn(async move {
             let sender = tokio::spawn(async move {
+                // Sends the stream took, and the first it refused (its request stream closed).
+                let (mut sent, mut refused) = (0usize, None);
                 for (i, m) in mine.into_iter().enumerate() {
                     if let Pace::Every(every) = pace {
                         tokio::time::sleep_until((start + every * i as u32).into()).await;
                     }
-                    let _ = tx.send(pb::Update { origin: 0, seq: i as u64, payload: m }).await;
+                    match tx.send(pb::Update { origin: 0, seq: i as u64, payload: m }).await {
+                        Ok(()) => sent += 1,
+                        Err(_) if refused.is_none() => refused = Some(i),
+                        Err(_) => {}
+                    }
                 }
-                tx
+                (tx, sent, refused)
             });
             // Count deliveries until the stream goes quiet; a dense message carries a merged
             // sum of several that did not fit the worker's queue (counted by the coordinator).
             let (mut direct, mut dense, mut last, mut bytes) = (0usize, 0usize, start.elapsed(), 0u64);
             let mut arrivals = Vec::with_capacity(expected);
+            let mut ended = "all arrived".to_string();
             while direct < expected {
                 match tokio::time::timeout(QUIET, inbound.message()).await {
                     Ok(Ok(Some(u))) => {
@@ -183,18 +190,35 @@ async fn round(workers: usize, per_worker: usize, pace: Pace, templates: &[Vec<u
                             }
                         }
                     }
-                    _ => break,
+                    Ok(Ok(None)) => {
+                        ended = "its stream ended".into();
+                        break;
+                    }
+                    Ok(Err(status)) => {
+                        ended = format!("its stream failed: {status}");
+                        break;
+                    }
+                    Err(_) => {
+                        ended = format!("nothing for {} s", QUIET.as_secs());
+                        break;
+                    }
                 }
             }
-            let _tx = sender.await;
-            (direct, dense, last, arrivals, bytes)
+            let (_tx, sent, refused) = sender.await.expect("the sender task");
+            let how = format!(
+                "worker {id}: sent {sent} of {per_worker}{}; received {direct} direct and {dense} dense, then {ended}",
+                refused.map(|i| format!(" (the stream refused send {i} first)")).unwrap_or_default()
+            );
+            (direct, dense, last, arrivals, bytes, how)
         }));
     }
     let (mut direct, mut dense, mut last, mut bytes_out) = (0, 0, Duration::ZERO, 0);
     // Per message: how many workers it reached and when the last of them got it.
     let mut reach: HashMap<(u32, u64), (usize, Duration)> = HashMap::new();
+    let mut workers_said = Vec::new();
     for t in tasks {
-        let (d, m, l, arrivals, b) = t.await.unwrap();
+        let (d, m, l, arrivals, b, how) = t.await.unwrap();
+        workers_said.push(how);
         bytes_out += b;
         direct += d;
         dense += m;
@@ -216,10 +240,33 @@ async fn round(workers: usize, per_worker: usize, pace: Pace, templates: &[Vec<u
     };
     latency.sort_by(f64::total_cmp);
     let merged: u64 = run.links().iter().map(|l| l.merged_total()).sum();
+    // What each side saw, for a round that falls short.
+    let (applied, rejected) = {
+        let hub = run.hub();
+        (hub.counters.updates_applied, hub.counters.updates_rejected)
+    };
+    let mut report = format!(
+        "the coordinator applied {applied} updates and rejected {rejected}; links: {}",
+        run.links().iter().map(|l| format!("{} {:?}", l.id, l.state())).collect::<Vec<_>>().join(", ")
+    );
+    for said in workers_said {
+        report.push_str("\n  ");
+        report.push_str(&said);
+    }
     let cpu = coordinator_cpu() - cpu;
     run.stop();
     handle.shutdown().await;
-    Round { direct, dense, merged, bytes_per_message, seconds: last.as_secs_f64(), latency, bytes_out, cpu }
+    Round {
+        direct,
+        dense,
+        merged,
+        bytes_per_message,
+        seconds: last.as_secs_f64(),
+        latency,
+        bytes_out,
+        cpu,
+        report,
+    }
 }
 
 /// The relay tree (issue 27): the same paced load, but every simulated worker also serves its
@@ -342,6 +389,7 @@ async fn tree_round(
         latency: Vec::new(),
         bytes_out: 0,
         cpu: 0.0,
+        report: String::new(),
     };
     let mut reach: HashMap<(u32, u64), (usize, Duration)> = HashMap::new();
     // Bytes each node sent: what its children received from it (index 0: the coordinator).
@@ -382,6 +430,8 @@ struct Round {
     seconds: f64,
     /// Milliseconds for each update that reached every other worker directly, sorted.
     latency: Vec<f64>,
+    /// What the coordinator counted and how each simulated worker's streams ended.
+    report: String,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -411,7 +461,7 @@ fn main() {
         let r = rt.block_on(round(workers, k, Pace::Flood, &templates));
         // Every message reached every other worker, directly or merged into a dense one.
         let delivered = r.direct as u64 + r.merged;
-        assert_eq!(delivered, (workers * (workers - 1) * k) as u64, "every update delivered");
+        assert_eq!(delivered, (workers * (workers - 1) * k) as u64, "every update delivered: {}", r.report);
         println!(
             "{workers:>8} {k:>6} {:>10} {delivered:>12} {:>9.2} {:>14.0} {:>9.1} {:>10}",
             r.bytes_per_message,

@@ -10,6 +10,8 @@ worker, compression against dense f32 and wall time, one run per scheme (and see
     python3 benches/schemes.py --model cnn --dropout 0.25 --schemes threshold-placed --lr 0.015 --seeds 1,2,3
                                                                 # a learning rate, or a warm-up
                                                                 # (--warmup EPOCHS), for every run
+    python3 benches/schemes.py --updater adam --schemes none,threshold --set train.updater.beta1=0.6
+                                                                # any job key, for every run
 
 A scheme name may carry a variant: `threshold-gradient` (sharing.share = "gradient"),
 `topk-nowarmup` (sharing.topk.warmup_epochs = 0), `threshold-low` (the band at a tenth of its
@@ -33,6 +35,8 @@ p.add_argument("--epochs", type=int, default=15)
 p.add_argument("--seeds", default="1")
 p.add_argument("--lr", default=None, help="the learning rate of every run (default: the updater's)")
 p.add_argument("--warmup", type=float, default=0.0, help="train.lr_warmup_epochs for every run")
+p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+               help="a job key for every run, as TOML (repeatable): --set train.updater.beta1=0.6")
 p.add_argument("--schemes", default="none,threshold,topk,topk-nowarmup,powersgd,dense16,averaging")
 p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
 p.add_argument("--binary", default=os.environ.get("STROM_BIN", "target/release/strom"))
@@ -63,9 +67,13 @@ def run(scheme, seed):
         summary = os.path.join(d, "s.json")
         job = os.path.join(d, "job.toml")
         with open(job, "w") as f:
-            f.write(extra_toml)
+            # Dotted keys first, before any table the variant opens.
             if args.warmup > 0:
-                f.write(f"[train]\nlr_warmup_epochs = {args.warmup}\n")
+                f.write(f"train.lr_warmup_epochs = {args.warmup}\n")
+            for kv in args.set:
+                key, _, value = kv.partition("=")
+                f.write(f"{key.strip()} = {value.strip()}\n")
+            f.write(extra_toml)
         workers = "1" if mode == "none" else str(args.workers)
         cmd = [args.binary, "--log-format", "json", "train", "--config", job, *data,
                "--epochs", str(args.epochs), "--seed", str(seed), "--model", args.model,
@@ -88,7 +96,8 @@ def run(scheme, seed):
 print(f"{'full Fashion-MNIST' if not args.quick else 'demo subset'}, {args.model}, {args.updater}, "
       f"{args.workers} workers ({args.launcher}), batch 64 each, {args.epochs} epochs, seeds {args.seeds}"
       + (f", lr {args.lr}" if args.lr is not None else "")
-      + (f", lr warm-up {args.warmup} epochs" if args.warmup > 0 else ""))
+      + (f", lr warm-up {args.warmup} epochs" if args.warmup > 0 else "")
+      + "".join(f", {kv}" for kv in args.set))
 print(f"{'scheme':<20} {'accuracy':>9} {'sent/worker':>12} {'compression':>12} {'wall s':>7}")
 rows = []
 for scheme in args.schemes.split(","):

@@ -13,8 +13,8 @@ use crate::data::{self, Dataset};
 use crate::engine::{self, EmbeddedOptions, FinishedRun};
 use crate::job::keys;
 use crate::job::{
-    Activation, BackendKind, DataFormat, Init, JobSpec, LauncherKind, Loss, ModelPreset, ResolvedJob,
-    SharingMode, ThresholdSpec, UpdaterKind,
+    ADAM_BETA1, Activation, BackendKind, DataFormat, Init, JobSpec, LauncherKind, Loss, ModelPreset,
+    ResolvedJob, SharingMode, ThresholdSpec, UpdaterKind,
 };
 use crate::nn::Architecture;
 use crate::nn::saved::{Preprocessing, SavedModel};
@@ -390,8 +390,18 @@ pub(crate) fn log_plan(job: &JobSpec, architecture: &Architecture, done: u32) {
     } else {
         format!("{} epochs", job.train.epochs)
     };
+    // A first-moment decay the workers changed (see `JobSpec::updater`) is said, with its key.
+    let beta1 = match job.train.updater.beta1 {
+        None if updater.kind() == UpdaterKind::Adam && updater.beta1() != ADAM_BETA1 => format!(
+            ", beta1 {:.3} ({ADAM_BETA1}^{}: {} workers share their own Adam updates; train.updater.beta1 sets it)",
+            updater.beta1(),
+            2 * job.cluster.workers,
+            job.cluster.workers
+        ),
+        _ => String::new(),
+    };
     tracing::info!(
-        "model {}; {} worker(s) x {} thread(s), sharing {}, {epochs} of batch {}, {:?} lr {}",
+        "model {}; {} worker(s) x {} thread(s), sharing {}, {epochs} of batch {}, {:?} lr {}{beta1}",
         architecture.describe(),
         job.cluster.workers,
         job.threads_per_worker(),

@@ -65,8 +65,6 @@ pub struct WorkerSummary {
 
 pub struct WorkerLoop<T: Transport> {
     id: u32,
-    seed: u64,
-    batch_size: usize,
     lr: f32,
     train: TrainSpec,
     dataset: Arc<Dataset>,
@@ -112,8 +110,6 @@ impl<T: Transport> WorkerLoop<T> {
             .map_err(|e| EngineError::Worker { worker: id, message: e.to_string() })?;
         Ok(WorkerLoop {
             id,
-            seed: job.train.seed,
-            batch_size: job.train.batch_size,
             lr: job.updater().learning_rate(),
             train: job.train.clone(),
             batch: BatchBuffer::with_capacity(&dataset, job.train.batch_size),
@@ -236,14 +232,14 @@ impl<T: Transport> WorkerLoop<T> {
         let fail = |e: TransportError, id| EngineError::Worker { worker: id, message: e.to_string() };
         let (start, end) = (p.start as usize, p.end as usize);
         // The partition's usable rows (a lazy table transforms them here, on this worker).
-        let order = self.order.get(self.seed, p.epoch, self.dataset.rows);
+        let order = self.order.get(self.train.seed, p.epoch, self.dataset.rows);
         self.dataset
             .prepare(&order[start..end], &mut self.usable)
             .map_err(|e| EngineError::Data { worker: self.id, source: e })?;
         let usable = std::mem::take(&mut self.usable);
         let mut at = 0;
         while at < usable.len() {
-            let stop = (at + self.batch_size).min(usable.len());
+            let stop = (at + self.train.batch_size).min(usable.len());
             let t0 = Instant::now();
             let batch = self.batch.gather(&self.dataset, &usable[at..stop]);
             let rows = batch.rows;

@@ -240,8 +240,14 @@ pub static KEYS: &[Key] = &[
         .common(),
     key("train.updater.momentum", K::Float, "Nesterov momentum")
         .rule(Rule::Probability, |j| Some(j.train.updater.momentum as f64)),
-    key("train.updater.beta1", K::Float, "Adam's first-moment decay")
-        .rule(Rule::Probability, |j| Some(j.train.updater.beta1 as f64)),
+    key(
+        "train.updater.beta1",
+        K::Float,
+        "Adam's first-moment decay; empty: 0.9, or 0.9^(2W) when W workers share their own Adam updates by threshold (one worker's step is W of the job's, and its updates reach the others late)",
+    )
+    .rule(Rule::Probability, |j| Some(j.updater().beta1() as f64))
+    .default("0.9; 0.9^(2W) under threshold sharing of Adam updates")
+    .optional(),
     key("train.updater.beta2", K::Float, "Adam's second-moment decay")
         .rule(Rule::Probability, |j| Some(j.train.updater.beta2 as f64)),
     key("train.updater.rho", K::Float, "RMSProp's decay of the squared-gradient average")

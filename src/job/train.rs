@@ -21,6 +21,9 @@ impl UpdaterKind {
     }
 }
 
+/// Adam's first-moment decay for one worker (Kingma and Ba).
+pub const ADAM_BETA1: f32 = 0.9;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpdaterSpec {
@@ -33,8 +36,11 @@ pub struct UpdaterSpec {
     pub lr: Option<f32>,
     /// Nesterov momentum.
     pub momentum: f32,
-    /// Adam's first and second moment decay.
-    pub beta1: f32,
+    /// Adam's first-moment decay. Unset: 0.9, or 0.9^(2W) when W workers share their own Adam
+    /// updates by threshold (see [`crate::job::JobSpec::updater`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta1: Option<f32>,
+    /// Adam's second-moment decay.
     pub beta2: f32,
     /// RMSProp's decay of the squared-gradient average.
     pub rho: f32,
@@ -47,7 +53,7 @@ impl Default for UpdaterSpec {
             kind: None,
             lr: None,
             momentum: 0.9,
-            beta1: 0.9,
+            beta1: None,
             beta2: 0.999,
             rho: 0.95,
             epsilon: 1e-8,
@@ -63,6 +69,11 @@ impl UpdaterSpec {
 
     pub fn learning_rate(&self) -> f32 {
         self.lr.unwrap_or_else(|| self.kind().default_lr())
+    }
+
+    /// Adam's first-moment decay: as set, or resolved (see [`crate::job::JobSpec::updater`]).
+    pub fn beta1(&self) -> f32 {
+        self.beta1.unwrap_or(ADAM_BETA1)
     }
 
     /// How much of an update's size carries over from earlier steps' learning rates: Nesterov's

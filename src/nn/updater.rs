@@ -46,7 +46,7 @@ impl Updater {
             kind,
             lr: spec.learning_rate(),
             momentum: spec.momentum,
-            beta1: spec.beta1,
+            beta1: spec.beta1(),
             beta2: spec.beta2,
             rho: spec.rho,
             eps: spec.epsilon,

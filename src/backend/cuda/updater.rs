@@ -29,7 +29,7 @@ impl CudaBackend {
             UpdaterKind::Nesterov => (1, lr, 0.0),
             UpdaterKind::Adam => {
                 let t = self.step as i32;
-                (2, lr * (1.0 - u.beta2.powi(t)).sqrt() / (1.0 - u.beta1.powi(t)), u.beta1)
+                (2, lr * (1.0 - u.beta2.powi(t)).sqrt() / (1.0 - u.beta1().powi(t)), u.beta1())
             }
             // RMSProp keeps its average in `first`, with rho in the b1 slot.
             UpdaterKind::Rmsprop => (3, lr, u.rho),
