@@ -222,7 +222,8 @@ impl Reader {
             "Adam" => {
                 let up = updater.as_ref().unwrap_or(&Value::Null);
                 u.kind = Some(UpdaterKind::Adam);
-                u.beta1 = Some(number(up, "beta1").unwrap_or(0.9) as f32);
+                // Absent: the job's default (0.9, or the sharing workers' own; JobSpec::updater).
+                u.beta1 = number(up, "beta1").map(|b| b as f32);
                 u.beta2 = number(up, "beta2").unwrap_or(0.999) as f32;
                 u.epsilon = number(up, "epsilon").unwrap_or(1e-8) as f32;
             }

@@ -194,10 +194,41 @@ async fn write_job(path: &str, toml: &str) -> Result<String, String> {
     }
 }
 
+/// The job form's text as the requests leave it. The app builds each request from the text of
+/// the last form it has been sent, which lags behind edits still in flight (every keystroke
+/// is an edit): a save, a submit or the next edit made right after typing would carry the
+/// text from before the last keystrokes. Requests are carried out in order, so the text of
+/// the last form this task produced is the one the app's request means.
+#[derive(Default)]
+struct FormText(Option<String>);
+
+impl FormText {
+    /// The text to act on: the last form's, or (none yet) what the app sent.
+    fn current(&self, sent: String) -> String {
+        self.0.clone().unwrap_or(sent)
+    }
+
+    /// A form reply on its way to the app: its text is now the current one.
+    fn formed(&mut self, msg: &Msg) {
+        if let Msg::Form(form) = msg {
+            self.0 = Some(form.toml.clone());
+        }
+    }
+}
+
 /// Carries out the app's requests, one at a time, in order.
 pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc::Sender<Msg>) {
     let Ok(mut c) = client(&target) else { return };
+    let mut text = FormText::default();
     while let Some(req) = rx.recv().await {
+        // A new job's text (described, opened) starts afresh; the others act on the current one.
+        let req = match req {
+            Request::Submit { toml, start } => Request::Submit { toml: text.current(toml), start },
+            Request::Edit { toml, key, value } => Request::Edit { toml: text.current(toml), key, value },
+            Request::Validate { toml } => Request::Validate { toml: text.current(toml) },
+            Request::SaveFile { path, toml } => Request::SaveFile { path, toml: text.current(toml) },
+            other => other,
+        };
         let reply = |r: Result<tonic::Response<pb::ControlReply>, Status>| match r {
             Ok(r) => Msg::Reply(r.get_ref().ok, r.into_inner().message),
             Err(s) => Msg::Reply(false, describe(&s)),
@@ -262,6 +293,7 @@ pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc:
                 Err(e) => Msg::Reply(false, e),
             },
         };
+        text.formed(&msg);
         if tx.send(msg).await.is_err() {
             return;
         }
@@ -271,6 +303,20 @@ pub async fn requests(target: Target, mut rx: mpsc::Receiver<Request>, tx: mpsc:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keystrokes sent before the reply to the first came back: the save after them writes the
+    /// text of the last form, not the one the app held when it asked.
+    #[test]
+    fn requests_act_on_the_last_form_not_the_apps_lagging_copy() {
+        let mut text = FormText::default();
+        assert_eq!(text.current("from the app".into()), "from the app", "no form yet");
+        let form = |t: &str| Msg::Form(crate::model::JobForm { toml: t.into(), ..Default::default() });
+        text.formed(&form("name = \"xkeep-b\""));
+        text.formed(&Msg::Reply(false, "an edit refused".into()));
+        assert_eq!(text.current("name = \"xkeep-b\"".into()), "name = \"xkeep-b\"");
+        text.formed(&form("name = \"xkeepb\""));
+        assert_eq!(text.current("name = \"xkeep-b\"".into()), "name = \"xkeepb\"");
+    }
 
     #[tokio::test]
     async fn job_files_are_written_and_read_back_with_errors_that_name_the_path() {
