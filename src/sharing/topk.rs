@@ -36,13 +36,15 @@ pub fn warmup_density(density: f64, warmup_epochs: f64, epochs_done: f64) -> f64
 /// 100 expected hits where 1 % of the values hold them, at least 20, never more than all
 /// values): `scratch` holds the sample.
 pub fn estimate_threshold(values: &[f32], k: usize, rng: &mut Rng, scratch: &mut Vec<f32>) -> f32 {
-    estimate_threshold_of(values.len(), |i| values[i], k, rng, scratch)
+    estimate_threshold_of(values.len(), |i| values[i], &[values], k, rng, scratch)
 }
 
-/// [`estimate_threshold`] over the `n` values `value(i)` (computed only where sampled).
+/// [`estimate_threshold`] over the `n` values `value(i)` (computed only where sampled), which
+/// reads `streams` (fetched ahead of the sampled runs).
 fn estimate_threshold_of(
     n: usize,
     value: impl Fn(usize) -> f32,
+    streams: &[&[f32]],
     k: usize,
     rng: &mut Rng,
     scratch: &mut Vec<f32>,
@@ -64,17 +66,43 @@ fn estimate_threshold_of(
         // Runs of neighbours at random places (a few cache lines each, which the CPU fetches
         // as a stream), not single values: random single reads of a large model cost more
         // than the pass itself. At least about 1024 places, each run at most SAMPLE_RUN long.
+        // The places are drawn AHEAD runs early and their lines prefetched, so the reads of
+        // several runs overlap instead of waiting on memory one run at a time.
         let run = (samples / 1024).clamp(1, SAMPLE_RUN);
-        let starts = n - run + 1;
+        let starts = (n - run + 1) as u64;
+        let mut draw = || {
+            let at = rng.below(starts) as usize;
+            prefetch(streams, at, run);
+            at
+        };
+        let mut ahead = [0usize; AHEAD];
+        ahead.iter_mut().for_each(|at| *at = draw());
+        let mut next = 0;
         while scratch.len() < samples {
-            let at = rng.below(starts as u64) as usize;
+            let at = std::mem::replace(&mut ahead[next], draw());
+            next = (next + 1) % AHEAD;
             scratch.extend((at..at + run).map(|i| value(i).abs()));
         }
     }
     let samples = scratch.len();
     let rank = ((samples as f64 * (1.0 - density)) as usize).min(samples - 1);
-    let (_, nth, _) = scratch.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
-    *nth
+    let (_, nth, above) = scratch.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
+    let nth = *nth;
+    // Ties at the estimate (values accumulated alike, as many small ones can be) would let far
+    // more than k through: take the side of the tie whose count is nearer k, as a ratio. With
+    // no tie the lower side (the estimate itself) is always the nearer.
+    let over = above.iter().filter(|&&v| v > nth).count();
+    let at_or_over = samples - rank;
+    let expected = (samples as f64 * density).max(1.0);
+    if over > 0 && (at_or_over + tied_below(scratch, rank, nth)) as f64 * over as f64 > expected * expected {
+        return nth.next_up();
+    }
+    nth
+}
+
+/// How many of the values before `rank` (all at most the value there) equal `nth`.
+fn tied_below(sorted_around: &[f32], rank: usize, nth: f32) -> usize {
+    sorted_around[..rank].iter().filter(|&&v| v == nth).count()
 }
 
 /// DGC's momentum correction as the encoder runs it: the factor, and whether Nesterov.
@@ -104,40 +132,47 @@ pub fn accumulate_and_select(
     let threshold = match (k, &momentum) {
         // Nothing to send: no comparison with NaN holds, not even an infinite residual's.
         (None, _) => f32::NAN,
-        (Some(k), None) => estimate_threshold_of(n, |i| residual[i] + grad[i], k, rng, scratch),
+        (Some(k), None) => {
+            estimate_threshold_of(n, |i| residual[i] + grad[i], &[residual, grad], k, rng, scratch)
+        }
         (Some(k), Some((m, u))) => {
             let (f, u) = (m.factor, &**u);
+            let streams = [&*residual, grad, u];
             if m.nesterov {
-                estimate_threshold_of(n, |i| residual[i] + f * (u[i] + grad[i]) + grad[i], k, rng, scratch)
+                estimate_threshold_of(
+                    n,
+                    |i| residual[i] + f * (u[i] + grad[i]) + grad[i],
+                    &streams,
+                    k,
+                    rng,
+                    scratch,
+                )
             } else {
-                estimate_threshold_of(n, |i| residual[i] + f * u[i] + grad[i], k, rng, scratch)
+                estimate_threshold_of(n, |i| residual[i] + f * u[i] + grad[i], &streams, k, rng, scratch)
             }
         }
     };
     let mut bar = Bar::new(threshold, k.unwrap_or(0));
     sweep(residual, grad, momentum.as_mut().map(|(m, u)| (*m, &mut **u)), &mut bar, selected);
-    let (k, mut raised, mut norm2) = (bar.k, bar.raised, bar.norm2);
-    if selected.len() > 2 * k {
+    if selected.len() > 2 * bar.k {
         // The sample put the bar too low: an exact top-k over what passed it.
-        selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
-        norm2 += squares(&selected[k..]);
-        selected.truncate(k);
-        raised = true;
+        bar.keep_top_k(residual, selected);
     }
+    let (raised, mut norm2) = (bar.raised, bar.norm2);
     if raised {
         selected.sort_unstable_by_key(|e| e.0);
     }
-    // Rounded to f16 a group at a time (the slice conversion uses F16C where the CPU has it).
+    // The residual already holds what each entry's rounding to f16 leaves (written when it was
+    // selected, while its block was in cache); the values are rounded here a group at a time
+    // (the slice conversion uses F16C where the CPU has it), to the same f16.
     let mut rounded = [0f32; 256];
     for group in selected.chunks_mut(rounded.len()) {
         let rounded = &mut rounded[..group.len()];
         rounded.iter_mut().zip(group.iter()).for_each(|(r, e)| *r = e.1);
         codec::round_half_slice(codec::Format::Half, rounded);
         for (e, &sent) in group.iter_mut().zip(rounded.iter()) {
-            let i = e.0 as usize;
             let after = e.1 - sent;
             e.1 = sent;
-            residual[i] = after;
             norm2 += f64::from(after) * f64::from(after);
         }
     }
@@ -156,8 +191,12 @@ fn squares(entries: &[(u32, f32)]) -> f64 {
     entries.iter().map(|e| f64::from(e.1) * f64::from(e.1)).sum()
 }
 
-/// Values accumulated and tested together in the sweep: two AVX2 vectors. A group with
-/// nothing at or past the bar (most of them) costs no branch per value.
+/// Values accumulated, searched for candidates, then offered to the bar, a block at a time
+/// (8 KB of f32: the search and the offers read the block again from L1).
+const BLOCK: usize = 2048;
+
+/// Values tested together by the portable candidate search: a group with nothing at or past
+/// the bar (most of them) costs no branch per value.
 const LANES: usize = 16;
 
 /// The selection bar of one sweep. Selected: at or above the bar and not zero (a bar of 0
@@ -180,44 +219,49 @@ impl Bar {
         Bar { bar, k, cap: 4 * k.max(1), raised: false, norm2: 0.0 }
     }
 
-    /// Offers the accumulated values of `group` (at most [`LANES`]), the first at index `base`:
-    /// the candidates are found as a bit mask without a branch per value, and each is checked
-    /// again when its turn comes (the bar may have risen meanwhile).
-    #[inline(never)]
-    fn offer(&mut self, base: usize, group: &[f32], selected: &mut Vec<(u32, f32)>) {
-        debug_assert!(group.len() <= LANES);
-        let mut hits = 0u32;
-        for (j, &r) in group.iter().enumerate() {
-            hits |= ((r.abs() >= self.bar && r != 0.0) as u32) << j;
-        }
-        while hits != 0 {
-            let j = hits.trailing_zeros() as usize;
-            hits &= hits - 1;
-            let r = group[j];
+    /// Offers the candidates `at` (ascending offsets from `start` into `residual`; each was at
+    /// or past the bar when its block was searched): each is checked again, since the bar may
+    /// have risen meanwhile. A selected entry keeps its value, and the residual keeps what its
+    /// rounding to f16 will leave.
+    fn offer(&mut self, residual: &mut [f32], start: usize, at: &[u32], selected: &mut Vec<(u32, f32)>) {
+        for &j in at {
+            let i = start + j as usize;
+            let r = residual[i];
             if r.abs() < self.bar {
                 self.norm2 += f64::from(r) * f64::from(r);
                 continue;
             }
-            selected.push(((base + j) as u32, r));
+            residual[i] = r - codec::round_half(codec::Format::Half, r);
+            selected.push((i as u32, r));
             if selected.len() >= self.cap {
-                let k = self.k;
-                selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
-                self.norm2 += squares(&selected[k..]);
-                selected.truncate(k);
+                self.keep_top_k(residual, selected);
                 // Above the k-th largest so far (the next f32 up): a value equal to it cannot
                 // improve the top k, and a run of equal values must not raise the bar again
                 // and again.
-                self.bar = f32::from_bits(selected[k - 1].1.abs().to_bits() + 1);
-                self.raised = true;
+                self.bar = selected[self.k - 1].1.abs().next_up();
             }
         }
     }
+
+    /// Keeps the k largest of `selected` (in any order); the others go back to the residual
+    /// whole, and their squares to the norm.
+    fn keep_top_k(&mut self, residual: &mut [f32], selected: &mut Vec<(u32, f32)>) {
+        let k = self.k;
+        selected.select_nth_unstable_by(k - 1, |a, b| b.1.abs().total_cmp(&a.1.abs()));
+        for &(i, v) in &selected[k..] {
+            residual[i as usize] = v;
+        }
+        self.norm2 += squares(&selected[k..]);
+        selected.truncate(k);
+        self.raised = true;
+    }
 }
 
-/// The sweep of [`accumulate_and_select`]: accumulates a group of [`LANES`] values, tests them
-/// against the bar and sums their squares without a branch per value; only a group with a
-/// candidate is looked at one value at a time. Compiled a second time for AVX2, chosen at run
-/// time (one portable binary).
+/// The sweep of [`accumulate_and_select`], a block at a time: accumulate, find the block's
+/// candidates against the bar (their offsets, and the squares of the rest), offer them in
+/// index order. The bar only rises, so finding candidates against the block's first bar
+/// selects what a value-by-value pass would. With AVX2 (chosen at run time: one portable
+/// binary) accumulating and finding are one branch-free pass of compress-stores.
 fn sweep(
     residual: &mut [f32],
     grad: &[f32],
@@ -227,26 +271,19 @@ fn sweep(
 ) {
     #[cfg(target_arch = "x86_64")]
     if crate::backend::cpu_sharing::avx2() {
-        // SAFETY: the CPU supports AVX2, checked just above.
+        // SAFETY: the CPU supports AVX2 (and so POPCNT), checked just above.
         return unsafe { sweep_avx2(residual, grad, momentum, bar, selected) };
     }
-    sweep_groups(residual, grad, momentum, bar, selected)
+    sweep_blocks(0, residual, grad, momentum, bar, selected)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn sweep_avx2(
-    residual: &mut [f32],
-    grad: &[f32],
-    momentum: Option<(Momentum, &mut [f32])>,
-    bar: &mut Bar,
-    selected: &mut Vec<(u32, f32)>,
-) {
-    sweep_groups(residual, grad, momentum, bar, selected)
-}
+/// Candidate offsets of one block, with room for a compress-store's eight lanes past the last.
+type Candidates = [u32; BLOCK + 8];
 
-#[inline(always)]
-fn sweep_groups(
+/// The portable sweep over the values from index `from` on: per block, accumulate (which the
+/// compiler vectorises), then [`find`], then offer.
+fn sweep_blocks(
+    from: usize,
     residual: &mut [f32],
     grad: &[f32],
     momentum: Option<(Momentum, &mut [f32])>,
@@ -254,81 +291,216 @@ fn sweep_groups(
     selected: &mut Vec<(u32, f32)>,
 ) {
     let n = residual.len().min(grad.len()).min(momentum.as_ref().map_or(usize::MAX, |(_, u)| u.len()));
-    let (residual, grad) = (&mut residual[..n], &grad[..n]);
-    let mut lane_sq = [0.0f32; LANES];
-    fn flush(lane_sq: &mut [f32; LANES], bar: &mut Bar) {
-        bar.norm2 += lane_sq.iter().map(|&x| f64::from(x)).sum::<f64>();
-        *lane_sq = [0.0; LANES];
+    let mut momentum = momentum.map(|(m, u)| (m, &mut u[..n]));
+    let mut found: Candidates = [0; BLOCK + 8];
+    let mut start = from;
+    while start < n {
+        let end = (start + BLOCK).min(n);
+        let (r, g) = (&mut residual[start..end], &grad[start..end]);
+        match &mut momentum {
+            None => r.iter_mut().zip(g).for_each(|(r, g)| *r += g),
+            Some((m, u)) => {
+                let (f, u) = (m.factor, &mut u[start..end]);
+                if m.nesterov {
+                    for ((r, v), g) in r.iter_mut().zip(u.iter_mut()).zip(g) {
+                        *v = f * (*v + g);
+                        *r += *v + g;
+                    }
+                } else {
+                    for ((r, v), g) in r.iter_mut().zip(u.iter_mut()).zip(g) {
+                        *v = f * *v + g;
+                        *r += *v;
+                    }
+                }
+            }
+        }
+        let count = find(r, bar.bar, &mut found, &mut bar.norm2);
+        bar.offer(residual, start, &found[..count], selected);
+        start = end;
     }
-    // One group `c`: `$acc` accumulates value `$j` and is the residual's new value.
-    macro_rules! group {
-        ($c:expr, $r:ident, $j:ident => $acc:expr) => {{
-            let c = $c;
-            let mut hit = false;
-            for $j in 0..LANES {
-                let v = $acc;
-                $r[$j] = v;
-                hit |= v.abs() >= bar.bar;
-                // Candidates are counted once their fate is known (sent or kept).
-                lane_sq[$j] += if v.abs() >= bar.bar { 0.0 } else { v * v };
-            }
-            if hit {
-                bar.offer(c * LANES, &$r[..], selected);
-            }
-            // Flush the f32 lane sums now and then so long buffers keep their precision.
-            if c % 1024 == 1023 {
-                flush(&mut lane_sq, bar);
+}
+
+/// The offsets in `block` (at most [`BLOCK`] values) of the candidates: at or past `bar` and
+/// not zero, in ascending order; the squares of the values below the bar go to `norm2`.
+/// Returns how many were found.
+fn find(block: &[f32], bar: f32, found: &mut Candidates, norm2: &mut f64) -> usize {
+    let (mut count, mut sq) = (0, [0.0f32; LANES]);
+    let (groups, tail) = block.as_chunks::<LANES>();
+    let mut take = |hits: u32, base: usize, count: &mut usize| {
+        let mut hits = hits;
+        while hits != 0 {
+            found[*count] = (base + hits.trailing_zeros() as usize) as u32;
+            *count += 1;
+            hits &= hits - 1;
+        }
+    };
+    for (c, group) in groups.iter().enumerate() {
+        let mut hits = 0u32;
+        for (j, &v) in group.iter().enumerate() {
+            hits |= ((v.abs() >= bar && v != 0.0) as u32) << j;
+            sq[j] += if v.abs() >= bar { 0.0 } else { v * v };
+        }
+        take(hits, c * LANES, &mut count);
+    }
+    let mut hits = 0u32;
+    for (j, &v) in tail.iter().enumerate() {
+        hits |= ((v.abs() >= bar && v != 0.0) as u32) << j;
+        sq[j] += if v.abs() >= bar { 0.0 } else { v * v };
+    }
+    take(hits, groups.len() * LANES, &mut count);
+    *norm2 += sq.iter().map(|&x| f64::from(x)).sum::<f64>();
+    count
+}
+
+/// [`sweep`] in AVX2, eight values at a time in one pass: accumulate, store, test against the
+/// bar, and write the candidates' offsets by one compress-store (a permutation from the
+/// threshold encoder's table packs the hit lanes to the front; the count advances by their
+/// number), with no branch per value or group; a block's candidates are then offered. The last
+/// values (fewer than eight) go through [`sweep_blocks`]. Same selection, residual and velocity
+/// as the portable sweep; the squares are summed in another order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+fn sweep_avx2(
+    residual: &mut [f32],
+    grad: &[f32],
+    momentum: Option<(Momentum, &mut [f32])>,
+    bar: &mut Bar,
+    selected: &mut Vec<(u32, f32)>,
+) {
+    use std::arch::x86_64::*;
+    let n = residual.len().min(grad.len()).min(momentum.as_ref().map_or(usize::MAX, |(_, u)| u.len()));
+    let whole = n / 8 * 8;
+    let mut momentum = momentum.map(|(m, u)| (m, &mut u[..n]));
+    let factor = _mm256_set1_ps(momentum.as_ref().map_or(0.0, |(m, _)| m.factor));
+    let (r, g) = (residual.as_mut_ptr(), grad.as_ptr());
+    let zero = _mm256_setzero_ps();
+    let mut found: Candidates = [0; BLOCK + 8];
+    // Every block of `whole`: `$acc` gives the accumulated eight values at `at` (and stores
+    // the velocity where there is one).
+    macro_rules! blocks {
+        ($at:ident => $acc:expr) => {{
+            let mut start = 0;
+            while start < whole {
+                let end = (start + BLOCK).min(whole);
+                let bar_v = _mm256_set1_ps(bar.bar);
+                let (mut sq, mut count) = ([zero; 2], 0usize);
+                // Two accumulators in turn, so the squares' additions do not wait on each other.
+                let mut $at = start;
+                while $at < end {
+                    for sq in sq.iter_mut() {
+                        if $at == end {
+                            break;
+                        }
+                        // SAFETY: `at + 8 <= whole <= n`, within `residual`, `grad` and the
+                        // velocity; `count <= at - start` and `at - start + 8 <= BLOCK`, so the
+                        // eight lanes stored at `count` lie within `found`'s `BLOCK + 8`.
+                        unsafe {
+                            let v = $acc;
+                            _mm256_storeu_ps(r.add($at), v);
+                            let offset = ($at - start) as i32;
+                            take_eight(v, bar_v, offset, sq, found.as_mut_ptr(), &mut count);
+                        }
+                        $at += 8;
+                    }
+                }
+                let mut lanes = [0.0f32; 16];
+                // SAFETY: `lanes` holds sixteen f32.
+                unsafe {
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), sq[0]);
+                    _mm256_storeu_ps(lanes.as_mut_ptr().add(8), sq[1]);
+                }
+                bar.norm2 += lanes.iter().map(|&x| f64::from(x)).sum::<f64>();
+                // SAFETY: `r` points at `residual`'s `n` values, and no other access to them
+                // happens while this borrow lives.
+                let all = unsafe { std::slice::from_raw_parts_mut(r, n) };
+                bar.offer(all, start, &found[..count], selected);
+                start = end;
             }
         }};
     }
-    let (rc, rt) = residual.as_chunks_mut::<LANES>();
-    let (gc, gt) = grad.as_chunks::<LANES>();
-    let tail = rc.len() * LANES;
-    match momentum {
-        None => {
-            for (c, (r, g)) in rc.iter_mut().zip(gc).enumerate() {
-                group!(c, r, j => r[j] + g[j]);
-            }
-            for (r, g) in rt.iter_mut().zip(gt) {
-                *r += g;
-            }
-        }
+    let load = |p: *const f32| unsafe { _mm256_loadu_ps(p) };
+    match momentum.as_mut() {
+        None => blocks!(at => _mm256_add_ps(load(r.add(at)), load(g.add(at)))),
         Some((m, u)) => {
-            let f = m.factor;
-            let u = &mut u[..n];
-            let (uc, ut) = u.as_chunks_mut::<LANES>();
-            let groups = rc.iter_mut().zip(uc.iter_mut()).zip(gc).enumerate();
+            let u = u.as_mut_ptr();
             if m.nesterov {
-                for (c, ((r, v), g)) in groups {
-                    group!(c, r, j => {
-                        v[j] = f * (v[j] + g[j]);
-                        r[j] + v[j] + g[j]
-                    });
-                }
+                // v = f·(v + g); r += v + g
+                blocks!(at => {
+                    let gv = load(g.add(at));
+                    let v = _mm256_mul_ps(factor, _mm256_add_ps(load(u.add(at)), gv));
+                    _mm256_storeu_ps(u.add(at), v);
+                    _mm256_add_ps(load(r.add(at)), _mm256_add_ps(v, gv))
+                })
             } else {
-                for (c, ((r, v), g)) in groups {
-                    group!(c, r, j => {
-                        v[j] = f * v[j] + g[j];
-                        r[j] + v[j]
-                    });
-                }
-            }
-            for ((r, v), g) in rt.iter_mut().zip(ut.iter_mut()).zip(gt) {
-                if m.nesterov {
-                    *v = f * (*v + g);
-                    *r += *v + g;
-                } else {
-                    *v = f * *v + g;
-                    *r += *v;
-                }
+                // v = f·v + g; r += v
+                blocks!(at => {
+                    let v = _mm256_add_ps(_mm256_mul_ps(factor, load(u.add(at))), load(g.add(at)));
+                    _mm256_storeu_ps(u.add(at), v);
+                    _mm256_add_ps(load(r.add(at)), v)
+                })
             }
         }
     }
-    flush(&mut lane_sq, bar);
-    let rt = &residual[tail..];
-    bar.norm2 +=
-        rt.iter().map(|&x| if x.abs() >= bar.bar { 0.0 } else { f64::from(x) * f64::from(x) }).sum::<f64>();
-    bar.offer(tail, rt, selected);
+    sweep_blocks(whole, residual, grad, momentum, bar, selected)
+}
+
+/// [`sweep_avx2`]'s test of eight accumulated values `v` at `offset` in their block: the
+/// offsets of those at or past `bar` and not zero are compress-stored at `found + count` (a
+/// permutation from the threshold encoder's table packs the hit lanes to the front) and
+/// `count` advances by their number; the squares of the rest are added to `sq`.
+///
+/// # Safety
+/// `found + count` must have room for eight `u32`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+#[inline]
+unsafe fn take_eight(
+    v: std::arch::x86_64::__m256,
+    bar: std::arch::x86_64::__m256,
+    offset: i32,
+    sq: &mut std::arch::x86_64::__m256,
+    found: *mut u32,
+    count: &mut usize,
+) {
+    use crate::backend::cpu_sharing::COMPRESS;
+    use std::arch::x86_64::*;
+    let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let past = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_and_ps(v, magnitude), bar);
+    let moves = _mm256_cmp_ps::<_CMP_NEQ_UQ>(v, _mm256_setzero_ps());
+    let hits = _mm256_movemask_ps(_mm256_and_ps(past, moves)) as usize;
+    let below = _mm256_andnot_ps(past, v);
+    *sq = _mm256_add_ps(*sq, _mm256_mul_ps(below, below));
+    let offsets = _mm256_add_epi32(_mm256_set1_epi32(offset), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    // SAFETY: `hits < 256`; the caller guarantees room for eight at `found + count`.
+    unsafe {
+        let order = _mm256_loadu_si256(COMPRESS[hits].as_ptr().cast());
+        _mm256_storeu_si256(found.add(*count).cast(), _mm256_permutevar8x32_epi32(offsets, order));
+    }
+    *count += hits.count_ones() as usize;
+}
+
+/// How many sampled runs ahead of the one being read are fetched.
+const AHEAD: usize = 8;
+
+/// Asks the CPU to fetch `len` values from `at` of every stream into cache (a hint: nothing
+/// where the architecture has none; `at + len` is within each stream's length or ignored).
+fn prefetch(streams: &[&[f32]], at: usize, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for s in streams {
+        if let Some(run) = s.get(at..at + len) {
+            for line in run.chunks(16) {
+                // SAFETY: a prefetch only hints; the address is within `s`. SSE is baseline on
+                // x86-64.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        line.as_ptr().cast(),
+                    )
+                };
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (streams, at, len);
 }
 
 /// The most neighbouring values read per sampled place by [`estimate_threshold`] (four cache
@@ -678,5 +850,88 @@ mod tests {
             assert!(above as f64 > 0.5 * k as f64 && (above as f64) < 2.0 * k as f64, "k {k}: {above}");
         }
         assert_eq!(estimate_threshold(&values, 200_000, &mut rng, &mut scratch), 0.0);
+    }
+
+    /// The AVX2 pass selects what the portable sweep selects, in the same order, and leaves
+    /// the same residual and velocity bit for bit, for every momentum mode, lengths around the
+    /// vector width and the block, bars that keep everything, some, or force the bar to rise,
+    /// zeros of both signs, infinities and NaN; the norms agree to rounding.
+    #[test]
+    fn avx2_pass_is_the_portable_sweep() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !crate::backend::cpu_sharing::avx2() {
+                return;
+            }
+            let mut rng = Rng::new(11);
+            let specials = [0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 3.0, -3.0];
+            let values = |len: usize, rng: &mut Rng| -> Vec<f32> {
+                (0..len)
+                    .map(|_| match rng.below(50) {
+                        0 => specials[rng.below(specials.len() as u64) as usize],
+                        1..=4 => rng.normal() as f32 * 4.0,
+                        _ => rng.normal() as f32 * 0.1,
+                    })
+                    .collect()
+            };
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            for len in [0, 1, 7, 8, 9, 100, BLOCK - 1, BLOCK, BLOCK + 9, 3 * BLOCK + 5] {
+                for mode in [None, Some(false), Some(true)] {
+                    for (bar, k) in [(0.0f32, len.max(1)), (1.0, len.max(1)), (0.5, 3)] {
+                        let (residual, grad, velocity) =
+                            (values(len, &mut rng), values(len, &mut rng), values(len, &mut rng));
+                        let run = |avx2: bool| {
+                            let (mut r, mut u) = (residual.clone(), velocity.clone());
+                            let momentum =
+                                mode.map(|nesterov| (Momentum { factor: 0.9, nesterov }, u.as_mut_slice()));
+                            let (mut b, mut selected) = (Bar::new(bar, k), Vec::new());
+                            if avx2 {
+                                // SAFETY: the CPU supports AVX2, checked above.
+                                unsafe { sweep_avx2(&mut r, &grad, momentum, &mut b, &mut selected) };
+                            } else {
+                                sweep_blocks(0, &mut r, &grad, momentum, &mut b, &mut selected);
+                            }
+                            (r, u, selected, b)
+                        };
+                        let ((ra, ua, sa, ba), (rb, ub, sb, bb)) = (run(false), run(true));
+                        let case = format!("len {len}, momentum {mode:?}, bar {bar}, k {k}");
+                        assert_eq!(bits(&ra), bits(&rb), "{case}: residual");
+                        assert_eq!(bits(&ua), bits(&ub), "{case}: velocity");
+                        let entries =
+                            |s: &[(u32, f32)]| s.iter().map(|e| (e.0, e.1.to_bits())).collect::<Vec<_>>();
+                        assert_eq!(entries(&sa), entries(&sb), "{case}: selected");
+                        assert_eq!(
+                            (ba.bar.to_bits(), ba.raised),
+                            (bb.bar.to_bits(), bb.raised),
+                            "{case}: bar"
+                        );
+                        let close = (ba.norm2 - bb.norm2).abs() <= 1e-5 * ba.norm2.abs().max(1.0);
+                        assert!(
+                            close || (ba.norm2.is_nan() && bb.norm2.is_nan()),
+                            "{case}: {} {}",
+                            ba.norm2,
+                            bb.norm2
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where all but the top 1% hold one same value, a sample with slightly fewer large values
+    /// than expected lands on the tie: the bar goes just above it, not to a value that
+    /// everything passes.
+    #[test]
+    fn a_tie_at_the_estimate_does_not_let_everything_through() {
+        let mut rng = Rng::new(9);
+        let n = 200_000;
+        let values: Vec<f32> = (0..n).map(|_| if rng.next_f64() < 0.01 { 1.0 } else { 1e-6 }).collect();
+        let large = values.iter().filter(|&&v| v == 1.0).count();
+        let mut scratch = Vec::new();
+        for _ in 0..50 {
+            let t = estimate_threshold(&values, large, &mut rng, &mut scratch);
+            let above = values.iter().filter(|v| v.abs() >= t).count();
+            assert_eq!(above, large, "bar {t}");
+        }
     }
 }

@@ -216,9 +216,10 @@ fn flush(acc: [std::arch::x86_64::__m256; 2]) -> f64 {
 }
 
 /// For each mask of eight lanes, the set lanes first, in ascending order (the rest: lane 0,
-/// written past the end and overwritten by the next group).
+/// written past the end and overwritten by the next group). Top-k's candidate search uses it
+/// too.
 #[cfg(target_arch = "x86_64")]
-static COMPRESS: [[u32; 8]; 256] = {
+pub(crate) static COMPRESS: [[u32; 8]; 256] = {
     let mut table = [[0u32; 8]; 256];
     let mut mask = 0;
     while mask < 256 {
