@@ -334,28 +334,23 @@ fn sweep_blocks(
 fn find(block: &[f32], bar: f32, found: &mut Candidates, norm2: &mut f64) -> usize {
     let (mut count, mut sq) = (0, [0.0f32; LANES]);
     let (groups, tail) = block.as_chunks::<LANES>();
-    let mut take = |hits: u32, base: usize, count: &mut usize| {
-        let mut hits = hits;
-        while hits != 0 {
-            found[*count] = (base + hits.trailing_zeros() as usize) as u32;
-            *count += 1;
-            hits &= hits - 1;
-        }
-    };
-    for (c, group) in groups.iter().enumerate() {
+    // The last values padded with zeros, which are never candidates and add nothing to the norm.
+    let mut last = [0.0f32; LANES];
+    last[..tail.len()].copy_from_slice(tail);
+    let groups = groups.iter().chain((!tail.is_empty()).then_some(&last));
+    for (c, group) in groups.enumerate() {
+        // The candidates of a group (at most LANES) as a bit mask, without a branch per value.
         let mut hits = 0u32;
         for (j, &v) in group.iter().enumerate() {
             hits |= ((v.abs() >= bar && v != 0.0) as u32) << j;
             sq[j] += if v.abs() >= bar { 0.0 } else { v * v };
         }
-        take(hits, c * LANES, &mut count);
+        while hits != 0 {
+            found[count] = (c * LANES + hits.trailing_zeros() as usize) as u32;
+            count += 1;
+            hits &= hits - 1;
+        }
     }
-    let mut hits = 0u32;
-    for (j, &v) in tail.iter().enumerate() {
-        hits |= ((v.abs() >= bar && v != 0.0) as u32) << j;
-        sq[j] += if v.abs() >= bar { 0.0 } else { v * v };
-    }
-    take(hits, groups.len() * LANES, &mut count);
     *norm2 += sq.iter().map(|&x| f64::from(x)).sum::<f64>();
     count
 }
@@ -411,13 +406,7 @@ fn sweep_avx2(
                         $at += 8;
                     }
                 }
-                let mut lanes = [0.0f32; 16];
-                // SAFETY: `lanes` holds sixteen f32.
-                unsafe {
-                    _mm256_storeu_ps(lanes.as_mut_ptr(), sq[0]);
-                    _mm256_storeu_ps(lanes.as_mut_ptr().add(8), sq[1]);
-                }
-                bar.norm2 += lanes.iter().map(|&x| f64::from(x)).sum::<f64>();
+                bar.norm2 += crate::backend::cpu_sharing::flush(sq);
                 // SAFETY: `r` points at `residual`'s `n` values, and no other access to them
                 // happens while this borrow lives.
                 let all = unsafe { std::slice::from_raw_parts_mut(r, n) };

@@ -200,11 +200,12 @@ fn add_select_segment_avx2(
     total + tail.iter().map(|&a| (a as f64) * (a as f64)).sum::<f64>()
 }
 
-/// The sum of two accumulators' sixteen lanes, in f64.
+/// The sum of two accumulators' sixteen lanes, in f64 (top-k's AVX2 sweep sums its squares
+/// with it too).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn flush(acc: [std::arch::x86_64::__m256; 2]) -> f64 {
+pub(crate) fn flush(acc: [std::arch::x86_64::__m256; 2]) -> f64 {
     use std::arch::x86_64::_mm256_storeu_ps;
     let mut lanes = [0.0f32; 16];
     // SAFETY: `lanes` holds sixteen f32.
