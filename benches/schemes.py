@@ -12,6 +12,11 @@ worker, compression against dense f32 and wall time, one run per scheme (and see
                                                                 # (--warmup EPOCHS), for every run
     python3 benches/schemes.py --updater adam --schemes none,threshold --set train.updater.beta1=0.6
                                                                 # any job key, for every run
+    python3 benches/schemes.py --model resnet20 --epochs 12 --lr 0.1 --set train.batch_size=128 \
+        --set 'train.lr_schedule="cosine"' --set train.l2=5e-4 \
+        --set 'sharing.algorithm={kind="adaptive",initial=1e-3,min_sparsity=1e-4,max_sparsity=3.5e-3}'
+                                                                # the `resnet20` rows: the settings of
+                                                                # assets/jobs/fashion-mnist-resnet20.toml
 
 A scheme name may carry a variant: `threshold-gradient` (sharing.share = "gradient"),
 `topk-nowarmup` (sharing.topk.warmup_epochs = 0), `threshold-low` (the band at a tenth of its
@@ -85,7 +90,10 @@ def run(scheme, seed):
         if args.lr is not None:
             cmd += ["--lr", args.lr]
         t0 = time.time()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            sys.exit(f"{scheme} (seed {seed}) failed with exit status {done.returncode}: "
+                     f"{' '.join(cmd)}\n{done.stderr[-2000:]}")
         wall = time.time() - t0
         with open(summary) as f:
             s = json.load(f)
@@ -93,8 +101,10 @@ def run(scheme, seed):
         return s
 
 
+batch = next((kv.partition("=")[2].strip() for kv in args.set
+              if kv.partition("=")[0].strip() == "train.batch_size"), "64")
 print(f"{'full Fashion-MNIST' if not args.quick else 'demo subset'}, {args.model}, {args.updater}, "
-      f"{args.workers} workers ({args.launcher}), batch 64 each, {args.epochs} epochs, seeds {args.seeds}"
+      f"{args.workers} workers ({args.launcher}), batch {batch} each, {args.epochs} epochs, seeds {args.seeds}"
       + (f", lr {args.lr}" if args.lr is not None else "")
       + (f", lr warm-up {args.warmup} epochs" if args.warmup > 0 else "")
       + "".join(f", {kv}" for kv in args.set))

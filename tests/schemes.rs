@@ -133,7 +133,7 @@ fn unknown_schemes_and_bad_knobs_are_refused_naming_the_key() {
         ("[sharing]\nmode = \"topk\"\ntopk = { density = 0.0 }\n", "sharing.topk.density"),
         ("[sharing]\nmode = \"dense16\"\nprecision = \"f8\"\n", "precision"),
         ("[sharing]\nmode = \"tree\"\n", "sharing.mode"),
-        ("[train]\nl2 = 1e-4\nupdater = { kind = \"nesterov\" }\n[sharing]\nmode = \"topk\"\n", "train.l2"),
+        ("[sharing]\nmode = \"topk\"\ntopk = { clip_norm = -1.0 }\n", "sharing.topk.clip_norm"),
     ] {
         let job = dir.path().join("j.toml");
         std::fs::write(&job, format!("{toml}[cluster]\nworkers = 2\n")).unwrap();

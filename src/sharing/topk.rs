@@ -6,8 +6,10 @@
 //! is kept per worker and accumulated into `v` (Nesterov: `u = μ(u + g)`, `v += u + g`), sent
 //! entries are cleared from both (momentum-factor masking), and the messages are parameter
 //! updates `lr·v` (the header's tau carries the step's rate) that every replica, the hub's
-//! included, subtracts. Other updaters (Adam, RMSProp) send the gradient and run once on the
-//! workers' sum. Local gradient clipping (`clip_norm / sqrt(workers)`) and DGC's sparsity
+//! included, subtracts. L2 (`train.l2`) is then added to the clipped gradient before the
+//! velocity, on the weights only, as DGC's SGD adds weight decay (the updater that would apply it
+//! does not run). Other updaters (Adam, RMSProp) send the gradient and run once on the
+//! workers' sum, their own L2 included. Local gradient clipping (`clip_norm / sqrt(workers)`) and DGC's sparsity
 //! warm-up (25 % of the entries falling exponentially to `density` over `warmup_epochs`) come
 //! with it. k is found by sampling: the threshold is the matching quantile of a random sample
 //! of |v|, with an exact top-k only over the few entries past it when the sample misjudged.
@@ -19,6 +21,7 @@ use crate::backend::Backend;
 use crate::job::{JobSpec, UpdaterKind};
 use crate::nn::Layout;
 use crate::rng::Rng;
+use std::ops::Range;
 
 /// The density DGC starts from.
 const WARMUP_START: f64 = 0.25;
@@ -511,6 +514,11 @@ pub struct TopK {
     /// DGC's momentum correction: (momentum, Nesterov); None: the updater runs after the sum.
     momentum: Option<(f32, bool)>,
     lr: f32,
+    /// With momentum correction: `train.l2`, added to the gradient of the weights (0: none).
+    l2: f32,
+    weight_ranges: Vec<Range<usize>>,
+    /// The model state, read each step where L2 needs the weights.
+    state: Vec<f32>,
     grad: Vec<f32>,
     velocity: Vec<f32>,
     residual: Vec<f32>,
@@ -529,14 +537,7 @@ impl TopK {
             UpdaterKind::Nesterov => (updater.momentum, true),
             _ => (0.0, false),
         });
-        if momentum.is_some() && job.train.l2 > 0.0 {
-            return Err(SchemeError::Knob {
-                key: "train.l2",
-                message: "top-k with momentum correction applies the updates itself and has no L2; \
-                          set train.l2 = 0, or use updater adam"
-                    .into(),
-            });
-        }
+        let l2 = if momentum.is_some() { job.train.l2 } else { 0.0 };
         let n = layout.len;
         Ok(TopK {
             info,
@@ -545,6 +546,9 @@ impl TopK {
             clip: job.sharing.topk.clip_norm / (job.cluster.workers.max(1) as f32).sqrt(),
             momentum,
             lr: updater.learning_rate(),
+            l2,
+            weight_ranges: if l2 > 0.0 { layout.weight_ranges() } else { Vec::new() },
+            state: Vec::new(),
             grad: vec![0.0; n],
             velocity: if momentum.is_some() { vec![0.0; n] } else { Vec::new() },
             residual: vec![0.0; n],
@@ -556,14 +560,22 @@ impl TopK {
         })
     }
 
-    /// Local clipping, then the one pass that accumulates and selects (`k`: None sends nothing);
-    /// returns the residual's L2 norm after the selection.
+    /// Local clipping, L2 (with momentum correction; `self.state` holds the model state), then
+    /// the one pass that accumulates and selects (`k`: None sends nothing); returns the
+    /// residual's L2 norm after the selection.
     fn accumulate_and_select(&mut self, k: Option<usize>) -> f64 {
         if self.clip > 0.0 {
             let norm = super::l2_norm(&self.grad) as f32;
             if norm > self.clip {
                 let s = self.clip / norm;
                 self.grad.iter_mut().for_each(|g| *g *= s);
+            }
+        }
+        if self.l2 > 0.0 {
+            for r in &self.weight_ranges {
+                for (g, &w) in self.grad[r.clone()].iter_mut().zip(&self.state[r.clone()]) {
+                    *g += self.l2 * w;
+                }
             }
         }
         let momentum = self
@@ -588,6 +600,11 @@ impl Scheme for TopK {
 
     fn step(&mut self, ctx: StepCtx<'_>) -> Result<Figures, TransportError> {
         ctx.backend.read_gradient(&mut self.grad);
+        if self.l2 > 0.0 {
+            // Sized once; the state is parameters then running state.
+            self.state.resize(ctx.backend.state_len(), 0.0);
+            ctx.backend.read_state(&mut self.state);
+        }
         let n = self.residual.len();
         let density = warmup_density(self.density, self.warmup_epochs, ctx.epochs_done);
         let k = ((density * n as f64).ceil() as usize).clamp(1, n.max(1));
@@ -706,9 +723,39 @@ mod tests {
         view.subtract_from(&mut expect, 1.0);
         assert_eq!(after, expect, "this replica applied exactly its own message");
         assert!(after.iter().zip(&before).any(|(a, b)| a != b));
-        job.train.l2 = 1e-4;
-        let err = TopK::new(&job, arch.layout()).err().expect("L2 with momentum correction is refused");
-        assert!(err.to_string().starts_with("train.l2:"), "{err}");
+    }
+
+    /// With momentum correction L2 joins the gradient of the weights (not biases) before the
+    /// velocity, as the updater it replaces would add it.
+    #[test]
+    fn momentum_correction_adds_l2_to_the_weights_gradient() {
+        let mut job = JobSpec::default();
+        job.sharing.mode = Some(SharingMode::Topk);
+        job.cluster.workers = 2;
+        job.sharing.topk = crate::job::TopkSpec { density: 1.0, warmup_epochs: 0.0, clip_norm: 0.0 };
+        job.train.updater.kind = Some(UpdaterKind::Sgd);
+        let l2 = 0.5;
+        job.train.l2 = l2;
+        let (arch, mut backend) = model(&mut job);
+        let mut topk = TopK::new(&job, arch.layout()).unwrap();
+        let n = arch.param_count();
+        let before = crate::sharing::testing::params(&mut backend);
+        let g: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.25 - 0.5).collect();
+        backend.write_gradient(&g);
+        let mut link = Loopback::default();
+        topk.step(ctx(&mut backend, &mut link, 1)).unwrap();
+        let view = MessageView::parse(&link.sent[0], n).unwrap();
+        let rate = view.header.tau;
+        let sent = view.to_dense();
+        let weights = arch.layout().weight_ranges();
+        let is_weight = |i: usize| weights.iter().any(|r| r.contains(&i));
+        assert!((0..n).any(is_weight) && !(0..n).all(is_weight), "the model has weights and biases");
+        for i in 0..n {
+            let want = g[i] + if is_weight(i) { l2 * before[i] } else { 0.0 };
+            // Every entry is sent (density 1) as an f16 value of the update `rate·v`.
+            let got = sent[i] / rate;
+            assert!((got - want).abs() <= 2e-3 * want.abs().max(1e-2), "entry {i}: {got} != {want}");
+        }
     }
 
     #[test]
