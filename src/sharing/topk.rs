@@ -6,12 +6,12 @@
 //! is kept per worker and accumulated into `v` (Nesterov: `u = μ(u + g)`, `v += u + g`), sent
 //! entries are cleared from both (momentum-factor masking), and the messages are parameter
 //! updates `lr·v` (the header's tau carries the step's rate) that every replica, the hub's
-//! included, subtracts. L2 (`train.l2`) is then added to the clipped gradient before the
-//! velocity, on the weights only, as DGC's SGD adds weight decay (the updater that would apply it
-//! does not run). Other updaters (Adam, RMSProp) send the gradient and run once on the
-//! workers' sum, their own L2 included. Local gradient clipping (`clip_norm / sqrt(workers)`) and DGC's sparsity
-//! warm-up (25 % of the entries falling exponentially to `density` over `warmup_epochs`) come
-//! with it. k is found by sampling: the threshold is the matching quantile of a random sample
+//! included, subtracts. The updater does not run then, so the scheme adds `train.l2` itself:
+//! `l2·w` joins the (clipped) gradient of the weights before the velocity, as DGC's SGD adds
+//! weight decay. Other updaters (Adam, RMSProp) send the gradient and run once on the workers'
+//! sum, their own L2 included. Local gradient clipping (`clip_norm / sqrt(workers)`) and DGC's
+//! sparsity warm-up (25 % of the entries falling exponentially to `density` over
+//! `warmup_epochs`) come with it. k is found by sampling: the threshold is the matching quantile of a random sample
 //! of |v|, with an exact top-k only over the few entries past it when the sample misjudged.
 
 use super::gradient::GradientSum;
