@@ -165,22 +165,26 @@ fn attach_follows_a_coordinator_through_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let token = token_file(dir.path(), "0123456789abcdef0123456789abcdef");
     let job = cluster_job(dir.path(), 300, "checkpoint_every = 100");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let listen = format!("127.0.0.1:{port}");
     let ckpt = dir.path().join("ckpt").display().to_string();
-    let args = [
-        "coordinator",
-        "--listen",
-        &listen,
-        "--token-file",
-        &token,
-        "--job",
-        &job,
-        "--checkpoint-dir",
-        &ckpt,
-    ];
-    let mut coordinator = Proc::spawn(&args);
+    let args = |listen: &str| {
+        Proc::spawn(&[
+            "coordinator",
+            "--listen",
+            listen,
+            "--token-file",
+            &token,
+            "--job",
+            &job,
+            "--checkpoint-dir",
+            &ckpt,
+        ])
+    };
+    // The system picks the port (a port found free and then released can be taken by another
+    // test before the coordinator binds it); the restart listens on the same one.
+    let mut coordinator = args("127.0.0.1:0");
     let url = coordinator.coordinator_url();
+    let port = url.trim_end_matches('/').rsplit(':').next().unwrap().to_string();
+    let listen = format!("127.0.0.1:{port}");
     let _workers: Vec<Proc> = (0..2)
         .map(|_| {
             Proc::spawn(&[
@@ -204,7 +208,7 @@ fn attach_follows_a_coordinator_through_a_restart() {
     });
     coordinator.kill9();
     tmux.wait("reconnecting", Duration::from_secs(30), |s| s.contains("reconnecting"));
-    let _again = Proc::spawn(&args);
+    let _again = args(&listen);
     tmux.wait("the job again", Duration::from_secs(60), |s| {
         s.contains("● connected") && s.contains("RUNNING") && s.contains("cluster-test")
     });
