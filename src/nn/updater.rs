@@ -69,13 +69,7 @@ impl Updater {
     /// Turns `grad` into the update, in place, with the learning rate scaled by `lr_scale`
     /// (the schedule).
     pub fn apply(&mut self, params: &[f32], grad: &mut [f32], lr_scale: f32) {
-        if self.l2 > 0.0 {
-            for r in &self.weight_ranges {
-                for (g, &p) in grad[r.clone()].iter_mut().zip(&params[r.clone()]) {
-                    *g += self.l2 * p;
-                }
-            }
-        }
+        add_l2(grad, params, self.l2, &self.weight_ranges);
         self.step += 1;
         let lr = self.lr * lr_scale;
         match self.kind {
@@ -136,6 +130,18 @@ impl Updater {
         self.first.copy_from_slice(&state.first);
         self.second.copy_from_slice(&state.second);
         Ok(())
+    }
+}
+
+/// `grad += l2·params` over `weight_ranges` (weights only: not biases, not batch-norm scale
+/// and shift); nothing where `l2` is 0.
+pub fn add_l2(grad: &mut [f32], params: &[f32], l2: f32, weight_ranges: &[Range<usize>]) {
+    if l2 > 0.0 {
+        for r in weight_ranges {
+            for (g, &p) in grad[r.clone()].iter_mut().zip(&params[r.clone()]) {
+                *g += l2 * p;
+            }
+        }
     }
 }
 

@@ -222,7 +222,7 @@ pub fn create(job: &JobSpec, layout: &Layout) -> Result<Box<dyn Scheme>, SchemeE
         SharingMode::None => Box::new(super::none::NoSharing(info)),
         SharingMode::Averaging => Box::new(super::averaging::Averaging::new(job)),
         SharingMode::Threshold => Box::new(super::threshold::ThresholdSharing::new(job, layout)),
-        SharingMode::Topk => Box::new(super::topk::TopK::new(job, layout)?),
+        SharingMode::Topk => Box::new(super::topk::TopK::new(job, layout)),
         SharingMode::Powersgd => Box::new(super::powersgd::PowerSgd::new(job, layout)?),
         SharingMode::Dense16 => Box::new(super::dense16::Dense16::new(job, layout)),
     })

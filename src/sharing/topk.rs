@@ -11,11 +11,12 @@
 //! weight decay. Other updaters (Adam, RMSProp) send the gradient and run once on the workers'
 //! sum, their own L2 included. Local gradient clipping (`clip_norm / sqrt(workers)`) and DGC's
 //! sparsity warm-up (25 % of the entries falling exponentially to `density` over
-//! `warmup_epochs`) come with it. k is found by sampling: the threshold is the matching quantile of a random sample
-//! of |v|, with an exact top-k only over the few entries past it when the sample misjudged.
+//! `warmup_epochs`) come with it. k is found by sampling: the threshold is the matching
+//! quantile of a random sample of |v|, with an exact top-k only over the few entries past it
+//! when the sample misjudged.
 
 use super::gradient::GradientSum;
-use super::scheme::{SchemeError, momentum_corrected};
+use super::scheme::momentum_corrected;
 use super::{Figures, MessageView, Scheme, SchemeInfo, StepCtx, TransportError, codec};
 use crate::backend::Backend;
 use crate::job::{JobSpec, UpdaterKind};
@@ -530,7 +531,7 @@ pub struct TopK {
 }
 
 impl TopK {
-    pub fn new(job: &JobSpec, layout: &Layout) -> Result<Self, SchemeError> {
+    pub fn new(job: &JobSpec, layout: &Layout) -> Self {
         let updater = job.updater();
         let info = super::describe(job);
         let momentum = momentum_corrected(job).then(|| match updater.kind() {
@@ -539,7 +540,7 @@ impl TopK {
         });
         let l2 = if momentum.is_some() { job.train.l2 } else { 0.0 };
         let n = layout.len;
-        Ok(TopK {
+        TopK {
             info,
             density: job.sharing.topk.density as f64,
             warmup_epochs: job.sharing.topk.warmup_epochs as f64,
@@ -557,7 +558,7 @@ impl TopK {
             message: Vec::new(),
             rng: Rng::derive(job.train.seed, 0x70F0_0000),
             gradient: momentum.is_none().then(|| GradientSum::new(n, job)),
-        })
+        }
     }
 
     /// Local clipping, L2 (with momentum correction; `self.state` holds the model state), then
@@ -571,13 +572,7 @@ impl TopK {
                 self.grad.iter_mut().for_each(|g| *g *= s);
             }
         }
-        if self.l2 > 0.0 {
-            for r in &self.weight_ranges {
-                for (g, &w) in self.grad[r.clone()].iter_mut().zip(&self.state[r.clone()]) {
-                    *g += self.l2 * w;
-                }
-            }
-        }
+        crate::nn::updater::add_l2(&mut self.grad, &self.state, self.l2, &self.weight_ranges);
         let momentum = self
             .momentum
             .map(|(factor, nesterov)| (Momentum { factor, nesterov }, self.velocity.as_mut_slice()));
@@ -669,7 +664,7 @@ mod tests {
         job.train.updater.kind = Some(UpdaterKind::Adam);
         job.sharing.topk = crate::job::TopkSpec { density: 0.05, warmup_epochs: 0.0, clip_norm: 0.0 };
         let (arch, mut backend) = model(&mut job);
-        let mut topk = TopK::new(&job, arch.layout()).unwrap();
+        let mut topk = TopK::new(&job, arch.layout());
         assert!(topk.momentum.is_none(), "Adam: gradient messages");
         let n = arch.param_count();
         let mut rng = Rng::new(9);
@@ -710,7 +705,7 @@ mod tests {
         job.cluster.workers = 2;
         let (arch, mut backend) = model(&mut job);
         assert!(crate::sharing::describe(&job).replica_follows, "Nesterov: the messages are updates");
-        let mut topk = TopK::new(&job, arch.layout()).unwrap();
+        let mut topk = TopK::new(&job, arch.layout());
         let before = crate::sharing::testing::params(&mut backend);
         let n = arch.param_count();
         backend.write_gradient(&vec![1.0; n]);
@@ -737,7 +732,7 @@ mod tests {
         let l2 = 0.5;
         job.train.l2 = l2;
         let (arch, mut backend) = model(&mut job);
-        let mut topk = TopK::new(&job, arch.layout()).unwrap();
+        let mut topk = TopK::new(&job, arch.layout());
         let n = arch.param_count();
         let before = crate::sharing::testing::params(&mut backend);
         let g: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.25 - 0.5).collect();
