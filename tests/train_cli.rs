@@ -12,9 +12,11 @@ fn demo_trains_saves_evaluates_and_resumes() {
     let (ok, stdout, stderr) =
         run(&["train", "--output", out.to_str().unwrap(), "--summary-json", summary.to_str().unwrap()]);
     assert!(ok, "{stderr}");
+    assert!(!stderr.contains("looks diverged"), "a healthy run is not flagged: {stderr}");
     let s = json(&summary);
     let acc = s["test_accuracy"].as_f64().unwrap();
     assert!(acc >= 0.80, "demo accuracy {acc}");
+    assert!(s["per_epoch"].as_array().unwrap().iter().all(|e| e["divergence"].is_null()));
     assert_eq!(s["epochs"], 5);
     assert_eq!(s["parameters"], 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
     for key in ["steps", "train_seconds", "samples_per_sec"] {
@@ -58,6 +60,45 @@ fn demo_trains_saves_evaluates_and_resumes() {
     assert!(r["test_accuracy"].as_f64().unwrap() >= 0.80);
     let (ok, _, stderr) = run(&["train", "--resume", resumed.to_str().unwrap(), "--epochs", "7"]);
     assert!(!ok && stderr.contains("already has 7 epochs"), "{stderr}");
+}
+
+/// A synchronous scheme at a rate the model does not survive, without a NaN (Adam's steps are
+/// bounded): the run finishes, and each epoch that looks diverged is named on stderr with the
+/// rate as set and as applied, and in the summary.
+#[test]
+fn a_diverging_run_is_flagged_with_the_rate_it_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let (ok, _, stderr) = run(&[
+        "train",
+        "--sharing",
+        "dense16",
+        "--workers",
+        "2",
+        "--updater",
+        "adam",
+        "--lr",
+        "0.5",
+        "--epochs",
+        "2",
+        "--output",
+        dir.path().join("m").to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(ok, "a warning, not a failure: {stderr}");
+    assert!(stderr.contains("epoch 1: the run looks diverged: its"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "train.updater.lr, now 0.5; `dense16` runs one updater on the mean gradient of 2 workers at 1.4142x it, 0.7071"
+        ),
+        "{stderr}"
+    );
+    let first = &json(&summary)["per_epoch"][0];
+    assert!(
+        first["divergence"].as_str().is_some_and(|d| d.contains("above") || d.contains("worse")),
+        "{first}"
+    );
 }
 
 #[test]

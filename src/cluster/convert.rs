@@ -148,6 +148,7 @@ pub fn epoch_to_pb(e: &EpochSummary) -> pb::EpochPoint {
         replica_drift: e.replica_drift,
         seconds: e.seconds,
         language: matches!(e.test, Some(crate::engine::EvalReport::Language(_))),
+        divergence: e.divergence.clone().unwrap_or_default(),
     }
 }
 

@@ -60,6 +60,9 @@ pub struct EpochSummary {
     pub test: Option<EvalReport>,
     pub bytes_sent: u64,
     pub dense_bytes: u64,
+    /// Why the run looked diverged at this epoch ([`crate::engine::driver::Divergence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<String>,
 }
 
 impl EpochSummary {

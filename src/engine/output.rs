@@ -129,6 +129,8 @@ impl FinishedRun<'_> {
                 "seconds": e.seconds,
                 "replica_drift": e.replica_drift,
                 "bytes_sent": e.bytes_sent,
+                // Why the run looked diverged at this epoch (null when it did not).
+                "divergence": e.divergence,
             })).collect::<Vec<_>>(),
             "evaluation": report,
             "model_dir": output.to_string(),

@@ -30,7 +30,7 @@ pub use encoder::{EncodeStats, ThresholdEncoder};
 pub use powersgd::{low_rank_pays, orthonormalize};
 pub use scheme::{
     Collective, Figures, Link, Reduce, Scheme, SchemeError, SchemeInfo, StepCtx, TransportError, create,
-    describe,
+    describe, mean_gradient_gain,
 };
 pub use tau::{DECAY, ResidualClip, Threshold};
 pub use threshold::{LayerShare, ThresholdSharing};

@@ -182,6 +182,16 @@ fn gradient_messages(job: &JobSpec) -> bool {
     }
 }
 
+/// The factor on `train.updater.lr` when the scheme runs one updater on the workers' mean
+/// gradient ([`super::gradient::lr_gain`]: the linear rule for SGD and Nesterov, the
+/// square-root rule for Adam and RMSProp); `None` when each worker's updater runs on its own
+/// gradient (threshold on updates, top-k with momentum correction, averaging, none).
+pub fn mean_gradient_gain(job: &JobSpec) -> Option<f32> {
+    let mode = job.sharing_mode();
+    (mode != SharingMode::None && mode != SharingMode::Averaging && gradient_messages(job))
+        .then(|| super::gradient::lr_gain(job))
+}
+
 /// Top-k with an SGD-family updater corrects momentum itself (DGC) and sends parameter deltas.
 pub(super) fn momentum_corrected(job: &JobSpec) -> bool {
     matches!(job.updater().kind, Some(UpdaterKind::Sgd | UpdaterKind::Nesterov))

@@ -173,6 +173,8 @@ pub struct EpochPoint {
     pub test_accuracy: Option<f64>,
     /// A language model's held-out loss in nats per token (`None` for other models).
     pub language_loss: Option<f64>,
+    /// Why the run looked diverged at this epoch, when it did.
+    pub divergence: Option<String>,
 }
 
 /// The training loss at a time.
@@ -431,6 +433,7 @@ mod wire {
                 epoch: e.epoch,
                 test_accuracy: e.test_accuracy,
                 language_loss: (e.language && e.test_loss.is_finite()).then_some(e.test_loss),
+                divergence: (!e.divergence.is_empty()).then_some(e.divergence),
             }
         }
     }

@@ -228,7 +228,7 @@ pub struct Warning {
 const SUSTAINED: usize = 20;
 
 /// Warnings: sparsity outside the band, a residual that keeps growing, a lagging or lost
-/// worker, a NaN loss.
+/// worker, a NaN loss, a run that looks diverged at its last epoch.
 pub fn warnings(job: &JobView) -> Vec<Warning> {
     let mut out: Vec<Warning> =
         job.launch_problems.iter().map(|p| Warning { worker: None, text: format!("launch: {p}") }).collect();
@@ -236,6 +236,17 @@ pub fn warnings(job: &JobView) -> Vec<Warning> {
         || job.workers.values().any(|w| !w.loss.is_finite())
     {
         out.push(Warning { worker: None, text: "loss is NaN or infinite: lower the learning rate".into() });
+    }
+    if let Some(e) = job.epochs.last()
+        && let Some(why) = &e.divergence
+    {
+        out.push(Warning {
+            worker: None,
+            text: format!(
+                "epoch {} looks diverged (lower the learning rate; Logs has more): {why}",
+                e.epoch + 1
+            ),
+        });
     }
     let max_step = job.workers.values().map(|w| w.step).max().unwrap_or(0);
     for (id, w) in &job.workers {
@@ -333,7 +344,7 @@ mod tests {
                 residual_norm: vec![0.2],
                 tau: vec![1e-3],
             }],
-            new_epochs: vec![model::EpochPoint { epoch: 0, test_accuracy: Some(0.8), language_loss: None }],
+            new_epochs: vec![model::EpochPoint { epoch: 0, test_accuracy: Some(0.8), ..Default::default() }],
             ..Default::default()
         });
         assert_eq!(v.workers.len(), 2);
@@ -365,6 +376,23 @@ mod tests {
         s.extend(&chunk);
         assert_eq!(s.time.len(), SERIES);
         assert_eq!(s.tau.len(), SERIES);
+    }
+
+    /// The coordinator's verdict on the last epoch is a warning; once a later epoch is fine,
+    /// it goes.
+    #[test]
+    fn a_diverged_epoch_warns_until_a_later_one_is_fine() {
+        let why = "its test loss 92.0000 is worse than guessing";
+        let mut job = JobView { state: model::JobState::Running, ..Default::default() };
+        job.epochs.push(model::EpochPoint { epoch: 0, divergence: Some(why.into()), ..Default::default() });
+        let w = warnings(&job);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].text.starts_with("epoch 1 looks diverged (lower the learning rate")
+                && w[0].text.ends_with(why)
+        );
+        job.epochs.push(model::EpochPoint { epoch: 1, test_accuracy: Some(0.7), ..Default::default() });
+        assert!(warnings(&job).is_empty());
     }
 
     #[test]

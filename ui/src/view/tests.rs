@@ -73,8 +73,8 @@ pub fn fixture() -> App {
             worker(2, model::WorkerState::Training, 9_000.0, 290),
         ],
         epochs: vec![
-            model::EpochPoint { epoch: 0, test_accuracy: Some(0.712), language_loss: None },
-            model::EpochPoint { epoch: 1, test_accuracy: Some(0.781), language_loss: None },
+            model::EpochPoint { epoch: 0, test_accuracy: Some(0.712), ..Default::default() },
+            model::EpochPoint { epoch: 1, test_accuracy: Some(0.781), ..Default::default() },
         ],
         loss: (0..50)
             .map(|i| model::LossPoint { time: i as f64 * 0.25, loss: 2.3 / (1.0 + i as f64 * 0.2) })
@@ -402,6 +402,7 @@ fn a_language_model_shows_held_out_loss_and_perplexity() {
             epoch: 2,
             test_accuracy: Some(0.41),
             language_loss: Some(1.9265),
+            divergence: None,
         }],
         ..Default::default()
     }));
