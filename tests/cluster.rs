@@ -89,11 +89,11 @@ fn restarted_coordinator_resumes_from_its_checkpoint_and_workers_reconnect() {
             dir.path().join("m").display().to_string(),
         ]
     };
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let listen = format!("127.0.0.1:{port}");
-    let a = args(&listen);
+    // The system picks the port; the restart listens on the same one.
+    let a = args("127.0.0.1:0");
     let mut first = Proc::spawn(&a.iter().map(String::as_str).collect::<Vec<_>>());
     let url = first.coordinator_url();
+    let a = args(&first.coordinator_listen());
     let mut workers: Vec<Proc> =
         (0..2).map(|_| worker(&url, &token, &["--retries", "60", "--connect-timeout", "1"])).collect();
     first

@@ -183,8 +183,7 @@ fn attach_follows_a_coordinator_through_a_restart() {
     // test before the coordinator binds it); the restart listens on the same one.
     let mut coordinator = args("127.0.0.1:0");
     let url = coordinator.coordinator_url();
-    let port = url.trim_end_matches('/').rsplit(':').next().unwrap().to_string();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = coordinator.coordinator_listen();
     let _workers: Vec<Proc> = (0..2)
         .map(|_| {
             Proc::spawn(&[

@@ -290,25 +290,27 @@ fn checkpoints_and_the_model_on_hdfs_survive_a_coordinator_kill_and_stale_tempor
         dfs.put(&format!("{ckpt}/{stale}"), b"half a file");
     }
     let summary = dir.path().join("s.json");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let listen = format!("127.0.0.1:{port}");
-    let args = [
-        "coordinator",
-        "--listen",
-        &listen,
-        "--token-file",
-        &token,
-        "--job",
-        path(&job),
-        "--checkpoint-dir",
-        &ckpt,
-        "--output",
-        &model,
-        "--summary-json",
-        path(&summary),
-    ];
-    let mut first = Proc::spawn(&args);
+    // The system picks the port; the restart listens on the same one.
+    let spawn = |listen: &str| {
+        Proc::spawn(&[
+            "coordinator",
+            "--listen",
+            listen,
+            "--token-file",
+            &token,
+            "--job",
+            path(&job),
+            "--checkpoint-dir",
+            &ckpt,
+            "--output",
+            &model,
+            "--summary-json",
+            path(&summary),
+        ])
+    };
+    let mut first = spawn("127.0.0.1:0");
     let url = first.coordinator_url();
+    let listen = first.coordinator_listen();
     let mut workers: Vec<Proc> = (0..2)
         .map(|_| {
             Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token, "--reconnect-secs", "120"])
@@ -320,7 +322,7 @@ fn checkpoints_and_the_model_on_hdfs_survive_a_coordinator_kill_and_stale_tempor
     first.kill9();
     assert!(meta["params_file"].as_str().is_some_and(|f| f.ends_with(".safetensors")), "{meta}");
 
-    let mut second = Proc::spawn(&args);
+    let mut second = spawn(&listen);
     let second_pid = second.child.id();
     second.wait_for("resuming job", Duration::from_secs(60)).unwrap_or_else(|| panic!("{}", second.output()));
     let status = second.wait_exit(Duration::from_secs(400)).expect("the resumed job completes");

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
@@ -137,28 +136,30 @@ fn batch_norm_running_state_survives_a_coordinator_crash_and_evaluates_the_same(
     let ckpt = dir.path().join("ckpt");
     let summary = dir.path().join("s.json");
     let model = dir.path().join("m");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let args: Vec<String> = [
-        "coordinator",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--token-file",
-        &token,
-        "--job",
-        &job,
-        "--checkpoint-dir",
-        ckpt.to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-        "--output",
-        model.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut first = Proc::spawn(&argv);
+    // The system picks the port; the restart listens on the same one.
+    let args = |listen: &str| -> Vec<String> {
+        [
+            "coordinator",
+            "--listen",
+            listen,
+            "--token-file",
+            &token,
+            "--job",
+            &job,
+            "--checkpoint-dir",
+            ckpt.to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--output",
+            model.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut first = Proc::spawn(&args("127.0.0.1:0").iter().map(String::as_str).collect::<Vec<_>>());
     let url = first.coordinator_url();
+    let again = args(&first.coordinator_listen());
     let worker = |extra: &[&str]| {
         let mut a = vec!["worker", "--coordinator", &url, "--token-file", &token];
         a.extend_from_slice(extra);
@@ -178,7 +179,7 @@ fn batch_norm_running_state_survives_a_coordinator_crash_and_evaluates_the_same(
     assert_eq!(running.len(), 12, "mean and variance of 6 channels");
     assert!(running[..6].iter().any(|&m| m.abs() > 1e-3), "running means moved: {running:?}");
 
-    let mut second = Proc::spawn(&argv);
+    let mut second = Proc::spawn(&again.iter().map(String::as_str).collect::<Vec<_>>());
     second
         .wait_for("resuming job", Duration::from_secs(60))
         .unwrap_or_else(|| panic!("no resume:\n{}", second.output()));
