@@ -247,7 +247,8 @@ fn classes(e: &EpochSummary) -> Option<(&crate::nn::Evaluation, usize, f64)> {
 fn blew_up(e: &EpochSummary) -> Option<Divergence> {
     let (eval, classes, _) = classes(e)?;
     let bound = GUESS_FACTOR * (classes as f64).ln();
-    if eval.loss > bound {
+    // A test loss of NaN (running statistics gone non-finite) is worse than any guess too.
+    if eval.loss.is_nan() || eval.loss > bound {
         Some(Divergence::WorseThanGuessing { loss: eval.loss, classes })
     } else if e.train_loss > bound {
         Some(Divergence::LossExploded { loss: e.train_loss, classes })
@@ -529,6 +530,10 @@ mod tests {
         let guess = check(&[epoch(0, 2.0, Some((92.0, 0.1)))]).expect("worse than guessing");
         assert_eq!(guess, Divergence::WorseThanGuessing { loss: 92.0, classes: 10 });
         assert!(guess.to_string().contains("over 10 classes scores 2.303"), "{guess}");
+        assert!(matches!(
+            check(&[epoch(0, 2.0, Some((f64::NAN, 0.1)))]),
+            Some(Divergence::WorseThanGuessing { classes: 10, .. })
+        ));
 
         let blown = [
             epoch(0, 2.6e14, Some((2.302, 0.095))),
