@@ -6,7 +6,7 @@ mod common;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Proc, cluster_job, coordinator, json, token_file, worker, workers_of};
+use common::{Proc, cluster_job, coordinator, json, path, same_listen, token_file, worker, workers_of};
 use strom_proto::v1 as pb;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
@@ -72,28 +72,12 @@ fn restarted_coordinator_resumes_from_its_checkpoint_and_workers_reconnect() {
     let job = cluster_job(dir.path(), 8, "checkpoint_every = 40");
     let ckpt = dir.path().join("ckpt");
     let summary = dir.path().join("s.json");
-    let args = |listen: &str| -> Vec<String> {
-        vec![
-            "coordinator".into(),
-            "--listen".into(),
-            listen.into(),
-            "--token-file".into(),
-            token.clone(),
-            "--job".into(),
-            job.clone(),
-            "--checkpoint-dir".into(),
-            ckpt.display().to_string(),
-            "--summary-json".into(),
-            summary.display().to_string(),
-            "--output".into(),
-            dir.path().join("m").display().to_string(),
-        ]
+    let start = |listen: &str| {
+        coordinator(dir.path(), listen, &token, &job, &summary, &["--checkpoint-dir", path(&ckpt)])
     };
     // The system picks the port; the restart listens on the same one.
-    let a = args("127.0.0.1:0");
-    let mut first = Proc::spawn(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut first = start("127.0.0.1:0");
     let url = first.coordinator_url();
-    let a = args(&first.coordinator_listen());
     let mut workers: Vec<Proc> =
         (0..2).map(|_| worker(&url, &token, &["--retries", "60", "--connect-timeout", "1"])).collect();
     first
@@ -102,7 +86,7 @@ fn restarted_coordinator_resumes_from_its_checkpoint_and_workers_reconnect() {
     first.kill9();
     assert!(ckpt.join("checkpoint.json").exists(), "a checkpoint was written");
 
-    let mut second = Proc::spawn(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut second = start(&same_listen(&url));
     let resumed = second
         .wait_for("resuming job", Duration::from_secs(30))
         .unwrap_or_else(|| panic!("no resume:\n{}", second.output()));

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Proc, Tmux, cluster_job, pids_with, token_file};
+use common::{Proc, Tmux, cluster_job, pids_with, same_listen, token_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strom");
 
@@ -183,7 +183,6 @@ fn attach_follows_a_coordinator_through_a_restart() {
     // test before the coordinator binds it); the restart listens on the same one.
     let mut coordinator = args("127.0.0.1:0");
     let url = coordinator.coordinator_url();
-    let listen = coordinator.coordinator_listen();
     let _workers: Vec<Proc> = (0..2)
         .map(|_| {
             Proc::spawn(&[
@@ -207,7 +206,7 @@ fn attach_follows_a_coordinator_through_a_restart() {
     });
     coordinator.kill9();
     tmux.wait("reconnecting", Duration::from_secs(30), |s| s.contains("reconnecting"));
-    let _again = args(&listen);
+    let _again = args(&same_listen(&url));
     tmux.wait("the job again", Duration::from_secs(60), |s| {
         s.contains("● connected") && s.contains("RUNNING") && s.contains("cluster-test")
     });

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::minidfs::MiniDfs;
-use common::{Proc, json, path, run, token_file};
+use common::{Proc, json, path, run, same_listen, token_file};
 use strom::storage::Location;
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fashion-mnist-demo");
@@ -310,7 +310,6 @@ fn checkpoints_and_the_model_on_hdfs_survive_a_coordinator_kill_and_stale_tempor
     };
     let mut first = spawn("127.0.0.1:0");
     let url = first.coordinator_url();
-    let listen = first.coordinator_listen();
     let mut workers: Vec<Proc> = (0..2)
         .map(|_| {
             Proc::spawn(&["worker", "--coordinator", &url, "--token-file", &token, "--reconnect-secs", "120"])
@@ -322,7 +321,7 @@ fn checkpoints_and_the_model_on_hdfs_survive_a_coordinator_kill_and_stale_tempor
     first.kill9();
     assert!(meta["params_file"].as_str().is_some_and(|f| f.ends_with(".safetensors")), "{meta}");
 
-    let mut second = spawn(&listen);
+    let mut second = spawn(&same_listen(&url));
     let second_pid = second.child.id();
     second.wait_for("resuming job", Duration::from_secs(60)).unwrap_or_else(|| panic!("{}", second.output()));
     let status = second.wait_exit(Duration::from_secs(400)).expect("the resumed job completes");

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Proc, json, run, token_file};
+use common::{Proc, coordinator, json, path, run, same_listen, token_file, worker};
 
 /// Convolutions that end in global average pooling: the dense output layer sees only 16
 /// channel means, so the accuracy rests on what the convolutions learn. With their gradients
@@ -135,38 +135,16 @@ fn batch_norm_running_state_survives_a_coordinator_crash_and_evaluates_the_same(
     let job = job(dir.path(), "bn", BN);
     let ckpt = dir.path().join("ckpt");
     let summary = dir.path().join("s.json");
+    // `coordinator` writes the model to `dir/m`.
     let model = dir.path().join("m");
+    let start = |listen: &str| {
+        coordinator(dir.path(), listen, &token, &job, &summary, &["--checkpoint-dir", path(&ckpt)])
+    };
     // The system picks the port; the restart listens on the same one.
-    let args = |listen: &str| -> Vec<String> {
-        [
-            "coordinator",
-            "--listen",
-            listen,
-            "--token-file",
-            &token,
-            "--job",
-            &job,
-            "--checkpoint-dir",
-            ckpt.to_str().unwrap(),
-            "--summary-json",
-            summary.to_str().unwrap(),
-            "--output",
-            model.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
-    let mut first = Proc::spawn(&args("127.0.0.1:0").iter().map(String::as_str).collect::<Vec<_>>());
+    let mut first = start("127.0.0.1:0");
     let url = first.coordinator_url();
-    let again = args(&first.coordinator_listen());
-    let worker = |extra: &[&str]| {
-        let mut a = vec!["worker", "--coordinator", &url, "--token-file", &token];
-        a.extend_from_slice(extra);
-        Proc::spawn(&a)
-    };
     let mut workers: Vec<Proc> =
-        (0..2).map(|_| worker(&["--retries", "60", "--connect-timeout", "1"])).collect();
+        (0..2).map(|_| worker(&url, &token, &["--retries", "60", "--connect-timeout", "1"])).collect();
     first
         .wait_for("epoch 2 done", Duration::from_secs(300))
         .unwrap_or_else(|| panic!("no progress:\n{}", first.output()));
@@ -179,7 +157,7 @@ fn batch_norm_running_state_survives_a_coordinator_crash_and_evaluates_the_same(
     assert_eq!(running.len(), 12, "mean and variance of 6 channels");
     assert!(running[..6].iter().any(|&m| m.abs() > 1e-3), "running means moved: {running:?}");
 
-    let mut second = Proc::spawn(&again.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut second = start(&same_listen(&url));
     second
         .wait_for("resuming job", Duration::from_secs(60))
         .unwrap_or_else(|| panic!("no resume:\n{}", second.output()));

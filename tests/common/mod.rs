@@ -169,15 +169,6 @@ impl Proc {
         line.rsplit(' ').next().unwrap().trim().to_string()
     }
 
-    /// Where a coordinator that was started with `--listen 127.0.0.1:0` listens, for its
-    /// restart to take the same port: a test that finds a free port and releases it can lose it
-    /// to another test before the coordinator binds it (CI did: `Address already in use`).
-    pub fn coordinator_listen(&self) -> String {
-        let url = self.coordinator_url();
-        let port = url.trim_end_matches('/').rsplit(':').next().unwrap_or_else(|| panic!("no port in {url}"));
-        format!("127.0.0.1:{port}")
-    }
-
     /// The fingerprint a coordinator beyond loopback prints for its own certificate
     /// (`tls pin: sha256:<hex> (...)`).
     pub fn tls_pin(&self) -> String {
@@ -228,6 +219,15 @@ pub fn coordinator(dir: &Path, listen: &str, token: &str, job: &str, summary: &P
     args.extend_from_slice(&["--output", path(&output), "--summary-json", path(summary)]);
     args.extend_from_slice(extra);
     Proc::spawn(&args)
+}
+
+/// The `--listen` address of a loopback coordinator found at `url` (started on
+/// `127.0.0.1:0`), for its restart to take the same port: a test that finds a free port and
+/// releases it can lose it to another test before the coordinator binds it (CI did: `Address
+/// already in use`).
+pub fn same_listen(url: &str) -> String {
+    let port = url.trim_end_matches('/').rsplit(':').next().unwrap_or_else(|| panic!("no port in {url}"));
+    format!("127.0.0.1:{port}")
 }
 
 /// A tmux server of its own (one socket per test) running a shell in an `w` x `h` pane.
